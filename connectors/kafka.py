@@ -1,0 +1,100 @@
+"""Kafka source and sink builders for every job: jar loading and the platform workarounds, once.
+
+* The connector jars are not part of apache-flink; ``itchflow setup`` extracts them and
+  :func:`add_kafka_jars` ships them with the job (``pipeline.jars`` alone fails with
+  ``flink run -py``, PLATFORM.md).
+* PyFlink hard-codes the shaded class names of the fat SQL connector jar in
+  ``KafkaOffsetsInitializer.committed_offsets``; with the thin jars we build the Java
+  initializer through py4j instead (:func:`committed_offsets_or`).
+* Keyed output is ``Row(key_bytes, value_bytes)`` typed :data:`KEYED_BYTES` and split into
+  the Kafka key and value by ``RowFieldExtractorSchema``.
+* Delivery: AT_LEAST_ONCE by default because the local broker's transactions do not isolate
+  (PLATFORM.md); sinks downstream are idempotent. Use EXACTLY_ONCE against a real Kafka.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyflink.common import Types
+from pyflink.common.serialization import ByteArraySchema, RowFieldExtractorSchema
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import DeliveryGuarantee
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetsInitializer,
+    KafkaRecordSerializationSchema,
+    KafkaSink,
+    KafkaSource,
+)
+from pyflink.java_gateway import get_gateway
+
+from itchflow.bootstrap import connector_jar_paths
+
+KEYED_BYTES = Types.ROW([Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where and how a job talks to Kafka; built from the job's command line."""
+
+    bootstrap_servers: str
+    group_id: str
+    delivery: str = "at-least-once"  # or "exactly-once" (real Kafka only)
+    client_properties: dict[str, str] = field(default_factory=dict)  # security.protocol, sasl.*, ssl.*
+
+
+def add_kafka_jars(env: StreamExecutionEnvironment) -> None:
+    env.add_jars(*(path.as_uri() for path in connector_jar_paths()))
+
+
+def committed_offsets_or(reset: str = "earliest") -> KafkaOffsetsInitializer:
+    """Start from the group's committed offsets, else from ``reset`` (earliest | latest)."""
+    jvm = get_gateway().jvm
+    initializer = jvm.org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer
+    strategy = jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy.valueOf(reset.upper())
+    return KafkaOffsetsInitializer(initializer.committedOffsets(strategy))
+
+
+def bytes_source(settings: KafkaSettings, *topics: str, reset: str = "earliest") -> KafkaSource:
+    """A source of raw record values (bytes); offsets are committed on checkpoints."""
+    builder = (
+        KafkaSource.builder()
+        .set_bootstrap_servers(settings.bootstrap_servers)
+        .set_group_id(settings.group_id)
+        .set_topics(*topics)
+        .set_starting_offsets(committed_offsets_or(reset))
+        .set_value_only_deserializer(ByteArraySchema())
+        .set_property("commit.offsets.on.checkpoint", "true")
+        .set_property("partition.discovery.interval.ms", "30000")
+        .set_client_id_prefix(settings.group_id)
+    )
+    for key, value in settings.client_properties.items():
+        builder = builder.set_property(key, value)
+    return builder.build()
+
+
+def keyed_bytes_sink(settings: KafkaSettings, topic: str) -> KafkaSink:
+    """A sink for ``Row(key_bytes, value_bytes)`` records (type :data:`KEYED_BYTES`)."""
+    serializer = (
+        KafkaRecordSerializationSchema.builder()
+        .set_topic(topic)
+        .set_key_serialization_schema(RowFieldExtractorSchema(0))
+        .set_value_serialization_schema(RowFieldExtractorSchema(1))
+        .build()
+    )
+    guarantee = (
+        DeliveryGuarantee.EXACTLY_ONCE if settings.delivery == "exactly-once" else DeliveryGuarantee.AT_LEAST_ONCE
+    )
+    builder = (
+        KafkaSink.builder()
+        .set_bootstrap_servers(settings.bootstrap_servers)
+        .set_record_serializer(serializer)
+        .set_delivery_guarantee(guarantee)
+        .set_property("compression.type", "lz4")
+        .set_property("linger.ms", "5")
+    )
+    if guarantee == DeliveryGuarantee.EXACTLY_ONCE:
+        builder = builder.set_transactional_id_prefix(settings.group_id)
+    for key, value in settings.client_properties.items():
+        builder = builder.set_property(key, value)
+    return builder.build()

@@ -1,0 +1,279 @@
+"""``itchflow submit`` (the real ``flink run -d -py``) and ``itchflow jobs`` (Flink REST)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from itchflow import bootstrap
+from itchflow.config import PROJECT_ROOT, StackConfig
+from itchflow.errors import UserError
+from itchflow.stack.cli import add_stack_options, stack_config_from_args
+from itchflow.stack.components import render_flink_conf
+
+JOBS_DIR = PROJECT_ROOT / "jobs"
+JOB_ID_RE = re.compile(r"JobID\s+([0-9a-f]{32})")
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    job_id: str
+    name: str
+    state: str
+    start_time_ms: int
+
+
+def job_script(name: str) -> Path:
+    """``smoke`` or ``jobs/smoke.py`` -> the job file; a readable error lists what exists."""
+    candidate = Path(name)
+    if candidate.suffix == ".py" and candidate.exists():
+        return candidate.resolve()
+    script = JOBS_DIR / f"{candidate.stem}.py"
+    if script.exists() and not candidate.stem.startswith("_") and candidate.stem != "common":
+        return script
+    available = sorted(p.stem for p in JOBS_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem not in ("common",))
+    raise UserError(f"no job named {name!r}; available: {', '.join(available)}")
+
+
+def default_job_args(config: StackConfig) -> list[str]:
+    """Addresses of the local stack, passed to every job unless the user gives their own."""
+    return [
+        "--bootstrap-servers",
+        config.bootstrap_servers,
+        "--clickhouse-url",
+        config.clickhouse_url,
+        "--redis-url",
+        config.redis_url,
+    ]
+
+
+def flink_environment(config: StackConfig, rest_address: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["FLINK_CONF_DIR"] = str(render_flink_conf(config))
+    env["FLINK_LOG_DIR"] = str(config.log_dir / "flink")
+    env["FLINK_HOME"] = str(bootstrap.flink_home())
+    return env
+
+
+def submit(
+    config: StackConfig,
+    job: str,
+    job_args: list[str],
+    parallelism: int | None = None,
+    from_savepoint: str | None = None,
+    rest_address: str | None = None,
+    allow_non_restored_state: bool = False,
+) -> str:
+    """Submit ``job`` detached with ``flink run``; returns the Flink job id."""
+    script = job_script(job)
+    flink = bootstrap.flink_home() / "bin" / "flink"
+    host, port = _rest_host_port(config, rest_address)
+    command = [
+        "bash",
+        str(flink),
+        "run",
+        "-d",
+        "-Drest.address=" + host,
+        "-Drest.port=" + str(port),
+        "-py",
+        str(script),
+        "-pyexec",
+        sys.executable,
+        "-pyclientexec",
+        sys.executable,
+    ]
+    if parallelism:
+        command += ["-p", str(parallelism)]
+    if from_savepoint:
+        command += ["-s", from_savepoint]
+        if allow_non_restored_state:
+            command.append("--allowNonRestoredState")
+    command += job_args
+    if parallelism and "--parallelism" not in job_args and script.parent == JOBS_DIR:
+        command += ["--parallelism", str(parallelism)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=flink_environment(config, rest_address), cwd=PROJECT_ROOT
+    )
+    output = result.stdout + result.stderr
+    match = JOB_ID_RE.search(output)
+    if result.returncode != 0 or not match:
+        raise UserError(
+            f"`flink run` failed for {script.name} (exit {result.returncode}):\n{_last_lines(output, 25)}\n"
+            f"Check that the Flink cluster answers at http://{host}:{port} (`itchflow stack status`)."
+        )
+    return match.group(1)
+
+
+def _rest_host_port(config: StackConfig, rest_address: str | None) -> tuple[str, int]:
+    if not rest_address:
+        return config.host, config.flink_port
+    address = rest_address.removeprefix("http://").removeprefix("https://").rstrip("/")
+    host, _, port = address.partition(":")
+    return host, int(port or 8081)
+
+
+def rest_url(config: StackConfig, rest_address: str | None = None) -> str:
+    host, port = _rest_host_port(config, rest_address)
+    return f"http://{host}:{port}"
+
+
+def rest_get(base_url: str, path: str, timeout: float = 10.0) -> dict:
+    try:
+        with urllib.request.urlopen(base_url + path, timeout=timeout) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError) as exc:
+        raise UserError(f"Flink REST at {base_url} unreachable ({exc}); is the stack up? `itchflow stack status`") from exc
+
+
+def rest_request(base_url: str, path: str, method: str, body: dict | None = None, timeout: float = 30.0) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            text = response.read()
+            return json.loads(text) if text else {}
+    except urllib.error.HTTPError as exc:
+        raise UserError(f"Flink REST {method} {path} failed: {exc.code} {exc.read()[:500]!r}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise UserError(f"Flink REST at {base_url} unreachable ({exc})") from exc
+
+
+def list_jobs(base_url: str) -> list[JobInfo]:
+    overview = rest_get(base_url, "/jobs/overview")
+    return [
+        JobInfo(job["jid"], job["name"], job["state"], job.get("start-time", 0))
+        for job in sorted(overview.get("jobs", []), key=lambda j: j.get("start-time", 0))
+    ]
+
+
+def wait_for_state(base_url: str, job_id: str, states: set[str], timeout_s: float = 120.0) -> str:
+    """Poll until the job reaches one of ``states``; returns it. Fails fast on FAILED."""
+    deadline = time.monotonic() + timeout_s
+    state = "?"
+    while time.monotonic() < deadline:
+        state = rest_get(base_url, f"/jobs/{job_id}")["state"]
+        if state in states:
+            return state
+        if state in ("FAILED", "CANCELED") and state not in states:
+            exceptions = rest_get(base_url, f"/jobs/{job_id}/exceptions")
+            root = (exceptions.get("root-exception") or "")[:2000]
+            raise UserError(f"job {job_id} is {state}:\n{root}")
+        time.sleep(1.0)
+    raise UserError(f"job {job_id} still {state} after {timeout_s:.0f}s (wanted {', '.join(sorted(states))})")
+
+
+def wait_until_tasks_running(base_url: str, job_id: str, timeout_s: float = 120.0) -> None:
+    """RUNNING as a job is not enough: wait until every vertex runs (sources consume)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        detail = rest_get(base_url, f"/jobs/{job_id}")
+        if detail["state"] in ("FAILED", "CANCELED", "FINISHED"):
+            wait_for_state(base_url, job_id, {"RUNNING"}, timeout_s=1)
+        vertices = detail.get("vertices", [])
+        if vertices and all(v["status"] == "RUNNING" for v in vertices):
+            return
+        time.sleep(1.0)
+    raise UserError(f"job {job_id}: tasks not all RUNNING after {timeout_s:.0f}s")
+
+
+def stop_with_savepoint(base_url: str, job_id: str, target_dir: str | None = None, timeout_s: float = 120.0) -> str:
+    """``flink stop`` through REST: savepoint then stop; returns the savepoint path."""
+    body: dict[str, object] = {"drain": False}
+    if target_dir:
+        body["targetDirectory"] = target_dir
+    trigger = rest_request(base_url, f"/jobs/{job_id}/stop", "POST", body)
+    request_id = trigger["request-id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = rest_get(base_url, f"/jobs/{job_id}/savepoints/{request_id}")
+        if status["status"]["id"] == "COMPLETED":
+            operation = status.get("operation", {})
+            if "failure-cause" in operation:
+                raise UserError(f"savepoint of {job_id} failed: {operation['failure-cause'].get('stack-trace', '')[:1500]}")
+            return operation["location"]
+        time.sleep(0.5)
+    raise UserError(f"savepoint of job {job_id} did not complete within {timeout_s:.0f}s")
+
+
+def cancel(base_url: str, job_id: str) -> None:
+    rest_request(base_url, f"/jobs/{job_id}?mode=cancel", "PATCH")
+
+
+def _last_lines(text: str, count: int) -> str:
+    return "\n".join(text.strip().splitlines()[-count:])
+
+
+# --- command line -------------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "submit",
+        help="submit a job from jobs/ with `flink run -d -py`",
+        description="Submit a job from jobs/ with the real `flink run -d -py`. Arguments after `--` go to the job.",
+    )
+    parser.add_argument("job", help="job name in jobs/ (e.g. smoke) or a path to a job .py file")
+    parser.add_argument("--parallelism", "-p", type=int, help="job parallelism")
+    parser.add_argument("--from-savepoint", "-s", metavar="PATH", help="restore state from this savepoint")
+    parser.add_argument("--allow-non-restored-state", action="store_true", help="skip savepoint state with no operator")
+    parser.add_argument("--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)")
+    parser.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job, after --")
+    add_stack_options(parser)
+    parser.set_defaults(func=_submit)
+
+    jobs = subparsers.add_parser("jobs", help="list Flink jobs with their ids and states (REST)")
+    jobs.add_argument("--rest-address", metavar="HOST:PORT", help="Flink REST address (default: the local stack)")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    add_stack_options(jobs)
+    jobs.set_defaults(func=_jobs)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    config = stack_config_from_args(args)
+    job_args = list(args.job_args)
+    if job_args[:1] == ["--"]:
+        job_args = job_args[1:]
+    if "--bootstrap-servers" not in job_args:
+        job_args = default_job_args(config) + job_args
+    print(f"submitting {args.job} to {rest_url(config, args.rest_address)} ...", file=sys.stderr)
+    job_id = submit(
+        config,
+        args.job,
+        job_args,
+        args.parallelism,
+        args.from_savepoint,
+        args.rest_address,
+        args.allow_non_restored_state,
+    )
+    print(job_id)
+    print(f"web UI: {rest_url(config, args.rest_address)}/#/job/running/{job_id}/overview", file=sys.stderr)
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    config = stack_config_from_args(args)
+    jobs = list_jobs(rest_url(config, args.rest_address))
+    if args.json:
+        print(json.dumps([_as_dict(job) for job in jobs], indent=2))
+        return 0
+    if not jobs:
+        print("no jobs")
+        return 0
+    width = max(len(job.name) for job in jobs)
+    for job in jobs:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.start_time_ms / 1000))
+        print(f"{job.job_id}  {job.state:<10}  {job.name:<{width}}  started {started}")
+    return 0
+
+
+def _as_dict(job: JobInfo) -> dict[str, object]:
+    return {"job_id": job.job_id, "name": job.name, "state": job.state, "start_time_ms": job.start_time_ms}

@@ -1,0 +1,1 @@
+"""The embedded local stack: broker, Flink cluster, ClickHouse endpoint, Redis."""

