@@ -14,11 +14,12 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from pyflink.common import Types
 from pyflink.common.serialization import ByteArraySchema, RowFieldExtractorSchema
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetsInitializer,
@@ -28,9 +29,12 @@ from pyflink.datastream.connectors.kafka import (
 )
 from pyflink.java_gateway import get_gateway
 
-from itchflow.bootstrap import connector_jar_paths
+from itchflow.bootstrap import connector_jar_paths, helpers_jar_path
 
 KEYED_BYTES = Types.ROW([Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+# what connectors/java/.../KeyedRecordDeserializer emits: Row(record key, header + record value)
+KEYED_RECORD = Types.ROW([Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+RECORD_HEADER = struct.Struct(">iqq")  # partition, offset, Kafka timestamp (ms)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class KafkaSettings:
 
 
 def add_kafka_jars(env: StreamExecutionEnvironment) -> None:
-    env.add_jars(*(path.as_uri() for path in connector_jar_paths()))
+    """Ship the connector jars and our compiled Java helpers with the job."""
+    env.add_jars(*(path.as_uri() for path in [*connector_jar_paths(), helpers_jar_path()]))
 
 
 def committed_offsets_or(reset: str = "earliest") -> KafkaOffsetsInitializer:
@@ -57,20 +62,51 @@ def committed_offsets_or(reset: str = "earliest") -> KafkaOffsetsInitializer:
 
 def bytes_source(settings: KafkaSettings, *topics: str, reset: str = "earliest") -> KafkaSource:
     """A source of raw record values (bytes); offsets are committed on checkpoints."""
+    return _source_builder(settings, topics, reset).set_value_only_deserializer(ByteArraySchema()).build()
+
+
+def keyed_record_source(settings: KafkaSettings, *topics: str, reset: str = "earliest") -> KafkaSource:
+    """A source of ``Row(key, header + value)`` (:data:`KEYED_RECORD`), built in the JVM.
+
+    Pair it with :func:`key_by_record_key` and split values with :func:`split_record`.
+    """
+    builder = _source_builder(settings, topics, reset)
+    deserializer = get_gateway().jvm.itchflow.connectors.KeyedRecordDeserializer()
+    builder._j_builder.setDeserializer(deserializer)
+    return builder.build()
+
+
+def key_by_record_key(stream: DataStream) -> KeyedStream:
+    """Key a :func:`keyed_record_source` stream by the Kafka record key, in the JVM.
+
+    The keyed Python function then receives only the value (header + bytes), and
+    ``ctx.get_current_key()`` is the record key: no extra Python operator for keying.
+    """
+    jvm = get_gateway().jvm
+    keyed = stream._j_data_stream.keyBy(jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
+    return KeyedStream(keyed, Types.PRIMITIVE_ARRAY(Types.BYTE()), stream)
+
+
+def split_record(value: bytes) -> tuple[int, int, int, memoryview]:
+    """(partition, offset, timestamp_ms, payload) of a value from :func:`keyed_record_source`."""
+    partition, offset, timestamp_ms = RECORD_HEADER.unpack_from(value, 0)
+    return partition, offset, timestamp_ms, memoryview(value)[RECORD_HEADER.size :]
+
+
+def _source_builder(settings: KafkaSettings, topics: tuple[str, ...], reset: str):
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(settings.bootstrap_servers)
         .set_group_id(settings.group_id)
         .set_topics(*topics)
         .set_starting_offsets(committed_offsets_or(reset))
-        .set_value_only_deserializer(ByteArraySchema())
         .set_property("commit.offsets.on.checkpoint", "true")
         .set_property("partition.discovery.interval.ms", "30000")
         .set_client_id_prefix(settings.group_id)
     )
     for key, value in settings.client_properties.items():
         builder = builder.set_property(key, value)
-    return builder.build()
+    return builder
 
 
 def keyed_bytes_sink(settings: KafkaSettings, topic: str) -> KafkaSink:

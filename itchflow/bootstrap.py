@@ -167,6 +167,57 @@ def install_connector_jars(log=print) -> Path:
     return folder
 
 
+JAVA_SOURCES = PROJECT_ROOT / "connectors" / "java"
+HELPERS_JAR = "itchflow-connectors.jar"
+
+
+def helpers_jar_path() -> Path:
+    return jars_dir() / HELPERS_JAR
+
+
+def build_java_helpers(log=print) -> Path:
+    """Compile ``connectors/java`` against Flink's and the connector's jars into one small jar.
+
+    Rebuilt only when a source file is newer than the jar. Needs ``javac`` (a JDK 17+).
+    """
+    target = helpers_jar_path()
+    sources = sorted(JAVA_SOURCES.rglob("*.java"))
+    if target.exists() and all(src.stat().st_mtime <= target.stat().st_mtime for src in sources):
+        return target
+    javac = _javac()
+    classpath = [str(p) for p in sorted((flink_home() / "lib").glob("*.jar"))]
+    classpath += [str(p) for p in sorted((flink_home() / "opt").glob("flink-python*.jar"))]
+    classpath += [str(p) for p in connector_jar_paths()]
+    with tempfile.TemporaryDirectory(prefix="itchflow-javac-") as out:
+        result = subprocess.run(
+            [javac, "--release", "17", "-nowarn", "-d", out, "-cp", os.pathsep.join(classpath), *map(str, sources)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise UserError(f"compiling connectors/java failed:\n{result.stderr[-3000:]}")
+        partial = target.with_suffix(".part")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: itchflow setup\n")
+            for path in sorted(Path(out).rglob("*.class")):
+                archive.write(path, path.relative_to(out).as_posix())
+        partial.replace(target)
+    log(f"compiled {len(sources)} Java helper(s) into {target}")
+    return target
+
+
+def _javac() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = Path(java_home) / "bin" / "javac" if java_home else None
+    javac = str(candidate) if candidate and candidate.exists() else shutil.which("javac")
+    if not javac:
+        raise UserError(
+            "javac not found: the Java helpers need a JDK 17+ "
+            "(Debian/Ubuntu: `apt-get install -y openjdk-17-jdk-headless`)."
+        )
+    return javac
+
+
 def run_setup(log=print) -> None:
     """Everything `itchflow setup` does; safe to call again and again."""
     java = check_java()
@@ -176,4 +227,5 @@ def run_setup(log=print) -> None:
     log(f"broker: {tansu_binary()}")
     log(f"redis: {valkey_binary()}")
     install_connector_jars(log)
+    build_java_helpers(log)
     log("set-up complete")

@@ -1,8 +1,8 @@
 """Smoke job: read one topic, count records per key in RocksDB keyed state, write another topic.
 
-Input values are ``<key>:<payload>`` bytes; each output record is keyed by ``<key>`` and
-carries ``<key>:<count>:<payload>``, where ``count`` is how many records of that key the job
-has seen (so state, checkpoints and restores are visible in the output).
+Records are keyed in the JVM by their Kafka key (no Python key selector); each output record
+keeps the key and carries ``<key>:<count>:<value>``, where ``count`` is how many records of that
+key the job has seen (so state, checkpoints and restores are visible in the output).
 
     itchflow submit smoke -- --input-topic smoke-in --output-topic smoke-out
 """
@@ -16,7 +16,7 @@ from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from connectors.kafka import KEYED_BYTES, bytes_source, keyed_bytes_sink
+from connectors.kafka import KEYED_BYTES, key_by_record_key, keyed_bytes_sink, keyed_record_source, split_record
 from jobs.common import job_arg_parser, kafka_settings, stream_environment
 
 JOB_NAME = "itchflow-smoke"
@@ -29,16 +29,21 @@ class CountPerKey(KeyedProcessFunction):
         self.count = runtime_context.get_state(ValueStateDescriptor("count", Types.LONG()))
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
-        key, _, payload = bytes(value).partition(b":")
+        key = _key_text(ctx.get_current_key()).encode()
+        payload = bytes(split_record(value)[3])
         seen = (self.count.value() or 0) + 1
         self.count.update(seen)
         yield Row(key, key + b":" + str(seen).encode() + b":" + payload)
 
 
+def _key_text(key) -> str:
+    return key[0] if isinstance(key, (Row, tuple, list)) else str(key)
+
+
 def build(source: DataStream) -> DataStream:
     """The pipeline, independent of where records come from and go to."""
     return (
-        source.key_by(lambda value: bytes(value).partition(b":")[0], key_type=Types.PICKLED_BYTE_ARRAY())
+        key_by_record_key(source)
         .process(CountPerKey(), output_type=KEYED_BYTES)
         .name("count-per-key")
         .uid("count-per-key")
@@ -52,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     env = stream_environment(args)
     settings = kafka_settings(args, default_group=JOB_NAME)
-    source = env.from_source(bytes_source(settings, args.input_topic), WatermarkStrategy.no_watermarks(), "kafka-source")
+    source = env.from_source(
+        keyed_record_source(settings, args.input_topic), WatermarkStrategy.no_watermarks(), "kafka-source"
+    )
     source = source.uid("kafka-source")
     build(source).sink_to(keyed_bytes_sink(settings, args.output_topic)).name("kafka-sink").uid("kafka-sink")
     env.execute(JOB_NAME)
