@@ -1,0 +1,79 @@
+"""Avro encoding of every itchflow topic, with schemas loaded from ``schemas/*.avsc``.
+
+Values are Avro single-object encoded (``C3 01`` + 8-byte CRC-64-AVRO writer fingerprint + body);
+readers resolve any published writer revision against the current schema. See ``schemas/README.md``
+for the record designs and the evolution rules.
+
+Public API:
+
+* raw feed (``market-data-raw``): :class:`ItchBatch`, :func:`make_batch`, :func:`encode_batch`,
+  :func:`decode_batch`, :func:`pack_payloads`, :func:`iter_payloads`; per-type ITCH records:
+  :func:`message_to_record`, :func:`record_to_message`, :func:`encode_message`, :func:`decode_message`
+* dead letters: :class:`DeadLetter`, :func:`dead_letter_for`, :func:`encode_dead_letter`,
+  :func:`decode_dead_letter`
+* bad input: :class:`InvalidRecord` with an :class:`InvalidReason`
+* schemas: :class:`SchemaRegistry`, :func:`default_registry`, :func:`schemas_dir`
+
+The normalized topic lives in :mod:`itchflow.normalize`.
+"""
+
+from itchflow.avro.deadletter import (
+    DEAD_LETTER_SCHEMA,
+    DeadLetter,
+    dead_letter_for,
+    decode_dead_letter,
+    encode_dead_letter,
+)
+from itchflow.avro.invalid import InvalidReason, InvalidRecord
+from itchflow.avro.raw import (
+    BATCH_SCHEMA,
+    ItchBatch,
+    decode_batch,
+    decode_message,
+    encode_batch,
+    encode_message,
+    iter_payloads,
+    make_batch,
+    message_to_record,
+    pack_payloads,
+    record_name,
+    record_to_message,
+)
+from itchflow.avro.registry import (
+    HEADER_SIZE,
+    SCHEMAS_DIR_ENV,
+    SchemaEntry,
+    SchemaError,
+    SchemaRegistry,
+    default_registry,
+    schemas_dir,
+)
+
+__all__ = [
+    "BATCH_SCHEMA",
+    "DEAD_LETTER_SCHEMA",
+    "HEADER_SIZE",
+    "SCHEMAS_DIR_ENV",
+    "DeadLetter",
+    "InvalidReason",
+    "InvalidRecord",
+    "ItchBatch",
+    "SchemaEntry",
+    "SchemaError",
+    "SchemaRegistry",
+    "dead_letter_for",
+    "decode_batch",
+    "decode_dead_letter",
+    "decode_message",
+    "default_registry",
+    "encode_batch",
+    "encode_dead_letter",
+    "encode_message",
+    "iter_payloads",
+    "make_batch",
+    "message_to_record",
+    "pack_payloads",
+    "record_name",
+    "record_to_message",
+    "schemas_dir",
+]
