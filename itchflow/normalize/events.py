@@ -2,7 +2,7 @@
 
 Every event has the same four leading fields: ``ts_event`` (UTC epoch ns), ``seq`` (per-symbol
 message sequence within the producer session, a deterministic key), ``venue`` (ISO 10383 MIC) and
-``symbol``. Prices are integer ticks of ``10**-PRICE_SCALE``; sizes are share counts.
+``symbol``. Prices are integer ticks of ``10**-PRICE_DECIMALS``; sizes are share counts.
 
 On the wire the events of one symbol travel as packed columns (see ``NormalizedBatch``); these
 classes are the readable form for tests, tools and slow consumers.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
 
-PRICE_SCALE = 4
-"""Decimal places of every normalized price: ITCH Price(4). ``dollars = price / 10**PRICE_SCALE``."""
+PRICE_DECIMALS = 4
+"""Decimal places of every normalized price: ITCH Price(4). ``dollars = price / 10**PRICE_DECIMALS``."""
 
 
 class EventKind(IntEnum):
@@ -174,7 +174,7 @@ class OperationalHalt(Event):
 
     kind: ClassVar[EventKind] = EventKind.OPERATIONAL_HALT
     market_code: str
-    halt_action: str
+    operational_halt_action: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,13 +183,13 @@ class StockDirectory(Event):
 
     kind: ClassVar[EventKind] = EventKind.STOCK_DIRECTORY
     market_category: str
-    financial_status: str
+    financial_status_indicator: str
     round_lot_size: int
     round_lots_only: str
     issue_classification: str
-    issue_subtype: str
+    issue_sub_type: str
     authenticity: str
-    short_sale_threshold: str
+    short_sale_threshold_indicator: str
     ipo_flag: str
     luld_reference_price_tier: str
     etp_flag: str

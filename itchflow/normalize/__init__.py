@@ -1,0 +1,89 @@
+"""Normalization: raw ITCH batches -> one clean, columnar event model (pure core, no pyflink).
+
+* :func:`normalize_batch` -- an ``ItchBatch`` from ``market-data-raw`` to a :class:`NormalizedBatch`
+  (plus the messages it refused, as :class:`~itchflow.avro.InvalidRecord`)
+* :func:`check_sequence` -- per-symbol gap/duplicate tracking on the batch envelope
+* :func:`encode_normalized_batch` / :func:`decode_normalized_batch` -- the ``market-data-normalized`` value
+* :func:`iter_events` -- the batch's events as frozen dataclasses (:mod:`.events`)
+* :func:`ts_event_ns` / :func:`midnight_epoch_ns` -- ITCH time to UTC epoch nanoseconds
+
+See ``schemas/README.md`` for the record layout and the column encodings.
+"""
+
+from itchflow.normalize.batch import (
+    NORMALIZED_SCHEMA,
+    ColumnViews,
+    Detail,
+    EventColumns,
+    NormalizedBatch,
+    decode_normalized_batch,
+    encode_normalized_batch,
+    iter_events,
+)
+from itchflow.normalize.clock import NANOS_PER_DAY, NEW_YORK, midnight_epoch_ns, ts_event_ns
+from itchflow.normalize.events import (
+    FLAG_HAS_PRICE,
+    FLAG_PRINTABLE,
+    PRICE_DECIMALS,
+    AuxiliaryMessage,
+    BrokenTrade,
+    CrossTrade,
+    Event,
+    EventKind,
+    NormalizedEvent,
+    OperationalHalt,
+    OrderAdded,
+    OrderCancelled,
+    OrderDeleted,
+    OrderExecuted,
+    OrderReplaced,
+    RegShoRestriction,
+    StockDirectory,
+    SystemEvent,
+    Trade,
+    TradingState,
+)
+from itchflow.normalize.normalizer import NormalizeResult, normalize_batch, normalize_messages
+from itchflow.normalize.sequence import SequenceCheck, SequenceState, SequenceStatus, check_sequence
+
+__all__ = [
+    "FLAG_HAS_PRICE",
+    "FLAG_PRINTABLE",
+    "NANOS_PER_DAY",
+    "NEW_YORK",
+    "NORMALIZED_SCHEMA",
+    "PRICE_DECIMALS",
+    "AuxiliaryMessage",
+    "BrokenTrade",
+    "ColumnViews",
+    "CrossTrade",
+    "Detail",
+    "Event",
+    "EventColumns",
+    "EventKind",
+    "NormalizeResult",
+    "NormalizedBatch",
+    "NormalizedEvent",
+    "OperationalHalt",
+    "OrderAdded",
+    "OrderCancelled",
+    "OrderDeleted",
+    "OrderExecuted",
+    "OrderReplaced",
+    "RegShoRestriction",
+    "SequenceCheck",
+    "SequenceState",
+    "SequenceStatus",
+    "StockDirectory",
+    "SystemEvent",
+    "Trade",
+    "TradingState",
+    "check_sequence",
+    "decode_normalized_batch",
+    "encode_normalized_batch",
+    "iter_events",
+    "midnight_epoch_ns",
+    "normalize_batch",
+    "normalize_messages",
+    "ts_event_ns",
+]
