@@ -10,7 +10,7 @@ code is kept; every other type is only counted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from itchflow.book.core import SNAPSHOT_VERSION, OrderBook
@@ -31,6 +31,7 @@ class MarketBooks:
         "_books_by_locate",
         "_symbols_by_locate",
         "_books_by_symbol",
+        "_handlers_by_locate",
     )
 
     def __init__(self, venue: str = "") -> None:
@@ -46,19 +47,25 @@ class MarketBooks:
         self._books_by_locate: dict[int, OrderBook] = {}
         self._symbols_by_locate: dict[int, str] = {}
         self._books_by_symbol: dict[str, OrderBook] = {}
+        self._handlers_by_locate: dict[int, Mapping[str, Callable[[Any], None]]] = {}
 
     def apply(self, message: Any) -> None:
         """Count one ITCH message and hand it to the book of its symbol when it concerns a book."""
         message_type = message.message_type
         counts = self.message_counts
         counts[message_type] = counts.get(message_type, 0) + 1
-        book = self._books_by_locate.get(message.stock_locate)
-        if book is not None and message_type in _ORDER_EVENTS:
-            book.apply(message)
-        elif message_type in _SYMBOL_CARRIERS:
-            if book is None:
-                book = self._learn(message.stock_locate, message.stock)
-            book.apply(message)
+        # hot path: a book event for a known locate goes straight to that book's handler
+        handlers = self._handlers_by_locate.get(message.stock_locate)
+        if handlers is not None:
+            handler = handlers.get(message_type)
+            if handler is not None:
+                handler(message)
+                return
+        self._apply_other(message, message_type)
+
+    def _apply_other(self, message: Any, message_type: str) -> None:
+        if message_type in _SYMBOL_CARRIERS:  # first sight of this locate: learn it from the stock field
+            self._learn(message.stock_locate, message.stock).apply(message)
         elif message_type in _ORDER_EVENTS:
             self.unrouted_messages += 1
         elif message_type == "R":
@@ -87,6 +94,7 @@ class MarketBooks:
             self._books_by_symbol[symbol] = book
         self._symbols_by_locate[stock_locate] = symbol
         self._books_by_locate[stock_locate] = book
+        self._handlers_by_locate[stock_locate] = book.handlers
         return book
 
     # ------------------------------------------------------------------ queries
@@ -156,8 +164,7 @@ class MarketBooks:
             book = OrderBook.from_snapshot(book_snapshot)
             market._books_by_symbol[book.symbol] = book
         for locate, symbol in snapshot["locates"]:
-            market._symbols_by_locate[locate] = symbol
-            market._books_by_locate[locate] = market._books_by_symbol[symbol]
+            market._learn(locate, symbol)
         market.message_counts = dict(snapshot["message_counts"])
         market.unrouted_messages = snapshot["unrouted_messages"]
         market.locate_conflicts = snapshot["locate_conflicts"]
