@@ -199,7 +199,7 @@ class SchemaRegistry:
             yield from self.history(name)
             yield self.current(name)
 
-    def writer(self, fingerprint_bytes: bytes) -> SchemaEntry | None:
+    def writer(self, fingerprint_bytes: bytes | memoryview) -> SchemaEntry | None:
         """The schema version whose fingerprint is ``fingerprint_bytes``, if we ever published it."""
         if self._by_fingerprint is None:
             table: dict[bytes, SchemaEntry] = {}
@@ -265,6 +265,8 @@ class SchemaRegistry:
             raise InvalidRecord(
                 InvalidReason.MALFORMED_AVRO, f"{type(exc).__name__}: {exc}", cause_class=type(exc).__name__
             ) from exc
+        if not isinstance(record, dict):  # a top-level schema that is not a record
+            raise InvalidRecord(InvalidReason.WRONG_SCHEMA, f"{writer.name} is not a record schema")
         left = len(view) - HEADER_SIZE - stream.tell()
         if left:
             raise InvalidRecord(InvalidReason.TRAILING_BYTES, f"{left} bytes after the {writer.name} record")

@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.registry import SchemaRegistry, default_registry
@@ -73,7 +73,7 @@ class ColumnViews(NamedTuple):
     price: memoryview | array[int]
 
 
-def _view(column: bytes, typecode: str) -> memoryview | array[int]:
+def _view(column: bytes, typecode: Literal["q", "Q"]) -> memoryview | array[int]:
     if _LITTLE_ENDIAN_HOST:
         return memoryview(column).cast(typecode)
     values = array(typecode, column)  # pragma: no cover - big-endian hosts only
