@@ -7,6 +7,21 @@
 * :func:`iter_events` -- the batch's events as frozen dataclasses (:mod:`.events`)
 * :func:`ts_event_ns` / :func:`midnight_epoch_ns` -- ITCH time to UTC epoch nanoseconds
 
+Per Kafka record of ``market-data-raw`` (keyed by symbol), the normalization job does::
+
+    try:
+        raw = decode_batch(value)
+        check, state = check_sequence(
+            state, session=raw.session, batch_sequence=raw.batch_sequence,
+            first_message_seq=raw.first_message_seq, message_count=raw.message_count,
+        )
+        if check.status is SequenceStatus.DUPLICATE:
+            ...  # count it, emit nothing
+        result = normalize_batch(raw, sequence=check, ts_recv=time.time_ns())
+        ...  # emit encode_normalized_batch(result.batch); dead-letter every result.rejected
+    except InvalidRecord as error:
+        ...  # emit dead_letter_for(error, source_topic=..., ...)
+
 See ``schemas/README.md`` for the record layout and the column encodings.
 """
 
