@@ -33,6 +33,7 @@ from typing import IO, Any, BinaryIO, TypeVar
 from itchflow.itch.codec import (
     _LENGTHS,
     ItchDecodeError,
+    _type_name,
     decode,
     decode_run,
     encode,
@@ -79,6 +80,8 @@ class Framing(StrEnum):
     STANDARD = "standard"
     ZERO_PREFIX = "zero-prefix"
     PCAP = "pcap"
+    PCAPNG = "pcapng"
+    """Recognized but not supported: readers report it as an error."""
     EMPTY = "empty"
 
 
@@ -215,17 +218,23 @@ def _framing_of(head: bytes) -> Framing:
     if head[:4] in _PCAP_MAGICS:
         return Framing.PCAP
     if head[:4] == _PCAPNG_MAGIC:
-        raise ItchDecodeError(0, "pcapng captures are not supported; convert with `editcap -F pcap IN OUT`")
+        return Framing.PCAPNG
     if head[:2] == b"\x00\x00":
         return Framing.ZERO_PREFIX
     return Framing.STANDARD
 
 
 def detect_format(path: str | Path) -> FileFormat:
-    """Detect the framing and compression of an ITCH file from its first bytes."""
+    """Detect the framing and compression of an ITCH file from its first bytes.
+
+    A gzip file too corrupt to yield its first bytes is reported as standard framing; reading it
+    then reports the corruption.
+    """
     stream, compressed = _open(path)
     try:
         head = _read(stream, 4)
+    except ItchDecodeError:
+        return FileFormat(Framing.STANDARD, compressed)
     finally:
         stream.close()
     return FileFormat(_framing_of(head), compressed)
@@ -477,12 +486,12 @@ def _mold_packet(packet: bytes, start: int, end: int, file_offset: int, ts_captu
             payload = packet[position : position + length]
             expected = message_length(payload[0]) if payload else 0
             if not expected:
-                what = f"unknown message type 0x{payload[0]:02x}" if payload else "empty message"
+                what = f"unknown message type {_type_name(payload[0])}" if payload else "empty message"
                 raise ItchDecodeError(file_offset + position, what)
             if length != expected:
                 raise ItchDecodeError(
                     file_offset + position - 2,
-                    f"bad length: prefix says {length} bytes, type {chr(payload[0])!r} is {expected} bytes",
+                    f"bad length: prefix says {length} bytes, type {_type_name(payload[0])} is {expected} bytes",
                 )
             payloads.append((file_offset + position, payload))
             position += length
@@ -500,17 +509,34 @@ def _mold_packet(packet: bytes, start: int, end: int, file_offset: int, ts_captu
     )
 
 
+def _drain(stream: IO[bytes] | _Gunzip) -> int:
+    """Read the rest of ``stream``; return how many bytes that was (what a reader gives up on)."""
+    total = 0
+    try:
+        while chunk := stream.read(DEFAULT_CHUNK_SIZE):
+            total += len(chunk)
+    except ItchDecodeError:
+        pass
+    return total
+
+
 def _iter_pcap(
     stream: IO[bytes] | _Gunzip, errors: ErrorLog | None, udp_port: int | None
 ) -> Iterator[MoldPacket]:
-    header = stream.read(24)
+    header = _read(stream, 24)
     if len(header) < 24 or header[:4] not in _PCAP_MAGICS:
-        raise ItchDecodeError(0, "not a pcap file (bad global header)")
+        error = ItchDecodeError(0, f"not a pcap file: global header of {len(header)} bytes, 24 expected")
+        if errors is None:
+            raise error
+        errors.record(error)
+        errors.skipped_bytes += len(header) + _drain(stream)
+        return
     order, nanoseconds = _PCAP_MAGICS[header[:4]]
     linktype = struct.unpack(f"{order}I", header[20:24])[0] & 0x0FFFFFFF
     record_header = struct.Struct(f"{order}IIII")
     offset = 24
     while True:
+        head = packet = b""
         try:
             head = _read(stream, 16)
             if not head:
@@ -527,6 +553,7 @@ def _iter_pcap(
             if errors is None:
                 raise
             errors.record(exc)
+            errors.skipped_bytes += len(head) + len(packet) + _drain(stream)
             return
         data_offset = offset + 16
         offset = data_offset + captured
@@ -570,6 +597,14 @@ def _iter_runs(
     try:
         if framing == Framing.PCAP:
             yield from _iter_pcap(stream, errors, udp_port)
+        elif framing == Framing.PCAPNG:
+            error = ItchDecodeError(
+                0, "pcapng captures are not supported; convert with `editcap -F pcap IN OUT`"
+            )
+            if errors is None:
+                raise error
+            errors.record(error)
+            errors.skipped_bytes += _drain(stream)
         elif framing != Framing.EMPTY:
             yield from _iter_stream_runs(stream, run, errors, chunk_size)
     finally:
