@@ -1,0 +1,98 @@
+"""Normalization job: market-data-raw -> market-data-normalized, bad input -> dead-letter.
+
+Keyed (in the JVM) by the raw record's key, i.e. the symbol; per key one small state (the
+producer session and batch sequence, for gap and duplicate tracking). The work is in
+``itchflow.pipeline.normalize_stage``; this file only wires Kafka, state, metrics and outputs.
+
+    itchflow submit normalize [--parallelism 2]
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from pyflink.common import Row, Types, WatermarkStrategy
+from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
+
+from connectors.kafka import (
+    KEYED_BYTES,
+    key_by_record_key,
+    keyed_bytes_sink,
+    keyed_record_source,
+    split_record,
+)
+from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
+from itchflow.pipeline.normalize_stage import JOB_NAME, RecordSource, normalize_record
+from jobs.common import job_arg_parser, kafka_settings, stream_environment
+
+DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
+
+
+class Normalize(KeyedProcessFunction):
+    """Loads the key's sequence state, calls the core, saves state, emits."""
+
+    def __init__(self, source_topic: str) -> None:
+        self.source_topic = source_topic
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.sequence = runtime_context.get_state(ValueStateDescriptor("sequence", Types.PICKLED_BYTE_ARRAY()))
+        metrics = runtime_context.get_metrics_group().add_group("itchflow")
+        self.messages_in = metrics.counter("messagesIn")
+        self.events_out = metrics.counter("eventsOut")
+        self.dead_letters = metrics.counter("deadLetters")
+        self.duplicates = metrics.counter("duplicateBatches")
+        self.gap_messages = metrics.counter("gapMessages")
+
+    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
+        key = ctx.get_current_key()
+        key_text = key[0] if isinstance(key, (Row, tuple, list)) else str(key)
+        partition, offset, timestamp_ms, payload = split_record(value)
+        source = RecordSource(self.source_topic, partition, offset, timestamp_ms, key_text.encode())
+        outcome = normalize_record(bytes(payload), source, self.sequence.value())
+        if outcome.state is not None:
+            self.sequence.update(outcome.state)
+        self.messages_in.inc(outcome.messages_in)
+        self.events_out.inc(outcome.events_out)
+        self.gap_messages.inc(outcome.gap_messages)
+        if outcome.duplicate:
+            self.duplicates.inc()
+        if outcome.normalized is not None:
+            yield Row(source.key, outcome.normalized)
+        for letter in outcome.dead_letters:
+            self.dead_letters.inc()
+            yield DEAD_LETTERS, Row(source.key, letter)
+
+
+def build(raw: DataStream, source_topic: str) -> DataStream:
+    """raw keyed records -> normalized Row(key, value); dead letters on the DEAD_LETTERS side output."""
+    return (
+        key_by_record_key(raw)
+        .process(Normalize(source_topic), output_type=KEYED_BYTES)
+        .name("normalize")
+        .uid("normalize")
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = job_arg_parser(__doc__.splitlines()[0])
+    parser.add_argument("--input-topic", default=RAW_TOPIC)
+    parser.add_argument("--output-topic", default=NORMALIZED_TOPIC)
+    parser.add_argument("--dead-letter-topic", default=DEAD_LETTER_TOPIC)
+    args = parser.parse_args(argv)
+    env = stream_environment(args)
+    settings = kafka_settings(args, default_group=JOB_NAME)
+    raw = env.from_source(
+        keyed_record_source(settings, args.input_topic), WatermarkStrategy.no_watermarks(), "raw-source"
+    ).uid("raw-source")
+    normalized = build(raw, args.input_topic)
+    normalized.sink_to(keyed_bytes_sink(settings, args.output_topic)).name("normalized-sink").uid("normalized-sink")
+    normalized.get_side_output(DEAD_LETTERS).sink_to(keyed_bytes_sink(settings, args.dead_letter_topic)).name(
+        "dead-letter-sink"
+    ).uid("dead-letter-sink")
+    env.execute(JOB_NAME)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

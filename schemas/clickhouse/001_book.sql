@@ -1,0 +1,69 @@
+-- Order-book outputs. Every table is a ReplacingMergeTree ordered by a deterministic key
+-- (venue, symbol, seq[, ...]) taken from the normalized feed, so rows re-inserted by a replay
+-- after a Flink restore collapse into one: read with FINAL (or GROUP BY the key) for exact
+-- results while merges are pending. Prices are integer ticks of 10^-4 dollars (ITCH Price(4));
+-- ts_event is the event time (UTC, nanoseconds).
+
+CREATE TABLE IF NOT EXISTS top_of_book
+(
+    venue      LowCardinality(String),
+    symbol     LowCardinality(String),
+    seq        UInt64 COMMENT 'per-symbol sequence of the event that changed the best bid/offer',
+    ts_event   DateTime64(9, 'UTC'),
+    bid_price  Int64  COMMENT '0 when the bid side is empty',
+    bid_shares UInt64,
+    bid_orders UInt32,
+    ask_price  Int64  COMMENT '0 when the ask side is empty',
+    ask_shares UInt64,
+    ask_orders UInt32
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (venue, symbol, seq);
+
+CREATE TABLE IF NOT EXISTS depth_snapshots
+(
+    venue       LowCardinality(String),
+    symbol      LowCardinality(String),
+    seq         UInt64 COMMENT 'sequence of the last event applied before the snapshot',
+    reason      LowCardinality(String) COMMENT 'change (end of a batch that changed the top N levels) or cadence (event-time interval)',
+    ts_event    DateTime64(9, 'UTC'),
+    bid_prices  Array(Int64),
+    bid_shares  Array(UInt64),
+    bid_orders  Array(UInt32),
+    ask_prices  Array(Int64),
+    ask_shares  Array(UInt64),
+    ask_orders  Array(UInt32)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (venue, symbol, seq, reason);
+
+CREATE TABLE IF NOT EXISTS trades
+(
+    venue        LowCardinality(String),
+    symbol       LowCardinality(String),
+    seq          UInt64,
+    ts_event     DateTime64(9, 'UTC'),
+    source       LowCardinality(String) COMMENT 'E executed, C executed with price, P non-cross trade, Q cross trade',
+    match_number UInt64,
+    price        Int64,
+    shares       UInt64,
+    side         LowCardinality(String) COMMENT 'side of the resting order (B/S); empty for Q',
+    printable    UInt8
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (venue, symbol, seq);
+
+CREATE TABLE IF NOT EXISTS book_status
+(
+    venue          LowCardinality(String),
+    symbol         LowCardinality(String),
+    seq            UInt64 COMMENT 'sequence of the last event applied; the row with the highest seq is current',
+    ts_event       DateTime64(9, 'UTC'),
+    messages       UInt64 COMMENT 'events applied to this book so far',
+    orders         UInt64 COMMENT 'orders resting now',
+    unknown_refs   UInt64 COMMENT 'events that referred to an order the book never saw (captures start mid-day)',
+    overfills      UInt64 COMMENT 'executions/cancels larger than the order: clamped and counted',
+    integrity      String COMMENT 'empty when the book is sound, else the problems found'
+)
+ENGINE = ReplacingMergeTree(seq)
+ORDER BY (venue, symbol);
