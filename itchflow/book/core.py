@@ -26,8 +26,9 @@ Semantics (the reference the streaming result must equal):
 * Adds and replaces with non-positive price or shares, executions and cancels of non-positive shares,
   and an unknown side are counted in ``invalid_messages`` and ignored.
 
-Data structures (the hot path): a dict of live orders ``reference -> [price, shares, is_bid]`` whose
-insertion order is the time priority; per side a dict ``price -> [total_shares, order_count]`` kept
+Data structures (the hot path): a dict of live orders ``reference -> (price, shares, is_bid)`` whose
+insertion order is the time priority (tuples of ints, not lists: the garbage collector untracks them,
+so a book of a million orders costs it nothing); per side a dict ``price -> [total_shares, order_count]`` kept
 incrementally; per side a sorted list of the prices that have a level, maintained with ``bisect`` only
 when a level appears or empties (most events only touch the two dicts).
 """
@@ -94,7 +95,7 @@ class OrderBook:
         #: trade prints recorded (E, printable C, P, Q with shares) and their total shares
         self.trade_count = 0
         self.traded_shares = 0
-        self._orders: dict[int, list[Any]] = {}
+        self._orders: dict[int, tuple[int, int, bool]] = {}
         self._bid_levels: dict[int, list[int]] = {}
         self._ask_levels: dict[int, list[int]] = {}
         self._bid_prices: list[int] = []  # ascending; best bid is the last element
@@ -275,7 +276,7 @@ class OrderBook:
             self.duplicate_refs += 1
             old = orders.pop(reference)
             self._leave_level(old[2], old[0], old[1], 1)
-        orders[reference] = [price, shares, is_bid]
+        orders[reference] = (price, shares, is_bid)
         levels = self._bid_levels if is_bid else self._ask_levels
         level = levels.get(price)
         if level is None:
@@ -285,7 +286,7 @@ class OrderBook:
             level[0] += shares
             level[1] += 1
 
-    def _reduce(self, reference: int, shares: int) -> list[Any] | None:
+    def _reduce(self, reference: int, shares: int) -> tuple[int, int, bool] | None:
         """Take ``shares`` off an order (removing it when nothing remains); the order, or None if unknown."""
         if shares <= 0:
             self.invalid_messages += 1
@@ -294,16 +295,15 @@ class OrderBook:
         if order is None:
             self.unknown_refs += 1
             return None
-        remaining = order[1]
+        price, remaining, is_bid = order
         if shares < remaining:
-            order[1] = remaining - shares
-            level = (self._bid_levels if order[2] else self._ask_levels)[order[0]]
-            level[0] -= shares
+            self._orders[reference] = (price, remaining - shares, is_bid)  # same key: keeps time priority
+            (self._bid_levels if is_bid else self._ask_levels)[price][0] -= shares
         else:
             if shares > remaining:
                 self.overfills += 1
             del self._orders[reference]
-            self._leave_level(order[2], order[0], remaining, 1)
+            self._leave_level(is_bid, price, remaining, 1)
         return order
 
     def _leave_level(self, is_bid: bool, price: int, shares: int, order_count: int) -> None:
@@ -428,7 +428,7 @@ class OrderBook:
                         f"{side} level {price}: aggregate {actual} but orders sum to {wanted} (shares, orders)",
                     )
                 )
-            elif actual[0] <= 0:
+            elif actual is not None and actual[0] <= 0:
                 problems.append(
                     IntegrityProblem("non_positive_shares", f"{side} level {price} has {actual[0]} shares")
                 )
@@ -478,7 +478,7 @@ class OrderBook:
             strict=True,
         ):
             is_bid = side == BUY
-            orders[reference] = [price, shares, is_bid]
+            orders[reference] = (price, shares, is_bid)
             level = (bid_levels if is_bid else ask_levels).get(price)
             if level is None:
                 (bid_levels if is_bid else ask_levels)[price] = [shares, 1]

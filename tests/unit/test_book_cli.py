@@ -103,6 +103,7 @@ def test_readable_output_shows_each_symbol_and_the_totals(capsys: pytest.Capture
     assert "99.9500 | 100.0500" in out
     assert "PYTH: live orders 1" in out
     assert "totals: 20 messages" in out
+    assert "replayed 20 messages in" in out  # with decode and book rates
 
 
 def test_real_capture_with_unknown_orders_is_reported_not_fatal(capsys: pytest.CaptureFixture) -> None:

@@ -320,7 +320,7 @@ def test_integrity_check_notices_a_corrupted_level_aggregate() -> None:
 
 def test_integrity_check_notices_a_non_positive_order() -> None:
     book = two_sided()
-    book._orders[3][1] = 0
+    book._orders[3] = (P9_98, 0, True)
     book._bid_levels[P9_98][0] = 0
     codes = sorted(problem.code for problem in book.check_integrity())
     assert codes == ["non_positive_shares", "non_positive_shares"]
