@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from typing import Any
 
 from itchflow.stack.clickhouse_errors import (
     BAD_ARGUMENTS,
+    NETWORK_ERROR,
     READONLY,
     SESSION_IS_LOCKED,
     SESSION_NOT_FOUND,
@@ -232,12 +233,19 @@ class EngineConnection:
         query_class = getattr(info["query_class"], "name", str(info["query_class"]))
         return Classification(query_class, int(info["statement_count"]), bool(info["has_secrets"]))
 
-    def stream(self, sql: bytes, fmt: str, params: Mapping[str, str]) -> Iterator[bytes]:
-        """Run a query and yield its output block by block (each block is self-contained in ``fmt``)."""
+    def stream(self, sql: bytes, fmt: str, params: Mapping[str, str]) -> Generator[bytes, None, None] | None:
+        """Run a query and yield its output block by block (each block is self-contained in ``fmt``).
+
+        Returns None for statements chDB cannot stream (SHOW, DESCRIBE, EXISTS, EXPLAIN: it says so before
+        running anything), which the caller then runs with :meth:`execute`.
+        """
         try:
             result = self.raw.send_query(sql, fmt, params=dict(params) if params else None)
         except Exception as exc:
-            raise error_from_engine(exc) from None
+            error = error_from_engine(exc)
+            if error.code == BAD_ARGUMENTS and error.message.startswith("Streaming query is not supported"):
+                return None
+            raise error from None
         return _stream_blocks(result)
 
     def insert(self, statement: bytes, fmt: str, data: Iterable[bytes]) -> QueryStats:
@@ -269,7 +277,7 @@ class EngineConnection:
             self.raw.close()
 
 
-def _stream_blocks(result: Any) -> Iterator[bytes]:
+def _stream_blocks(result: Any) -> Generator[bytes, None, None]:
     finished = False
     try:
         while True:
@@ -448,7 +456,7 @@ class Engine:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ClickHouseError(210, "Server is shutting down", "NETWORK_ERROR")
+            raise ClickHouseError(NETWORK_ERROR, "Server is shutting down")
 
     @property
     def session_count(self) -> int:

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,6 +58,7 @@ from itchflow.stack.clickhouse_engine import (
 )
 from itchflow.stack.clickhouse_errors import (
     AUTHENTICATION_FAILED,
+    NETWORK_ERROR,
     UNKNOWN_EXCEPTION,
     ClickHouseError,
 )
@@ -88,6 +89,7 @@ STREAMABLE_FORMATS = frozenset(
 )  # fmt: skip
 _SET_RE = re.compile(rb"^\s*SET\s", re.I)
 _DRAIN_CAP = 64 * 1024 * 1024
+KEEP_ALIVE_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -218,8 +220,9 @@ class ClickHouseRequestHandler(BaseHTTPRequestHandler):
     server_version = "itchflow-clickhouse"
 
     def setup(self) -> None:
-        """Idle keep-alive connections are closed after ``keep_alive_timeout``."""
-        self.timeout = self.server.config.keep_alive_timeout
+        """Idle keep-alive connections are closed a little after the advertised ``keep_alive_timeout``, so that
+        clients honouring ``Keep-Alive: timeout=N`` drop them first (no race on a connection being closed)."""
+        self.timeout = self.server.config.keep_alive_timeout + KEEP_ALIVE_GRACE
         super().setup()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -266,11 +269,12 @@ class ClickHouseRequestHandler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         url = urlsplit(self.path)
-        if url.path in ("/ping", "/ping/"):
-            self._send_simple(200, b"Ok.\n")
-            return
         if url.path not in ("", "/"):
-            self._send_simple(404, f"There is no handle {url.path}\n\nUse / or /ping.\n".encode())
+            self.close_connection = self.close_connection or self._has_body()
+            if url.path in ("/ping", "/ping/"):
+                self._send_simple(200, b"Ok.\n")
+            else:
+                self._send_simple(404, f"There is no handle {url.path}\n\nUse / or /ping.\n".encode())
             return
         config = self.server.config
         body = None
@@ -284,7 +288,7 @@ class ClickHouseRequestHandler(BaseHTTPRequestHandler):
                 return
             self._authenticate(params)
             if self.server.draining:
-                raise ClickHouseError(210, "Server is shutting down", "NETWORK_ERROR")
+                raise ClickHouseError(NETWORK_ERROR, "Server is shutting down")
             self._execute(params, body)
         except ClickHouseError as exc:
             self._send_error(exc, body)
@@ -293,6 +297,10 @@ class ClickHouseRequestHandler(BaseHTTPRequestHandler):
                 raise
             log.exception("unexpected error in query %s", self._query_id)
             self._send_error(ClickHouseError(UNKNOWN_EXCEPTION, f"{type(exc).__name__}: {exc}"), body)
+
+    def _has_body(self) -> bool:
+        length = (self.headers.get("Content-Length") or "0").strip()
+        return "chunked" in (self.headers.get("Transfer-Encoding") or "").lower() or length not in ("", "0")
 
     def _authenticate(self, params: RequestParams) -> None:
         config = self.server.config
@@ -356,11 +364,29 @@ class ClickHouseRequestHandler(BaseHTTPRequestHandler):
             self._send_engine_result(result, result_fmt, params)
             return
         connection.prepare(engine_settings(params.settings, connection, policy), params.database)
-        if info.read_only and not params.wait_end_of_query and fmt.lower() in STREAMABLE_FORMATS:
-            self._send_stream(connection.stream(sql, fmt, params.params), fmt, params)
+        blocks = (
+            connection.stream(sql, fmt, params.params)
+            if self._can_stream(info.read_only, fmt, params)
+            else None
+        )
+        if blocks is not None:
+            try:
+                self._send_stream(blocks, fmt, params)
+            finally:
+                blocks.close()  # cancels the engine-side query if the client went away
             return
         result = connection.execute(sql, fmt, params.params)
         self._send_engine_result(result, result_fmt, params)
+
+    def _can_stream(self, read_only: bool, fmt: str, params: RequestParams) -> bool:
+        """Stream (chunked) unless the client waits for the end of the query, the format has a global
+        header/footer, or the client speaks HTTP/1.0."""
+        return (
+            read_only
+            and not params.wait_end_of_query
+            and fmt.lower() in STREAMABLE_FORMATS
+            and self.request_version == "HTTP/1.1"
+        )
 
     def _run_session_changing(
         self,
@@ -416,7 +442,7 @@ class ClickHouseRequestHandler(BaseHTTPRequestHandler):
             headers["Content-Encoding"] = encoding
         self._write_response(200, headers, data)
 
-    def _send_stream(self, blocks: Iterator[bytes], fmt: str, params: RequestParams) -> None:
+    def _send_stream(self, blocks: Generator[bytes, None, None], fmt: str, params: RequestParams) -> None:
         """Stream a result: errors before the first block get a normal error response, later ones are written
         into the stream between ``__exception__`` markers (the tag is in ``X-ClickHouse-Exception-Tag``)."""
         first = next(blocks, b"")
@@ -469,7 +495,9 @@ class ClickHouseRequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
     def _send_error(self, exc: ClickHouseError, body: RawBody | None) -> None:
-        if body is not None and not body.complete and not body.drain(_DRAIN_CAP):
+        if body is None:
+            self.close_connection = self.close_connection or self._has_body()
+        elif not body.complete and not body.drain(_DRAIN_CAP):
             self.close_connection = True
         if self._status:  # headers already sent: only streaming gets here, and it reports in-stream
             self.close_connection = True

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import clickhouse_connect
 import lz4.frame
+import pandas as pd
 import pytest
 from clickhouse_connect.driver.compression import _zstd_decompress
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -160,7 +161,13 @@ def test_version_and_headers(endpoint: Endpoint, client) -> None:
 def sample_rows(n: int, offset: int = 0) -> list[list]:
     base = dt.datetime(2024, 3, 1, 9, 30)
     return [
-        [offset + i, f"SYM{i % 37}", (offset + i) * 0.25, base + dt.timedelta(microseconds=offset + i), Decimal(i) / 100]
+        [
+            offset + i,
+            f"SYM{i % 37}",
+            (offset + i) * 0.25,
+            base + dt.timedelta(microseconds=offset + i),
+            Decimal(i) / 100,
+        ]
         for i in range(n)
     ]
 
@@ -180,13 +187,20 @@ def test_mergetree_round_trip(endpoint: Endpoint, compression: str | None) -> No
     assert [list(r) for r in back] == rows
     expected_sum = sum(r[2] for r in rows)
     assert client.command(f"SELECT sum(px) FROM {table}") == pytest.approx(expected_sum)
-    assert client.command(f"SELECT count() FROM {table} WHERE sym = 'SYM5'") == sum(r[1] == "SYM5" for r in rows)
+    assert client.command(f"SELECT count() FROM {table} WHERE sym = 'SYM5'") == sum(
+        r[1] == "SYM5" for r in rows
+    )
 
 
 def test_replacing_merge_tree_final(client) -> None:
     table = table_name("rmt")
-    client.command(f"CREATE TABLE {table} (k UInt32, v String, ver UInt64) ENGINE = ReplacingMergeTree(ver) ORDER BY k")
-    batches = [[[k, f"first-{k}", 1] for k in range(1000)], [[k, f"second-{k}", 2] for k in range(0, 1000, 3)]]
+    client.command(
+        f"CREATE TABLE {table} (k UInt32, v String, ver UInt64) ENGINE = ReplacingMergeTree(ver) ORDER BY k"
+    )
+    batches = [
+        [[k, f"first-{k}", 1] for k in range(1000)],
+        [[k, f"second-{k}", 2] for k in range(0, 1000, 3)],
+    ]
     latest: dict[int, tuple[str, int]] = {}
     for batch in batches:
         client.insert(table, batch, column_names=["k", "v", "ver"])
@@ -218,7 +232,9 @@ def test_million_row_insert(client) -> None:
 
 def test_concurrent_writers_and_readers(endpoint: Endpoint, client) -> None:
     table = table_name("conc")
-    client.command(f"CREATE TABLE {table} (writer UInt8, id UInt64, v Float64) ENGINE = MergeTree ORDER BY (writer, id)")
+    client.command(
+        f"CREATE TABLE {table} (writer UInt8, id UInt64, v Float64) ENGINE = MergeTree ORDER BY (writer, id)"
+    )
     writers, batches, batch_rows = 4, 10, 5000
     errors: list[BaseException] = []
     reads: list[int] = []
@@ -337,7 +353,9 @@ def test_sql_error_surfaces_as_database_error(endpoint: Endpoint, client) -> Non
     assert body.startswith(b"Code: 62. DB::Exception: Syntax error") and b"(SYNTAX_ERROR) (version " in body
     status, headers, _ = http_request(endpoint.port, "POST", "/", b"SELECT 1; SELECT 2")
     assert (status, headers["X-ClickHouse-Exception-Code"]) == (400, "62")
-    status, headers, _ = http_request(endpoint.port, "GET", "/?query=" + "CREATE%20TABLE%20g%20(x%20UInt8)%20ENGINE=Memory")
+    status, headers, _ = http_request(
+        endpoint.port, "GET", "/?query=" + "CREATE%20TABLE%20g%20(x%20UInt8)%20ENGINE=Memory"
+    )
     assert (status, headers["X-ClickHouse-Exception-Code"]) == (403, "164")  # GET implies readonly
 
 
@@ -350,13 +368,38 @@ def test_error_in_the_middle_of_a_streamed_result(client) -> None:
     assert client.command("SELECT 1") == 1  # the client and endpoint carry on
 
 
+def test_commands_dataframes_and_database_parameter(endpoint: Endpoint, client) -> None:
+    database = table_name("db")
+    client.command(f"CREATE DATABASE {database}")
+    in_db = endpoint.client(database=database)
+    in_db.command(
+        "CREATE TABLE frames (id UInt64, name String, n Nullable(Int32)) ENGINE = MergeTree ORDER BY id"
+    )
+    assert in_db.command("EXISTS TABLE frames") == 1 and in_db.command("SHOW TABLES") == "frames"
+    frame = pd.DataFrame({"id": range(100), "name": [f"n{i}" for i in range(100)], "n": [None, 1] * 50})
+    in_db.insert_df("frames", frame)
+    assert in_db.query_arrow("SELECT id FROM frames").num_rows == 100
+    back = client.query_df(f"SELECT id, name FROM {database}.frames ORDER BY id")
+    assert back["name"].tolist() == frame["name"].tolist()
+    assert client.command(f"SELECT countIf(n IS NULL) FROM {database}.frames") == 50
+    session = endpoint.client()
+    session.command(f"USE {database}")
+    assert session.command("SELECT count() FROM frames") == 100
+    assert session.command("SELECT currentDatabase()", settings=None) == database
+    with pytest.raises(DatabaseError) as info:
+        endpoint.client(database="no_such_database_xyz")
+    assert info.value.code == 81
+
+
 # --- protocol details ---------------------------------------------------------------------------------------------
 def test_raw_inserts_in_url_and_body_with_encodings(endpoint: Endpoint, client) -> None:
     table = table_name("raw")
     client.command(f"CREATE TABLE {table} (a UInt32, b String) ENGINE = MergeTree ORDER BY a")
     csv = b"".join(b"%d,v%d\n" % (i, i) for i in range(1000))
     query = f"/?query=INSERT%20INTO%20{table}%20FORMAT%20CSV"
-    assert http_request(endpoint.port, "POST", query, gzip.compress(csv), {"Content-Encoding": "gzip"})[0] == 200
+    assert (
+        http_request(endpoint.port, "POST", query, gzip.compress(csv), {"Content-Encoding": "gzip"})[0] == 200
+    )
     body = f"INSERT INTO {table} FORMAT CSV\n".encode() + csv
     frames = lz4.frame.compress(body[:5000]) + lz4.frame.compress(body[5000:])
     status, headers, _ = http_request(endpoint.port, "POST", "/", frames, {"Content-Encoding": "lz4"})
@@ -365,7 +408,9 @@ def test_raw_inserts_in_url_and_body_with_encodings(endpoint: Endpoint, client) 
     assert http_request(endpoint.port, "POST", "/", chunks)[0] == 200
     values = f"INSERT INTO {table} VALUES (5000, 'x'), (5001, 'y')".encode()
     assert http_request(endpoint.port, "POST", "/", values)[0] == 200
-    assert client.query(f"SELECT count(), sum(a) FROM {table}").result_rows == [(3002, 3 * sum(range(1000)) + 10001)]
+    assert client.query(f"SELECT count(), sum(a) FROM {table}").result_rows == [
+        (3002, 3 * sum(range(1000)) + 10001)
+    ]
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "zstd", "lz4", "deflate"])
@@ -420,7 +465,9 @@ def test_request_size_limit(secured: Endpoint) -> None:
     client.insert(table, rows[:1000], column_names=["id", "s"])  # under the limit: fine, connection reusable
     assert client.command(f"SELECT count() FROM {table}") == 1000
     auth = {"X-ClickHouse-User": "writer", "X-ClickHouse-Key": PASSWORD}
-    status, headers, body = http_request(secured.port, "POST", "/", b"SELECT 1 -- " + b"x" * (2 * SMALL_LIMIT), auth)
+    status, headers, body = http_request(
+        secured.port, "POST", "/", b"SELECT 1 -- " + b"x" * (2 * SMALL_LIMIT), auth
+    )
     assert (status, headers["X-ClickHouse-Exception-Code"]) == (413, "229") and b"QUERY_IS_TOO_LARGE" in body
     bomb = gzip.compress(b"SELECT 1 -- " + b"\0" * (4 * SMALL_LIMIT))
     status, headers, _ = http_request(secured.port, "POST", "/", bomb, {**auth, "Content-Encoding": "gzip"})
@@ -437,7 +484,15 @@ def test_sigterm_stops_cleanly_and_data_survives_restart(tmp_path: Path) -> None
         client.insert("kept", [[i, f"v{i}"] for i in range(12345)], column_names=["id", "v"])
         # a second process on the same directory gets a readable error, not chDB's "EmbeddedServer" message
         second = subprocess.run(
-            [sys.executable, "-m", "itchflow.stack.clickhouse_server", "--data-dir", str(data_dir), "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "itchflow.stack.clickhouse_server",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                "0",
+            ],
             env=dict(os.environ, PYTHONPATH=str(REPO)),
             capture_output=True,
             text=True,
