@@ -355,4 +355,5 @@ def file_payloads(path: Path) -> Iterator[bytes]:
     """Raw ITCH payloads of ``path`` in order, whatever the framing."""
     from itchflow.itch import framing
 
-    yield from framing.iter_payloads(path)
+    for _offset, payload in framing.iter_payloads(path):
+        yield payload
