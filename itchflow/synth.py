@@ -25,6 +25,7 @@ The hot loop packs bytes with precompiled ``struct`` formats rather than buildin
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import math
 import random
@@ -138,6 +139,10 @@ def write(
     started = time.perf_counter()
     bytes_written = 0
     bar = _progress_bar(messages) if progress else None
+    # The generator's state holds no reference cycles: the cyclic collector would only rescan its
+    # hundreds of thousands of live-order lists over and over.
+    collector_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         with _open_output(path) as output:
             for batch in generator.framed_batches():
@@ -147,6 +152,8 @@ def write(
                 if bar is not None:
                     bar.update(len(batch))
     finally:
+        if collector_was_enabled:
+            gc.enable()
         if bar is not None:
             bar.close()
     return SynthSummary(
