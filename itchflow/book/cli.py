@@ -41,9 +41,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "book",
         help="rebuild every symbol's order book from an ITCH 5.0 file and print depth, last trade, counters",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Rebuild every symbol's order book offline from an ITCH 5.0 file: the reference a "
+        "streaming run must equal. Prices are printed in dollars (--json: integer 4-decimal ticks).",
     )
-    parser.add_argument("file", type=Path, help="ITCH 5.0 file (length-prefixed, zero-prefixed or .gz)")
+    parser.add_argument(
+        "file", type=Path, help="ITCH 5.0 file: length-prefixed, zero-prefixed, gzip or MoldUDP64 pcap"
+    )
     parser.add_argument(
         "--depth", type=int, default=DEFAULT_DEPTH, help=f"levels per side to show (default {DEFAULT_DEPTH})"
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from itchflow import synth
-from itchflow.book import MarketBooks
+from itchflow.book import BOOK_MESSAGE_TYPES, MarketBooks, OrderBook
 from itchflow.itch.codec import decode, decode_many
 from tests.unit.simple_book import SimpleMarket
 
@@ -136,3 +136,53 @@ def test_snapshot_mid_feed_then_resume_equals_an_uninterrupted_run() -> None:
         resumed.apply_all(messages[start : start + 7_000])
         resumed = MarketBooks.from_snapshot(resumed.to_snapshot())
     assert resumed.to_snapshot() == uninterrupted.to_snapshot()
+
+
+def apply_through_primitives(book: OrderBook, message) -> None:
+    """Feed one message through the primitive methods, as the columnar streaming job will."""
+    kind = message.message_type
+    if kind in "AF":
+        book.add_order(
+            message.order_reference_number,
+            message.buy_sell_indicator,
+            message.price,
+            message.shares,
+            attributed=kind == "F",
+        )
+    elif kind == "E":
+        book.execute_order(
+            message.order_reference_number, message.executed_shares, message.timestamp, message.match_number
+        )
+    elif kind == "C":
+        book.execute_order_at_price(
+            message.order_reference_number,
+            message.executed_shares,
+            message.execution_price,
+            message.timestamp,
+            message.match_number,
+            printable=message.printable == "Y",
+        )
+    elif kind == "X":
+        book.cancel_order(message.order_reference_number, message.cancelled_shares)
+    elif kind == "D":
+        book.delete_order(message.order_reference_number)
+    elif kind == "U":
+        book.replace_order(
+            message.original_order_reference_number,
+            message.new_order_reference_number,
+            message.price,
+            message.shares,
+        )
+    elif kind in "PQ":
+        price = message.price if kind == "P" else message.cross_price
+        book.record_trade(price, message.shares, message.timestamp, message.match_number, cross=kind == "Q")
+
+
+def test_primitive_methods_equal_apply_on_a_perturbed_feed() -> None:
+    messages = [m for m in perturbed(synthetic(1, 30_000, 8), seed=8) if m.message_type in BOOK_MESSAGE_TYPES]
+    through_apply, through_primitives = OrderBook("AAAA"), OrderBook("AAAA")
+    for message in messages:
+        through_apply.apply(message)
+        apply_through_primitives(through_primitives, message)
+    assert through_apply.unknown_refs > 0 and through_apply.overfills > 0
+    assert through_primitives.to_snapshot() == through_apply.to_snapshot()
