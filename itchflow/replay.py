@@ -170,7 +170,7 @@ class ReplaySummary:
 def make_producer(bootstrap_servers: str, linger_ms: float, client_properties: dict[str, str] | None = None):
     """kafka-python producer with the field's settings: acks=all, lz4, idempotence, batching."""
     from kafka import KafkaProducer
-    from kafka.errors import KafkaError, NoBrokersAvailable
+    from kafka.errors import KafkaError
 
     try:
         return KafkaProducer(
@@ -181,13 +181,12 @@ def make_producer(bootstrap_servers: str, linger_ms: float, client_properties: d
             linger_ms=int(linger_ms),
             batch_size=1 << 20,
             max_request_size=16 << 20,
-            buffer_memory=256 << 20,
             retries=10,
             request_timeout_ms=30000,
             client_id="itchflow-replay",
             **(client_properties or {}),
         )
-    except (NoBrokersAvailable, KafkaError, OSError) as exc:
+    except (KafkaError, OSError) as exc:
         raise UserError(
             f"cannot reach the Kafka broker at {bootstrap_servers} ({exc}). "
             "Start the local stack with `itchflow stack up`, or pass --bootstrap-servers."
