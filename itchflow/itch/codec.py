@@ -15,6 +15,7 @@ any original byte string exactly.
 
 from __future__ import annotations
 
+import gc
 import struct
 from collections.abc import Callable
 
@@ -376,7 +377,10 @@ def decode_many(
     return messages
 
 
-_ZERO_PREFIXES: list[int] = [0] * 256
+# Expected length prefix per type byte in each framing; -1 (never a prefix) for unknown types, so one
+# comparison rejects both an unknown type and a wrong prefix.
+_STANDARD_PREFIXES: list[int] = [length or -1 for length in _LENGTHS]
+_ZERO_PREFIXES: list[int] = [0 if length else -1 for length in _LENGTHS]
 
 
 def decode_run(
@@ -392,22 +396,30 @@ def decode_run(
     """
     decoders = _DECODERS
     lengths = _LENGTHS
-    expected_prefixes = _ZERO_PREFIXES if zero_prefix else _LENGTHS
+    expected_prefixes = _ZERO_PREFIXES if zero_prefix else _STANDARD_PREFIXES
     messages: list[Message] = []
     append = messages.append
     position = offset
+    # Messages hold only ints and strs, so they cannot form reference cycles; letting the cyclic GC
+    # run inside this loop would only rescan the growing result list (~30% of the decode time).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         while position < end:
             type_byte = buffer[position + 2]
-            length = lengths[type_byte]
-            if ((buffer[position] << 8) | buffer[position + 1]) != expected_prefixes[type_byte] or not length:
+            if ((buffer[position] << 8) | buffer[position + 1]) != expected_prefixes[type_byte]:
                 break
-            if position + 2 + length > end:
+            start = position + 2
+            position = start + lengths[type_byte]
+            if position > end:
+                position = start - 2
                 break
-            append(decoders[type_byte](buffer, position + 2))  # type: ignore[misc]
-            position += 2 + length
+            append(decoders[type_byte](buffer, start))  # type: ignore[misc]
     except IndexError:  # fewer than 3 bytes left in the buffer
         pass
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return messages, position
 
 
