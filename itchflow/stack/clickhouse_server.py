@@ -35,6 +35,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -180,6 +181,7 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog: many sink workers may connect at once
 
     def __init__(self, config: ServerConfig, engine: Engine) -> None:
         self.config = config
@@ -224,6 +226,9 @@ class ClickHouseRequestHandler(BaseHTTPRequestHandler):
         clients honouring ``Keep-Alive: timeout=N`` drop them first (no race on a connection being closed)."""
         self.timeout = self.server.config.keep_alive_timeout + KEEP_ALIVE_GRACE
         super().setup()
+        # Headers and body go out in separate writes; without TCP_NODELAY, Nagle + the client's delayed ACK
+        # stall every small response by ~40 ms (measured: 22 requests/s instead of hundreds).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Requests are logged by :meth:`_dispatch` (without their URL, which may hold a password)."""
