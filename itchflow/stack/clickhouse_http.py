@@ -13,9 +13,9 @@ import base64
 import binascii
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import lz4.frame
 
@@ -165,8 +165,22 @@ def _session_timeout(value: str) -> float:
     return timeout
 
 
+class HeaderLookup(Protocol):
+    """Request headers: ``http.server``'s message object or any mapping."""
+
+    def get(self, name: str, default: None = None, /) -> str | None: ...
+
+
+class ByteReader(Protocol):
+    """The request stream (``rfile``)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
 # --- credentials ------------------------------------------------------------------------------------------------
-def extract_credentials(headers: Mapping[str, str], params: RequestParams) -> tuple[str, str]:
+def extract_credentials(headers: HeaderLookup, params: RequestParams) -> tuple[str, str]:
     """The (user, password) of a request: ``X-ClickHouse-User/Key`` headers, else HTTP basic auth, else the
     ``user``/``password`` URL parameters, else ``default`` with an empty password."""
     header_user = headers.get("X-ClickHouse-User")
@@ -304,7 +318,7 @@ class RawBody:
     so the connection can be kept alive; ``drain()`` discards the rest of a body the handler gave up on.
     """
 
-    def __init__(self, stream: BinaryIO, headers: Mapping[str, str], limit: int) -> None:
+    def __init__(self, stream: ByteReader, headers: HeaderLookup, limit: int) -> None:
         self._stream = stream
         self._limit = limit
         transfer = (headers.get("Transfer-Encoding") or "").lower()
