@@ -1,5 +1,7 @@
 """Normalization job: market-data-raw -> market-data-normalized, bad input -> dead-letter.
 
+Output records are keyed ``venue:symbol`` so the order-book job keys by (venue, symbol).
+
 Keyed (in the JVM) by the raw record's key, i.e. the symbol; per key one small state (the
 producer session and batch sequence, for gap and duplicate tracking). The work is in
 ``itchflow.pipeline.normalize_stage``; this file only wires Kafka, state, metrics and outputs.
@@ -59,7 +61,7 @@ class Normalize(KeyedProcessFunction):
         if outcome.duplicate:
             self.duplicates.inc()
         if outcome.normalized is not None:
-            yield Row(source.key, outcome.normalized)
+            yield Row(outcome.output_key, outcome.normalized)
         for letter in outcome.dead_letters:
             self.dead_letters.inc()
             yield DEAD_LETTERS, Row(source.key, letter)

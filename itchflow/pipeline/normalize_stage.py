@@ -35,11 +35,18 @@ class NormalizeOutcome:
 
     state: tuple | None
     normalized: bytes | None = None
+    #: key of the normalized record: ``venue:symbol``, so the book job keys by (venue, symbol)
+    output_key: bytes = b""
     dead_letters: list[bytes] = field(default_factory=list)
     messages_in: int = 0
     events_out: int = 0
     duplicate: bool = False
     gap_messages: int = 0
+
+
+def normalized_key(venue: str, symbol: str) -> bytes:
+    """``market-data-normalized`` key: ``venue:symbol`` (``venue:`` for market-wide events)."""
+    return f"{venue}:{symbol}".encode()
 
 
 def state_to_tuple(state: SequenceState | None) -> tuple | None:
@@ -103,4 +110,5 @@ def normalize_record(payload: bytes, source: RecordSource, state: tuple | None, 
     )
     if result.batch.event_count:
         outcome.normalized = encode_normalized_batch(result.batch)
+        outcome.output_key = normalized_key(result.batch.venue, result.batch.symbol)
     return outcome
