@@ -338,6 +338,19 @@ def test_session_is_locked_for_concurrent_requests(endpoint: Endpoint) -> None:
     assert (status, headers["X-ClickHouse-Exception-Code"]) == (423, "373"), body
 
 
+def test_session_expires_after_its_timeout(endpoint: Endpoint) -> None:
+    session = f"/?session_id=expiring-{uuid.uuid4().hex}&session_timeout=1&query="
+    assert http_request(endpoint.port, "POST", session, b"CREATE TEMPORARY TABLE t_exp (x UInt8)")[0] == 200
+    assert http_request(endpoint.port, "POST", session, b"SELECT count() FROM t_exp")[::2] == (200, b"0\n")
+    checked = session.replace("&query=", "&session_check=1&query=")
+    assert http_request(endpoint.port, "POST", checked, b"SELECT 1")[0] == 200
+    time.sleep(2.5)
+    status, headers, _ = http_request(endpoint.port, "POST", checked, b"SELECT 1")
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (404, "372")  # SESSION_NOT_FOUND
+    status, headers, _ = http_request(endpoint.port, "POST", session, b"SELECT count() FROM t_exp")
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (404, "60")  # a new session: the table is gone
+
+
 def test_parameter_binding(client) -> None:
     assert client.command("SELECT {x:UInt32} * 2", parameters={"x": 21}) == 42
     result = client.query("SELECT {s:String} AS s, {n:Int64} + 1 AS n", parameters={"s": "it's", "n": -5})
