@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import struct
 from collections.abc import Callable
+from typing import Any
 
 from itchflow.itch.messages import MESSAGE_LENGTHS, MESSAGE_TYPES, Message
 
@@ -214,7 +215,8 @@ Decoder = Callable[[bytes | bytearray | memoryview, int], Message]
 Encoder = Callable[[Message], bytes]
 
 
-def _compile(type_code: str) -> tuple[struct.Struct, struct.Struct, Decoder, Encoder]:
+def _compile(type_code: str, *, retype: bool = True) -> tuple[struct.Struct, struct.Struct, Decoder, Encoder]:
+    """Struct layouts, decoder and encoder of one message type (``retype=False``: slot-filling decoder)."""
     cls = MESSAGE_TYPES[type_code]
     layout = _LAYOUTS[type_code]
     body = "".join(_struct_code(code) for _, code in layout)
@@ -228,8 +230,11 @@ def _compile(type_code: str) -> tuple[struct.Struct, struct.Struct, Decoder, Enc
     if names != tuple(cls.__slots__):  # type: ignore[attr-defined]
         raise AssertionError(f"layout of {type_code!r} does not match {cls.__name__} fields")
 
-    # Decoder: unpack, convert alpha fields, then fill the slots directly through their member
-    # descriptors (a frozen dataclass __init__ goes through object.__setattr__ per field, ~25% slower).
+    # Decoder: unpack, convert alpha fields, build the message. A frozen dataclass __init__ pays one
+    # object.__setattr__ call per field; instead a private mutable twin with the same slots is built
+    # with plain (specialized) slot stores, then re-typed to the frozen class -- legal because the slot
+    # layouts are identical, and ~15% faster on the whole decode. If an interpreter refuses the
+    # re-typing, the decoder fills the frozen object's slots through their descriptors instead.
     raw = ["locate", "tracking", "ts_high", "ts_low"] + [f"v{i}" for i in range(len(layout))]
     values = ["locate", "tracking", "(ts_high << 32) | ts_low"]
     for i, (_, code) in enumerate(layout):
@@ -239,10 +244,24 @@ def _compile(type_code: str) -> tuple[struct.Struct, struct.Struct, Decoder, Enc
             values.append(f"_alpha[v{i}]")
         else:
             values.append(f"v{i}")
+    twin_source = (
+        f"class _Mutable{cls.__name__}:\n"
+        f"    __slots__ = {names!r}\n"
+        f"    def __init__(self, {', '.join(names)}):\n"
+        + "".join(f"        self.{name} = {name}\n" for name in names)
+    )
+    twin_decoder_source = (
+        f"def decode_{type_code}(buffer, offset, _unpack=_unpack, _twin=_Mutable{cls.__name__}, _cls=_cls,"
+        f" _retype=object.__setattr__, _chr=_chr, _alpha=_alpha):\n"
+        f"    {', '.join(raw)}, = _unpack(buffer, offset)\n"
+        f"    message = _twin({', '.join(values)})\n"
+        f"    _retype(message, '__class__', _cls)\n"
+        f"    return message\n"
+    )
     setters = "".join(f"    _set{i}(message, {value})\n" for i, value in enumerate(values))
     set_defaults = ", ".join(f"_set{i}=_setters[{i}]" for i in range(len(names)))
-    decoder_source = (
-        f"def decode_{type_code}(buffer, offset, _unpack=_unpack, _new=_new, _cls=_cls, _chr=_chr,"
+    slot_decoder_source = (
+        f"def decode_{type_code}(buffer, offset, _unpack=_unpack, _new=object.__new__, _cls=_cls, _chr=_chr,"
         f" _alpha=_alpha, {set_defaults}):\n"
         f"    {', '.join(raw)}, = _unpack(buffer, offset)\n"
         f"    message = _new(_cls)\n"
@@ -265,19 +284,32 @@ def _compile(type_code: str) -> tuple[struct.Struct, struct.Struct, Decoder, Enc
         f"        raise ValueError(f'timestamp {{ts!r}} does not fit in 6 bytes')\n"
         f"    return _pack({', '.join(args)})\n"
     )
-    namespace: dict[str, object] = {
+    namespace: dict[str, Any] = {
         "_unpack": unpacker.unpack_from,
         "_pack": packer.pack,
-        "_new": object.__new__,
         "_cls": cls,
         "_chr": _CHR,
         "_alpha": _ALPHA,
         "_alpha_bytes": _alpha_bytes,
         "_setters": [getattr(cls, name).__set__ for name in names],
     }
-    exec(decoder_source, namespace)  # noqa: S102 - source built above from the static layout table
-    exec(encoder_source, namespace)  # noqa: S102
+    # Sources built above from the static layout table only.
+    exec(twin_source, namespace)  # noqa: S102
+    exec(twin_decoder_source, namespace)  # noqa: S102
     decoder = namespace[f"decode_{type_code}"]
+    probe = bytes([ord(type_code)]) + bytes(MESSAGE_LENGTHS[type_code] - 1)
+    try:
+        retyped = decoder(probe, 0)
+        if (
+            not retype
+            or type(retyped) is not cls
+            or retyped != cls(*(getattr(retyped, name) for name in names))
+        ):
+            raise TypeError("re-typed message differs")
+    except TypeError:
+        exec(slot_decoder_source, namespace)  # noqa: S102
+        decoder = namespace[f"decode_{type_code}"]
+    exec(encoder_source, namespace)  # noqa: S102
     encoder = namespace[f"encode_{type_code}"]
     return unpacker, packer, decoder, encoder  # type: ignore[return-value]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 from hypothesis import given, settings
@@ -273,3 +274,26 @@ def test_every_truncation_is_an_error(message: object, data: st.DataObject) -> N
     framed = encode_framed(message)  # type: ignore[arg-type]
     with pytest.raises(ItchDecodeError):
         decode_many(framed + framed[: cut + 1])
+
+
+def test_decoded_messages_are_plain_frozen_instances_of_their_class() -> None:
+    message = decode(
+        hexbytes("41 0002 0007 1f1acedbd240 00000000000003ec 42 0000012c 4d45415420202020 000f4434")
+    )
+    assert type(message) is AddOrder
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.price = 1  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(message)) == message
+    assert hash(message) == hash(AddOrder(2, 7, T0930 + 123_456, 1_004, "B", 300, "MEAT", 1_000_500))
+    assert not hasattr(message, "__dict__")
+
+
+@pytest.mark.parametrize("letter", sorted(SPEC_LENGTHS))
+def test_the_fallback_slot_filling_decoder_gives_the_same_messages(letter: str) -> None:
+    from itchflow.itch.codec import _compile
+
+    payload = letter.encode() + bytes(range(1, SPEC_LENGTHS[letter]))
+    slot_decoder = _compile(letter, retype=False)[2]
+    assert slot_decoder.__defaults__ is not None and "_twin" not in slot_decoder.__code__.co_varnames
+    assert slot_decoder(payload, 0) == decode(payload)
+    assert type(slot_decoder(payload, 0)) is MESSAGE_TYPES[letter]
