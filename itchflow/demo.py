@@ -1,0 +1,215 @@
+"""``itchflow demo``: the whole pipeline on the local stack, on a bundled real ITCH sample.
+
+Set-up if needed, stack up, submit the normalization and order-book jobs (unless running),
+replay the sample, wait until the order-book job has applied every message (by sequence number
+read back from ClickHouse, not by asking the broker for offsets), then print each symbol's
+book from ClickHouse and Redis, and where to look next. The stack stays up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from itchflow import bootstrap
+from itchflow.config import PROJECT_ROOT, StackConfig
+from itchflow.errors import UserError
+from itchflow.flinkctl import list_jobs, submit, wait_until_tasks_running
+from itchflow.stack.cli import add_stack_options, stack_config_from_args
+from itchflow.stack.manager import Stack
+
+DEMO_FILE = PROJECT_ROOT / "data" / "RITCH_ex20101224.TEST_ITCH_50.gz"
+DEMO_DATE = "2019-12-30"
+PIPELINE_JOBS = (("normalize", "itchflow-normalize"), ("order_book", "itchflow-order-book"))
+REDIS_PREFIX = "itchflow"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolView:
+    symbol: str
+    bid: str
+    ask: str
+    spread: str
+    levels: str
+    trades: int
+    unknown_refs: int
+    last_seq: int
+
+
+def ensure_jobs(config: StackConfig, parallelism: int | None, log=print) -> dict[str, str]:
+    """Submit the pipeline's jobs unless they already run; returns name -> job id."""
+    running = {job.name: job.job_id for job in list_jobs(config.flink_rest_url) if job.state == "RUNNING"}
+    ids = {}
+    for script, name in PIPELINE_JOBS:
+        if name in running:
+            ids[name] = running[name]
+            log(f"{name} already running ({running[name]})")
+            continue
+        log(f"submitting {name} with `flink run` ...")
+        args = [
+            "--bootstrap-servers", config.bootstrap_servers,
+            "--clickhouse-url", config.clickhouse_url,
+            "--redis-url", config.redis_url,
+        ]
+        ids[name] = submit(config, script, args, parallelism)
+    for job_id in ids.values():
+        wait_until_tasks_running(config.flink_rest_url, job_id, timeout_s=180)
+    return ids
+
+
+def clickhouse_client(config: StackConfig):
+    import os
+
+    import clickhouse_connect
+
+    return clickhouse_connect.get_client(
+        host=config.host,
+        port=config.clickhouse_port,
+        username=config.clickhouse_user or "default",
+        password=os.environ.get("ITCHFLOW_CLICKHOUSE_PASSWORD", ""),
+    )
+
+
+def applied_sequences(client, venue: str) -> dict[str, int]:
+    """symbol -> highest sequence number the order-book job has applied (from book_status)."""
+    rows = client.query(
+        "SELECT symbol, max(seq) FROM book_status FINAL WHERE venue = {venue:String} GROUP BY symbol",
+        parameters={"venue": venue},
+    ).result_rows
+    return {symbol: int(seq) for symbol, seq in rows}
+
+
+def wait_until_applied(config: StackConfig, venue: str, last_seq: dict[str, int], timeout_s: float, show: bool) -> None:
+    """Poll until every symbol's book has applied its last produced sequence number."""
+    from tqdm import tqdm
+
+    total = sum(seq + 1 for seq in last_seq.values())
+    client = clickhouse_client(config)
+    deadline = time.monotonic() + timeout_s
+    with tqdm(total=total, desc="order books", unit=" msg", file=sys.stderr, disable=not show) as bar:
+        while True:
+            applied = applied_sequences(client, venue)
+            done = sum(min(applied.get(symbol, -1), seq) + 1 for symbol, seq in last_seq.items())
+            bar.update(done - bar.n)
+            if all(applied.get(symbol, -1) >= seq for symbol, seq in last_seq.items()):
+                return
+            if time.monotonic() > deadline:
+                missing = {s: (applied.get(s, -1), seq) for s, seq in last_seq.items() if applied.get(s, -1) < seq}
+                raise UserError(
+                    f"the order books did not catch up within {timeout_s:.0f}s (applied vs produced: {missing}). "
+                    f"Look at the jobs in the web UI {config.flink_rest_url} and the logs in {config.log_dir}."
+                )
+            time.sleep(0.5)
+
+
+def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[SymbolView]:
+    import redis
+
+    client = clickhouse_client(config)
+    trades = dict(
+        client.query(
+            "SELECT symbol, count() FROM trades FINAL WHERE venue = {venue:String} GROUP BY symbol",
+            parameters={"venue": venue},
+        ).result_rows
+    )
+    status = {
+        row[0]: row[1:]
+        for row in client.query(
+            "SELECT symbol, argMax(unknown_refs, seq), max(seq) FROM book_status FINAL "
+            "WHERE venue = {venue:String} GROUP BY symbol",
+            parameters={"venue": venue},
+        ).result_rows
+    }
+    cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
+    views = []
+    for symbol in symbols:
+        tob = cache.hgetall(f"{REDIS_PREFIX}:tob:{venue}:{symbol}")
+        depth = cache.hgetall(f"{REDIS_PREFIX}:depth:{venue}:{symbol}")
+        bids, asks = json.loads(depth.get("bids", "[]")), json.loads(depth.get("asks", "[]"))
+        bid_px, ask_px = int(tob.get("bid_px", 0)), int(tob.get("ask_px", 0))
+        views.append(
+            SymbolView(
+                symbol=symbol,
+                bid=_quote(bid_px, tob.get("bid_sz", "0")),
+                ask=_quote(ask_px, tob.get("ask_sz", "0")),
+                spread=f"{(ask_px - bid_px) / 10_000:.4f}" if bid_px and ask_px else "-",
+                levels=f"{len(bids)}x{len(asks)}",
+                trades=int(trades.get(symbol, 0)),
+                unknown_refs=int(status.get(symbol, (0, -1))[0]),
+                last_seq=int(status.get(symbol, (0, -1))[1]),
+            )
+        )
+    return views
+
+
+def _quote(price: int, shares: str) -> str:
+    return f"{int(shares):,} @ {price / 10_000:.4f}" if price else "-"
+
+
+def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> None:
+    headers = ("symbol", "best bid", "best ask", "spread", "levels b x a", "trades", "unknown refs")
+    rows = [(v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}") for v in views]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print()
+    print(f"order books of {venue} (top of book from Redis, trades and status from ClickHouse):")
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print()
+    print(f"Flink web UI   {config.flink_rest_url}   (jobs itchflow-normalize and itchflow-order-book)")
+    print(f"ClickHouse     {config.clickhouse_url}   e.g. SELECT * FROM top_of_book FINAL ORDER BY seq DESC LIMIT 5")
+    print(f"Redis          {config.redis_url}   e.g. HGETALL {REDIS_PREFIX}:tob:{venue}:<symbol>")
+    print("Stop everything with: itchflow stack down   (./dev stack down)")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from itchflow.replay import make_producer, parse_trading_date, run_replay_file
+
+    path = Path(args.file) if args.file else DEMO_FILE
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    trading_date = parse_trading_date(args.date)
+    bootstrap.run_setup(log=lambda message: None)
+    config = stack_config_from_args(args)
+    Stack(config).up()
+    ensure_jobs(config, args.parallelism, log=lambda m: print(m, file=sys.stderr))
+
+    # A fixed session id makes the demo re-runnable: a second replay of the same file is
+    # recognized as duplicate batches by the normalization job and changes nothing.
+    session = f"demo:{path.name}:{trading_date.isoformat()}"
+    producer = make_producer(config.bootstrap_servers, 10)
+    summary = run_replay_file(
+        path, producer, topic="market-data-raw", venue=args.venue, trading_date=trading_date, session=session,
+        batch_size=args.batch_size, linger_ms=10, speed=None, show_progress=True,
+    )
+    producer.close()
+    print(
+        f"replayed {summary.messages:,} messages in {summary.batches:,} batches "
+        f"({summary.messages_per_second:,.0f} messages/s)",
+        file=sys.stderr,
+    )
+    last_seq = {
+        symbol: count - 1
+        for symbol, count in summary.messages_by_symbol.items()
+        if not symbol.startswith(("@", "__"))
+    }
+    wait_until_applied(config, args.venue, last_seq, args.timeout, show=True)
+    print_views(read_views(config, args.venue, sorted(last_seq)), config, args.venue)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="the whole pipeline on the local stack with a bundled real sample")
+    parser.add_argument("--file", help=f"ITCH file to replay (default: the bundled {DEMO_FILE.name})")
+    parser.add_argument("--date", default=DEMO_DATE, help=f"trading date of the file (default {DEMO_DATE})")
+    parser.add_argument("--venue", default="NASDAQ", help="venue tag (default NASDAQ)")
+    parser.add_argument("--parallelism", type=int, default=2, help="parallelism of the jobs (default 2)")
+    parser.add_argument("--batch-size", type=int, default=1000, help="replay batch size (default 1000)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the books (default 300)")
+    add_stack_options(parser)
+    parser.set_defaults(func=run_demo)
