@@ -24,4 +24,8 @@ def clickhouse_sink(
     max_bytes: int = 8 << 20,
 ) -> Sink:
     jvm = get_gateway().jvm
-    return Sink(jvm.itchflow.connectors.ClickHouseSink(url, user or "", password_env, data_format, linger_ms, max_bytes))
+    return Sink(
+        jvm.itchflow.connectors.ClickHouseSink(
+            url, user or "", password_env, data_format, linger_ms, max_bytes
+        )
+    )

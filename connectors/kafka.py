@@ -83,7 +83,9 @@ def key_by_record_key(stream: DataStream) -> KeyedStream:
     ``ctx.get_current_key()`` is the record key: no extra Python operator for keying.
     """
     jvm = get_gateway().jvm
-    keyed = stream._j_data_stream.keyBy(jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
+    keyed = stream._j_data_stream.keyBy(
+        jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info()
+    )
     return KeyedStream(keyed, Types.PRIMITIVE_ARRAY(Types.BYTE()), stream)
 
 
@@ -119,7 +121,9 @@ def keyed_bytes_sink(settings: KafkaSettings, topic: str) -> KafkaSink:
         .build()
     )
     guarantee = (
-        DeliveryGuarantee.EXACTLY_ONCE if settings.delivery == "exactly-once" else DeliveryGuarantee.AT_LEAST_ONCE
+        DeliveryGuarantee.EXACTLY_ONCE
+        if settings.delivery == "exactly-once"
+        else DeliveryGuarantee.AT_LEAST_ONCE
     )
     builder = (
         KafkaSink.builder()

@@ -15,9 +15,13 @@ from pyflink.java_gateway import get_gateway
 REDIS_COMMANDS = Types.ROW([Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 
 
-def redis_sink(url: str, password_env: str = "ITCHFLOW_REDIS_PASSWORD", linger_ms: int = 5, max_bytes: int = 1 << 20) -> Sink:
+def redis_sink(
+    url: str, password_env: str = "ITCHFLOW_REDIS_PASSWORD", linger_ms: int = 5, max_bytes: int = 1 << 20
+) -> Sink:
     parsed = urlparse(url)
     jvm = get_gateway().jvm
     return Sink(
-        jvm.itchflow.connectors.RedisSink(parsed.hostname or "127.0.0.1", parsed.port or 6379, password_env, linger_ms, max_bytes)
+        jvm.itchflow.connectors.RedisSink(
+            parsed.hostname or "127.0.0.1", parsed.port or 6379, password_env, linger_ms, max_bytes
+        )
     )

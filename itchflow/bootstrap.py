@@ -157,7 +157,10 @@ def install_connector_jars(log=print) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             for name, expected in CONNECTOR_JARS.items():
                 target = folder / name
-                with archive.open(f"pyflink/lib/{name}") as src, open(target.with_suffix(".part"), "wb") as dst:
+                with (
+                    archive.open(f"pyflink/lib/{name}") as src,
+                    open(target.with_suffix(".part"), "wb") as dst,
+                ):
                     shutil.copyfileobj(src, dst)
                 if sha256_of(target.with_suffix(".part")) != expected:
                     target.with_suffix(".part").unlink()
@@ -190,7 +193,17 @@ def build_java_helpers(log=print) -> Path:
     classpath += [str(p) for p in connector_jar_paths()]
     with tempfile.TemporaryDirectory(prefix="itchflow-javac-") as out:
         result = subprocess.run(
-            [javac, "--release", "17", "-nowarn", "-d", out, "-cp", os.pathsep.join(classpath), *map(str, sources)],
+            [
+                javac,
+                "--release",
+                "17",
+                "-nowarn",
+                "-d",
+                out,
+                "-cp",
+                os.pathsep.join(classpath),
+                *map(str, sources),
+            ],
             capture_output=True,
             text=True,
         )

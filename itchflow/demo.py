@@ -51,9 +51,12 @@ def ensure_jobs(config: StackConfig, parallelism: int | None, log=print) -> dict
             continue
         log(f"submitting {name} with `flink run` ...")
         args = [
-            "--bootstrap-servers", config.bootstrap_servers,
-            "--clickhouse-url", config.clickhouse_url,
-            "--redis-url", config.redis_url,
+            "--bootstrap-servers",
+            config.bootstrap_servers,
+            "--clickhouse-url",
+            config.clickhouse_url,
+            "--redis-url",
+            config.redis_url,
         ]
         ids[name] = submit(config, script, args, parallelism)
     for job_id in ids.values():
@@ -83,7 +86,9 @@ def applied_sequences(client, venue: str) -> dict[str, int]:
     return {symbol: int(seq) for symbol, seq in rows}
 
 
-def wait_until_applied(config: StackConfig, venue: str, last_seq: dict[str, int], timeout_s: float, show: bool) -> None:
+def wait_until_applied(
+    config: StackConfig, venue: str, last_seq: dict[str, int], timeout_s: float, show: bool
+) -> None:
     """Poll until every symbol's book has applied its last produced sequence number."""
     from tqdm import tqdm
 
@@ -98,7 +103,9 @@ def wait_until_applied(config: StackConfig, venue: str, last_seq: dict[str, int]
             if all(applied.get(symbol, -1) >= seq for symbol, seq in last_seq.items()):
                 return
             if time.monotonic() > deadline:
-                missing = {s: (applied.get(s, -1), seq) for s, seq in last_seq.items() if applied.get(s, -1) < seq}
+                missing = {
+                    s: (applied.get(s, -1), seq) for s, seq in last_seq.items() if applied.get(s, -1) < seq
+                }
                 raise UserError(
                     f"the order books did not catch up within {timeout_s:.0f}s (applied vs produced: {missing}). "
                     f"Look at the jobs in the web UI {config.flink_rest_url} and the logs in {config.log_dir}."
@@ -152,7 +159,9 @@ def _quote(price: int, shares: str) -> str:
 
 def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> None:
     headers = ("symbol", "best bid", "best ask", "spread", "levels b x a", "trades", "unknown refs")
-    rows = [(v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}") for v in views]
+    rows = [
+        (v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}") for v in views
+    ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     print()
     print(f"order books of {venue} (top of book from Redis, trades and status from ClickHouse):")
@@ -162,7 +171,9 @@ def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> Non
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     print()
     print(f"Flink web UI   {config.flink_rest_url}   (jobs itchflow-normalize and itchflow-order-book)")
-    print(f"ClickHouse     {config.clickhouse_url}   e.g. SELECT * FROM top_of_book FINAL ORDER BY seq DESC LIMIT 5")
+    print(
+        f"ClickHouse     {config.clickhouse_url}   e.g. SELECT * FROM top_of_book FINAL ORDER BY seq DESC LIMIT 5"
+    )
     print(f"Redis          {config.redis_url}   e.g. HGETALL {REDIS_PREFIX}:tob:{venue}:<symbol>")
     print("Stop everything with: itchflow stack down   (./dev stack down)")
 
@@ -184,8 +195,16 @@ def run_demo(args: argparse.Namespace) -> int:
     session = f"demo:{path.name}:{trading_date.isoformat()}"
     producer = make_producer(config.bootstrap_servers, 10)
     summary = run_replay_file(
-        path, producer, topic="market-data-raw", venue=args.venue, trading_date=trading_date, session=session,
-        batch_size=args.batch_size, linger_ms=10, speed=None, show_progress=True,
+        path,
+        producer,
+        topic="market-data-raw",
+        venue=args.venue,
+        trading_date=trading_date,
+        session=session,
+        batch_size=args.batch_size,
+        linger_ms=10,
+        speed=None,
+        show_progress=True,
     )
     producer.close()
     print(
@@ -204,12 +223,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="the whole pipeline on the local stack with a bundled real sample")
+    parser = subparsers.add_parser(
+        "demo", help="the whole pipeline on the local stack with a bundled real sample"
+    )
     parser.add_argument("--file", help=f"ITCH file to replay (default: the bundled {DEMO_FILE.name})")
     parser.add_argument("--date", default=DEMO_DATE, help=f"trading date of the file (default {DEMO_DATE})")
     parser.add_argument("--venue", default="NASDAQ", help="venue tag (default NASDAQ)")
     parser.add_argument("--parallelism", type=int, default=2, help="parallelism of the jobs (default 2)")
     parser.add_argument("--batch-size", type=int, default=1000, help="replay batch size (default 1000)")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the books (default 300)")
+    parser.add_argument(
+        "--timeout", type=float, default=300, help="seconds to wait for the books (default 300)"
+    )
     add_stack_options(parser)
     parser.set_defaults(func=run_demo)

@@ -40,7 +40,9 @@ def job_script(name: str) -> Path:
     script = JOBS_DIR / f"{candidate.stem}.py"
     if script.exists() and not candidate.stem.startswith("_") and candidate.stem != "common":
         return script
-    available = sorted(p.stem for p in JOBS_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem not in ("common",))
+    available = sorted(
+        p.stem for p in JOBS_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem not in ("common",)
+    )
     raise UserError(f"no job named {name!r}; available: {', '.join(available)}")
 
 
@@ -131,10 +133,14 @@ def rest_get(base_url: str, path: str, timeout: float = 10.0) -> dict:
         with urllib.request.urlopen(base_url + path, timeout=timeout) as response:
             return json.loads(response.read())
     except (urllib.error.URLError, OSError) as exc:
-        raise UserError(f"Flink REST at {base_url} unreachable ({exc}); is the stack up? `itchflow stack status`") from exc
+        raise UserError(
+            f"Flink REST at {base_url} unreachable ({exc}); is the stack up? `itchflow stack status`"
+        ) from exc
 
 
-def rest_request(base_url: str, path: str, method: str, body: dict | None = None, timeout: float = 30.0) -> dict:
+def rest_request(
+    base_url: str, path: str, method: str, body: dict | None = None, timeout: float = 30.0
+) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -187,7 +193,9 @@ def wait_until_tasks_running(base_url: str, job_id: str, timeout_s: float = 120.
     raise UserError(f"job {job_id}: tasks not all RUNNING after {timeout_s:.0f}s")
 
 
-def stop_with_savepoint(base_url: str, job_id: str, target_dir: str | None = None, timeout_s: float = 120.0) -> str:
+def stop_with_savepoint(
+    base_url: str, job_id: str, target_dir: str | None = None, timeout_s: float = 120.0
+) -> str:
     """``flink stop`` through REST: savepoint then stop; returns the savepoint path."""
     body: dict[str, object] = {"drain": False}
     if target_dir:
@@ -200,7 +208,9 @@ def stop_with_savepoint(base_url: str, job_id: str, target_dir: str | None = Non
         if status["status"]["id"] == "COMPLETED":
             operation = status.get("operation", {})
             if "failure-cause" in operation:
-                raise UserError(f"savepoint of {job_id} failed: {operation['failure-cause'].get('stack-trace', '')[:1500]}")
+                raise UserError(
+                    f"savepoint of {job_id} failed: {operation['failure-cause'].get('stack-trace', '')[:1500]}"
+                )
             return operation["location"]
         time.sleep(0.5)
     raise UserError(f"savepoint of job {job_id} did not complete within {timeout_s:.0f}s")
@@ -224,14 +234,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("job", help="job name in jobs/ (e.g. smoke) or a path to a job .py file")
     parser.add_argument("--parallelism", "-p", type=int, help="job parallelism")
     parser.add_argument("--from-savepoint", "-s", metavar="PATH", help="restore state from this savepoint")
-    parser.add_argument("--allow-non-restored-state", action="store_true", help="skip savepoint state with no operator")
-    parser.add_argument("--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)")
+    parser.add_argument(
+        "--allow-non-restored-state", action="store_true", help="skip savepoint state with no operator"
+    )
+    parser.add_argument(
+        "--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)"
+    )
     parser.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job, after --")
     add_stack_options(parser)
     parser.set_defaults(func=_submit)
 
     jobs = subparsers.add_parser("jobs", help="list Flink jobs with their ids and states (REST)")
-    jobs.add_argument("--rest-address", metavar="HOST:PORT", help="Flink REST address (default: the local stack)")
+    jobs.add_argument(
+        "--rest-address", metavar="HOST:PORT", help="Flink REST address (default: the local stack)"
+    )
     jobs.add_argument("--json", action="store_true", help="print JSON")
     add_stack_options(jobs)
     jobs.set_defaults(func=_jobs)

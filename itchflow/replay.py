@@ -35,7 +35,12 @@ SYSTEM_KEY = "__SYSTEM__"
 # byte offsets inside an ITCH 5.0 message (type byte at 0)
 _LOCATE = slice(1, 3)
 _TIMESTAMP = slice(5, 11)
-_STOCK_BY_TYPE = {ord("R"): slice(11, 19), ord("A"): slice(24, 32), ord("F"): slice(24, 32), ord("P"): slice(24, 32)}
+_STOCK_BY_TYPE = {
+    ord("R"): slice(11, 19),
+    ord("A"): slice(24, 32),
+    ord("F"): slice(24, 32),
+    ord("P"): slice(24, 32),
+}
 _STOCK_Q = slice(19, 27)
 
 
@@ -70,7 +75,9 @@ class ClosedBatch:
 class MicroBatcher:
     """Groups raw ITCH payloads into per-symbol batches (pure: no Kafka, clock injected)."""
 
-    def __init__(self, batch_size: int = 1000, linger_ms: float = 10.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, batch_size: int = 1000, linger_ms: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ):
         if batch_size < 1:
             raise UserError("--batch-size must be at least 1")
         self.batch_size = batch_size
@@ -109,6 +116,13 @@ class MicroBatcher:
         if now >= self._next_linger_check:
             yield from self.expired(now)
             self._next_linger_check = now + self.linger_s / 2
+
+    def skip(self, payload: bytes) -> None:
+        """Account for a message without producing it (``--from-message``): the directory and the
+        per-symbol message sequence advance exactly as if it had been sent, so later messages get
+        the same sequence numbers as in a full replay."""
+        symbol, _ = self.symbol_of(payload)
+        self.message_sequences[symbol] = self.message_sequences.get(symbol, 0) + 1
 
     def expired(self, now: float | None = None) -> Iterator[ClosedBatch]:
         """Batches whose first message has waited ``linger_ms``."""
@@ -206,6 +220,8 @@ def replay(
     speed: float | None = None,
     progress: Callable[[int], None] | None = None,
     encode: Callable[..., bytes] | None = None,
+    from_message: int = 0,
+    to_message: int | None = None,
 ) -> ReplaySummary:
     """Produce ``payloads`` (raw ITCH messages in feed order) as micro-batches; waits for every ack."""
     from kafka.errors import KafkaError
@@ -232,7 +248,12 @@ def replay(
             _settle(futures)
 
     try:
-        for payload in payloads:
+        for index, payload in enumerate(payloads):
+            if index < from_message:
+                batcher.skip(payload)
+                continue
+            if to_message is not None and index >= to_message:
+                break
             pacer.wait(int.from_bytes(payload[_TIMESTAMP], "big"))
             for batch in batcher.add(payload):
                 send(batch)
@@ -244,11 +265,16 @@ def replay(
         producer.flush()
         _settle(futures)
     except KafkaError as exc:
-        raise UserError(f"producing to {topic!r} failed: {exc}. Is the broker up? `itchflow stack status`") from exc
+        raise UserError(
+            f"producing to {topic!r} failed: {exc}. Is the broker up? `itchflow stack status`"
+        ) from exc
     if progress:
         progress(counters["messages"] % 4096)
     return ReplaySummary(
-        counters["messages"], counters["batches"], counters["records"], time.monotonic() - started,
+        counters["messages"],
+        counters["batches"],
+        counters["records"],
+        time.monotonic() - started,
         dict(batcher.messages_by_symbol),
     )
 
@@ -290,16 +316,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("file", type=Path, help="ITCH 5.0 file (length-prefixed, gzip, zero-prefix or pcap)")
-    parser.add_argument("--date", required=True, help="trading date of the file, YYYY-MM-DD (event time = date + ITCH timestamp)")
+    parser.add_argument(
+        "--date",
+        required=True,
+        help="trading date of the file, YYYY-MM-DD (event time = date + ITCH timestamp)",
+    )
     parser.add_argument("--venue", default="NASDAQ", help="venue tag (default NASDAQ)")
     parser.add_argument("--session", help="session id in every envelope (default: file name and date)")
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, help="pace by feed timestamps, X times real time")
     pace.add_argument("--max", action="store_true", help="full speed (default)")
-    parser.add_argument("--batch-size", type=int, default=1000, help="messages per batch at most (default 1000)")
-    parser.add_argument("--linger-ms", type=float, default=10.0, help="close a batch this long after its first message (default 10)")
+    parser.add_argument(
+        "--batch-size", type=int, default=1000, help="messages per batch at most (default 1000)"
+    )
+    parser.add_argument(
+        "--linger-ms",
+        type=float,
+        default=10.0,
+        help="close a batch this long after its first message (default 10)",
+    )
+    parser.add_argument(
+        "--from-message",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start at the N-th message (0-based); earlier ones only advance the directory and sequence numbers",
+    )
+    parser.add_argument("--to-message", type=int, metavar="M", help="stop before the M-th message")
     parser.add_argument("--topic", default=RAW_TOPIC, help=f"topic (default {RAW_TOPIC})")
-    parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: the local stack's broker)")
+    parser.add_argument(
+        "--bootstrap-servers", help="Kafka bootstrap servers (default: the local stack's broker)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_stack_options(parser)
     parser.set_defaults(func=_replay_command)
@@ -324,8 +371,18 @@ def _replay_command(args: argparse.Namespace) -> int:
     producer = make_producer(bootstrap, args.linger_ms)
     session = args.session or f"{args.file.name}@{trading_date.isoformat()}"
     summary = run_replay_file(
-        args.file, producer, topic=args.topic, venue=args.venue, trading_date=trading_date, session=session,
-        batch_size=args.batch_size, linger_ms=args.linger_ms, speed=args.speed, show_progress=not args.no_progress,
+        args.file,
+        producer,
+        topic=args.topic,
+        venue=args.venue,
+        trading_date=trading_date,
+        session=session,
+        batch_size=args.batch_size,
+        linger_ms=args.linger_ms,
+        speed=args.speed,
+        show_progress=not args.no_progress,
+        from_message=args.from_message,
+        to_message=args.to_message,
     )
     producer.close()
     print(
@@ -341,7 +398,9 @@ def run_replay_file(path: Path, producer, *, show_progress: bool = True, **optio
 
     from itchflow.itch.codec import ItchDecodeError
 
-    bar = tqdm(desc=f"replay {path.name}", unit=" msg", unit_scale=True, file=sys.stderr, disable=not show_progress)
+    bar = tqdm(
+        desc=f"replay {path.name}", unit=" msg", unit_scale=True, file=sys.stderr, disable=not show_progress
+    )
     try:
         return replay(file_payloads(path), producer, progress=bar.update, **options)
     except ItchDecodeError as exc:

@@ -26,7 +26,9 @@ def job_arg_parser(description: str) -> argparse.ArgumentParser:
         type=Path,
         help="Java-style .properties file of extra Kafka client settings (security.protocol, sasl.*, ssl.*)",
     )
-    parser.add_argument("--clickhouse-url", help="ClickHouse HTTP URL (user via --clickhouse-user, password via env)")
+    parser.add_argument(
+        "--clickhouse-url", help="ClickHouse HTTP URL (user via --clickhouse-user, password via env)"
+    )
     parser.add_argument("--clickhouse-user", help="ClickHouse user (password: ITCHFLOW_CLICKHOUSE_PASSWORD)")
     parser.add_argument("--redis-url", help="Redis URL, e.g. redis://127.0.0.1:6379/0")
     parser.add_argument("--parallelism", type=int, help="job parallelism (default: the cluster's)")

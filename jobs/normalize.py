@@ -39,7 +39,9 @@ class Normalize(KeyedProcessFunction):
         self.source_topic = source_topic
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.sequence = runtime_context.get_state(ValueStateDescriptor("sequence", Types.PICKLED_BYTE_ARRAY()))
+        self.sequence = runtime_context.get_state(
+            ValueStateDescriptor("sequence", Types.PICKLED_BYTE_ARRAY())
+        )
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.messages_in = metrics.counter("messagesIn")
         self.events_out = metrics.counter("eventsOut")
@@ -89,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         keyed_record_source(settings, args.input_topic), WatermarkStrategy.no_watermarks(), "raw-source"
     ).uid("raw-source")
     normalized = build(raw, args.input_topic)
-    normalized.sink_to(keyed_bytes_sink(settings, args.output_topic)).name("normalized-sink").uid("normalized-sink")
+    normalized.sink_to(keyed_bytes_sink(settings, args.output_topic)).name("normalized-sink").uid(
+        "normalized-sink"
+    )
     normalized.get_side_output(DEAD_LETTERS).sink_to(keyed_bytes_sink(settings, args.dead_letter_topic)).name(
         "dead-letter-sink"
     ).uid("dead-letter-sink")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from itchflow.pipeline.book_stage import BookStage, BookStageConfig
 from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
@@ -23,7 +24,6 @@ from connectors.kafka import key_by_record_key, keyed_record_source, split_recor
 from connectors.redis import REDIS_COMMANDS, redis_sink
 from itchflow.config import NORMALIZED_TOPIC
 from itchflow.normalize import decode_normalized_batch
-from itchflow.pipeline.book_stage import BookStage, BookStageConfig
 from jobs.common import job_arg_parser, kafka_settings, stream_environment
 
 JOB_NAME = "itchflow-order-book"
@@ -37,7 +37,9 @@ class MaintainBook(KeyedProcessFunction):
         self.config = config
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.book = runtime_context.get_state(ValueStateDescriptor("book", Types.PRIMITIVE_ARRAY(Types.BYTE())))
+        self.book = runtime_context.get_state(
+            ValueStateDescriptor("book", Types.PRIMITIVE_ARRAY(Types.BYTE()))
+        )
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.events_in = metrics.counter("eventsApplied")
         self.duplicates = metrics.counter("duplicateEvents")
@@ -52,7 +54,9 @@ class MaintainBook(KeyedProcessFunction):
         if not batch.symbol:
             self.skipped.inc()  # market-wide events (system, MWCB): no book
             return
-        stage = BookStage.restore(self.book.value(), venue=batch.venue, symbol=batch.symbol, config=self.config)
+        stage = BookStage.restore(
+            self.book.value(), venue=batch.venue, symbol=batch.symbol, config=self.config
+        )
         output = stage.apply(batch)
         self.book.update(stage.snapshot())
         counters = output.counters
@@ -99,8 +103,12 @@ def create_tables(url: str, user: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = job_arg_parser(__doc__.splitlines()[0])
     parser.add_argument("--input-topic", default=NORMALIZED_TOPIC)
-    parser.add_argument("--depth-levels", type=int, default=10, help="L2 levels in depth snapshots (default 10)")
-    parser.add_argument("--cadence-ms", type=int, default=1000, help="event-time interval of periodic depth snapshots")
+    parser.add_argument(
+        "--depth-levels", type=int, default=10, help="L2 levels in depth snapshots (default 10)"
+    )
+    parser.add_argument(
+        "--cadence-ms", type=int, default=1000, help="event-time interval of periodic depth snapshots"
+    )
     args = parser.parse_args(argv)
     if not args.clickhouse_url or not args.redis_url:
         parser.error("--clickhouse-url and --redis-url are required")
@@ -109,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = kafka_settings(args, default_group=JOB_NAME)
     config = BookStageConfig(depth_levels=args.depth_levels, cadence_ns=args.cadence_ms * 1_000_000)
     normalized = env.from_source(
-        keyed_record_source(settings, args.input_topic), WatermarkStrategy.no_watermarks(), "normalized-source"
+        keyed_record_source(settings, args.input_topic),
+        WatermarkStrategy.no_watermarks(),
+        "normalized-source",
     ).uid("normalized-source")
     books = build(normalized, config)
     books.sink_to(clickhouse_sink(args.clickhouse_url, args.clickhouse_user)).name("clickhouse-sink").uid(

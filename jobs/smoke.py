@@ -16,7 +16,13 @@ from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from connectors.kafka import KEYED_BYTES, key_by_record_key, keyed_bytes_sink, keyed_record_source, split_record
+from connectors.kafka import (
+    KEYED_BYTES,
+    key_by_record_key,
+    keyed_bytes_sink,
+    keyed_record_source,
+    split_record,
+)
 from jobs.common import job_arg_parser, kafka_settings, stream_environment
 
 JOB_NAME = "itchflow-smoke"

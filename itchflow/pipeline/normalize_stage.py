@@ -61,11 +61,15 @@ def state_from_tuple(value: tuple | None) -> SequenceState | None:
         return None
     version = value[0]
     if version != STATE_VERSION:
-        raise ValueError(f"normalize state version {version} is newer than this job understands ({STATE_VERSION})")
+        raise ValueError(
+            f"normalize state version {version} is newer than this job understands ({STATE_VERSION})"
+        )
     return SequenceState(session=value[1], last_batch_sequence=value[2], next_message_seq=value[3])
 
 
-def normalize_record(payload: bytes, source: RecordSource, state: tuple | None, now_ns: int | None = None) -> NormalizeOutcome:
+def normalize_record(
+    payload: bytes, source: RecordSource, state: tuple | None, now_ns: int | None = None
+) -> NormalizeOutcome:
     """Decode, sequence-check and normalize one raw record; bad input becomes dead letters."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     sequence_state = state_from_tuple(state)

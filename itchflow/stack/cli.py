@@ -14,20 +14,36 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("local stack (defaults from ITCHFLOW_* environment variables)")
     group.add_argument("--home", help="run folder of the stack (ITCHFLOW_HOME; default <project>/.itchflow)")
     group.add_argument("--kafka-port", type=int, help="broker port (ITCHFLOW_KAFKA_PORT, default 9092)")
-    group.add_argument("--flink-port", type=int, help="Flink REST/web UI port (ITCHFLOW_FLINK_PORT, default 8081)")
-    group.add_argument("--flink-rpc-port", type=int, help="Flink RPC port (ITCHFLOW_FLINK_RPC_PORT, default 6123)")
-    group.add_argument("--clickhouse-port", type=int, help="ClickHouse HTTP port (ITCHFLOW_CLICKHOUSE_PORT, default 8123)")
+    group.add_argument(
+        "--flink-port", type=int, help="Flink REST/web UI port (ITCHFLOW_FLINK_PORT, default 8081)"
+    )
+    group.add_argument(
+        "--flink-rpc-port", type=int, help="Flink RPC port (ITCHFLOW_FLINK_RPC_PORT, default 6123)"
+    )
+    group.add_argument(
+        "--clickhouse-port", type=int, help="ClickHouse HTTP port (ITCHFLOW_CLICKHOUSE_PORT, default 8123)"
+    )
     group.add_argument("--redis-port", type=int, help="Redis port (ITCHFLOW_REDIS_PORT, default 6379)")
     group.add_argument("--partitions", type=int, help="partitions per topic (ITCHFLOW_PARTITIONS, default 4)")
 
 
 def stack_config_from_args(args: argparse.Namespace) -> StackConfig:
-    keys = ("home", "kafka_port", "flink_port", "flink_rpc_port", "clickhouse_port", "redis_port", "partitions")
+    keys = (
+        "home",
+        "kafka_port",
+        "flink_port",
+        "flink_rpc_port",
+        "clickhouse_port",
+        "redis_port",
+        "partitions",
+    )
     return load_stack_config(overrides={k: getattr(args, k, None) for k in keys})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    setup = subparsers.add_parser("setup", help="install what pip alone does not (connector jars; checks Java)")
+    setup = subparsers.add_parser(
+        "setup", help="install what pip alone does not (connector jars; checks Java)"
+    )
     setup.set_defaults(func=_setup)
 
     stack = subparsers.add_parser("stack", help="the embedded local stack: broker, Flink, ClickHouse, Redis")

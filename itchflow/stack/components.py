@@ -216,7 +216,9 @@ def _jobmanager_health(config: StackConfig) -> Health:
         overview = flink_overview(config)
     except (ConnectionError, ValueError) as exc:
         return Health(False, str(exc))
-    return Health(True, f"Flink {overview.get('flink-version', '?')}, {overview.get('jobs-running', 0)} jobs running")
+    return Health(
+        True, f"Flink {overview.get('flink-version', '?')}, {overview.get('jobs-running', 0)} jobs running"
+    )
 
 
 def _taskmanager_health(config: StackConfig) -> Health:
@@ -225,7 +227,10 @@ def _taskmanager_health(config: StackConfig) -> Health:
     except (ConnectionError, ValueError) as exc:
         return Health(False, f"JobManager not answering: {exc}")
     managers, slots = overview.get("taskmanagers", 0), overview.get("slots-total", 0)
-    return Health(managers >= 1 and slots > 0, f"{managers} registered, {overview.get('slots-available', 0)}/{slots} slots free")
+    return Health(
+        managers >= 1 and slots > 0,
+        f"{managers} registered, {overview.get('slots-available', 0)}/{slots} slots free",
+    )
 
 
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:

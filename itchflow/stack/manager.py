@@ -46,7 +46,13 @@ class Stack:
             running = record is not None and procs.is_alive(record)
             health = component.health(self.config) if running else Health(False, "not running")
             result.append(
-                ComponentStatus(component.name, component.url(self.config), record.pid if running and record else None, running, health)
+                ComponentStatus(
+                    component.name,
+                    component.url(self.config),
+                    record.pid if running and record else None,
+                    running,
+                    health,
+                )
             )
         return result
 
@@ -109,7 +115,11 @@ class Stack:
         log_file = component.log_file(self.config)
         self.log(f"starting {component.name} (log: {log_file})")
         record = procs.spawn(
-            component.name, command, log_file, env=component.env(self.config), port=component.port(self.config)
+            component.name,
+            command,
+            log_file,
+            env=component.env(self.config),
+            port=component.port(self.config),
         )
         self.registry.put(record)
 
@@ -130,7 +140,9 @@ class Stack:
                             f"{component.name} exited during start-up. Its log: {component.log_file(self.config)}\n"
                             + _tail(component.log_file(self.config))
                         )
-                results = dict(zip(pending, pool.map(lambda c: c.health(self.config), pending.values()), strict=True))
+                results = dict(
+                    zip(pending, pool.map(lambda c: c.health(self.config), pending.values()), strict=True)
+                )
                 for name, health in results.items():
                     last[name] = health
                     if health.ok:

@@ -9,6 +9,7 @@ and is never signalled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -184,10 +185,8 @@ def group_members(pgid: int) -> list[int]:
 
 def _reap(pid: int) -> None:
     """Collect the exit status if the process is our child (no zombie left behind)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def port_in_use(host: str, port: int) -> bool:

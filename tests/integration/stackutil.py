@@ -59,7 +59,9 @@ def stack_env(config: StackConfig) -> dict[str, str]:
     return env
 
 
-def run_cli(config: StackConfig, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+def run_cli(
+    config: StackConfig, *args: str, timeout: float = 300, check: bool = True
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "itchflow.cli", *args],
         env=stack_env(config),
@@ -69,5 +71,7 @@ def run_cli(config: StackConfig, *args: str, timeout: float = 300, check: bool =
         cwd=PROJECT_ROOT,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"itchflow {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"itchflow {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result

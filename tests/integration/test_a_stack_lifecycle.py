@@ -74,7 +74,9 @@ def test_clickhouse_http_round_trip_through_clickhouse_connect(lifecycle) -> Non
     client = clickhouse_connect.get_client(host=config.host, port=config.clickhouse_port)
     version = client.query("SELECT version()").result_rows[0][0]
     assert version.split(".")[0].isdigit()
-    client.command("CREATE TABLE IF NOT EXISTS lifecycle_rt (id UInt64, sym String, px Int64) ENGINE = MergeTree ORDER BY id")
+    client.command(
+        "CREATE TABLE IF NOT EXISTS lifecycle_rt (id UInt64, sym String, px Int64) ENGINE = MergeTree ORDER BY id"
+    )
     rows = [(i, f"S{i % 7}", i * 100 - 5000) for i in range(1000)]
     client.insert("lifecycle_rt", rows, column_names=["id", "sym", "px"])
     back = client.query("SELECT id, sym, px FROM lifecycle_rt ORDER BY id").result_rows
@@ -119,7 +121,9 @@ def test_taken_port_gives_a_clear_error_and_starts_nothing(lifecycle, tmp_path: 
 def test_submitted_job_runs_on_rocksdb_with_5s_checkpoints_and_transforms_records(lifecycle) -> None:
     config, _ = lifecycle
     ensure_topics(config, [TopicSpec("smoke-in", 2), TopicSpec("smoke-out", 2)])
-    result = run_cli(config, "submit", "smoke", "--", "--input-topic", "smoke-in", "--output-topic", "smoke-out")
+    result = run_cli(
+        config, "submit", "smoke", "--", "--input-topic", "smoke-in", "--output-topic", "smoke-out"
+    )
     job_id = result.stdout.strip().splitlines()[-1]
     assert len(job_id) == 32
     wait_until_tasks_running(config.flink_rest_url, job_id, timeout_s=120)
@@ -135,7 +139,10 @@ def test_submitted_job_runs_on_rocksdb_with_5s_checkpoints_and_transforms_record
     producer.close()
 
     consumer = KafkaConsumer(
-        "smoke-out", bootstrap_servers=config.bootstrap_servers, auto_offset_reset="earliest", consumer_timeout_ms=2000
+        "smoke-out",
+        bootstrap_servers=config.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=2000,
     )
     received: list[tuple[bytes, bytes]] = []
     deadline = time.monotonic() + 120

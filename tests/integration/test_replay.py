@@ -43,7 +43,9 @@ def read_file_messages(path: Path) -> list[bytes]:
 
 
 def consume_all(bootstrap: str, topic: str, expected_records_at_least: int) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    )
     records = []
     for _ in range(20):
         records.extend(consumer)
@@ -59,7 +61,9 @@ def test_replay_puts_every_message_in_its_symbols_partition_in_order(local_stack
     ensure_topics(local_stack, [TopicSpec(topic, local_stack.partitions)])
     path = SHARED_DATA / sample
     expected = read_file_messages(path)
-    result = run_cli(local_stack, "replay", str(path), "--date", "2019-12-30", "--topic", topic, "--batch-size", "100")
+    result = run_cli(
+        local_stack, "replay", str(path), "--date", "2019-12-30", "--topic", topic, "--batch-size", "100"
+    )
     assert f"replayed {len(expected):,} messages" in result.stdout
     assert "messages/s" in result.stdout
 
@@ -103,8 +107,16 @@ def is_subsequence(part: list[bytes], whole: list[bytes]) -> bool:
 def test_replay_to_an_unreachable_broker_fails_clearly(local_stack) -> None:
     (dead_port,) = free_ports(1)
     result = run_cli(
-        local_stack, "replay", str(SHARED_DATA / "meatpy_sample.itch50"), "--date", "2019-12-30",
-        "--bootstrap-servers", f"127.0.0.1:{dead_port}", "--no-progress", check=False, timeout=120,
+        local_stack,
+        "replay",
+        str(SHARED_DATA / "meatpy_sample.itch50"),
+        "--date",
+        "2019-12-30",
+        "--bootstrap-servers",
+        f"127.0.0.1:{dead_port}",
+        "--no-progress",
+        check=False,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "broker" in result.stderr and "Traceback" not in result.stderr

@@ -10,7 +10,12 @@ from itchflow.errors import UserError
 
 def test_defaults_are_the_well_known_ports(tmp_path: Path) -> None:
     config = load_stack_config(env={"ITCHFLOW_HOME": str(tmp_path)})
-    assert (config.kafka_port, config.flink_port, config.clickhouse_port, config.redis_port) == (9092, 8081, 8123, 6379)
+    assert (config.kafka_port, config.flink_port, config.clickhouse_port, config.redis_port) == (
+        9092,
+        8081,
+        8123,
+        6379,
+    )
     assert config.home == tmp_path.resolve()
     assert config.bootstrap_servers == "127.0.0.1:9092"
     assert config.flink_rest_url == "http://127.0.0.1:8081"
@@ -25,7 +30,13 @@ def test_environment_overrides_defaults_and_flags_override_environment(tmp_path:
 
 def test_run_folders_live_under_home(tmp_path: Path) -> None:
     config = load_stack_config(env={"ITCHFLOW_HOME": str(tmp_path)})
-    for folder in (config.run_dir, config.log_dir, config.checkpoint_dir, config.savepoint_dir, config.clickhouse_data_dir):
+    for folder in (
+        config.run_dir,
+        config.log_dir,
+        config.checkpoint_dir,
+        config.savepoint_dir,
+        config.clickhouse_data_dir,
+    ):
         assert folder.is_relative_to(tmp_path.resolve())
 
 
