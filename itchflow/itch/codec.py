@@ -48,6 +48,9 @@ class ItchDecodeError(ValueError):
         self.offset = offset
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ItchDecodeError], tuple[int, str]]:
+        return type(self), (self.offset, self.reason)
+
 
 class ItchEncodeError(ValueError):
     """A message object whose field values cannot be written in the ITCH 5.0 layout."""
@@ -319,14 +322,12 @@ _DECODERS: list[Decoder | None] = [None] * 256
 _LENGTHS: list[int] = [0] * 256
 """Payload length by type byte value; 0 for bytes that are not a message type."""
 _ENCODERS: dict[type, Encoder] = {}
-_STRUCTS: dict[str, struct.Struct] = {}
 
 for _type_code in MESSAGE_TYPES:
     _unpacker, _packer, _decoder, _encoder = _compile(_type_code)
     _DECODERS[ord(_type_code)] = _decoder
     _LENGTHS[ord(_type_code)] = MESSAGE_LENGTHS[_type_code]
     _ENCODERS[MESSAGE_TYPES[_type_code]] = _encoder
-    _STRUCTS[_type_code] = _packer
 del _type_code, _unpacker, _packer, _decoder, _encoder
 
 

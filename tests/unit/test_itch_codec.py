@@ -297,3 +297,12 @@ def test_the_fallback_slot_filling_decoder_gives_the_same_messages(letter: str) 
     assert slot_decoder.__defaults__ is not None and "_twin" not in slot_decoder.__code__.co_varnames
     assert slot_decoder(payload, 0) == decode(payload)
     assert type(slot_decoder(payload, 0)) is MESSAGE_TYPES[letter]
+
+
+def test_decode_errors_survive_pickling() -> None:
+    error = pickle.loads(pickle.dumps(ItchDecodeError(42, "unknown message type 'Z'")))
+    assert (error.offset, error.reason, str(error)) == (
+        42,
+        "unknown message type 'Z'",
+        "at byte offset 42: unknown message type 'Z'",
+    )
