@@ -212,11 +212,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"({summary.messages_per_second:,.0f} messages/s)",
         file=sys.stderr,
     )
-    last_seq = {
-        symbol: count - 1
-        for symbol, count in summary.messages_by_symbol.items()
-        if not symbol.startswith(("@", "__"))
-    }
+    last_seq = summary.last_seq_by_symbol()
     wait_until_applied(config, args.venue, last_seq, args.timeout, show=True)
     print_views(read_views(config, args.venue, sorted(last_seq)), config, args.venue)
     return 0

@@ -175,6 +175,18 @@ class ReplaySummary:
     records: int
     seconds: float
     messages_by_symbol: dict[str, int]
+    #: per key, the sequence number the next message would get (= messages of the key up to the
+    #: end of this replay, counting those skipped by ``--from-message``)
+    next_seq_by_symbol: dict[str, int] = field(default_factory=dict)
+
+    def last_seq_by_symbol(self) -> dict[str, int]:
+        """Symbols replayed in this run -> sequence number of their last message (markets-wide
+        and unresolved keys left out): what the order books must have applied when done."""
+        return {
+            symbol: self.next_seq_by_symbol[symbol] - 1
+            for symbol in self.messages_by_symbol
+            if not symbol.startswith(("@", "__"))
+        }
 
     @property
     def messages_per_second(self) -> float:
@@ -276,6 +288,7 @@ def replay(
         counters["records"],
         time.monotonic() - started,
         dict(batcher.messages_by_symbol),
+        dict(batcher.message_sequences),
     )
 
 

@@ -1,0 +1,253 @@
+"""The order-book pipeline end to end on the local stack, checked against `itchflow book --json`.
+
+replay -> market-data-raw -> normalize job -> market-data-normalized -> order-book job ->
+ClickHouse + Redis. Every test replays under its own venue tag, so the books (keyed by venue and
+symbol) of different tests never mix on the shared stack. The upgrade and failure tests come last:
+they stop or kill parts of the running pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+
+from itchflow import synth
+from itchflow.avro.deadletter import decode_dead_letter
+from itchflow.config import DEAD_LETTER_TOPIC, RAW_TOPIC, StackConfig
+from itchflow.demo import applied_sequences, clickhouse_client, ensure_jobs, wait_until_applied
+from itchflow.flinkctl import list_jobs, rest_get, stop_with_savepoint, wait_until_tasks_running
+from itchflow.replay import ReplaySummary, make_producer, run_replay_file
+from itchflow.stack import procs
+from itchflow.stack.manager import Stack
+
+from .stackutil import SHARED_DATA, run_cli
+
+pytestmark = pytest.mark.integration
+
+DEPTH = 10
+DATE = "2019-12-30"
+REDIS_PREFIX = "itchflow"
+
+
+@pytest.fixture(scope="module")
+def pipeline(local_stack: StackConfig):
+    ids = ensure_jobs(local_stack, parallelism=2, log=lambda message: None)
+    return local_stack, ids
+
+
+def reference(config: StackConfig, path: Path) -> dict:
+    """The offline book (`itchflow book --json`): the answer the stream must equal."""
+    return json.loads(run_cli(config, "book", str(path), "--json", "--depth", str(DEPTH)).stdout)["symbols"]
+
+
+def replay(config: StackConfig, path: Path, venue: str, session: str, **options) -> ReplaySummary:
+    from datetime import date
+
+    producer = make_producer(config.bootstrap_servers, 10)
+    try:
+        return run_replay_file(
+            path,
+            producer,
+            topic=RAW_TOPIC,
+            venue=venue,
+            trading_date=date.fromisoformat(DATE),
+            session=session,
+            batch_size=options.pop("batch_size", 500),
+            linger_ms=10,
+            speed=options.pop("speed", None),
+            show_progress=False,
+            **options,
+        )
+    finally:
+        producer.close()
+
+
+def streamed_books(config: StackConfig, venue: str) -> dict[str, dict]:
+    """Each symbol's final book as the pipeline left it in ClickHouse and in Redis."""
+    client = clickhouse_client(config)
+    depth_rows = client.query(
+        "SELECT symbol, argMax((bid_prices, bid_shares, bid_orders, ask_prices, ask_shares, ask_orders), seq) "
+        "FROM depth_snapshots FINAL WHERE venue = {v:String} GROUP BY symbol",
+        parameters={"v": venue},
+    ).result_rows
+    status_rows = client.query(
+        "SELECT symbol, argMax(unknown_refs, seq), argMax(orders, seq) FROM book_status FINAL "
+        "WHERE venue = {v:String} GROUP BY symbol",
+        parameters={"v": venue},
+    ).result_rows
+    cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
+    books: dict[str, dict] = {}
+    for symbol, unknown_refs, orders in status_rows:
+        books[symbol] = {"unknown_refs": unknown_refs, "orders": orders, "ch_bids": [], "ch_asks": []}
+        redis_depth = cache.hgetall(f"{REDIS_PREFIX}:depth:{venue}:{symbol}")
+        books[symbol]["redis_bids"] = json.loads(redis_depth.get("bids", "[]"))
+        books[symbol]["redis_asks"] = json.loads(redis_depth.get("asks", "[]"))
+    for symbol, (bp, bs, bo, ap, as_, ao) in depth_rows:
+        books[symbol]["ch_bids"] = [list(level) for level in zip(bp, bs, bo, strict=True)]
+        books[symbol]["ch_asks"] = [list(level) for level in zip(ap, as_, ao, strict=True)]
+    return books
+
+
+def assert_books_equal(expected: dict, actual: dict) -> None:
+    assert expected, "the reference has no symbols: nothing would be compared"
+    mismatches = []
+    for symbol, book in expected.items():
+        got = actual.get(
+            symbol, {"ch_bids": [], "ch_asks": [], "redis_bids": [], "redis_asks": [], "unknown_refs": 0}
+        )
+        for source in ("ch", "redis"):
+            if got.get(f"{source}_bids", []) != book["bids"] or got.get(f"{source}_asks", []) != book["asks"]:
+                mismatches.append(
+                    f"{symbol} {source}: {got.get(f'{source}_bids')} / {got.get(f'{source}_asks')} "
+                    f"!= {book['bids']} / {book['asks']}"
+                )
+        if got.get("unknown_refs", 0) != book["unknown_refs"]:
+            mismatches.append(f"{symbol} unknown_refs {got.get('unknown_refs')} != {book['unknown_refs']}")
+    assert not mismatches, "\n".join(mismatches[:20])
+
+
+@pytest.mark.parametrize(
+    ("sample", "venue"),
+    [
+        ("RITCH_ex20101224.TEST_ITCH_50.gz", "E2E-RITCH"),
+        ("omi_Nasdaq_itch50_sample.bin", "E2E-OMI"),
+        ("meatpy_sample.itch50", "E2E-MEAT"),
+    ],
+)
+def test_real_sample_books_in_clickhouse_and_redis_equal_the_offline_book(
+    pipeline, sample: str, venue: str
+) -> None:
+    config, _ = pipeline
+    path = SHARED_DATA / sample
+    summary = replay(config, path, venue, f"{venue}-1")
+    wait_until_applied(config, venue, summary.last_seq_by_symbol(), timeout_s=180, show=False)
+    assert_books_equal(reference(config, path), streamed_books(config, venue))
+
+
+def test_a_million_synthetic_messages_end_to_end(pipeline, tmp_path: Path) -> None:
+    config, _ = pipeline
+    path = tmp_path / "synth-1m.itch"
+    synth.write(path, symbols=200, messages=1_000_000, seed=11)
+    summary = replay(config, path, "E2E-SYNTH", "synth-1", batch_size=1000)
+    assert summary.messages == 1_000_000
+    wait_until_applied(config, "E2E-SYNTH", summary.last_seq_by_symbol(), timeout_s=600, show=False)
+    expected = reference(config, path)
+    assert_books_equal(expected, streamed_books(config, "E2E-SYNTH"))
+    # trades: every print of the offline book is a row (FINAL: no duplicates)
+    client = clickhouse_client(config)
+    printed = client.query(
+        "SELECT count() FROM trades FINAL WHERE venue = 'E2E-SYNTH' AND printable = 1"
+    ).result_rows[0][0]
+    assert printed == sum(book["trade_count"] for book in expected.values())
+
+
+def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(pipeline) -> None:
+    config, job_ids = pipeline
+    garbage = {b"BAD1": b"\x00\x01\x02garbage", b"BAD2": b"", b"BAD3": b"\xc3\x01" + b"\x00" * 5}
+    producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
+    for key, value in garbage.items():
+        producer.send(RAW_TOPIC, key=key, value=value)
+    # a truncated but otherwise valid record: the real envelope cut in half
+    valid = replay(config, SHARED_DATA / "meatpy_sample.itch50", "E2E-BAD", "bad-1")
+    producer.flush()
+    producer.close()
+
+    consumer = KafkaConsumer(
+        DEAD_LETTER_TOPIC,
+        bootstrap_servers=config.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
+    letters = {}
+    deadline = time.monotonic() + 120
+    while len(letters) < len(garbage) and time.monotonic() < deadline:
+        for record in consumer:
+            letter = decode_dead_letter(record.value)
+            if letter.key in garbage:
+                letters[letter.key] = letter
+    consumer.close()
+    assert set(letters) == set(garbage)
+    for key, letter in letters.items():
+        assert letter.source_topic == RAW_TOPIC and letter.reason, key
+        assert letter.value == garbage[key] or (letter.value or b"") == garbage[key]
+    # the jobs survived and the valid data next to the garbage is exact
+    states = {job.job_id: job.state for job in list_jobs(config.flink_rest_url)}
+    assert all(states[job_id] == "RUNNING" for job_id in job_ids.values())
+    wait_until_applied(config, "E2E-BAD", valid.last_seq_by_symbol(), timeout_s=120, show=False)
+    assert_books_equal(
+        reference(config, SHARED_DATA / "meatpy_sample.itch50"), streamed_books(config, "E2E-BAD")
+    )
+
+
+def test_upgrade_through_a_savepoint_equals_an_uninterrupted_run(pipeline) -> None:
+    config, job_ids = pipeline
+    path = SHARED_DATA / "RITCH_ex20101224.TEST_ITCH_50.gz"
+    venue, half = "E2E-UPGRADE", 6000
+    first = replay(config, path, venue, "upgrade-1", to_message=half)
+    wait_until_applied(config, venue, first.last_seq_by_symbol(), timeout_s=180, show=False)
+
+    savepoint = stop_with_savepoint(config.flink_rest_url, job_ids["itchflow-order-book"])
+    assert Path(savepoint.removeprefix("file:")).exists()
+    second = replay(config, path, venue, "upgrade-2", from_message=half)  # arrives while the job is down
+    result = run_cli(config, "submit", "order_book", "--parallelism", "2", "--from-savepoint", savepoint)
+    new_id = result.stdout.strip().splitlines()[-1]
+    job_ids["itchflow-order-book"] = new_id
+    wait_until_tasks_running(config.flink_rest_url, new_id, timeout_s=180)
+    checkpoints = rest_get(config.flink_rest_url, f"/jobs/{new_id}/checkpoints")
+    assert checkpoints["latest"]["restored"] is not None  # state came from the savepoint
+
+    wait_until_applied(config, venue, second.last_seq_by_symbol(), timeout_s=180, show=False)
+    assert_books_equal(reference(config, path), streamed_books(config, venue))
+
+
+def test_killing_the_taskmanager_mid_replay_loses_and_doubles_nothing(pipeline, tmp_path: Path) -> None:
+    config, job_ids = pipeline
+    venue = "E2E-KILL"
+    path = tmp_path / "synth-kill.itch"
+    synth.write(path, symbols=50, messages=300_000, seed=5)
+    # paced so that the replay lasts ~25 s: the feed spans 09:30-16:00
+    result: dict[str, ReplaySummary] = {}
+    worker = threading.Thread(
+        target=lambda: result.update(summary=replay(config, path, venue, "kill-1", speed=900))
+    )
+    worker.start()
+    time.sleep(10)
+    taskmanager = procs.ProcessRegistry(config.run_dir).get("flink-taskmanager")
+    assert taskmanager is not None and procs.is_alive(taskmanager)
+    os.killpg(taskmanager.pid, signal.SIGKILL)  # a crash, not a clean stop
+    time.sleep(3)
+    Stack(config).up()  # brings a new TaskManager; Flink restores the jobs from the last checkpoint
+    worker.join(timeout=300)
+    summary = result["summary"]
+    assert summary.messages == 300_000
+
+    wait_until_applied(config, venue, summary.last_seq_by_symbol(), timeout_s=600, show=False)
+    for job_id in job_ids.values():
+        assert rest_get(config.flink_rest_url, f"/jobs/{job_id}/checkpoints")["counts"]["restored"] >= 1
+    expected = reference(config, path)
+    assert_books_equal(expected, streamed_books(config, venue))
+
+    # nothing doubled: each symbol's Redis stream has exactly its top-of-book rows (deduplicated by FINAL)
+    client = clickhouse_client(config)
+    rows = dict(
+        client.query(
+            "SELECT symbol, count() FROM top_of_book FINAL WHERE venue = {v:String} GROUP BY symbol",
+            parameters={"v": venue},
+        ).result_rows
+    )
+    cache = redis.Redis(host=config.host, port=config.redis_port)
+    lengths = {symbol: cache.xlen(f"{REDIS_PREFIX}:tob-stream:{venue}:{symbol}") for symbol in rows}
+    assert lengths == rows
+    printed = client.query(
+        "SELECT count() FROM trades FINAL WHERE venue = {v:String} AND printable = 1", parameters={"v": venue}
+    ).result_rows[0][0]
+    assert printed == sum(book["trade_count"] for book in expected.values())
+    assert applied_sequences(client, venue) == summary.last_seq_by_symbol()
