@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from connectors.kafka import KafkaSettings, add_kafka_jars
@@ -31,6 +32,11 @@ def job_arg_parser(description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--clickhouse-user", help="ClickHouse user (password: ITCHFLOW_CLICKHOUSE_PASSWORD)")
     parser.add_argument("--redis-url", help="Redis URL, e.g. redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--execution-mode",
+        choices=("process", "thread"),
+        help="PyFlink Python execution mode (default: flink-conf/config.yaml's python.execution-mode)",
+    )
     parser.add_argument("--parallelism", type=int, help="job parallelism (default: the cluster's)")
     return parser
 
@@ -59,7 +65,10 @@ def kafka_settings(args: argparse.Namespace, default_group: str) -> KafkaSetting
 
 def stream_environment(args: argparse.Namespace) -> StreamExecutionEnvironment:
     """The execution environment with the connector jars; checkpointing comes from config.yaml."""
-    env = StreamExecutionEnvironment.get_execution_environment()
+    config = Configuration()
+    if args.execution_mode:
+        config.set_string("python.execution-mode", args.execution_mode)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
     add_kafka_jars(env)
     if args.parallelism:
         env.set_parallelism(args.parallelism)
