@@ -1,0 +1,685 @@
+"""The pure core of the order-book job: one (venue, symbol)'s L3 book plus what it last emitted.
+
+Per Kafka record of ``market-data-normalized`` the job (``jobs/order_book.py``) does::
+
+    stage = BookStage.restore(state.value(), venue=batch.venue, symbol=batch.symbol, config=config)
+    output = stage.apply(batch)          # one call per batch of events
+    state.update(stage.snapshot())
+    # emit output.clickhouse ((table, RowBinary) chunks) and output.redis (RESP commands)
+
+**Outputs** (ClickHouse tables of ``schemas/clickhouse/001_book.sql``, Redis keys under ``prefix``):
+
+* ``top_of_book``: one row per event that changed the best bid or best ask (price, shares or order
+  count of either side; an empty side is 0, 0, 0), and ``XADD {prefix}:tob-stream:{venue}:{symbol}
+  MAXLEN ~ {stream_maxlen} {ms}-{seq} bid_px .. bid_sz .. bid_n .. ask_px .. ask_sz .. ask_n .. seq ..
+  ts_event ..`` for the same change; once per batch ``HSET {prefix}:tob:{venue}:{symbol}`` with the
+  batch's final top of book, its last event's ``seq``/``ts_event``, the last trade
+  (``last_trade_px``/``_sz``/``_ts``, 0 before the first) and ``unknown_refs``, ``orders``.
+* ``trades``: one row per execution: ``E`` at the resting order's price (looked up before the book
+  applies it; an ``E`` for an unknown order is counted in ``unknown_refs``, never invented), ``C`` at
+  its own price with its printable flag (side '' if the order is unknown: the exchange reported the
+  price), ``P`` with its side, ``Q`` with side ''. Prints of zero shares are not trades (as in the book).
+* ``depth_snapshots``: at the end of a batch, reason ``change`` when the top ``depth_levels`` levels
+  differ from the last snapshot emitted, and reason ``cadence`` when event time entered a new
+  ``cadence_ns`` interval since the last cadence snapshot (both describe the book after the batch:
+  ``seq``/``ts_event`` are those of its last event). ``HSET {prefix}:depth:{venue}:{symbol} bids
+  <json [[price, shares, orders], ...]> asks <json> seq .. ts_event ..`` with every ``change`` row.
+* ``book_status``: one row per batch (last ``seq``, events applied so far, resting orders,
+  ``unknown_refs``, ``overfills``, ``integrity``). ``integrity`` joins the problem codes: crossed or
+  locked is checked from the top of book every batch (cheap); the full
+  :meth:`~itchflow.book.OrderBook.check_integrity` (O(orders)) runs on the first batch and then every
+  ``integrity_check_every`` batches, and the structural codes it found are repeated until the next
+  full check.
+
+**Idempotence.** Delivery is at least once, so a restore replays records whose outputs may already
+be written. Every output is keyed by ``seq`` (below) and the same input always yields the same
+bytes: ClickHouse's ReplacingMergeTree collapses re-inserted rows, ``HSET`` overwrites, and stream
+ids are explicit and strictly increasing, so Redis refuses a replayed ``XADD`` (the Java writer
+counts that reply as a duplicate). Events already applied are skipped and counted
+(``duplicates_skipped``): a whole batch or its overlapping front; such events produce nothing and
+leave the state unchanged.
+
+**Sequences and producer sessions.** Events carry ``seq``, numbered per (producer session,
+symbol) from 0. The stage keeps the current ``session`` and the last ``seq`` applied in it; an event
+with ``seq <= last_seq`` of the same session is a duplicate. A batch from a *new* session means the
+producer restarted with fresh numbering: the events continue the same book (nothing is reset). To
+keep keys and stream ids increasing, the stage numbers events with a *book sequence*
+``seq_base + seq`` -- that is the ``seq`` of every output. ``seq_base`` is 0 in the first session,
+so normally output ``seq`` equals the feed's; a new session starts at ``seq_base = last book seq +
+1``. The sessions left behind are remembered (the last ``RETIRED_SESSIONS_KEPT``): a late batch of
+one is skipped as duplicate, never applied twice. All of this is decided by the order of the
+symbol's records in its Kafka partition, so a replay numbers everything the same way.
+
+**Stream ids.** ``{ms}-{book seq}`` with ``ms = max(ts_event // 10**6, ms of the previous entry)``:
+event time normally increases, but if a symbol's ``ts_event`` goes backwards the id keeps the
+previous millisecond (the entry's ``ts_event`` field still holds the true time). The book sequence
+strictly increases, so ids strictly increase too, and a replay recomputes exactly the same ids.
+
+**State** (:meth:`BookStage.snapshot`): a pickle (protocol 5) of plain data only -- a dict of ints,
+strs, lists, None -- read back with an unpickler that refuses any class. ``{"version": 1, "venue",
+"symbol", "session", "retired_sessions", "seq_base", "last_seq", "messages", "batches",
+"max_ts_event", "stream_ms", "top": [6 ints], "depth": [bids, asks] ([[price, shares, orders],
+...]), "cadence_bucket", "structural": str, "book": OrderBook.to_snapshot()}``. The book keeps its
+own versioned snapshot format.
+
+**Hot path.** Events are read straight from the packed columns (``zip`` over ``memoryview`` casts)
+and applied with the book's primitive methods. The top of book after each event, the resting order
+before an execution and the top N levels are read from the book's internal structures (the ones
+``itchflow/book/core.py`` documents as its hot path): its public queries build a frozen dataclass
+per call, which would double the cost per event. Those reads are confined to :class:`_BookReader`;
+``tests/unit/test_book_stage.py`` pins them against the public queries.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from itchflow.book import BUY, SELL, OrderBook
+from itchflow.normalize import FLAG_HAS_PRICE, FLAG_PRINTABLE, EventKind, NormalizedBatch
+from itchflow.sinks.resp import IntStreamEncoder, hset
+from itchflow.sinks.rowbinary import RowBinaryEncoder, encode_string, fixed_width_struct
+
+STATE_VERSION = 1
+RETIRED_SESSIONS_KEPT = 16
+"""How many earlier producer sessions a book remembers (to skip their late batches)."""
+
+TOP_OF_BOOK = "top_of_book"
+DEPTH_SNAPSHOTS = "depth_snapshots"
+TRADES = "trades"
+BOOK_STATUS = "book_status"
+
+_KEY = (("venue", "LowCardinality(String)"), ("symbol", "LowCardinality(String)"))
+_DATETIME = "DateTime64(9, 'UTC')"
+
+#: Column names and types of each table, in the order of ``schemas/clickhouse/001_book.sql``.
+TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    TOP_OF_BOOK: (
+        *_KEY,
+        ("seq", "UInt64"),
+        ("ts_event", _DATETIME),
+        ("bid_price", "Int64"),
+        ("bid_shares", "UInt64"),
+        ("bid_orders", "UInt32"),
+        ("ask_price", "Int64"),
+        ("ask_shares", "UInt64"),
+        ("ask_orders", "UInt32"),
+    ),
+    DEPTH_SNAPSHOTS: (
+        *_KEY,
+        ("seq", "UInt64"),
+        ("reason", "LowCardinality(String)"),
+        ("ts_event", _DATETIME),
+        ("bid_prices", "Array(Int64)"),
+        ("bid_shares", "Array(UInt64)"),
+        ("bid_orders", "Array(UInt32)"),
+        ("ask_prices", "Array(Int64)"),
+        ("ask_shares", "Array(UInt64)"),
+        ("ask_orders", "Array(UInt32)"),
+    ),
+    TRADES: (
+        *_KEY,
+        ("seq", "UInt64"),
+        ("ts_event", _DATETIME),
+        ("source", "LowCardinality(String)"),
+        ("match_number", "UInt64"),
+        ("price", "Int64"),
+        ("shares", "UInt64"),
+        ("side", "LowCardinality(String)"),
+        ("printable", "UInt8"),
+    ),
+    BOOK_STATUS: (
+        *_KEY,
+        ("seq", "UInt64"),
+        ("ts_event", _DATETIME),
+        ("messages", "UInt64"),
+        ("orders", "UInt64"),
+        ("unknown_refs", "UInt64"),
+        ("overfills", "UInt64"),
+        ("integrity", "String"),
+    ),
+}
+
+TOB_FIELDS = ("bid_px", "bid_sz", "bid_n", "ask_px", "ask_sz", "ask_n", "seq", "ts_event")
+"""Fields of every top-of-book stream entry, in order."""
+
+_ENCODERS = {table: RowBinaryEncoder(columns) for table, columns in TABLE_COLUMNS.items()}
+
+
+def _packer(table: str, first: int, stop: int) -> Any:
+    """``struct.pack`` of the fixed-width columns ``first:stop`` of ``table``."""
+    return fixed_width_struct([column_type for _, column_type in TABLE_COLUMNS[table][first:stop]]).pack
+
+
+# The per-event outputs get specialized encoders (venue/symbol encoded once per book, one struct per
+# run of fixed-width columns); the rare rows use the generic RowBinaryEncoder.
+_TOB_PACK = _packer(TOP_OF_BOOK, 2, 10)  # seq .. ask_orders
+_TRADE_TIME_PACK = _packer(TRADES, 2, 4)  # seq, ts_event
+_TRADE_PRICE_PACK = _packer(TRADES, 5, 8)  # match_number, price, shares
+_TRADE_FLAG_PACK = _packer(TRADES, 9, 10)  # printable
+_SHORT_STRINGS = {text: encode_string(text) for text in ("", BUY, SELL, "E", "C", "P", "Q")}
+
+_ADDED = int(EventKind.ORDER_ADDED)
+_EXECUTED = int(EventKind.ORDER_EXECUTED)
+_CANCELLED = int(EventKind.ORDER_CANCELLED)
+_DELETED = int(EventKind.ORDER_DELETED)
+_REPLACED = int(EventKind.ORDER_REPLACED)
+_TRADE = int(EventKind.TRADE)
+_CROSS_TRADE = int(EventKind.CROSS_TRADE)
+_SIDE_NAMES = tuple(chr(code) for code in range(256))
+_EMPTY_TOP = (0, 0, 0, 0, 0, 0)
+_NANOS_PER_MS = 1_000_000
+
+TopOfBook = tuple[int, int, int, int, int, int]
+"""(bid price, bid shares, bid orders, ask price, ask shares, ask orders); 0, 0, 0 for an empty side."""
+Level = list[int]
+"""[price, shares, orders]."""
+
+
+@dataclass(frozen=True, slots=True)
+class BookStageConfig:
+    """Settings of the order-book stage (the job builds it from its command line)."""
+
+    depth_levels: int = 10
+    """L2 levels per side in depth snapshots and the Redis depth hash."""
+    cadence_ns: int = 1_000_000_000
+    """Event-time interval of periodic depth snapshots."""
+    redis_prefix: str = "itchflow"
+    """First component of every Redis key."""
+    stream_maxlen: int = 100_000
+    """Approximate length cap of each top-of-book stream (``MAXLEN ~``; 0 keeps everything)."""
+    integrity_check_every: int = 100
+    """Run the full (O(orders)) integrity check every this many batches."""
+
+    def __post_init__(self) -> None:
+        if self.depth_levels < 1:
+            raise ValueError(f"depth_levels must be at least 1, not {self.depth_levels}")
+        if self.cadence_ns < 1:
+            raise ValueError(f"cadence_ns must be positive, not {self.cadence_ns}")
+        if self.stream_maxlen < 0:
+            raise ValueError(f"stream_maxlen must not be negative, not {self.stream_maxlen}")
+        if self.integrity_check_every < 1:
+            raise ValueError(f"integrity_check_every must be at least 1, not {self.integrity_check_every}")
+
+
+@dataclass(frozen=True, slots=True)
+class StageOutput:
+    """What one batch produced: sink payloads plus counters for the job's metrics."""
+
+    clickhouse: tuple[tuple[str, bytes], ...]
+    """(table, RowBinary rows), one chunk per table that has rows."""
+    redis_commands: int
+    """How many RESP commands ``redis`` holds."""
+    redis: bytes
+    """Pipelined RESP commands."""
+    events_applied: int
+    duplicates_skipped: int
+    tob_changes: int
+    trades: int
+    unknown_refs: int
+    """Unknown order references seen in this batch (the book's counter delta)."""
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The counters by name, for metrics."""
+        return {
+            "events_applied": self.events_applied,
+            "duplicates_skipped": self.duplicates_skipped,
+            "tob_changes": self.tob_changes,
+            "trades": self.trades,
+            "unknown_refs": self.unknown_refs,
+        }
+
+
+_NOTHING = StageOutput((), 0, b"", 0, 0, 0, 0, 0)
+
+
+class _Applied(NamedTuple):
+    """What the event loop did to one batch."""
+
+    applied: int
+    duplicates: int
+    last_seq: int
+    last_ts_event: int
+    max_ts_event: int
+    top: TopOfBook
+    top_rows: list[tuple[int, ...]]
+    """(book seq, ts_event, *top of book) per change."""
+    trade_rows: list[tuple[Any, ...]]
+    """(book seq, ts_event, source, match number, price, shares, side, printable)."""
+
+
+class _BookReader:
+    """Cheap read-only views of an :class:`OrderBook`'s internals (see the module docstring).
+
+    The book mutates these containers in place, so the references stay valid while it applies
+    events; take a new reader after the book object changes.
+    """
+
+    __slots__ = ("orders", "bid_levels", "ask_levels", "bid_prices", "ask_prices")
+
+    def __init__(self, book: OrderBook) -> None:
+        self.orders: dict[int, tuple[int, int, bool]] = book._orders
+        self.bid_levels: dict[int, list[int]] = book._bid_levels
+        self.ask_levels: dict[int, list[int]] = book._ask_levels
+        self.bid_prices: list[int] = book._bid_prices  # ascending: best bid last
+        self.ask_prices: list[int] = book._ask_prices  # ascending: best ask first
+
+    def top(self) -> TopOfBook:
+        """The best bid and ask levels, as in :data:`TopOfBook`."""
+        bid_prices, ask_prices = self.bid_prices, self.ask_prices
+        bid = (bid_prices[-1], *self.bid_levels[bid_prices[-1]]) if bid_prices else (0, 0, 0)
+        ask = (ask_prices[0], *self.ask_levels[ask_prices[0]]) if ask_prices else (0, 0, 0)
+        return bid + ask  # type: ignore[return-value]
+
+    def depth(self, levels: int) -> list[list[Level]]:
+        """``[bids, asks]``: the best ``levels`` levels per side, best first, as [price, shares, orders]."""
+        bid_levels, ask_levels = self.bid_levels, self.ask_levels
+        return [
+            [[price, *bid_levels[price]] for price in reversed(self.bid_prices[-levels:])],
+            [[price, *ask_levels[price]] for price in self.ask_prices[:levels]],
+        ]
+
+
+class BookStage:
+    """State of one (venue, symbol): the L3 book plus what was last emitted. See the module docstring."""
+
+    __slots__ = (
+        "venue",
+        "symbol",
+        "config",
+        "book",
+        "session",
+        "retired_sessions",
+        "seq_base",
+        "last_seq",
+        "messages",
+        "batches",
+        "max_ts_event",
+        "stream_ms",
+        "top",
+        "depth",
+        "cadence_bucket",
+        "structural",
+        "_key_prefix",
+        "_stream",
+        "_tob_key",
+        "_depth_key",
+    )
+
+    def __init__(self, *, venue: str, symbol: str, config: BookStageConfig) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.config = config
+        self.book = OrderBook(symbol=symbol, venue=venue)
+        #: producer session of the events applied last; None before the first batch
+        self.session: str | None = None
+        self.retired_sessions: list[str] = []
+        #: book sequence = seq_base + event seq (see the module docstring)
+        self.seq_base = 0
+        #: seq of the last event applied in ``session``; -1 before the first
+        self.last_seq = -1
+        #: events applied so far (every kind, every session)
+        self.messages = 0
+        #: batches that applied at least one event
+        self.batches = 0
+        self.max_ts_event = 0
+        #: millisecond part of the last stream entry id
+        self.stream_ms = 0
+        self.top: TopOfBook = _EMPTY_TOP
+        #: the depth last emitted (``[bids, asks]``)
+        self.depth: list[list[Level]] = [[], []]
+        #: floor(event time / cadence) of the last cadence snapshot; -1 before the first
+        self.cadence_bucket = -1
+        #: structural problem codes found by the last full integrity check, comma-joined
+        self.structural = ""
+        self._key_prefix = encode_string(venue) + encode_string(symbol)
+        prefix = config.redis_prefix
+        self._stream = IntStreamEncoder(
+            f"{prefix}:tob-stream:{venue}:{symbol}", TOB_FIELDS, config.stream_maxlen or None
+        )
+        self._tob_key = f"{prefix}:tob:{venue}:{symbol}"
+        self._depth_key = f"{prefix}:depth:{venue}:{symbol}"
+
+    # ------------------------------------------------------------------ state
+
+    @classmethod
+    def restore(cls, state: bytes | None, *, venue: str, symbol: str, config: BookStageConfig) -> BookStage:
+        """The stage saved in ``state`` (a :meth:`snapshot`), or a new one when ``state`` is None/empty.
+
+        Raises:
+            ValueError: an unknown state version, or a state of another venue or symbol.
+        """
+        stage = cls(venue=venue, symbol=symbol, config=config)
+        if not state:
+            return stage
+        saved = _PlainUnpickler(io.BytesIO(state)).load()
+        if not isinstance(saved, dict) or saved.get("version") != STATE_VERSION:
+            version = saved.get("version") if isinstance(saved, dict) else type(saved).__name__
+            raise ValueError(f"unsupported book stage state version {version!r} (expected {STATE_VERSION})")
+        if (saved["venue"], saved["symbol"]) != (venue, symbol):
+            raise ValueError(
+                f"state of {saved['venue']}:{saved['symbol']} restored for {venue}:{symbol} (keying bug?)"
+            )
+        stage.book = OrderBook.from_snapshot(saved["book"])
+        stage.session = saved["session"]
+        stage.retired_sessions = list(saved["retired_sessions"])
+        stage.seq_base = saved["seq_base"]
+        stage.last_seq = saved["last_seq"]
+        stage.messages = saved["messages"]
+        stage.batches = saved["batches"]
+        stage.max_ts_event = saved["max_ts_event"]
+        stage.stream_ms = saved["stream_ms"]
+        stage.top = tuple(saved["top"])  # type: ignore[assignment]
+        stage.depth = saved["depth"]
+        stage.cadence_bucket = saved["cadence_bucket"]
+        stage.structural = saved["structural"]
+        return stage
+
+    def snapshot(self) -> bytes:
+        """The whole state as versioned plain data (see the module docstring); :meth:`restore` reads it."""
+        state = {
+            "version": STATE_VERSION,
+            "venue": self.venue,
+            "symbol": self.symbol,
+            "session": self.session,
+            "retired_sessions": list(self.retired_sessions),
+            "seq_base": self.seq_base,
+            "last_seq": self.last_seq,
+            "messages": self.messages,
+            "batches": self.batches,
+            "max_ts_event": self.max_ts_event,
+            "stream_ms": self.stream_ms,
+            "top": list(self.top),
+            "depth": self.depth,
+            "cadence_bucket": self.cadence_bucket,
+            "structural": self.structural,
+            "book": self.book.to_snapshot(),
+        }
+        return pickle.dumps(state, protocol=5)
+
+    @property
+    def last_book_seq(self) -> int:
+        """Book sequence of the last event applied (-1 before the first)."""
+        return self.seq_base + self.last_seq
+
+    # ------------------------------------------------------------------ the one entry point
+
+    def apply(self, batch: NormalizedBatch) -> StageOutput:
+        """Apply one batch of this symbol's events; return the rows and commands it produced.
+
+        Raises:
+            ValueError: the batch is of another venue or symbol.
+        """
+        if (batch.venue, batch.symbol) != (self.venue, self.symbol):
+            raise ValueError(
+                f"batch of {batch.venue}:{batch.symbol} applied to the book of {self.venue}:{self.symbol}"
+            )
+        if batch.event_count == 0:
+            return _NOTHING
+        if batch.session in self.retired_sessions:
+            return _duplicates_only(batch.event_count)  # a late batch of an earlier producer session
+        if batch.session != self.session:
+            self._start_session(batch.session)
+        unknown_before = self.book.unknown_refs
+        done = self._apply_events(batch)
+        if done.applied == 0:
+            return _duplicates_only(done.duplicates)
+        self.last_seq = done.last_seq
+        self.messages += done.applied
+        self.batches += 1
+        self.max_ts_event = max(self.max_ts_event, done.max_ts_event)
+        self.top = done.top
+        chunks, commands, redis = self._emit(done)
+        return StageOutput(
+            clickhouse=chunks,
+            redis_commands=commands,
+            redis=redis,
+            events_applied=done.applied,
+            duplicates_skipped=done.duplicates,
+            tob_changes=len(done.top_rows),
+            trades=len(done.trade_rows),
+            unknown_refs=self.book.unknown_refs - unknown_before,
+        )
+
+    def _start_session(self, session: str) -> None:
+        """A new producer session continues this book, numbered after everything applied so far."""
+        if self.session is not None:
+            self.seq_base = self.last_book_seq + 1
+            self.retired_sessions = [*self.retired_sessions, self.session][-RETIRED_SESSIONS_KEPT:]
+        self.session = session
+        self.last_seq = -1
+
+    # ------------------------------------------------------------------ the hot loop
+
+    def _apply_events(self, batch: NormalizedBatch) -> _Applied:
+        """Apply every new event of the batch to the book; collect top-of-book changes and trades.
+
+        One long function on purpose: it runs once per event (locals, no calls but the book's).
+        """
+        book = self.book
+        reader = _BookReader(book)
+        resting = reader.orders.get
+        bid_levels, ask_levels = reader.bid_levels, reader.ask_levels
+        bid_prices, ask_prices = reader.bid_prices, reader.ask_prices
+        add_order, delete_order, cancel_order = book.add_order, book.delete_order, book.cancel_order
+        execute_order, execute_at_price = book.execute_order, book.execute_order_at_price
+        replace_order, record_trade = book.replace_order, book.record_trade
+        attributed = _attributed_seqs(batch)
+        side_names = _SIDE_NAMES
+        base, last_seq, top = self.seq_base, self.last_seq, self.top
+        top_rows: list[tuple[int, ...]] = []
+        trade_rows: list[tuple[Any, ...]] = []
+        duplicates = applied = max_ts = last_ts = 0
+        for kind, flags, side, ts, seq, ref, new_ref, match, shares, price in zip(
+            *batch.columns.views(), strict=True
+        ):
+            if seq <= last_seq:
+                duplicates += 1
+                continue
+            last_seq, last_ts = seq, ts
+            applied += 1
+            if ts > max_ts:
+                max_ts = ts
+            if kind == _ADDED:
+                if attributed and seq in attributed:
+                    add_order(ref, side_names[side], price, shares, attributed=True)
+                else:
+                    add_order(ref, side_names[side], price, shares)
+            elif kind == _DELETED:
+                delete_order(ref)
+            elif kind == _CANCELLED:
+                cancel_order(ref, shares)
+            elif kind == _EXECUTED:
+                order = resting(ref)
+                if flags & FLAG_HAS_PRICE:
+                    printable = flags & FLAG_PRINTABLE
+                    execute_at_price(ref, shares, price, ts, match, printable=bool(printable))
+                    if shares > 0:
+                        side_name = "" if order is None else (BUY if order[2] else SELL)
+                        trade_rows.append((base + seq, ts, "C", match, price, shares, side_name, printable))
+                else:
+                    execute_order(ref, shares, ts, match)
+                    if order is not None and shares > 0:
+                        side_name = BUY if order[2] else SELL
+                        trade_rows.append((base + seq, ts, "E", match, order[0], shares, side_name, 1))
+            elif kind == _REPLACED:
+                replace_order(ref, new_ref, price, shares)
+            elif kind == _TRADE:
+                record_trade(price, shares, ts, match)
+                if shares > 0:
+                    trade_rows.append((base + seq, ts, "P", match, price, shares, side_names[side], 1))
+                continue
+            elif kind == _CROSS_TRADE:
+                record_trade(price, shares, ts, match, cross=True)
+                if shares > 0:
+                    trade_rows.append((base + seq, ts, "Q", match, price, shares, "", 1))
+                continue
+            else:
+                continue  # not a book event: counted in ``messages`` only
+            # the book may have changed: compare its best levels with the last top of book
+            if bid_prices:
+                best = bid_prices[-1]
+                bid = (best, *bid_levels[best])
+            else:
+                bid = (0, 0, 0)
+            if ask_prices:
+                best = ask_prices[0]
+                now = (*bid, best, *ask_levels[best])
+            else:
+                now = (*bid, 0, 0, 0)
+            if now != top:
+                top = now  # type: ignore[assignment]
+                top_rows.append((base + seq, ts, *now))
+        return _Applied(applied, duplicates, last_seq, last_ts, max_ts, top, top_rows, trade_rows)
+
+    # ------------------------------------------------------------------ outputs of a batch
+
+    def _emit(self, done: _Applied) -> tuple[tuple[tuple[str, bytes], ...], int, bytes]:
+        """ClickHouse chunks and Redis commands for an applied batch (updates what was last emitted)."""
+        seq, ts_event = self.seq_base + done.last_seq, done.last_ts_event
+        chunks: list[tuple[str, bytes]] = []
+        commands: list[bytes] = []
+        if done.top_rows:
+            prefix = self._key_prefix
+            chunks.append((TOP_OF_BOOK, b"".join([prefix + _TOB_PACK(*row) for row in done.top_rows])))
+            commands += self._stream_entries(done.top_rows)
+        if done.trade_rows:
+            chunks.append((TRADES, _encode_trades(self._key_prefix, done.trade_rows)))
+        depth_rows = self._depth_rows(seq, ts_event)
+        if depth_rows:
+            chunks.append((DEPTH_SNAPSHOTS, _ENCODERS[DEPTH_SNAPSHOTS].encode(depth_rows)))
+            if depth_rows[0][3] == "change":
+                commands.append(self._depth_command(seq, ts_event))
+        chunks.append((BOOK_STATUS, _ENCODERS[BOOK_STATUS].encode([self._status_row(seq, ts_event)])))
+        commands.append(self._tob_command(seq, ts_event))
+        return tuple(chunks), len(commands), b"".join(commands)
+
+    def _stream_entries(self, top_rows: list[tuple[int, ...]]) -> list[bytes]:
+        """One XADD per top-of-book change, ids ``{ms}-{book seq}`` strictly increasing."""
+        encode = self._stream.encode
+        last_ms = self.stream_ms
+        entries = []
+        for seq, ts_event, *top in top_rows:
+            ms = ts_event // _NANOS_PER_MS
+            if ms < last_ms:
+                ms = last_ms  # event time went backwards: keep the id increasing
+            last_ms = ms
+            entries.append(encode(ms, seq, (*top, seq, ts_event)))
+        self.stream_ms = last_ms
+        return entries
+
+    def _depth_rows(self, seq: int, ts_event: int) -> list[tuple[Any, ...]]:
+        """``change`` and/or ``cadence`` depth rows for the book after this batch."""
+        depth = _BookReader(self.book).depth(self.config.depth_levels)
+        reasons = []
+        if depth != self.depth:
+            self.depth = depth
+            reasons.append("change")
+        bucket = self.max_ts_event // self.config.cadence_ns
+        if bucket > self.cadence_bucket:
+            self.cadence_bucket = bucket
+            reasons.append("cadence")
+        bids, asks = depth
+        columns = (
+            [level[0] for level in bids],
+            [level[1] for level in bids],
+            [level[2] for level in bids],
+            [level[0] for level in asks],
+            [level[1] for level in asks],
+            [level[2] for level in asks],
+        )
+        return [(self.venue, self.symbol, seq, reason, ts_event, *columns) for reason in reasons]
+
+    def _status_row(self, seq: int, ts_event: int) -> tuple[Any, ...]:
+        book = self.book
+        if (self.batches - 1) % self.config.integrity_check_every == 0:
+            found = {problem.code for problem in book.check_integrity()} - {"crossed", "locked"}
+            self.structural = ",".join(sorted(found))
+        codes = [self.structural] if self.structural else []
+        bid_price, ask_price = self.top[0], self.top[3]
+        if bid_price and ask_price and bid_price >= ask_price:
+            codes.append("crossed" if bid_price > ask_price else "locked")
+        return (
+            self.venue,
+            self.symbol,
+            seq,
+            ts_event,
+            self.messages,
+            book.order_count,
+            book.unknown_refs,
+            book.overfills,
+            ",".join(sorted(codes)),
+        )
+
+    def _tob_command(self, seq: int, ts_event: int) -> bytes:
+        last = self.book.last_trade()
+        names = TOB_FIELDS[:6]
+        return hset(
+            self._tob_key,
+            [
+                *zip(names, self.top, strict=True),
+                ("seq", seq),
+                ("ts_event", ts_event),
+                ("last_trade_px", 0 if last is None else last.price),
+                ("last_trade_sz", 0 if last is None else last.shares),
+                ("last_trade_ts", 0 if last is None else last.timestamp),
+                ("unknown_refs", self.book.unknown_refs),
+                ("orders", self.book.order_count),
+            ],
+        )
+
+    def _depth_command(self, seq: int, ts_event: int) -> bytes:
+        bids, asks = self.depth
+        return hset(
+            self._depth_key,
+            [
+                ("bids", json.dumps(bids, separators=(",", ":"))),
+                ("asks", json.dumps(asks, separators=(",", ":"))),
+                ("seq", seq),
+                ("ts_event", ts_event),
+            ],
+        )
+
+
+def _encode_trades(key_prefix: bytes, rows: list[tuple[Any, ...]]) -> bytes:
+    """RowBinary ``trades`` rows (``key_prefix`` is the encoded venue and symbol)."""
+    strings = _SHORT_STRINGS
+    return b"".join(
+        [
+            b"".join(
+                (
+                    key_prefix,
+                    _TRADE_TIME_PACK(seq, ts_event),
+                    strings[source],
+                    _TRADE_PRICE_PACK(match_number, price, shares),
+                    strings.get(side) or encode_string(side),
+                    _TRADE_FLAG_PACK(printable),
+                )
+            )
+            for seq, ts_event, source, match_number, price, shares, side, printable in rows
+        ]
+    )
+
+
+def _attributed_seqs(batch: NormalizedBatch) -> frozenset[int]:
+    """Seqs of the adds that carry an MPID (ITCH F): the book counts them apart from A."""
+    indexes = [fields["index"] for name, fields in batch.details if name == "Attribution"]
+    if not indexes:
+        return frozenset()
+    seqs = batch.columns.views().seq
+    return frozenset(seqs[index] for index in indexes)
+
+
+def _duplicates_only(count: int) -> StageOutput:
+    return StageOutput((), 0, b"", 0, count, 0, 0, 0)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads pickles of plain data only: state bytes never name a class or function."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"book stage state may hold plain data only, not {module}.{name}")
