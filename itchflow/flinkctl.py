@@ -221,7 +221,12 @@ def cancel(base_url: str, job_id: str) -> None:
 
 
 def _last_lines(text: str, count: int) -> str:
-    return "\n".join(text.strip().splitlines()[-count:])
+    """The useful end of `flink run` output: the Python traceback if any, Java frames left out."""
+    lines = [line for line in text.strip().splitlines() if not line.lstrip().startswith(("at ", "... "))]
+    for index, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            return "\n".join(lines[index : index + count])
+    return "\n".join(lines[-count:])
 
 
 # --- command line -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from itchflow.config import PROJECT_ROOT
@@ -14,11 +15,13 @@ def ddl_dir() -> Path:
 
 
 def ddl_statements(folder: Path | None = None) -> list[str]:
-    """Every statement of every ``.sql`` file, in file-name order; ``--`` comments dropped."""
+    """Every statement of every ``.sql`` file, in file-name order; ``--`` comment lines dropped."""
     statements = []
     for path in sorted((folder or ddl_dir()).glob("*.sql")):
         lines = [line for line in path.read_text().splitlines() if not line.strip().startswith("--")]
-        statements += [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+        # a statement ends with ';' at the end of a line (comments may hold ';')
+        text = "\n".join(lines)
+        statements += [s.strip() for s in re.split(r";[ \t]*$", text, flags=re.MULTILINE) if s.strip()]
     return statements
 
 
