@@ -6,7 +6,9 @@ batches go through ``BookStage.apply`` in feed order, timed:
 
 * ``live``: one stage object per symbol stays in memory (the pure cost of applying and encoding);
 * ``state``: per batch ``restore(bytes) -> apply -> snapshot()``, as the Flink job does with its
-  ValueState (plus the split of that time between restore, apply and snapshot).
+  ValueState (plus the split of that time between restore, apply and snapshot);
+* ``state + StageCache``: the same through :class:`~itchflow.pipeline.book_stage.StageCache`, which
+  skips rebuilding a book from the bytes it has just produced.
 
 It prints events/s (best of ``--repeat`` runs: the machine is shared) and the state size per book.
 
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from itchflow import synth  # noqa: E402
 from itchflow.avro.raw import make_batch  # noqa: E402
 from itchflow.normalize import NormalizedBatch, normalize_batch  # noqa: E402
-from itchflow.pipeline.book_stage import BookStage, BookStageConfig  # noqa: E402
+from itchflow.pipeline.book_stage import BookStage, BookStageConfig, StageCache  # noqa: E402
 from itchflow.replay import MicroBatcher  # noqa: E402
 
 VENUE = "XNAS"
@@ -74,18 +76,20 @@ def run_live(batches: list[NormalizedBatch], config: BookStageConfig) -> tuple[f
 
 
 def run_with_state(
-    batches: list[NormalizedBatch], config: BookStageConfig
+    batches: list[NormalizedBatch], config: BookStageConfig, cache: StageCache | None = None
 ) -> tuple[float, float, float, float]:
     """Seconds in total, in restore, in apply, in snapshot."""
     states: dict[str, bytes] = {}
     restore = apply = snapshot = 0.0
+    load = BookStage.restore if cache is None else cache.restore
+    save = BookStage.snapshot if cache is None else cache.snapshot
     for batch in batches:
         t0 = time.perf_counter()
-        stage = BookStage.restore(states.get(batch.symbol), venue=VENUE, symbol=batch.symbol, config=config)
+        stage = load(states.get(batch.symbol), venue=VENUE, symbol=batch.symbol, config=config)
         t1 = time.perf_counter()
         stage.apply(batch)
         t2 = time.perf_counter()
-        states[batch.symbol] = stage.snapshot()
+        states[batch.symbol] = save(stage)
         t3 = time.perf_counter()
         restore, apply, snapshot = restore + t1 - t0, apply + t2 - t1, snapshot + t3 - t2
     return restore + apply + snapshot, restore, apply, snapshot
@@ -111,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
 
     live = min(run_live(batches, config)[0] for _ in range(args.repeat))
     print(f"live stages:            {events / live:>12,.0f} events/s  ({live * 1e6 / events:.2f} us/event)")
-    runs = [run_with_state(batches, config) for _ in range(args.repeat)]
-    total, restore, apply, snapshot = min(runs)
-    print(
-        f"restore/apply/snapshot: {events / total:>12,.0f} events/s  ({total * 1e6 / events:.2f} us/event: "
-        f"restore {restore / total:.0%}, apply {apply / total:.0%}, snapshot {snapshot / total:.0%})"
-    )
+    for label, cache in (("restore/apply/snapshot", False), ("  ... with StageCache", True)):
+        runs = [run_with_state(batches, config, StageCache() if cache else None) for _ in range(args.repeat)]
+        total, restore, apply, snapshot = min(runs)
+        print(
+            f"{label + ':':<24}{events / total:>12,.0f} events/s  ({total * 1e6 / events:.2f} us/event: "
+            f"restore {restore / total:.0%}, apply {apply / total:.0%}, snapshot {snapshot / total:.0%})"
+        )
 
     _, stages = run_live(batches, config)
     print("state per book (end of feed):")

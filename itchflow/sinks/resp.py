@@ -44,12 +44,12 @@ def xadd(key: str, entry_id: str, fields: Sequence[tuple[str, object]], maxlen: 
     return command(*flat)
 
 
-class IntStreamEncoder:
-    """``XADD key [MAXLEN ~ n] <ms>-<seq> field value ...`` for one stream whose fields are all integers.
+class _IntFieldsCommand:
+    """A command ``<head arguments> [<ms>-<seq>] field value ...`` whose values are all integers.
 
-    Built once per stream: the key, the trimming clause and the field names are encoded up front,
-    and a command template is cached per combination of value lengths (few in practice), so
-    :meth:`encode` is two ``%`` formats (about 6x faster than :func:`xadd`, for per-event streams).
+    Built once per key: the head and the field names are encoded up front, and a command template
+    is cached per combination of value lengths (few in practice), so encoding is two ``%`` formats
+    (about 6x faster than :func:`command`; for commands sent per event or per batch).
     """
 
     __slots__ = ("_head", "_names", "_format", "_templates")
@@ -57,23 +57,19 @@ class IntStreamEncoder:
     MAX_TEMPLATES = 4096
     """Cached templates before the cache starts over (bounds memory on unusual data)."""
 
-    def __init__(self, key: str, fields: Sequence[str], maxlen: int | None = None) -> None:
+    def __init__(self, head: Sequence[object], fields: Sequence[str], *, stream_id: bool) -> None:
         if not fields:
-            raise ValueError("a stream entry needs at least one field")
-        trim: list[object] = ["MAXLEN", "~", maxlen] if maxlen else []
-        argument_count = 3 + len(trim) + 2 * len(fields)
-        # the command up to the id: a partial command with its array header replaced
-        partial = command("XADD", key, *trim)
+            raise ValueError("a command with integer fields needs at least one field")
+        argument_count = len(head) + stream_id + 2 * len(fields)
+        partial = command(*head)  # its array header counts the head only: replaced below
         self._head = b"*%d\r\n" % argument_count + partial[partial.index(b"\r\n") + 2 :]
-        self._names = tuple(command(name)[4:] for name in fields)  # "$len\r\nname\r\n" each
-        self._format = b" ".join([b"%d-%d"] + [b"%d"] * len(fields))
+        names = tuple(command(name)[4:] for name in fields)  # "$len\r\nname\r\n" each
+        self._names = (b"", *names) if stream_id else names
+        self._format = b" ".join(([b"%d-%d"] if stream_id else []) + [b"%d"] * len(fields))
         self._templates: dict[tuple[int, ...], bytes] = {}
 
-    def encode(self, ms: int, sequence: int, values: Sequence[int]) -> bytes:
-        """The command adding entry ``{ms}-{sequence}``; ``values`` in the order of the fields."""
-        texts = (self._format % (ms, sequence, *values)).split(b" ")
-        if len(texts) != len(self._names) + 1:
-            raise ValueError(f"{len(values)} values for {len(self._names)} fields")
+    def _encode(self, values: tuple[int, ...]) -> bytes:
+        texts = (self._format % values).split(b" ")
         lengths = tuple(map(len, texts))
         template = self._templates.get(lengths)
         if template is None:
@@ -81,10 +77,37 @@ class IntStreamEncoder:
         return template % tuple(texts)
 
     def _template(self, lengths: tuple[int, ...]) -> bytes:
-        parts = [self._head.replace(b"%", b"%%"), b"$%d\r\n%%s\r\n" % lengths[0]]
-        for name, length in zip(self._names, lengths[1:], strict=True):
+        parts = [self._head.replace(b"%", b"%%")]
+        for name, length in zip(self._names, lengths, strict=True):
             parts += (name.replace(b"%", b"%%"), b"$%d\r\n%%s\r\n" % length)
         if len(self._templates) >= self.MAX_TEMPLATES:
             self._templates.clear()
         template = self._templates[lengths] = b"".join(parts)
         return template
+
+
+class IntStreamEncoder(_IntFieldsCommand):
+    """``XADD key [MAXLEN ~ n] <ms>-<seq> field value ...`` for a stream whose fields are all integers."""
+
+    __slots__ = ()
+
+    def __init__(self, key: str, fields: Sequence[str], maxlen: int | None = None) -> None:
+        trim: list[object] = ["MAXLEN", "~", maxlen] if maxlen else []
+        super().__init__(["XADD", key, *trim], fields, stream_id=True)
+
+    def encode(self, ms: int, sequence: int, values: Sequence[int]) -> bytes:
+        """The command adding entry ``{ms}-{sequence}``; ``values`` in the order of the fields."""
+        return self._encode((ms, sequence, *values))
+
+
+class IntHashEncoder(_IntFieldsCommand):
+    """``HSET key field value ...`` for a hash whose fields are all integers."""
+
+    __slots__ = ()
+
+    def __init__(self, key: str, fields: Sequence[str]) -> None:
+        super().__init__(["HSET", key], fields, stream_id=False)
+
+    def encode(self, values: Sequence[int]) -> bytes:
+        """The command setting every field; ``values`` in the order of the fields."""
+        return self._encode(tuple(values))

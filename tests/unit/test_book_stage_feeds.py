@@ -158,8 +158,12 @@ def test_internal_reads_agree_with_the_public_queries() -> None:
             for levels in (1, 3, 10):
                 depth = book.depth(levels)
                 assert reader.depth(levels) == [
-                    [[level.price, level.shares, level.order_count] for level in depth.bids],
-                    [[level.price, level.shares, level.order_count] for level in depth.asks],
+                    [level.price for level in depth.bids],
+                    [level.shares for level in depth.bids],
+                    [level.order_count for level in depth.bids],
+                    [level.price for level in depth.asks],
+                    [level.shares for level in depth.asks],
+                    [level.order_count for level in depth.asks],
                 ]
             for order in list(book.orders())[:20]:
                 assert reader.orders[order.reference] == (order.price, order.shares, order.side == "B")
