@@ -173,6 +173,10 @@ def flink_site_settings(config: StackConfig) -> dict[str, object]:
         "python.client.executable": sys.executable,
         # thread mode needs the venv's packages on the embedded interpreter's path
         "python.pythonpath": os.pathsep.join([*site_packages, str(PROJECT_ROOT)]),
+        # thread mode (pemja) loads libpython once per JVM; on Java 17 a second job's class loader
+        # cannot load it again (NoSuchFieldException: loadedLibraryNames). pemja's classes therefore
+        # come from the TaskManager's own class path (see _flink_env), shared by every job.
+        "classloader.parent-first-patterns.additional": "pemja.",
     }
 
 
@@ -184,6 +188,11 @@ def _flink_env(config: StackConfig) -> dict[str, str]:
         FLINK_LOG_DIR=str(config.log_dir / "flink"),
         FLINK_PID_DIR=str(config.run_dir / "flink"),
         FLINK_IDENT_STRING="itchflow",
+    )
+    # flink-python (pemja) on the daemons' class path: Flink's scripts append HADOOP_CLASSPATH
+    python_jars = sorted((bootstrap.flink_home() / "opt").glob("flink-python-*.jar"))
+    env["HADOOP_CLASSPATH"] = os.pathsep.join(
+        [*map(str, python_jars), *filter(None, [os.environ.get("HADOOP_CLASSPATH")])]
     )
     return env
 
