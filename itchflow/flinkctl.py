@@ -235,6 +235,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "submit",
         help="submit a job from jobs/ with `flink run -d -py`",
         description="Submit a job from jobs/ with the real `flink run -d -py`. Arguments after `--` go to the job.",
+        usage="itchflow submit JOB [options] [-- job arguments]",
     )
     parser.add_argument("job", help="job name in jobs/ (e.g. smoke) or a path to a job .py file")
     parser.add_argument("--parallelism", "-p", type=int, help="job parallelism")
@@ -245,7 +246,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)"
     )
-    parser.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job, after --")
     add_stack_options(parser)
     parser.set_defaults(func=_submit)
 
@@ -260,9 +260,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _submit(args: argparse.Namespace) -> int:
     config = stack_config_from_args(args)
-    job_args = list(args.job_args)
-    if job_args[:1] == ["--"]:
-        job_args = job_args[1:]
+    job_args = list(args.passthrough)
     if "--bootstrap-servers" not in job_args:
         job_args = default_job_args(config) + job_args
     print(f"submitting {args.job} to {rest_url(config, args.rest_address)} ...", file=sys.stderr)
