@@ -58,16 +58,17 @@ strictly increases, so ids strictly increase too, and a replay recomputes exactl
 **State** (:meth:`BookStage.snapshot`): a pickle (protocol 5) of plain data only -- a dict of ints,
 strs, lists, None -- read back with an unpickler that refuses any class. ``{"version": 1, "venue",
 "symbol", "session", "retired_sessions", "seq_base", "last_seq", "messages", "batches",
-"max_ts_event", "stream_ms", "top": [6 ints], "depth": [6 lists of ints] (the last emitted
-:data:`DepthColumns`), "cadence_bucket", "structural": str, "book": OrderBook.to_snapshot()}``. The book keeps its
-own versioned snapshot format.
+"max_ts_event", "stream_ms", "top": [6 ints], "depth": [6 int lists] (the last emitted
+:data:`DepthColumns`), "cadence_bucket", "structural": str, "book": OrderBook.to_snapshot()}``;
+the book keeps its own versioned snapshot format. About 14 bytes per resting order.
 
 **Hot path.** Events are read straight from the packed columns (``zip`` over ``memoryview`` casts)
 and applied with the book's primitive methods. The top of book after each event, the resting order
 before an execution and the top N levels are read from the book's internal structures (the ones
 ``itchflow/book/core.py`` documents as its hot path): its public queries build a frozen dataclass
-per call, which would double the cost per event. Those reads are confined to :class:`_BookReader`;
-``tests/unit/test_book_stage.py`` pins them against the public queries.
+per call, which would double the cost per event. Those reads are confined to :class:`_BookReader`
+and :meth:`BookStage._apply_events`; ``tests/unit/test_book_stage_feeds.py`` pins them against the
+public queries.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ from __future__ import annotations
 import io
 import pickle
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from itchflow.book import BUY, SELL, OrderBook
@@ -282,13 +284,6 @@ class _BookReader:
         self.bid_prices: list[int] = book._bid_prices  # ascending: best bid last
         self.ask_prices: list[int] = book._ask_prices  # ascending: best ask first
 
-    def top(self) -> TopOfBook:
-        """The best bid and ask levels, as in :data:`TopOfBook`."""
-        bid_prices, ask_prices = self.bid_prices, self.ask_prices
-        bid = (bid_prices[-1], *self.bid_levels[bid_prices[-1]]) if bid_prices else (0, 0, 0)
-        ask = (ask_prices[0], *self.ask_levels[ask_prices[0]]) if ask_prices else (0, 0, 0)
-        return bid + ask  # type: ignore[return-value]
-
     def depth(self, levels: int) -> DepthColumns:
         """The best ``levels`` levels per side, best first, as :data:`DepthColumns`."""
         bid_prices = self.bid_prices[-levels:][::-1]
@@ -303,6 +298,28 @@ class _BookReader:
             [level[0] for level in asks],
             [level[1] for level in asks],
         ]
+
+
+class _Encoders(NamedTuple):
+    """What encodes one book's outputs: built once per key and shared (pure, so sharing is safe)."""
+
+    key_prefix: bytes
+    """venue and symbol, RowBinary-encoded: the first two columns of every row."""
+    stream: IntStreamEncoder
+    tob_hash: IntHashEncoder
+    depth_key: bytes
+
+
+@lru_cache(maxsize=16_384)
+def _encoders(venue: str, symbol: str, redis_prefix: str, stream_maxlen: int) -> _Encoders:
+    """The encoders of one (venue, symbol); cached, since a stage is rebuilt from state every batch."""
+    prefix = f"{redis_prefix}:"
+    return _Encoders(
+        key_prefix=encode_string(venue) + encode_string(symbol),
+        stream=IntStreamEncoder(f"{prefix}tob-stream:{venue}:{symbol}", TOB_FIELDS, stream_maxlen or None),
+        tob_hash=IntHashEncoder(f"{prefix}tob:{venue}:{symbol}", TOB_HASH_FIELDS),
+        depth_key=f"{prefix}depth:{venue}:{symbol}".encode(),
+    )
 
 
 class BookStage:
@@ -325,10 +342,7 @@ class BookStage:
         "depth",
         "cadence_bucket",
         "structural",
-        "_key_prefix",
-        "_stream",
-        "_tob_hash",
-        "_depth_key",
+        "_encoders",
     )
 
     def __init__(self, *, venue: str, symbol: str, config: BookStageConfig) -> None:
@@ -357,13 +371,7 @@ class BookStage:
         self.cadence_bucket = -1
         #: structural problem codes found by the last full integrity check, comma-joined
         self.structural = ""
-        self._key_prefix = encode_string(venue) + encode_string(symbol)
-        prefix = config.redis_prefix
-        self._stream = IntStreamEncoder(
-            f"{prefix}:tob-stream:{venue}:{symbol}", TOB_FIELDS, config.stream_maxlen or None
-        )
-        self._tob_hash = IntHashEncoder(f"{prefix}:tob:{venue}:{symbol}", TOB_HASH_FIELDS)
-        self._depth_key = f"{prefix}:depth:{venue}:{symbol}".encode()
+        self._encoders = _encoders(venue, symbol, config.redis_prefix, config.stream_maxlen)
 
     # ------------------------------------------------------------------ state
 
@@ -607,7 +615,7 @@ class BookStage:
     def _emit(self, done: _Applied) -> tuple[tuple[tuple[str, bytes], ...], int, bytes]:
         """ClickHouse chunks and Redis commands for an applied batch (updates what was last emitted)."""
         seq, ts_event = self.seq_base + done.last_seq, done.last_ts_event
-        prefix = self._key_prefix
+        prefix = self._encoders.key_prefix
         chunks: list[tuple[str, bytes]] = []
         commands: list[bytes] = []
         if done.top_rows:
@@ -627,7 +635,7 @@ class BookStage:
 
     def _stream_entries(self, top_rows: list[tuple[int, ...]]) -> list[bytes]:
         """One XADD per top-of-book change, ids ``{ms}-{book seq}`` strictly increasing."""
-        encode = self._stream.encode
+        encode = self._encoders.stream.encode
         last_ms = self.stream_ms
         entries = []
         for seq, ts_event, *top in top_rows:
@@ -664,19 +672,21 @@ class BookStage:
             code = "crossed" if bid_price > ask_price else "locked"
             integrity = ",".join(sorted([*integrity.split(","), code])) if integrity else code
         numbers = (seq, ts_event, self.messages, book.order_count, book.unknown_refs, book.overfills)
-        return self._key_prefix + _STATUS_PACK(*numbers) + encode_string(integrity)
+        return self._encoders.key_prefix + _STATUS_PACK(*numbers) + encode_string(integrity)
 
     def _tob_command(self, seq: int, ts_event: int) -> bytes:
         book = self.book
         last = book.last_trade()
         trade = (0, 0, 0) if last is None else (last.price, last.shares, last.timestamp)
-        return self._tob_hash.encode((*self.top, seq, ts_event, *trade, book.unknown_refs, book.order_count))
+        return self._encoders.tob_hash.encode(
+            (*self.top, seq, ts_event, *trade, book.unknown_refs, book.order_count)
+        )
 
     def _depth_command(self, seq: int, ts_event: int) -> bytes:
         bid_prices, bid_shares, bid_orders, ask_prices, ask_shares, ask_orders = self.depth
         return command(
             b"HSET",
-            self._depth_key,
+            self._encoders.depth_key,
             b"bids",
             _levels_json(bid_prices, bid_shares, bid_orders),
             b"asks",

@@ -47,9 +47,10 @@ def xadd(key: str, entry_id: str, fields: Sequence[tuple[str, object]], maxlen: 
 class _IntFieldsCommand:
     """A command ``<head arguments> [<ms>-<seq>] field value ...`` whose values are all integers.
 
-    Built once per key: the head and the field names are encoded up front, and a command template
-    is cached per combination of value lengths (few in practice), so encoding is two ``%`` formats
-    (about 6x faster than :func:`command`; for commands sent per event or per batch).
+    Built once per key: the head and the field names are encoded up front, and a template of the
+    part after the head is cached per combination of value lengths (few in practice; the cache is
+    shared by every key with the same fields), so encoding is two ``%`` formats (about 6x faster
+    than :func:`command`; for commands sent per event or per batch).
     """
 
     __slots__ = ("_head", "_names", "_format", "_templates")
@@ -66,7 +67,7 @@ class _IntFieldsCommand:
         names = tuple(command(name)[4:] for name in fields)  # "$len\r\nname\r\n" each
         self._names = (b"", *names) if stream_id else names
         self._format = b" ".join(([b"%d-%d"] if stream_id else []) + [b"%d"] * len(fields))
-        self._templates: dict[tuple[int, ...], bytes] = {}
+        self._templates = _TEMPLATES.setdefault(self._names, {})
 
     def _encode(self, values: tuple[int, ...]) -> bytes:
         texts = (self._format % values).split(b" ")
@@ -74,16 +75,20 @@ class _IntFieldsCommand:
         template = self._templates.get(lengths)
         if template is None:
             template = self._template(lengths)
-        return template % tuple(texts)
+        return self._head + template % tuple(texts)
 
     def _template(self, lengths: tuple[int, ...]) -> bytes:
-        parts = [self._head.replace(b"%", b"%%")]
+        parts = []
         for name, length in zip(self._names, lengths, strict=True):
             parts += (name.replace(b"%", b"%%"), b"$%d\r\n%%s\r\n" % length)
         if len(self._templates) >= self.MAX_TEMPLATES:
             self._templates.clear()
         template = self._templates[lengths] = b"".join(parts)
         return template
+
+
+_TEMPLATES: dict[tuple[bytes, ...], dict[tuple[int, ...], bytes]] = {}
+"""Templates of :class:`_IntFieldsCommand`, by encoded field names, then by value lengths."""
 
 
 class IntStreamEncoder(_IntFieldsCommand):
