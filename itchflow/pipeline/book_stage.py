@@ -7,6 +7,9 @@ Per Kafka record of ``market-data-normalized`` the job (``jobs/order_book.py``) 
     state.update(stage.snapshot())
     # emit output.clickhouse ((table, RowBinary) chunks) and output.redis (RESP commands)
 
+(:class:`StageCache` offers the same two calls and skips rebuilding a book from bytes it has just
+produced.)
+
 **Outputs** (ClickHouse tables of ``schemas/clickhouse/001_book.sql``, Redis keys under ``prefix``):
 
 * ``top_of_book``: one row per event that changed the best bid or best ask (price, shares or order
@@ -48,7 +51,9 @@ keep keys and stream ids increasing, the stage numbers events with a *book seque
 so normally output ``seq`` equals the feed's; a new session starts at ``seq_base = last book seq +
 1``. The sessions left behind are remembered (the last ``RETIRED_SESSIONS_KEPT``): a late batch of
 one is skipped as duplicate, never applied twice. All of this is decided by the order of the
-symbol's records in its Kafka partition, so a replay numbers everything the same way.
+symbol's records in its Kafka partition, so a replay numbers everything the same way. A new
+session is trusted to carry new events: replaying a feed from its start must reuse its session
+(``itchflow replay`` names it after the file and date), or the book gets every order twice.
 
 **Stream ids.** ``{ms}-{book seq}`` with ``ms = max(ts_event // 10**6, ms of the previous entry)``:
 event time normally increases, but if a symbol's ``ts_event`` goes backwards the id keeps the
