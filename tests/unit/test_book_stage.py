@@ -175,7 +175,7 @@ def test_first_add_emits_top_of_book_depth_status_and_redis() -> None:
     }
 
 
-# --- top of book ----------------------------------------------------------------------------------------------
+# --- top of book --------------------------------------------------------------------------------------------
 
 
 def test_top_of_book_row_exactly_when_the_best_bid_or_ask_changes() -> None:
@@ -228,7 +228,7 @@ def test_a_batch_that_leaves_the_top_unchanged_has_no_top_of_book_rows_but_statu
     assert [row["seq"] for row in decoded.table("book_status")] == [1]
 
 
-# --- trades ------------------------------------------------------------------------------------------------------
+# --- trades -------------------------------------------------------------------------------------------------
 
 
 def test_execution_is_a_trade_at_the_resting_orders_price() -> None:
@@ -319,7 +319,7 @@ def test_an_overfill_is_clamped_counted_and_traded_as_reported() -> None:
     assert tops(decoded)[-1] == (1, EMPTY, EMPTY)
 
 
-# --- other kinds ---------------------------------------------------------------------------------------------------
+# --- other kinds --------------------------------------------------------------------------------------------
 
 
 def test_events_that_are_not_book_events_are_counted_only() -> None:
@@ -349,7 +349,7 @@ def test_attributed_adds_are_booked_and_counted_as_such() -> None:
     assert (stage.book.message_counts["F"], stage.book.message_counts["A"]) == (1, 1)
 
 
-# --- depth snapshots ------------------------------------------------------------------------------------------------
+# --- depth snapshots ----------------------------------------------------------------------------------------
 
 
 def test_depth_rows_on_change_of_the_top_levels_and_on_each_new_cadence_interval() -> None:
@@ -390,7 +390,7 @@ def test_depth_rows_on_change_of_the_top_levels_and_on_each_new_cadence_interval
     assert json.loads(changed.hset(DEPTH_KEY)["bids"]) == [[PX_1000, 100, 1], [PX_999, 60, 1]]
 
 
-# --- status and integrity ----------------------------------------------------------------------------------------
+# --- status and integrity -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -427,7 +427,7 @@ def test_full_integrity_check_runs_every_n_batches_and_its_findings_persist_betw
     assert codes == ["level_mismatch"] * 5  # 'locked' comes from the top of book, which is not locked
 
 
-# --- idempotence ----------------------------------------------------------------------------------------------------
+# --- idempotence --------------------------------------------------------------------------------------------
 
 THREE_EVENTS = [add_order(1, "B", PX_1000, 100), add_order(2, "S", PX_1005, 100), executed(1, 10, match=3)]
 
@@ -497,7 +497,7 @@ def test_stream_ids_keep_increasing_when_event_time_goes_backwards() -> None:
     assert [row["ts_event"] for row in decoded.table("top_of_book")] == [epoch(late), epoch(early)]
 
 
-# --- state -------------------------------------------------------------------------------------------------------------
+# --- state --------------------------------------------------------------------------------------------------
 
 
 def _plain(value: object) -> bool:
@@ -560,7 +560,7 @@ def test_session_of_the_default_feed_is_recorded() -> None:
     assert stage.session == SESSION
 
 
-# --- StageCache ----------------------------------------------------------------------------------------------------
+# --- StageCache ---------------------------------------------------------------------------------------------
 
 
 def test_stage_cache_hands_back_the_stage_whose_bytes_it_just_produced_once() -> None:

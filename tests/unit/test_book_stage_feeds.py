@@ -74,7 +74,7 @@ def test_table_columns_are_the_ddl_columns() -> None:
     assert {table: list(columns) for table, columns in TABLE_COLUMNS.items()} == ddl_columns()
 
 
-# --- differential: the columnar stage against the message-level book -----------------------------------------
+# --- differential: the columnar stage against the message-level book ----------------------------------------
 
 
 @dataclass
@@ -176,7 +176,7 @@ def test_tracked_top_and_internal_reads_agree_with_the_public_queries() -> None:
                 assert reader.orders[order.reference] == (order.price, order.shares, order.side == "B")
 
 
-# --- snapshot / restore and at-least-once replays ---------------------------------------------------------------
+# --- snapshot / restore and at-least-once replays -----------------------------------------------------------
 
 
 def test_snapshot_and_restore_anywhere_gives_the_outputs_of_an_uninterrupted_run() -> None:
@@ -311,7 +311,7 @@ def test_a_failure_and_replay_from_the_last_checkpoint_leaves_the_sinks_as_a_cle
     assert clean.refused_stream_ids == 0
 
 
-# --- the real samples against MarketBooks ------------------------------------------------------------------------
+# --- the real samples against MarketBooks -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
