@@ -38,6 +38,7 @@ class SymbolView:
     trades: int
     unknown_refs: int
     last_seq: int
+    integrity: str
 
 
 def ensure_jobs(config: StackConfig, parallelism: int | None, log=print) -> dict[str, str]:
@@ -126,7 +127,7 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
     status = {
         row[0]: row[1:]
         for row in client.query(
-            "SELECT symbol, argMax(unknown_refs, seq), max(seq) FROM book_status FINAL "
+            "SELECT symbol, argMax(unknown_refs, seq), max(seq), argMax(integrity, seq) FROM book_status FINAL "
             "WHERE venue = {venue:String} GROUP BY symbol",
             parameters={"venue": venue},
         ).result_rows
@@ -146,8 +147,9 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
                 spread=f"{(ask_px - bid_px) / 10_000:.4f}" if bid_px and ask_px else "-",
                 levels=f"{len(bids)}x{len(asks)}",
                 trades=int(trades.get(symbol, 0)),
-                unknown_refs=int(status.get(symbol, (0, -1))[0]),
-                last_seq=int(status.get(symbol, (0, -1))[1]),
+                unknown_refs=int(status.get(symbol, (0, -1, ""))[0]),
+                last_seq=int(status.get(symbol, (0, -1, ""))[1]),
+                integrity=status.get(symbol, (0, -1, ""))[2] or "ok",
             )
         )
     return views
@@ -158,9 +160,10 @@ def _quote(price: int, shares: str) -> str:
 
 
 def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> None:
-    headers = ("symbol", "best bid", "best ask", "spread", "levels b x a", "trades", "unknown refs")
+    headers = ("symbol", "best bid", "best ask", "spread", "levels b x a", "trades", "unknown refs", "integrity")
     rows = [
-        (v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}") for v in views
+        (v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}", v.integrity)
+        for v in views
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     print()
@@ -175,6 +178,11 @@ def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> Non
         f"ClickHouse     {config.clickhouse_url}   e.g. SELECT * FROM top_of_book FINAL ORDER BY seq DESC LIMIT 5"
     )
     print(f"Redis          {config.redis_url}   e.g. HGETALL {REDIS_PREFIX}:tob:{venue}:<symbol>")
+    if any(v.integrity != "ok" or v.unknown_refs for v in views):
+        print(
+            "Unknown refs and a crossed book are expected on a capture that starts mid-day: orders added before "
+            "it began are missing (see data/README.md)."
+        )
     print("Stop everything with: itchflow stack down   (./dev stack down)")
 
 
