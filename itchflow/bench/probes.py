@@ -1,0 +1,371 @@
+"""What ``itchflow bench`` watches while the pipeline runs, each kept cheap so it does not skew the run.
+
+* :class:`MemorySampler` -- resident memory of every stack component's process group (the
+  TaskManager's includes its Python workers in process mode), from ``/proc``, twice a second.
+* :class:`FlinkSampler` -- per job vertex, the cumulative ``numRecordsIn`` and busy/back-pressured
+  time through Flink's REST API once a second, and every checkpoint of the jobs' histories.
+* :class:`StreamArrivals` -- a separate process reading the top-of-book Redis streams with ``XREAD``
+  and stamping each entry's arrival (latency without sharing a GIL with the replay).
+* :func:`wait_for_books` -- polls ClickHouse ``book_status`` until every symbol has applied its last
+  sequence number, and returns when that was first seen.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import sys
+import threading
+import time
+from array import array
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from itchflow.errors import UserError
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+# --------------------------------------------------------------------------------- memory
+
+
+def process_groups() -> dict[int, int]:
+    """Resident bytes per process group, for every live process (one pass over ``/proc``)."""
+    totals: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # fields[0] is field 3 of proc(5)
+        if len(fields) < 22 or fields[0] == "Z":
+            continue
+        group = int(fields[2])
+        totals[group] = totals.get(group, 0) + int(fields[21]) * PAGE_BYTES
+    return totals
+
+
+class MemorySampler(threading.Thread):
+    """Peak resident memory (MB) of each named process group while running.
+
+    RSS adds up pages shared between processes of a group (a slight overcount, never an undercount).
+    """
+
+    def __init__(self, groups: Mapping[str, int], interval_s: float = 0.5) -> None:
+        super().__init__(name="bench-memory", daemon=True)
+        self.groups = dict(groups)
+        self.interval_s = interval_s
+        self.peak_mb: dict[str, float] = dict.fromkeys(groups, 0.0)
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            totals = process_groups()
+            for name, group in self.groups.items():
+                self.peak_mb[name] = max(self.peak_mb[name], totals.get(group, 0) / 1e6)
+            self._halt.wait(self.interval_s)
+
+    def stop(self) -> dict[str, float]:
+        self._halt.set()
+        self.join(timeout=5)
+        return {name: round(mb, 1) for name, mb in self.peak_mb.items()}
+
+
+# --------------------------------------------------------------------------------- CPU
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_THREAD_NUMBER = re.compile(r"[\s#\-]*\d+$")
+
+
+def _stat(path: str) -> tuple[str, list[str]] | None:
+    """(command name, fields from field 3 on) of a ``/proc/.../stat`` file, or None if gone."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return stat[stat.find("(") + 1 : stat.rfind(")")], stat[stat.rfind(")") + 2 :].split()
+
+
+def thread_label(name: str) -> str:
+    """A JVM thread's name without its number (``GC Thread#1`` -> ``GC Thread``); Flink's task
+    threads keep the (15-character) start of their operator chain, e.g. ``order-book -> (``."""
+    return _THREAD_NUMBER.sub("", name).strip() or name
+
+
+def cpu_seconds(groups: Mapping[str, int], own_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far, labelled ``component: part``.
+
+    Java processes are broken down by thread (Flink runs each task in its own thread, and in
+    thread mode the Python code too); other processes count whole, Python workers as
+    ``python worker``. ``own_pid`` (this process: the replay) is labelled ``bench (replay)``.
+    """
+    members: dict[int, str] = {}
+    wanted = {group: name for name, group in groups.items()}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parsed = _stat(f"/proc/{entry}/stat")
+            if parsed and len(parsed[1]) > 2 and int(parsed[1][2]) in wanted:
+                members[int(entry)] = wanted[int(parsed[1][2])]
+    if own_pid is not None:
+        members[own_pid] = "bench (replay)"
+    totals: dict[str, float] = {}
+    for pid, component in members.items():
+        parsed = _stat(f"/proc/{pid}/stat")
+        if parsed is None:
+            continue
+        name, fields = parsed
+        if name == "java":
+            parts = _thread_seconds(pid)
+        else:
+            label = "python worker" if component == "flink-taskmanager" and name.startswith("python") else ""
+            parts = {label: (int(fields[11]) + int(fields[12])) / CLOCK_TICKS}
+        for part, seconds in parts.items():
+            key = f"{component}: {part}" if part else component
+            totals[key] = totals.get(key, 0.0) + seconds
+    return totals
+
+
+def _thread_seconds(pid: int) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return seconds
+    for tid in threads:
+        parsed = _stat(f"/proc/{pid}/task/{tid}/stat")
+        if parsed is None:
+            continue
+        label = thread_label(parsed[0])
+        seconds[label] = seconds.get(label, 0.0) + (int(parsed[1][11]) + int(parsed[1][12])) / CLOCK_TICKS
+    return seconds
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every core; ``/proc/stat``, idle and iowait left out)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:]]
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+    return busy / CLOCK_TICKS
+
+
+def cpu_used(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    """CPU seconds per label between two :func:`cpu_seconds` readings, largest first (threads
+    that ended in between are missing from ``after`` and count 0)."""
+    used = {label: after[label] - before.get(label, 0.0) for label in after}
+    return dict(sorted(((k, v) for k, v in used.items() if v > 0), key=lambda item: -item[1]))
+
+
+# --------------------------------------------------------------------------------- Flink
+
+VERTEX_METRICS = ("numRecordsIn", "accumulateBusyTimeMs", "accumulateBackPressuredTimeMs")
+
+
+@dataclass
+class VertexSamples:
+    """Samples of one job vertex: ``(monotonic time, value summed over subtasks)`` per metric."""
+
+    job: str
+    name: str
+    parallelism: int
+    series: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {metric: [] for metric in VERTEX_METRICS}
+    )
+
+
+class FlinkSampler(threading.Thread):
+    """Samples vertex counters and collects checkpoint histories of ``jobs`` (name -> job id)."""
+
+    def __init__(
+        self, rest_url: str, jobs: Mapping[str, str], interval_s: float = 1.0, checkpoint_every: int = 2
+    ) -> None:
+        super().__init__(name="bench-flink", daemon=True)
+        from itchflow.flinkctl import rest_get
+
+        self.rest_url = rest_url
+        self.jobs = dict(jobs)
+        self.interval_s = interval_s
+        self.checkpoint_every = checkpoint_every
+        self.vertices: dict[str, VertexSamples] = {}
+        for job, job_id in self.jobs.items():
+            for vertex in rest_get(rest_url, f"/jobs/{job_id}")["vertices"]:
+                self.vertices[vertex["id"]] = VertexSamples(job, vertex["name"], vertex["parallelism"])
+        self.checkpoints: dict[str, dict[int, dict]] = {job: {} for job in self.jobs}
+        self.errors = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        ticks = 0
+        while not self._halt.is_set():
+            try:
+                self.sample_vertices()
+                if ticks % self.checkpoint_every == 0:
+                    self.sample_checkpoints()
+            except UserError:
+                self.errors += 1  # the REST API hiccuped; the next sample will do
+            ticks += 1
+            self._halt.wait(self.interval_s)
+
+    def sample_vertices(self) -> None:
+        from itchflow.flinkctl import rest_get
+
+        names = ",".join(VERTEX_METRICS)
+        for vertex_id, samples in self.vertices.items():
+            job_id = self.jobs[samples.job]
+            answer = rest_get(
+                self.rest_url, f"/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics?get={names}&agg=sum"
+            )
+            now = time.monotonic()
+            for metric in answer:
+                if metric["id"] in samples.series and "sum" in metric:
+                    samples.series[metric["id"]].append((now, float(metric["sum"])))
+
+    def sample_checkpoints(self) -> None:
+        from itchflow.flinkctl import rest_get
+
+        for job, job_id in self.jobs.items():
+            for entry in rest_get(self.rest_url, f"/jobs/{job_id}/checkpoints").get("history", []):
+                if entry.get("status") in ("COMPLETED", "FAILED"):
+                    self.checkpoints[job][entry["id"]] = entry
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=15)
+        try:
+            self.sample_checkpoints()
+        except UserError:
+            self.errors += 1
+
+    def vertex(self, job: str, prefix: str) -> VertexSamples | None:
+        """The vertex of ``job`` whose name starts with ``prefix`` (e.g. ``"order-book"``)."""
+        for samples in self.vertices.values():
+            if samples.job == job and samples.name.startswith(prefix):
+                return samples
+        return None
+
+
+# --------------------------------------------------------------------------------- Redis streams
+
+
+def _read_streams(
+    host: str, port: int, keys: list[str], ready, stop, results, block_ms: int = 50
+) -> None:  # pragma: no cover - runs in a child process (exercised by the integration test)
+    """Child process: XREAD every key from the start; send back (key index, seq, arrival ns) triples."""
+    import redis
+
+    client = redis.Redis(host=host, port=port)
+    index = {key.encode(): i for i, key in enumerate(keys)}
+    last_ids: dict[Any, Any] = {key.encode(): b"0-0" for key in keys}
+    triples = array("q")
+    ready.set()
+    draining = False
+    while True:
+        reply: Any = client.xread(last_ids, count=100_000, block=block_ms)
+        arrived = time.time_ns()
+        for key, entries in reply or ():
+            position = index[key]
+            for entry_id, _fields in entries:
+                # ids are "{ms}-{book seq}"; book seq is the feed's seq in a venue's first session
+                triples.extend((position, int(entry_id.rpartition(b"-")[2]), arrived))
+            last_ids[key] = entries[-1][0]
+        if draining and not reply:
+            break
+        draining = draining or stop.is_set()
+    results.send_bytes(triples.tobytes())
+    results.close()
+
+
+class StreamArrivals:
+    """Arrival times of top-of-book stream entries, read in a child process.
+
+    Start it before producing, :meth:`stop` it once the books are complete: it drains what is
+    left and returns ``(symbol, seq, arrival epoch ns)`` per entry.
+    """
+
+    def __init__(self, host: str, port: int, keys_by_symbol: Mapping[str, str]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.symbols = list(keys_by_symbol)
+        keys = [keys_by_symbol[symbol] for symbol in self.symbols]
+        self._ready = context.Event()
+        self._halt = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_read_streams,
+            args=(host, port, keys, self._ready, self._halt, send),
+            name="bench-stream-reader",
+            daemon=True,
+        )
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self._process.start()
+        if not self._ready.wait(timeout_s):
+            self._process.kill()
+            raise UserError("the Redis stream reader did not start (is Redis up? `itchflow stack status`)")
+
+    def stop(self, timeout_s: float = 60.0) -> list[tuple[str, int, int]]:
+        self._halt.set()
+        if not self._receive.poll(timeout_s):
+            self._process.kill()
+            raise UserError("the Redis stream reader did not finish")
+        triples = array("q")
+        triples.frombytes(self._receive.recv_bytes())
+        self._process.join(timeout=10)
+        symbols = self.symbols
+        return [(symbols[triples[i]], triples[i + 1], triples[i + 2]) for i in range(0, len(triples), 3)]
+
+
+# --------------------------------------------------------------------------------- completion
+
+
+def applied_seqs(client, venue: str) -> dict[str, int]:
+    """symbol -> highest seq in ``book_status`` (max needs no FINAL: re-inserted rows repeat a seq)."""
+    rows = client.query(
+        "SELECT symbol, max(seq) FROM book_status WHERE venue = {venue:String} GROUP BY symbol",
+        parameters={"venue": venue},
+    ).result_rows
+    return {symbol: int(seq) for symbol, seq in rows}
+
+
+def messages_applied(applied: Mapping[str, int], last_seq: Mapping[str, int]) -> int:
+    """How many of the produced messages the books have applied (capped per symbol at its last seq)."""
+    return sum(min(applied.get(symbol, -1), seq) + 1 for symbol, seq in last_seq.items())
+
+
+def wait_for_books(
+    client,
+    venue: str,
+    last_seq: Mapping[str, int],
+    timeout_s: float,
+    poll_s: float = 0.2,
+    clock: Callable[[], float] = time.monotonic,
+    show: bool = True,
+    hint: str = "",
+) -> float:
+    """Poll ``book_status`` until every symbol applied its last seq; the clock reading when first seen."""
+    from tqdm import tqdm
+
+    total = sum(seq + 1 for seq in last_seq.values())
+    deadline = clock() + timeout_s
+    with tqdm(
+        total=total, desc="books applied", unit=" msg", unit_scale=True, file=sys.stderr, disable=not show
+    ) as bar:
+        while True:
+            applied = applied_seqs(client, venue)
+            seen = clock()
+            done = messages_applied(applied, last_seq)
+            bar.update(done - bar.n)
+            if done == total:
+                return seen
+            if seen > deadline:
+                behind = sorted(s for s, seq in last_seq.items() if applied.get(s, -1) < seq)
+                raise UserError(
+                    f"the order books of {venue} did not catch up within {timeout_s:.0f} s: {len(behind)} "
+                    f"symbols behind (e.g. {', '.join(behind[:5])}; {done:,} of {total:,} messages applied). "
+                    + hint
+                )
+            time.sleep(poll_s)

@@ -1,0 +1,133 @@
+"""The benchmark result as a readable table (``--json`` prints the result object itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+REQUIRED_KEYS = ("messages", "msgs_per_s", "latency_ms", "stages", "checkpoint_ms", "peak_rss_mb", "correct")
+
+
+def missing_keys(result: Mapping[str, Any]) -> list[str]:
+    """Keys the result object promises (README, ``--json``) but lacks."""
+    missing = [key for key in REQUIRED_KEYS if key not in result]
+    latency = result.get("latency_ms")
+    if isinstance(latency, Mapping):
+        missing += [f"latency_ms.{key}" for key in ("p50", "p99", "max") if key not in latency]
+    return missing
+
+
+def render(result: Mapping[str, Any]) -> str:
+    """The whole result as lines of text."""
+    run = result["run"]
+    lines = [
+        f"itchflow bench  {result['messages']:,} messages, {result['symbols']:,} symbols, "
+        f"{run['execution_mode']} mode, parallelism {run['parallelism']}, {run['partitions']} partitions, "
+        f"batches of <= {run['batch_size']} / {run['linger_ms']:g} ms",
+        "",
+        f"  end to end     {_number(result['msgs_per_s'])} msgs/s   ({result['seconds']:.2f} s from the first "
+        "message produced to the last book in ClickHouse)",
+        f"  correct        {'yes: every book equals `itchflow book --json`' if result['correct'] else 'NO'}",
+        "",
+        *_stage_lines(result["stages"]),
+        "",
+        _latency_line(result.get("latency_ms")),
+        _checkpoint_line(result.get("checkpoint_ms") or {}),
+        _memory_line(result.get("rss_mb") or {}),
+        *_cpu_lines(result.get("cpu")),
+    ]
+    lines += _comparison_lines(result)
+    if not result["correct"]:
+        lines += ["", f"FAIL: {result['mismatch_count']:,} differences, e.g.:"]
+        lines += [f"  {line}" for line in result["mismatches"][:10]]
+    return "\n".join(lines)
+
+
+def _number(value: float | None, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:,.0f}{suffix}"
+
+
+def _stage_lines(stages: Mapping[str, Any]) -> list[str]:
+    lines = [f"  {'stage':<13}{'records':>10}{'seconds':>10}{'msgs/s':>12}{'busy':>8}{'back-pressured':>16}"]
+    for name, label in (("replay", "replay"), ("normalize", "normalize"), ("order_book", "order book")):
+        stage = stages.get(name)
+        if not stage:
+            lines.append(f"  {label:<13}{'(no samples: run too short for 1 s sampling?)':>40}")
+            continue
+        busy = f"{stage['busy_pct']:.0f}%" if "busy_pct" in stage else ""
+        pressured = f"{stage['backpressured_pct']:.0f}%" if "backpressured_pct" in stage else ""
+        lines.append(
+            f"  {label:<13}{stage['records']:>10,}{stage['seconds']:>10.2f}{_number(stage['msgs_per_s']):>12}"
+            f"{busy:>8}{pressured:>16}"
+        )
+    sinks = stages.get("sinks") or {}
+    if sinks.get("after_last_book_record_s") is not None:
+        lines.append(
+            f"  sinks        books complete in ClickHouse {sinks['after_last_book_record_s']:+.2f} s after the "
+            "order-book vertex took its last record"
+        )
+    lines.append("  (stage windows come from Flink counters sampled every 1 s: +-1 s)")
+    return lines
+
+
+def _latency_line(latency: Mapping[str, Any] | None) -> str:
+    if not latency:
+        return "  latency        not measured (--latency-rate 0)"
+    if not latency.get("samples"):
+        return "  latency        no top-of-book stream entries arrived"
+    return (
+        f"  latency        p50 {latency['p50']:.1f} ms   p99 {latency['p99']:.1f} ms   max {latency['max']:.1f} ms   "
+        f"({latency['samples']:,} stream entries; {latency['messages']:,} messages paced at "
+        f"{latency['rate_msgs_per_s']:,.0f} msgs/s; batch sent -> Redis stream read)"
+    )
+
+
+def _checkpoint_line(checkpoints: Mapping[str, Any]) -> str:
+    parts = []
+    for job, summary in (checkpoints.get("jobs") or {}).items():
+        if summary["completed"]:
+            parts.append(
+                f"{job} {summary['completed']} done, p50 {summary['p50']:,.0f} ms, max {summary['max']:,.0f} ms, "
+                f"{summary['state_mb']} MB state"
+            )
+        else:
+            parts.append(f"{job} none completed")
+        if summary["failed"]:
+            parts[-1] += f", {summary['failed']} FAILED"
+    return "  checkpoints    " + ("; ".join(parts) if parts else "-")
+
+
+def _memory_line(rss: Mapping[str, float]) -> str:
+    if not rss:
+        return "  peak memory    -"
+    taskmanager = rss.get("flink-taskmanager")
+    others = ", ".join(f"{name} {mb:,.0f}" for name, mb in rss.items() if name != "flink-taskmanager")
+    return f"  peak memory    TaskManager + Python workers {_number(taskmanager)} MB  ({others} MB)"
+
+
+def _cpu_lines(cpu: Mapping[str, Any] | None, shown: int = 8) -> list[str]:
+    if not cpu:
+        return []
+    top = ", ".join(f"{label} {seconds:.1f}" for label, seconds in list(cpu["by_thread_s"].items())[:shown])
+    return [
+        f"  CPU            {cpu['cores_busy']:.2f} cores busy with this run over {cpu['seconds']:.1f} s "
+        f"(machine {cpu['machine_cores_busy']:.2f}, of which {cpu['outside_stack_cores']:.2f} outside this stack)",
+        f"                 CPU seconds: {top}",
+    ]
+
+
+def _comparison_lines(result: Mapping[str, Any]) -> list[str]:
+    lines = []
+    offline = result.get("offline_python")
+    if offline:
+        lines.append(
+            f"  offline        `itchflow book` (one Python process, no Kafka/Flink/sinks): "
+            f"{_number(offline['msgs_per_s'])} msgs/s"
+        )
+    for name, cpp in (result.get("cpp") or {}).items():
+        if "error" in cpp:
+            lines.append(f"  C++ {name}: {cpp['error']}")
+        else:
+            ratio = f" = {cpp['x_pipeline']:g}x the pipeline" if cpp.get("x_pipeline") else ""
+            lines.append(f"  C++            {name}: {_number(cpp['msgs_per_s'])} msgs/s{ratio}")
+    return lines

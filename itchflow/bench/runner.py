@@ -1,0 +1,794 @@
+"""One ``itchflow bench`` run on the local stack: fresh jobs, a warm-up, the throughput replay, the
+correctness check, the paced latency replay, clean-up. See :mod:`itchflow.bench` for what each
+number means.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from itchflow.bench import stats
+from itchflow.bench.correctness import compare_books, read_streamed_books
+from itchflow.bench.feed import ensure_feed, ensure_reference
+from itchflow.bench.probes import (
+    FlinkSampler,
+    MemorySampler,
+    StreamArrivals,
+    VertexSamples,
+    cpu_seconds,
+    cpu_used,
+    machine_cpu_seconds,
+    wait_for_books,
+)
+from itchflow.config import TOPIC_CONFIGS, StackConfig, TopicSpec
+from itchflow.errors import UserError
+from itchflow.replay import ClosedBatch
+
+Log = Callable[[str], None]
+
+TRADING_DATE = date(2019, 12, 30)
+"""Trading date stamped on the synthetic feed (it has none of its own)."""
+PIPELINE_JOB_NAMES = ("itchflow-normalize", "itchflow-order-book")
+TOPIC_PREFIX = "itchflow-bench-"
+REDIS_PREFIX = "itchflow"
+BOOK_TABLES = ("top_of_book", "depth_snapshots", "trades", "book_status")
+SAMPLE_INTERVAL_S = 1.0
+MACHINE = "(whole machine)"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """What to run (built from the command line by :mod:`itchflow.bench`)."""
+
+    messages: int = 1_000_000
+    symbols: int = 1000
+    seed: int = 1
+    speed: float | None = None
+    """Pace the throughput replay by feed time (x real time); None: full speed."""
+    parallelism: int = 2
+    execution_mode: str = "process"
+    batch_size: int = 1000
+    linger_ms: float = 10.0
+    depth: int = 10
+    warmup_messages: int = 20_000
+    latency_rate: float = 20_000.0
+    """Messages per second of the paced latency replay; 0 skips it."""
+    latency_messages: int = 200_000
+    timeout_s: float | None = None
+    """How long to wait for the books after a replay; None: 300 s plus 1 s per 10k messages."""
+    cpp: bool = False
+    keep: bool = False
+    """Leave the jobs, topics and results of the run in place (for inspection)."""
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.messages >= 1000, "--messages must be at least 1000"),
+            (self.symbols >= 1, "--symbols must be at least 1"),
+            (self.speed is None or self.speed > 0, "--speed must be positive"),
+            (self.parallelism >= 1, "--parallelism must be at least 1"),
+            (self.execution_mode in ("process", "thread"), "--execution-mode is process or thread"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.latency_rate >= 0, "--latency-rate must not be negative"),
+            (self.latency_messages >= 1, "--latency-messages must be at least 1"),
+            (self.depth >= 1, "--depth must be at least 1"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    @property
+    def wait_s(self) -> float:
+        return self.timeout_s if self.timeout_s is not None else 300 + self.messages / 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunNames:
+    """Names that keep one run apart from every other: venue tags, topics, consumer groups."""
+
+    tag: str
+
+    @classmethod
+    def new(cls, now: datetime | None = None) -> RunNames:
+        now = now or datetime.now(UTC)
+        return cls(f"BENCH{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}")
+
+    @property
+    def venue(self) -> str:
+        return self.tag
+
+    @property
+    def warmup_venue(self) -> str:
+        return f"{self.tag}-WARM"
+
+    @property
+    def latency_venue(self) -> str:
+        return f"{self.tag}-LAT"
+
+    @property
+    def venues(self) -> tuple[str, ...]:
+        return (self.warmup_venue, self.venue, self.latency_venue)
+
+    def topic(self, role: str) -> str:
+        """``raw``, ``normalized`` or ``dead-letter``."""
+        return f"{TOPIC_PREFIX}{self.tag.lower()}-{role}"
+
+    def group(self, job: str) -> str:
+        return f"{TOPIC_PREFIX}{self.tag.lower()}-{job}"
+
+
+# --------------------------------------------------------------------------------- replay helpers
+
+
+class RecordingEncoder:
+    """The replay's Avro encoder (as ``itchflow replay``'s) that also notes when each batch was sent.
+
+    The envelope's ``produced_at_ns`` and the noted time are the same clock reading: latency is
+    measured from there (a message waited up to ``--linger-ms`` in its batch before that).
+    """
+
+    def __init__(self, venue: str, session: str, record: bool) -> None:
+        self.venue = venue
+        self.session = session
+        self.record = record
+        self.sent: dict[str, list[stats.SentBatch]] = defaultdict(list)
+
+    def __call__(self, batch: ClosedBatch) -> bytes:
+        from itchflow.avro.raw import encode_batch, make_batch
+
+        sent_ns = time.time_ns()
+        envelope = make_batch(
+            list(batch.payloads),
+            venue=self.venue,
+            trading_date=TRADING_DATE,
+            session=self.session,
+            symbol=batch.envelope_symbol,
+            stock_locate=batch.stock_locate,
+            batch_sequence=batch.batch_sequence,
+            first_message_seq=batch.first_message_seq,
+            produced_at_ns=sent_ns,
+        )
+        if self.record:
+            self.sent[batch.symbol].append(
+                stats.SentBatch(batch.first_message_seq, len(batch.payloads), sent_ns)
+            )
+        return encode_batch(envelope)
+
+
+class FirstHandoff:
+    """Wraps the payloads given to the replay and notes when the first one was taken."""
+
+    def __init__(self, payloads: Iterable[bytes]) -> None:
+        self.payloads = payloads
+        self.monotonic: float | None = None
+        self.epoch_ms: float | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        iterator = iter(self.payloads)
+        first = next(iterator, None)
+        if first is None:
+            return
+        self.monotonic, self.epoch_ms = time.monotonic(), time.time() * 1000
+        yield first
+        yield from iterator
+
+
+def paced(
+    payloads: Iterable[bytes],
+    rate: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[bytes]:
+    """``payloads`` at ``rate`` messages per wall-clock second (message i is due at i / rate)."""
+    started: float | None = None
+    for index, payload in enumerate(payloads):
+        if started is None:
+            started = clock()
+        delay = started + index / rate - clock()
+        if delay > 0.001:
+            sleep(delay)
+        yield payload
+
+
+def limited(payloads: Iterable[bytes], count: int) -> Iterator[bytes]:
+    """The first ``count`` payloads."""
+    for index, payload in enumerate(payloads):
+        if index >= count:
+            return
+        yield payload
+
+
+# --------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Phase:
+    """What one replay measured."""
+
+    venue: str
+    messages: int = 0
+    records: int = 0
+    replay_seconds: float = 0.0
+    started: float = 0.0
+    """monotonic clock at the first message handed to the replay"""
+    finished: float = 0.0
+    """monotonic clock when every book was first seen complete in ClickHouse"""
+    started_epoch_ms: float = 0.0
+    finished_epoch_ms: float = 0.0
+    last_seq: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, list[stats.SentBatch]] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per process/thread label from the replay's start to the books' completion"""
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+
+class BenchRun:
+    """Runs the steps in order; :meth:`run` returns the result object (see :mod:`itchflow.bench`)."""
+
+    def __init__(self, config: StackConfig, options: BenchOptions, log: Log) -> None:
+        self.config = config
+        self.options = options
+        self.log = log
+        self.names = RunNames.new()
+        self.jobs: dict[str, str] = {}
+        self.topics_created: list[str] = []
+        self._clickhouse = None
+
+    # ---------------------------------------------------------------- steps
+
+    def run(self) -> dict[str, Any]:
+        options = self.options
+        feed = ensure_feed(
+            self.config.home / "bench-cache", options.symbols, options.messages, options.seed, self.log
+        )
+        reference = ensure_reference(feed, options.depth, self.log)
+        self.bring_up_stack()
+        memory = MemorySampler(self.component_groups())
+        memory.start()
+        sampler = None
+        try:
+            self.prepare_topics()
+            self.submit_jobs()
+            sampler = FlinkSampler(self.config.flink_rest_url, self.jobs, SAMPLE_INTERVAL_S)
+            sampler.start()
+            self.warm_up(feed)
+            throughput = self.measure_throughput(feed)
+            time.sleep(3 * SAMPLE_INTERVAL_S)  # let the counters report the last records
+            problems = self.check_books(reference["symbols"], throughput)
+            latency = self.measure_latency(feed) if options.latency_rate else None
+        finally:
+            peak = memory.stop()
+            if sampler is not None:
+                sampler.stop()
+            self.clean_up()
+        cpp = self.run_cpp(feed) if options.cpp else None
+        return self.result(feed, reference, throughput, problems, latency, sampler, peak, cpp)
+
+    def bring_up_stack(self) -> None:
+        from itchflow import bootstrap
+        from itchflow.stack.manager import Stack
+
+        bootstrap.run_setup(log=lambda message: None)
+        Stack(self.config, log=self.log).up()
+
+    def component_groups(self) -> dict[str, int]:
+        """component name -> its process group (each component runs in its own session)."""
+        from itchflow.stack import procs
+
+        registry = procs.ProcessRegistry(self.config.run_dir)
+        return {record.name: record.pid for record in registry.all() if procs.is_alive(record)}
+
+    def prepare_topics(self) -> None:
+        """Cancel earlier pipeline jobs, drop topics of earlier runs, create this run's topics."""
+        from itchflow.flinkctl import cancel, list_jobs
+        from itchflow.stack.topics import ensure_topics
+
+        for job in list_jobs(self.config.flink_rest_url):
+            if job.name in PIPELINE_JOB_NAMES and job.state not in ("CANCELED", "FINISHED", "FAILED"):
+                self.log(f"cancelling {job.name} ({job.job_id}): every run submits fresh jobs")
+                cancel(self.config.flink_rest_url, job.job_id)
+        self._delete_topics(lambda name: name.startswith(TOPIC_PREFIX))
+        names = [self.names.topic(role) for role in ("raw", "normalized", "dead-letter")]
+        ensure_topics(self.config, [TopicSpec(n, self.config.partitions, dict(TOPIC_CONFIGS)) for n in names])
+        self.topics_created = names
+
+    def submit_jobs(self) -> None:
+        """Both jobs at once (``flink run`` takes ~10 s each), then wait until every task runs."""
+        from itchflow.flinkctl import default_job_args, submit, wait_until_tasks_running
+
+        options, names = self.options, self.names
+        common = [*default_job_args(self.config), "--execution-mode", options.execution_mode]
+        arguments = {
+            "normalize": [
+                *common,
+                *("--group-id", names.group("normalize"), "--input-topic", names.topic("raw")),
+                *(
+                    "--output-topic",
+                    names.topic("normalized"),
+                    "--dead-letter-topic",
+                    names.topic("dead-letter"),
+                ),
+            ],
+            "order_book": [
+                *common,
+                *("--group-id", names.group("order-book"), "--input-topic", names.topic("normalized")),
+                *("--depth-levels", str(options.depth)),
+            ],
+        }
+        self.log(
+            f"submitting the normalize and order_book jobs ({options.execution_mode} mode, "
+            f"parallelism {options.parallelism}) ..."
+        )
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {
+                job: pool.submit(submit, self.config, job, args, options.parallelism)
+                for job, args in arguments.items()
+            }
+            self.jobs = {job: future.result() for job, future in futures.items()}
+        for job_id in self.jobs.values():
+            wait_until_tasks_running(self.config.flink_rest_url, job_id, timeout_s=180)
+
+    def warm_up(self, feed: Path) -> None:
+        """A short replay under its own venue: JIT, Python workers, state and sink connections warm."""
+        from itchflow.replay import file_payloads
+
+        count = min(self.options.warmup_messages, self.options.messages)
+        self.log(f"warm-up: {count:,} messages")
+        self._replay(self.names.warmup_venue, limited(file_payloads(feed), count), record=False, show=False)
+
+    def measure_throughput(self, feed: Path) -> Phase:
+        from itchflow.replay import file_payloads
+
+        self.log(f"throughput: replaying {self.options.messages:,} messages at {self._pace()}")
+        return self._replay(self.names.venue, file_payloads(feed), record=False, speed=self.options.speed)
+
+    def measure_latency(self, feed: Path) -> tuple[Phase, list[int], int]:
+        """The first ``latency_messages`` of the feed paced at ``latency_rate`` under a fresh venue,
+        while a child process stamps the arrival of every top-of-book stream entry in Redis."""
+        from itchflow.replay import file_payloads
+
+        options, venue = self.options, self.names.latency_venue
+        count = min(options.latency_messages, options.messages)
+        symbols = sorted(_symbols_in(feed, count))
+        reader = StreamArrivals(
+            self.config.host,
+            self.config.redis_port,
+            {s: f"{REDIS_PREFIX}:tob-stream:{venue}:{s}" for s in symbols},
+        )
+        reader.start()
+        self.log(f"latency: {count:,} messages paced at {options.latency_rate:,.0f} msgs/s")
+        try:
+            phase = self._replay(
+                venue, paced(limited(file_payloads(feed), count), options.latency_rate), record=True
+            )
+            time.sleep(1.0)  # the Redis writer may flush a moment after ClickHouse's
+        finally:
+            arrivals = reader.stop()
+        latencies, unmatched = stats.match_latencies(arrivals, phase.sent)
+        return phase, latencies, unmatched
+
+    def check_books(self, reference: dict, phase: Phase) -> list[str]:
+        import redis
+
+        self.log("checking every book against the offline reference ...")
+        cache = redis.Redis(host=self.config.host, port=self.config.redis_port)
+        streamed = read_streamed_books(self.clickhouse(), cache, phase.venue, REDIS_PREFIX)
+        return compare_books(reference, streamed, phase.last_seq)
+
+    def clean_up(self) -> None:
+        """Cancel the run's jobs, drop its topics, delete its rows and Redis keys (unless --keep)."""
+        if self.options.keep:
+            self.log(
+                f"--keep: jobs {', '.join(self.jobs.values()) or '-'}, topics {TOPIC_PREFIX}{self.names.tag.lower()}-*, "
+                f"venues {', '.join(self.names.venues)} left in place"
+            )
+            return
+        from itchflow.flinkctl import cancel
+
+        for job_id in self.jobs.values():
+            try:
+                cancel(self.config.flink_rest_url, job_id)
+            except UserError as exc:
+                self.log(f"could not cancel job {job_id}: {exc}")
+        self._delete_topics(lambda name: name in self.topics_created)
+        self._delete_results()
+
+    def run_cpp(self, feed: Path) -> dict[str, Any]:
+        from itchflow.bench.cpp import run_cpp
+
+        self.log("C++ parsers over the same file ...")
+        return run_cpp(feed, self.options.messages)
+
+    # ---------------------------------------------------------------- helpers
+
+    def clickhouse(self):
+        if self._clickhouse is None:
+            from itchflow.demo import clickhouse_client
+
+            self._clickhouse = clickhouse_client(self.config)
+        return self._clickhouse
+
+    def _pace(self) -> str:
+        return f"{self.options.speed}x feed time" if self.options.speed else "full speed"
+
+    def _replay(
+        self,
+        venue: str,
+        payloads: Iterable[bytes],
+        record: bool,
+        speed: float | None = None,
+        show: bool | None = None,
+    ) -> Phase:
+        """Produce ``payloads`` under ``venue`` and wait until every book applied its last message."""
+        from itchflow.replay import make_producer, replay
+
+        show = self.options.show_progress if show is None else show
+        encoder = RecordingEncoder(venue, session=venue, record=record)
+        handoff = FirstHandoff(payloads)
+        producer = make_producer(self.config.bootstrap_servers, self.options.linger_ms)
+        groups = self.component_groups()
+        cpu_before, machine_before = cpu_seconds(groups, os.getpid()), machine_cpu_seconds()
+        try:
+            summary = _replay_with_progress(
+                replay,
+                handoff,
+                producer,
+                show,
+                topic=self.names.topic("raw"),
+                venue=venue,
+                trading_date=TRADING_DATE,
+                session=venue,
+                batch_size=self.options.batch_size,
+                linger_ms=self.options.linger_ms,
+                speed=speed,
+                encode=encoder,
+            )
+        finally:
+            producer.close()
+        last_seq = summary.last_seq_by_symbol()
+        finished = wait_for_books(
+            self.clickhouse(),
+            venue,
+            last_seq,
+            self.options.wait_s,
+            show=show,
+            hint=f"Look at the jobs in {self.config.flink_rest_url} and the logs in {self.config.log_dir}.",
+        )
+        cpu = cpu_used(cpu_before, cpu_seconds(groups, os.getpid()))
+        cpu[MACHINE] = machine_cpu_seconds() - machine_before
+        return Phase(
+            venue=venue,
+            messages=summary.messages,
+            records=summary.records,
+            replay_seconds=summary.seconds,
+            started=handoff.monotonic or 0.0,
+            finished=finished,
+            started_epoch_ms=handoff.epoch_ms or 0.0,
+            finished_epoch_ms=time.time() * 1000 - (time.monotonic() - finished) * 1000,
+            last_seq=last_seq,
+            sent=dict(encoder.sent),
+            cpu_seconds=cpu,
+        )
+
+    def _delete_topics(self, wanted: Callable[[str], bool]) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.config.bootstrap_servers, request_timeout_ms=20000
+            )
+        except (KafkaError, OSError) as exc:
+            self.log(f"could not reach the broker to delete topics: {exc}")
+            return
+        try:
+            names = [name for name in admin.list_topics() if wanted(name)]
+            if names:
+                admin.delete_topics(names)
+        except KafkaError as exc:
+            self.log(f"could not delete topics: {exc}")
+        finally:
+            admin.close()
+
+    def _delete_results(self) -> None:
+        import redis
+
+        venues = list(self.names.venues)
+        try:
+            for table in BOOK_TABLES:
+                self.clickhouse().command(
+                    f"DELETE FROM {table} WHERE venue IN {{venues:Array(String)}}",
+                    parameters={"venues": venues},
+                )
+        except Exception as exc:  # noqa: BLE001 - clean-up must not hide the run's outcome
+            self.log(f"could not delete the run's ClickHouse rows: {exc}")
+        cache = redis.Redis(host=self.config.host, port=self.config.redis_port)
+        for venue in venues:
+            batch = []
+            for key in cache.scan_iter(match=f"{REDIS_PREFIX}:*:{venue}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    cache.unlink(*batch)
+                    batch.clear()
+            if batch:
+                cache.unlink(*batch)
+
+    # ---------------------------------------------------------------- the result
+
+    def result(
+        self,
+        feed: Path,
+        reference: dict,
+        throughput: Phase,
+        problems: list[str],
+        latency: tuple[Phase, list[int], int] | None,
+        sampler: FlinkSampler | None,
+        peak_rss: dict[str, float],
+        cpp: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        options = self.options
+        msgs_per_s = stats.rate(throughput.messages, throughput.seconds)
+        return {
+            "messages": throughput.messages,
+            "symbols": len(throughput.last_seq),
+            "seconds": round(throughput.seconds, 3),
+            "msgs_per_s": round(msgs_per_s),
+            "correct": not problems,
+            "mismatches": problems[:20],
+            "mismatch_count": len(problems),
+            "latency_ms": _latency_result(latency, options),
+            "stages": _stages(throughput, sampler),
+            "flink_vertices": _vertex_loads(throughput, sampler),
+            "cpu": _cpu(throughput),
+            "checkpoint_ms": _checkpoints(throughput, sampler),
+            "peak_rss_mb": peak_rss.get("flink-taskmanager"),
+            "rss_mb": peak_rss,
+            "offline_python": _offline(reference),
+            "cpp": _cpp_ratios(cpp, msgs_per_s),
+            "run": {
+                "venue": throughput.venue,
+                "execution_mode": options.execution_mode,
+                "parallelism": options.parallelism,
+                "partitions": self.config.partitions,
+                "batch_size": options.batch_size,
+                "linger_ms": options.linger_ms,
+                "speed": options.speed,
+                "feed": str(feed),
+                "seed": options.seed,
+                "jobs": dict(self.jobs),
+                "started_at": datetime.fromtimestamp(throughput.started_epoch_ms / 1000, UTC).isoformat(),
+            },
+            "machine": _machine(),
+        }
+
+
+def _replay_with_progress(replay, payloads, producer, show: bool, **options):
+    from tqdm import tqdm
+
+    with tqdm(desc="replay", unit=" msg", unit_scale=True, file=sys.stderr, disable=not show) as bar:
+        return replay(payloads, producer, progress=bar.update, **options)
+
+
+def _symbols_in(feed: Path, count: int) -> set[str]:
+    """Symbols of the stock directory messages among the first ``count`` messages of ``feed``."""
+    from itchflow.replay import MicroBatcher, file_payloads
+
+    batcher = MicroBatcher()
+    symbols = set()
+    for payload in limited(file_payloads(feed), count):
+        symbol, locate = batcher.symbol_of(payload)
+        if locate and not symbol.startswith("@"):
+            symbols.add(symbol)
+    return symbols
+
+
+# --------------------------------------------------------------------------------- result parts
+
+
+def _latency_result(
+    latency: tuple[Phase, list[int], int] | None, options: BenchOptions
+) -> dict[str, Any] | None:
+    if latency is None:
+        return None
+    phase, latencies, unmatched = latency
+    summary = stats.summarize_latencies(latencies)
+    result: dict[str, Any] = (
+        summary.to_dict() if summary else {"p50": None, "p99": None, "max": None, "samples": 0}
+    )
+    result.update(
+        {
+            "rate_msgs_per_s": options.latency_rate,
+            "achieved_msgs_per_s": round(stats.rate(phase.messages, phase.replay_seconds)),
+            "messages": phase.messages,
+            "unmatched": unmatched,
+            "from": "replay closes the batch (produced_at_ns)",
+            "to": "top-of-book stream entry read from Redis (XREAD)",
+        }
+    )
+    return result
+
+
+def _window(samples: list[tuple[float, float]], phase: Phase) -> list[tuple[float, float]]:
+    """The samples around ``phase``: from the last one before it started to a few after it ended."""
+    before = [s for s in samples if s[0] <= phase.started]
+    start = before[-1][0] if before else phase.started
+    return [s for s in samples if start <= s[0] <= phase.finished + 3 * SAMPLE_INTERVAL_S]
+
+
+def _delta(samples: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """(value change, seconds) between the first and last of ``samples``; None if fewer than two
+    or the value went down (a gauge, not a counter)."""
+    if len(samples) < 2 or samples[-1][1] < samples[0][1]:
+        return None
+    return samples[-1][1] - samples[0][1], samples[-1][0] - samples[0][0]
+
+
+def _share(samples: list[tuple[float, float]], parallelism: int) -> float | None:
+    """Percent of the subtasks' time an accumulated-milliseconds counter grew by over ``samples``."""
+    delta = _delta(samples)
+    if delta is None or delta[1] <= 0:
+        return None
+    return round(100 * delta[0] / (delta[1] * 1000 * parallelism), 1)
+
+
+def _between(
+    samples: list[tuple[float, float]], started: float, finished: float
+) -> list[tuple[float, float]]:
+    """The samples from the last one at or before ``started`` to the first one at or after ``finished``."""
+    before = [i for i, (t, _) in enumerate(samples) if t <= started]
+    after = [i for i, (t, _) in enumerate(samples) if t >= finished]
+    first = before[-1] if before else 0
+    last = after[0] if after else len(samples) - 1
+    return samples[first : last + 1]
+
+
+def _vertex_stage(vertex: VertexSamples | None, phase: Phase) -> dict[str, Any] | None:
+    if vertex is None:
+        return None
+    window = stats.stage_window(_window(vertex.series["numRecordsIn"], phase))
+    if window is None:
+        return None
+    series = vertex.series
+    return {
+        "records": int(window.count),
+        "seconds": round(window.seconds, 2),
+        "msgs_per_s": round(stats.rate(phase.messages, window.seconds)),
+        "busy_pct": _share(
+            _between(series["accumulateBusyTimeMs"], window.started, window.finished), vertex.parallelism
+        ),
+        "backpressured_pct": _share(
+            _between(series["accumulateBackPressuredTimeMs"], window.started, window.finished),
+            vertex.parallelism,
+        ),
+        "vertex": vertex.name,
+        "ends_after_s": round(window.finished - phase.started, 2),
+    }
+
+
+def _stages(phase: Phase, sampler: FlinkSampler | None) -> dict[str, Any]:
+    stages: dict[str, Any] = {
+        "replay": {
+            "records": phase.records,
+            "seconds": round(phase.replay_seconds, 2),
+            "msgs_per_s": round(stats.rate(phase.messages, phase.replay_seconds)),
+        }
+    }
+    if sampler is not None:
+        stages["normalize"] = _vertex_stage(sampler.vertex("normalize", "normalize"), phase)
+        stages["order_book"] = _vertex_stage(sampler.vertex("order_book", "order-book"), phase)
+    books = stages.get("order_book")
+    stages["sinks"] = {
+        "complete_after_s": round(phase.seconds, 2),
+        "after_last_book_record_s": round(phase.seconds - books["ends_after_s"], 2) if books else None,
+        "seen_in": "ClickHouse book_status (polled every 0.2 s)",
+    }
+    return stages
+
+
+def _vertex_loads(phase: Phase, sampler: FlinkSampler | None) -> list[dict[str, Any]]:
+    """Busy and back-pressured share of every vertex during the throughput phase."""
+    if sampler is None:
+        return []
+    loads = []
+    for vertex in sampler.vertices.values():
+        series = vertex.series
+        loads.append(
+            {
+                "job": vertex.job,
+                "vertex": vertex.name,
+                "parallelism": vertex.parallelism,
+                "busy_pct": _share(
+                    _between(series["accumulateBusyTimeMs"], phase.started, phase.finished),
+                    vertex.parallelism,
+                ),
+                "backpressured_pct": _share(
+                    _between(series["accumulateBackPressuredTimeMs"], phase.started, phase.finished),
+                    vertex.parallelism,
+                ),
+            }
+        )
+    return loads
+
+
+def _cpu(phase: Phase, top: int = 12) -> dict[str, Any]:
+    """Where the machine's CPU went during the throughput phase (seconds and cores)."""
+    used = dict(phase.cpu_seconds)
+    machine = used.pop(MACHINE, 0.0)
+    ours = sum(used.values())
+    return {
+        "seconds": round(phase.seconds, 2),
+        "cores_busy": round(stats.rate(ours, phase.seconds), 2),
+        "machine_cores_busy": round(stats.rate(machine, phase.seconds), 2),
+        "outside_stack_cores": round(stats.rate(max(machine - ours, 0.0), phase.seconds), 2),
+        "by_thread_s": {label: round(seconds, 1) for label, seconds in list(used.items())[:top]},
+    }
+
+
+def _checkpoints(phase: Phase, sampler: FlinkSampler | None) -> dict[str, Any]:
+    if sampler is None:
+        return {}
+    window = (phase.started_epoch_ms, phase.finished_epoch_ms)
+    jobs = {
+        job: stats.summarize_checkpoints(history.values(), window)
+        for job, history in sampler.checkpoints.items()
+    }
+    maxima = [summary["max"] for summary in jobs.values() if summary["max"] is not None]
+    medians = [summary["p50"] for summary in jobs.values() if summary["p50"] is not None]
+    return {"max": max(maxima, default=None), "p50": max(medians, default=None), "jobs": jobs}
+
+
+def _offline(reference: dict) -> dict[str, Any] | None:
+    offline = reference.get("offline")
+    if not offline:
+        return None
+    seconds = offline["decode_seconds"] + offline["book_seconds"]
+    return {**offline, "msgs_per_s": round(stats.rate(offline["messages"], seconds))}
+
+
+def _cpp_ratios(cpp: dict[str, Any] | None, msgs_per_s: float) -> dict[str, Any] | None:
+    if cpp is None:
+        return None
+    for result in cpp.values():
+        if result.get("msgs_per_s") and msgs_per_s:
+            result["x_pipeline"] = round(result["msgs_per_s"] / msgs_per_s, 1)
+    return cpp
+
+
+def _machine() -> dict[str, Any]:
+    memory_gb = None
+    try:
+        with open("/proc/meminfo") as handle:
+            memory_gb = round(int(handle.readline().split()[1]) / 1e6, 1)
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "cpu": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,236 @@
+"""The benchmark's pure parts: feed cache, run names, pacing, batch timing, result shape and table."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from itchflow.avro.raw import decode_batch
+from itchflow.bench import feed as bench_feed
+from itchflow.bench.probes import cpu_used, messages_applied, thread_label
+from itchflow.bench.report import missing_keys, render
+from itchflow.bench.runner import (
+    BenchOptions,
+    BenchRun,
+    FirstHandoff,
+    Phase,
+    RecordingEncoder,
+    RunNames,
+    limited,
+    paced,
+)
+from itchflow.bench.stats import SentBatch
+from itchflow.config import load_stack_config
+from itchflow.errors import UserError
+from itchflow.replay import ClosedBatch
+
+# --------------------------------------------------------------------------------- feed cache
+
+
+def test_feed_key_names_every_parameter_and_the_generator_version() -> None:
+    assert bench_feed.feed_key(1000, 10_000_000, 1, "abc123") == "synth-1000sym-10000000msg-seed1-abc123"
+    keys = {
+        bench_feed.feed_key(*params, "abc123")
+        for params in [
+            (1000, 10_000_000, 1),
+            (999, 10_000_000, 1),
+            (1000, 9_999_999, 1),
+            (1000, 10_000_000, 2),
+        ]
+    }
+    assert len(keys) == 4
+    assert bench_feed.feed_key(1000, 10, 1, "abc123") != bench_feed.feed_key(1000, 10, 1, "def456")
+
+
+def test_reference_key_depends_on_depth_and_book_code() -> None:
+    stem = "synth-10sym-5000msg-seed1-abc123"
+    assert bench_feed.reference_key(stem, 10, "0f0f") == f"{stem}.book-depth10-0f0f"
+    assert bench_feed.reference_key(stem, 5, "0f0f") != bench_feed.reference_key(stem, 10, "0f0f")
+
+
+def test_source_digest_changes_with_the_code(tmp_path: Path) -> None:
+    module = tmp_path / "synth.py"
+    module.write_text("A = 1\n")
+    before = bench_feed.source_digest([module])
+    module.write_text("A = 2\n")
+    assert bench_feed.source_digest([module]) != before
+    assert len(before) == 12
+
+
+def test_the_feed_and_its_reference_are_generated_once_then_reused(tmp_path: Path) -> None:
+    logged: list[str] = []
+    path = bench_feed.ensure_feed(tmp_path, symbols=5, messages=3000, seed=3, log=logged.append)
+    assert path.exists() and path.parent == tmp_path
+    written = path.stat().st_mtime_ns
+    assert bench_feed.ensure_feed(tmp_path, symbols=5, messages=3000, seed=3, log=logged.append) == path
+    assert path.stat().st_mtime_ns == written
+    reference = bench_feed.ensure_reference(path, depth=3, log=logged.append)
+    assert len(reference["symbols"]) == 5 and reference["offline"]["messages"] == 3000
+    assert bench_feed.ensure_reference(path, depth=3, log=logged.append) == reference
+    assert sum("(cached)" in line for line in logged) == 2
+    assert not list(tmp_path.glob("*partial*"))
+
+
+# --------------------------------------------------------------------------------- run names and options
+
+
+def test_run_names_keep_runs_apart() -> None:
+    names = RunNames.new(datetime(2026, 11, 23, 13, 5, 9, 123_000, tzinfo=UTC))
+    assert names.venue == "BENCH20261123130509123"
+    assert names.venues == (
+        "BENCH20261123130509123-WARM",
+        "BENCH20261123130509123",
+        "BENCH20261123130509123-LAT",
+    )
+    assert names.topic("raw") == "itchflow-bench-bench20261123130509123-raw"
+    assert names.group("normalize") != names.group("order-book")
+    assert ":" not in "".join(names.venues)  # venues are parts of ':'-separated Redis keys
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"messages": 10},
+        {"execution_mode": "fibers"},
+        {"parallelism": 0},
+        {"speed": 0.0},
+        {"latency_messages": 0},
+    ],
+)
+def test_options_refuse_what_cannot_run(bad: dict) -> None:
+    with pytest.raises(UserError):
+        BenchOptions(**bad)
+
+
+def test_the_wait_for_books_grows_with_the_feed() -> None:
+    assert BenchOptions(messages=1_000_000).wait_s == 400
+    assert BenchOptions(messages=1_000_000, timeout_s=30).wait_s == 30
+
+
+# --------------------------------------------------------------------------------- replay helpers
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_paced_hands_out_message_i_at_i_over_rate() -> None:
+    clock = FakeClock()
+    handed = []
+    for payload in paced([b"a", b"b", b"c", b"d"], rate=500, clock=clock, sleep=clock.sleep):
+        handed.append((payload, round(clock.now - 100.0, 6)))
+        clock.now += 0.0015 if payload == b"b" else 0.0  # handing out "b" took 1.5 ms
+    assert handed == [(b"a", 0.0), (b"b", 0.002), (b"c", 0.0035), (b"d", 0.006)]
+    assert clock.slept == pytest.approx([0.002, 0.0025])  # "c" was due 0.5 ms later: too little to sleep
+
+
+def test_limited_and_first_handoff() -> None:
+    handoff = FirstHandoff(limited(iter([b"x", b"y", b"z"]), 2))
+    assert handoff.monotonic is None
+    assert list(handoff) == [b"x", b"y"]
+    assert handoff.monotonic is not None and handoff.epoch_ms is not None
+
+
+def test_the_recording_encoder_stamps_the_envelope_with_the_time_it_notes() -> None:
+    encoder = RecordingEncoder("BENCHX", session="BENCHX", record=True)
+    payload = b"D" + b"\x00\x01" + b"\x00" * 16  # any bytes: the envelope does not decode them
+    value = encoder(ClosedBatch("AAPL", 1, 3, 40, (payload, payload)))
+    envelope = decode_batch(value)
+    assert (envelope.venue, envelope.symbol, envelope.first_message_seq) == ("BENCHX", "AAPL", 40)
+    assert encoder.sent == {"AAPL": [SentBatch(40, 2, envelope.produced_at_ns)]}
+
+
+def test_applied_messages_are_capped_at_each_symbols_last_seq() -> None:
+    assert messages_applied({"A": 9, "B": 2, "C": 50}, {"A": 9, "B": 4, "D": 0}) == 10 + 3 + 0
+
+
+def test_cpu_use_is_the_growth_per_label_largest_first() -> None:
+    before = {"tm: order-book -> (": 10.0, "tm: GC Thread": 1.0, "gone": 5.0}
+    after = {"tm: order-book -> (": 14.0, "tm: GC Thread": 3.0, "new thread": 0.5, "idle": 0.0}
+    assert list(cpu_used(before, after).items()) == [
+        ("tm: order-book -> (", 4.0),
+        ("tm: GC Thread", 2.0),
+        ("new thread", 0.5),
+    ]
+    assert thread_label("GC Thread#3") == "GC Thread"
+    assert thread_label("flink-pekko.actor.default-dispatcher-12") == "flink-pekko.actor.default-dispatcher"
+
+
+# --------------------------------------------------------------------------------- the result
+
+
+def hand_made_result(tmp_path: Path, problems: list[str] | None = None) -> dict:
+    config = load_stack_config(env={"ITCHFLOW_HOME": str(tmp_path)})
+    run = BenchRun(config, BenchOptions(messages=4000, latency_messages=100), log=lambda message: None)
+    throughput = Phase(
+        venue=run.names.venue,
+        messages=4000,
+        records=10,
+        replay_seconds=0.5,
+        started=10.0,
+        finished=12.0,
+        started_epoch_ms=1.7e12,
+        finished_epoch_ms=1.7e12 + 2000,
+        last_seq={"AAPL": 2999, "MSFT": 999},
+        cpu_seconds={"flink-taskmanager: order-book -> (": 1.5, "kafka": 0.25, "(whole machine)": 3.5},
+    )
+    latency = (
+        Phase(venue=run.names.latency_venue, messages=100, replay_seconds=0.01),
+        [1_000_000, 3_000_000],
+        0,
+    )
+    return run.result(
+        tmp_path / "feed.itch",
+        {"symbols": {}, "offline": {"messages": 4000, "decode_seconds": 0.01, "book_seconds": 0.01}},
+        throughput,
+        problems or [],
+        latency,
+        None,
+        {"flink-taskmanager": 1234.5, "kafka": 30.0},
+        {"itch_book (decode + book)": {"msgs_per_s": 8000, "seconds": 0.5}},
+    )
+
+
+def test_the_result_object_has_every_promised_field(tmp_path: Path) -> None:
+    result = hand_made_result(tmp_path)
+    assert missing_keys(result) == []
+    assert result["messages"] == 4000 and result["msgs_per_s"] == 2000 and result["correct"] is True
+    assert result["latency_ms"]["p50"] == 2.0 and result["latency_ms"]["max"] == 3.0
+    assert result["peak_rss_mb"] == 1234.5
+    assert result["cpu"]["cores_busy"] == 0.88 and result["cpu"]["outside_stack_cores"] == 0.88
+    assert result["cpp"]["itch_book (decode + book)"]["x_pipeline"] == 4.0
+    assert result["offline_python"]["msgs_per_s"] == 200_000
+    json.dumps(result)  # --json prints it as is
+
+
+def test_missing_keys_names_what_is_absent() -> None:
+    assert missing_keys({"messages": 1, "latency_ms": {"p50": 1}}) == [
+        "msgs_per_s",
+        "stages",
+        "checkpoint_ms",
+        "peak_rss_mb",
+        "correct",
+        "latency_ms.p99",
+        "latency_ms.max",
+    ]
+
+
+def test_the_table_shows_the_rate_and_the_verdict(tmp_path: Path) -> None:
+    text = render(hand_made_result(tmp_path))
+    assert "2,000 msgs/s" in text and "correct        yes" in text
+    assert "p99" in text and "TaskManager + Python workers 1,234 MB" in text
+    assert "FAIL" not in text
+    failed = render(hand_made_result(tmp_path, problems=["AAPL: resting orders 5 != 4"]))
+    assert "FAIL: 1 differences" in failed and "AAPL: resting orders 5 != 4" in failed
