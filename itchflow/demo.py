@@ -135,8 +135,8 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
     cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
     views = []
     for symbol in symbols:
-        tob = cache.hgetall(f"{REDIS_PREFIX}:tob:{venue}:{symbol}")
-        depth = cache.hgetall(f"{REDIS_PREFIX}:depth:{venue}:{symbol}")
+        tob: dict = cache.hgetall(f"{REDIS_PREFIX}:tob:{venue}:{symbol}")  # type: ignore[assignment]
+        depth: dict = cache.hgetall(f"{REDIS_PREFIX}:depth:{venue}:{symbol}")  # type: ignore[assignment]
         bids, asks = json.loads(depth.get("bids", "[]")), json.loads(depth.get("asks", "[]"))
         bid_px, ask_px = int(tob.get("bid_px", 0)), int(tob.get("ask_px", 0))
         views.append(
@@ -160,7 +160,16 @@ def _quote(price: int, shares: str) -> str:
 
 
 def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> None:
-    headers = ("symbol", "best bid", "best ask", "spread", "levels b x a", "trades", "unknown refs", "integrity")
+    headers = (
+        "symbol",
+        "best bid",
+        "best ask",
+        "spread",
+        "levels b x a",
+        "trades",
+        "unknown refs",
+        "integrity",
+    )
     rows = [
         (v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}", v.integrity)
         for v in views

@@ -100,8 +100,8 @@ class MicroBatcher:
                 self.directory[locate] = symbol
         if locate == 0:
             return SYSTEM_KEY, 0
-        symbol = self.directory.get(locate)
-        return (symbol if symbol is not None else f"@{locate}"), locate
+        known = self.directory.get(locate)
+        return (known if known is not None else f"@{locate}"), locate
 
     def add(self, payload: bytes) -> Iterator[ClosedBatch]:
         """Add one message; yields the batches that close because of it (size or linger)."""

@@ -78,7 +78,7 @@ class _IntFieldsCommand:
         return self._head + template % tuple(texts)
 
     def _template(self, lengths: tuple[int, ...]) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         for name, length in zip(self._names, lengths, strict=True):
             parts += (name.replace(b"%", b"%%"), b"$%d\r\n%%s\r\n" % length)
         if len(self._templates) >= self.MAX_TEMPLATES:

@@ -30,7 +30,7 @@ def _leb128(out: bytearray, value: int) -> None:
 
 
 def _string(out: bytearray, value: object) -> None:
-    data = value.encode("utf-8") if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
+    data = value.encode("utf-8") if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
     _leb128(out, len(data))
     out += data
 

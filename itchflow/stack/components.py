@@ -133,7 +133,8 @@ def _redis_health(config: StackConfig) -> Health:
     client = redis.Redis(host=config.host, port=config.redis_port, socket_timeout=2, socket_connect_timeout=2)
     try:
         pong = client.ping()
-        version = client.info("server").get("redis_version", "?")
+        info: dict = client.info("server")  # type: ignore[assignment]
+        version = info.get("redis_version", "?")
         return Health(bool(pong), f"PING ok, server {version}")
     except (redis.RedisError, OSError) as exc:
         return Health(False, str(exc))
