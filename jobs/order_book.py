@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Sequence
 
-from itchflow.pipeline.book_stage import BookStage, BookStageConfig
 from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
@@ -25,6 +24,7 @@ from connectors.kafka import key_by_record_key, keyed_record_source, split_recor
 from connectors.redis import REDIS_COMMANDS, redis_sink
 from itchflow.config import NORMALIZED_TOPIC
 from itchflow.normalize import decode_normalized_batch
+from itchflow.pipeline.book_stage import BookStage, BookStageConfig
 from jobs.common import job_arg_parser, kafka_settings, stream_environment
 
 JOB_NAME = "itchflow-order-book"
