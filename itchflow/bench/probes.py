@@ -98,12 +98,13 @@ def thread_label(name: str) -> str:
     return _THREAD_NUMBER.sub("", name).strip() or name
 
 
-def cpu_seconds(groups: Mapping[str, int], own_pid: int | None = None) -> dict[str, float]:
-    """CPU seconds (user + system) used so far, labelled ``component: part``.
+def cpu_seconds(groups: Mapping[str, int], own_pid: int | None = None) -> dict[str, tuple[float, float]]:
+    """(CPU seconds, seconds spent runnable but waiting for a CPU) used so far, per label.
 
-    Java processes are broken down by thread (Flink runs each task in its own thread, and in
-    thread mode the Python code too); other processes count whole, Python workers as
-    ``python worker``. ``own_pid`` (this process: the replay) is labelled ``bench (replay)``.
+    Labels are ``component: part``: Java processes are broken down by thread (Flink runs each task
+    in its own thread, and in thread mode the Python code too); the TaskManager's Python workers
+    are ``python worker``; other processes count whole. ``own_pid`` (this process: the replay) is
+    ``bench (replay)``. From ``/proc/<pid>/task/<tid>/schedstat`` (nanoseconds).
     """
     members: dict[int, str] = {}
     wanted = {group: name for name, group in groups.items()}
@@ -114,36 +115,42 @@ def cpu_seconds(groups: Mapping[str, int], own_pid: int | None = None) -> dict[s
                 members[int(entry)] = wanted[int(parsed[1][2])]
     if own_pid is not None:
         members[own_pid] = "bench (replay)"
-    totals: dict[str, float] = {}
+    totals: dict[str, tuple[float, float]] = {}
     for pid, component in members.items():
         parsed = _stat(f"/proc/{pid}/stat")
         if parsed is None:
             continue
-        name, fields = parsed
-        if name == "java":
-            parts = _thread_seconds(pid)
-        else:
-            label = "python worker" if component == "flink-taskmanager" and name.startswith("python") else ""
-            parts = {label: (int(fields[11]) + int(fields[12])) / CLOCK_TICKS}
-        for part, seconds in parts.items():
-            key = f"{component}: {part}" if part else component
-            totals[key] = totals.get(key, 0.0) + seconds
+        name = parsed[0]
+        for thread, (cpu, wait) in _thread_times(pid).items():
+            if name == "java":
+                key = f"{component}: {thread_label(thread)}"
+            elif component == "flink-taskmanager" and name.startswith("python"):
+                key = f"{component}: python worker"
+            else:
+                key = component
+            before = totals.get(key, (0.0, 0.0))
+            totals[key] = (before[0] + cpu, before[1] + wait)
     return totals
 
 
-def _thread_seconds(pid: int) -> dict[str, float]:
-    seconds: dict[str, float] = {}
+def _thread_times(pid: int) -> dict[str, tuple[float, float]]:
+    """thread name -> (CPU seconds, run-queue wait seconds), summed over threads of that name."""
+    times: dict[str, tuple[float, float]] = {}
     try:
         threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return seconds
+        return times
     for tid in threads:
-        parsed = _stat(f"/proc/{pid}/task/{tid}/stat")
-        if parsed is None:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as handle:
+                cpu_ns, wait_ns = (int(value) for value in handle.read().split()[:2])
+            with open(f"/proc/{pid}/task/{tid}/comm", encoding="ascii", errors="replace") as handle:
+                name = handle.read().strip()
+        except (OSError, ValueError):
             continue
-        label = thread_label(parsed[0])
-        seconds[label] = seconds.get(label, 0.0) + (int(parsed[1][11]) + int(parsed[1][12])) / CLOCK_TICKS
-    return seconds
+        before = times.get(name, (0.0, 0.0))
+        times[name] = (before[0] + cpu_ns / 1e9, before[1] + wait_ns / 1e9)
+    return times
 
 
 def machine_cpu_seconds() -> float:
@@ -154,11 +161,17 @@ def machine_cpu_seconds() -> float:
     return busy / CLOCK_TICKS
 
 
-def cpu_used(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
-    """CPU seconds per label between two :func:`cpu_seconds` readings, largest first (threads
-    that ended in between are missing from ``after`` and count 0)."""
-    used = {label: after[label] - before.get(label, 0.0) for label in after}
-    return dict(sorted(((k, v) for k, v in used.items() if v > 0), key=lambda item: -item[1]))
+def cpu_used(
+    before: Mapping[str, tuple[float, float]], after: Mapping[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    """(CPU seconds, run-queue wait seconds) per label between two :func:`cpu_seconds` readings,
+    most CPU first (threads that ended in between are missing from ``after`` and count 0)."""
+    used = {}
+    for label, (cpu, wait) in after.items():
+        cpu_before, wait_before = before.get(label, (0.0, 0.0))
+        if cpu > cpu_before:
+            used[label] = (cpu - cpu_before, wait - wait_before)
+    return dict(sorted(used.items(), key=lambda item: -item[1][0]))
 
 
 # --------------------------------------------------------------------------------- Flink

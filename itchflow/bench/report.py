@@ -108,12 +108,14 @@ def _memory_line(rss: Mapping[str, float]) -> str:
 def _cpu_lines(cpu: Mapping[str, Any] | None, shown: int = 8) -> list[str]:
     if not cpu:
         return []
-    top = ", ".join(f"{label} {seconds:.1f}" for label, seconds in list(cpu["by_thread_s"].items())[:shown])
-    return [
+    lines = [
         f"  CPU            {cpu['cores_busy']:.2f} cores busy with this run over {cpu['seconds']:.1f} s "
-        f"(machine {cpu['machine_cores_busy']:.2f}, of which {cpu['outside_stack_cores']:.2f} outside this stack)",
-        f"                 CPU seconds: {top}",
+        f"(machine {cpu['machine_cores_busy']:.2f}, of which {cpu['outside_stack_cores']:.2f} outside this stack);",
+        "                 CPU seconds (waiting for a CPU) by process/thread:",
     ]
+    for label, used in list(cpu["by_thread"].items())[:shown]:
+        lines.append(f"                   {used['cpu_s']:7.1f} ({used['runqueue_wait_s']:6.1f})  {label}")
+    return lines
 
 
 def _comparison_lines(result: Mapping[str, Any]) -> list[str]:

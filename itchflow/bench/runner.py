@@ -227,8 +227,9 @@ class Phase:
     finished_epoch_ms: float = 0.0
     last_seq: dict[str, int] = field(default_factory=dict)
     sent: dict[str, list[stats.SentBatch]] = field(default_factory=dict)
-    cpu_seconds: dict[str, float] = field(default_factory=dict)
-    """CPU seconds per process/thread label from the replay's start to the books' completion"""
+    cpu_seconds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """(CPU, run-queue wait) seconds per process/thread label from the replay's start to the books'
+    completion"""
 
     @property
     def seconds(self) -> float:
@@ -468,7 +469,7 @@ class BenchRun:
             hint=f"Look at the jobs in {self.config.flink_rest_url} and the logs in {self.config.log_dir}.",
         )
         cpu = cpu_used(cpu_before, cpu_seconds(groups, os.getpid()))
-        cpu[MACHINE] = machine_cpu_seconds() - machine_before
+        cpu[MACHINE] = (machine_cpu_seconds() - machine_before, 0.0)
         return Phase(
             venue=venue,
             messages=summary.messages,
@@ -726,14 +727,17 @@ def _vertex_loads(phase: Phase, sampler: FlinkSampler | None) -> list[dict[str, 
 def _cpu(phase: Phase, top: int = 12) -> dict[str, Any]:
     """Where the machine's CPU went during the throughput phase (seconds and cores)."""
     used = dict(phase.cpu_seconds)
-    machine = used.pop(MACHINE, 0.0)
-    ours = sum(used.values())
+    machine = used.pop(MACHINE, (0.0, 0.0))[0]
+    ours = sum(cpu for cpu, _ in used.values())
     return {
         "seconds": round(phase.seconds, 2),
         "cores_busy": round(stats.rate(ours, phase.seconds), 2),
         "machine_cores_busy": round(stats.rate(machine, phase.seconds), 2),
         "outside_stack_cores": round(stats.rate(max(machine - ours, 0.0), phase.seconds), 2),
-        "by_thread_s": {label: round(seconds, 1) for label, seconds in list(used.items())[:top]},
+        "by_thread": {
+            label: {"cpu_s": round(cpu, 1), "runqueue_wait_s": round(wait, 1)}
+            for label, (cpu, wait) in list(used.items())[:top]
+        },
     }
 
 

@@ -156,13 +156,18 @@ def test_applied_messages_are_capped_at_each_symbols_last_seq() -> None:
     assert messages_applied({"A": 9, "B": 2, "C": 50}, {"A": 9, "B": 4, "D": 0}) == 10 + 3 + 0
 
 
-def test_cpu_use_is_the_growth_per_label_largest_first() -> None:
-    before = {"tm: order-book -> (": 10.0, "tm: GC Thread": 1.0, "gone": 5.0}
-    after = {"tm: order-book -> (": 14.0, "tm: GC Thread": 3.0, "new thread": 0.5, "idle": 0.0}
+def test_cpu_use_is_the_growth_per_label_most_cpu_first() -> None:
+    before = {"tm: order-book -> (": (10.0, 1.0), "tm: GC Thread": (1.0, 0.0), "gone": (5.0, 0.0)}
+    after = {
+        "tm: order-book -> (": (14.0, 3.0),
+        "tm: GC Thread": (3.0, 0.5),
+        "new thread": (0.5, 0.25),
+        "idle": (0.0, 0.0),
+    }
     assert list(cpu_used(before, after).items()) == [
-        ("tm: order-book -> (", 4.0),
-        ("tm: GC Thread", 2.0),
-        ("new thread", 0.5),
+        ("tm: order-book -> (", (4.0, 2.0)),
+        ("tm: GC Thread", (2.0, 0.5)),
+        ("new thread", (0.5, 0.25)),
     ]
     assert thread_label("GC Thread#3") == "GC Thread"
     assert thread_label("flink-pekko.actor.default-dispatcher-12") == "flink-pekko.actor.default-dispatcher"
@@ -184,7 +189,11 @@ def hand_made_result(tmp_path: Path, problems: list[str] | None = None) -> dict:
         started_epoch_ms=1.7e12,
         finished_epoch_ms=1.7e12 + 2000,
         last_seq={"AAPL": 2999, "MSFT": 999},
-        cpu_seconds={"flink-taskmanager: order-book -> (": 1.5, "kafka": 0.25, "(whole machine)": 3.5},
+        cpu_seconds={
+            "flink-taskmanager: order-book -> (": (1.5, 0.5),
+            "kafka": (0.25, 0.0),
+            "(whole machine)": (3.5, 0),
+        },
     )
     latency = (
         Phase(venue=run.names.latency_venue, messages=100, replay_seconds=0.01),
