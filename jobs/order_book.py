@@ -24,7 +24,7 @@ from connectors.kafka import key_by_record_key, keyed_record_source, split_recor
 from connectors.redis import REDIS_COMMANDS, redis_sink
 from itchflow.config import NORMALIZED_TOPIC
 from itchflow.normalize import decode_normalized_batch
-from itchflow.pipeline.book_stage import BookStage, BookStageConfig
+from itchflow.pipeline.book_stage import BookStageConfig, StageCache
 from jobs.common import job_arg_parser, kafka_settings, stream_environment
 
 JOB_NAME = "itchflow-order-book"
@@ -38,9 +38,12 @@ class MaintainBook(KeyedProcessFunction):
         self.config = config
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.book = runtime_context.get_state(
-            ValueStateDescriptor("book", Types.PRIMITIVE_ARRAY(Types.BYTE()))
-        )
+        # PICKLED_BYTE_ARRAY, not PRIMITIVE_ARRAY(BYTE): thread mode cannot read an empty
+        # primitive-array state (PyFlink 2.3 converter bug); the value is BookStage's own bytes.
+        self.book = runtime_context.get_state(ValueStateDescriptor("book", Types.PICKLED_BYTE_ARRAY()))
+        # live books of this process, reused when the state bytes are the ones just saved
+        # (skips deserializing the book on every batch; any other bytes restore normally)
+        self.stages = StageCache(max_books=1024)
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.events_in = metrics.counter("eventsApplied")
         self.duplicates = metrics.counter("duplicateEvents")
@@ -61,11 +64,11 @@ class MaintainBook(KeyedProcessFunction):
         if not batch.symbol:
             self.skipped.inc()  # market-wide events (system, MWCB): no book
             return
-        stage = BookStage.restore(
+        stage = self.stages.restore(
             self.book.value(), venue=batch.venue, symbol=batch.symbol, config=self.config
         )
         output = stage.apply(batch)
-        self.book.update(stage.snapshot())
+        self.book.update(self.stages.snapshot(stage))
         now_ns = time.time_ns()
         self.latency_ms = max(0, (now_ns - batch.ts_produced) // 1_000_000)
         self.event_time_lag_ms = max(0, (now_ns - batch.max_ts_event) // 1_000_000)
