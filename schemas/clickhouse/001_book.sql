@@ -1,8 +1,8 @@
 -- Order-book outputs. Every table is a ReplacingMergeTree ordered by a deterministic key
--- (venue, symbol, seq[, ...]). seq is the book sequence: the feed's per-symbol message sequence in
--- the first producer session, continued after it by later sessions (see itchflow/pipeline/book_stage.py), so rows re-inserted by a replay
--- after a Flink restore collapse into one: read with FINAL (or GROUP BY the key) for exact
--- results while merges are pending. Prices are integer ticks of 10^-4 dollars (ITCH Price(4));
+-- (venue, symbol, seq[, ...]), so rows re-inserted by a replay after a Flink restore collapse into
+-- one: read with FINAL (or GROUP BY the key) for exact results while merges are pending. seq is the
+-- book sequence: the feed's per-symbol message sequence in the first producer session, continued
+-- after it by later sessions (see itchflow/pipeline/book_stage.py). Prices are integer ticks of 10^-4 dollars (ITCH Price(4));
 -- ts_event is the event time (UTC, nanoseconds).
 
 CREATE TABLE IF NOT EXISTS top_of_book
