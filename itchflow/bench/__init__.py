@@ -7,10 +7,10 @@ One run:
 
 1. **Feed and answer** -- a synthetic book-consistent feed (``itchflow synth``) and its offline books
    (``itchflow book --json``), both cached under ``<stack home>/bench-cache/`` by their parameters.
-2. **Fresh pipeline** -- the local stack comes up if needed; running pipeline jobs are cancelled;
-   the run gets its own topics, consumer groups and venue tags (``BENCH<time>``), and fresh
-   ``normalize`` and ``order_book`` jobs (``--execution-mode``, ``--parallelism``); a short warm-up
-   replay under its own venue.
+2. **Fresh pipeline** -- the local stack comes up if needed; jobs an earlier bench run left are
+   cancelled (anyone else's are only reported: they share the CPU); the run gets its own topics,
+   consumer groups and venue tags (``BENCH<time>``), and fresh ``normalize`` and ``order_book``
+   jobs (``--execution-mode``, ``--parallelism``); a short warm-up replay under its own venue.
 3. **Throughput** -- the whole feed is replayed at full speed (or ``--speed``). ``msgs_per_s`` is the
    feed's messages divided by the time from the first message handed to the producer to the moment
    every symbol's last sequence number is seen in ClickHouse ``book_status`` (polled every 0.2 s).
@@ -25,8 +25,8 @@ One run:
    per second under another venue, while a child process reads every top-of-book Redis stream
    (``XREAD``). Latency of an entry = its arrival minus the time the replay sent the batch carrying
    its ``seq`` (the envelope's ``produced_at_ns``; stream entries do not carry it).
-6. **Clean-up** (unless ``--keep``) -- jobs cancelled, topics deleted, the run's ClickHouse rows and
-   Redis keys removed. ``--cpp`` then times C++ parsers (``itch-book``, ``itchcpp``) on the same file.
+6. **Clean-up** (unless ``--keep``; then the next run cancels the jobs and drops the topics) -- jobs
+   cancelled, topics deleted, the run's ClickHouse rows and Redis keys removed. ``--cpp`` then times C++ parsers (``itch-book``, ``itchcpp``) on the same file.
 
 Peak memory is the resident memory of each stack component's process group, sampled from ``/proc``
 (the TaskManager's includes its Python workers in process mode).

@@ -37,6 +37,10 @@ def render(result: Mapping[str, Any]) -> str:
         *_cpu_lines(result.get("cpu")),
     ]
     lines += _comparison_lines(result)
+    if run.get("other_jobs_running"):
+        lines.append(
+            f"  warning        other jobs ran on the cluster: {', '.join(run['other_jobs_running'])}"
+        )
     if not result["correct"]:
         lines += ["", f"FAIL: {result['mismatch_count']:,} differences, e.g.:"]
         lines += [f"  {line}" for line in result["mismatches"][:10]]

@@ -5,6 +5,7 @@ number means.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -38,7 +39,6 @@ Log = Callable[[str], None]
 
 TRADING_DATE = date(2019, 12, 30)
 """Trading date stamped on the synthetic feed (it has none of its own)."""
-PIPELINE_JOB_NAMES = ("itchflow-normalize", "itchflow-order-book")
 TOPIC_PREFIX = "itchflow-bench-"
 REDIS_PREFIX = "itchflow"
 BOOK_TABLES = ("top_of_book", "depth_snapshots", "trades", "book_status")
@@ -246,6 +246,7 @@ class BenchRun:
         self.names = RunNames.new()
         self.jobs: dict[str, str] = {}
         self.topics_created: list[str] = []
+        self.other_jobs: list[str] = []
         self._clickhouse = None
 
     # ---------------------------------------------------------------- steps
@@ -293,18 +294,35 @@ class BenchRun:
         return {record.name: record.pid for record in registry.all() if procs.is_alive(record)}
 
     def prepare_topics(self) -> None:
-        """Cancel earlier pipeline jobs, drop topics of earlier runs, create this run's topics."""
-        from itchflow.flinkctl import cancel, list_jobs
+        """Cancel jobs an earlier bench run left, drop its topics, create this run's topics."""
         from itchflow.stack.topics import ensure_topics
 
-        for job in list_jobs(self.config.flink_rest_url):
-            if job.name in PIPELINE_JOB_NAMES and job.state not in ("CANCELED", "FINISHED", "FAILED"):
-                self.log(f"cancelling {job.name} ({job.job_id}): every run submits fresh jobs")
-                cancel(self.config.flink_rest_url, job.job_id)
+        self._cancel_left_over_jobs()
         self._delete_topics(lambda name: name.startswith(TOPIC_PREFIX))
         names = [self.names.topic(role) for role in ("raw", "normalized", "dead-letter")]
         ensure_topics(self.config, [TopicSpec(n, self.config.partitions, dict(TOPIC_CONFIGS)) for n in names])
         self.topics_created = names
+
+    @property
+    def jobs_record(self) -> Path:
+        """The ids of the jobs a bench run submitted, until it cancels them (``--keep``: the next run does)."""
+        return self.config.home / "bench-cache" / "jobs.json"
+
+    def _cancel_left_over_jobs(self) -> None:
+        """Cancel what earlier bench runs left running; only warn about anyone else's jobs."""
+        from itchflow.flinkctl import cancel, list_jobs
+
+        left_over = set(json.loads(self.jobs_record.read_text())) if self.jobs_record.exists() else set()
+        for job in list_jobs(self.config.flink_rest_url):
+            if job.state in ("CANCELED", "FINISHED", "FAILED"):
+                continue
+            if job.job_id in left_over:
+                self.log(f"cancelling {job.name} ({job.job_id}), left by an earlier bench run")
+                cancel(self.config.flink_rest_url, job.job_id)
+            else:
+                self.other_jobs.append(job.name)
+                self.log(f"warning: {job.name} ({job.job_id}) runs on this cluster too and shares its CPU")
+        self.jobs_record.unlink(missing_ok=True)
 
     def submit_jobs(self) -> None:
         """Both jobs at once (``flink run`` takes ~10 s each), then wait until every task runs."""
@@ -339,6 +357,7 @@ class BenchRun:
                 for job, args in arguments.items()
             }
             self.jobs = {job: future.result() for job, future in futures.items()}
+        self.jobs_record.write_text(json.dumps(sorted(self.jobs.values())))
         for job_id in self.jobs.values():
             wait_until_tasks_running(self.config.flink_rest_url, job_id, timeout_s=180)
 
@@ -399,11 +418,15 @@ class BenchRun:
             return
         from itchflow.flinkctl import cancel
 
+        cancelled = True
         for job_id in self.jobs.values():
             try:
                 cancel(self.config.flink_rest_url, job_id)
             except UserError as exc:
+                cancelled = False
                 self.log(f"could not cancel job {job_id}: {exc}")
+        if cancelled:
+            self.jobs_record.unlink(missing_ok=True)
         self._delete_topics(lambda name: name in self.topics_created)
         self._delete_results()
 
@@ -570,9 +593,11 @@ class BenchRun:
                 "feed": str(feed),
                 "seed": options.seed,
                 "jobs": dict(self.jobs),
+                "other_jobs_running": list(self.other_jobs),
                 "started_at": datetime.fromtimestamp(throughput.started_epoch_ms / 1000, UTC).isoformat(),
             },
             "machine": _machine(),
+            "code": _code_version(),
         }
 
 
@@ -785,6 +810,25 @@ def _machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def _code_version() -> str | None:
+    """``git describe`` of the project (``-dirty`` when the pipeline's code has local changes)."""
+    import subprocess
+
+    from itchflow.config import PROJECT_ROOT
+
+    try:
+        result = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--exclude", "*"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
 
 
 def _cpu_model() -> str | None:
