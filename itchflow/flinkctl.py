@@ -58,7 +58,7 @@ def default_job_args(config: StackConfig) -> list[str]:
     ]
 
 
-def flink_environment(config: StackConfig, rest_address: str | None) -> dict[str, str]:
+def flink_environment(config: StackConfig) -> dict[str, str]:
     env = dict(os.environ)
     env["FLINK_CONF_DIR"] = str(render_flink_conf(config))
     env["FLINK_LOG_DIR"] = str(config.log_dir / "flink")
@@ -103,7 +103,7 @@ def submit(
     if parallelism and "--parallelism" not in job_args and script.parent == JOBS_DIR:
         command += ["--parallelism", str(parallelism)]
     result = subprocess.run(
-        command, capture_output=True, text=True, env=flink_environment(config, rest_address), cwd=PROJECT_ROOT
+        command, capture_output=True, text=True, env=flink_environment(config), cwd=PROJECT_ROOT
     )
     output = result.stdout + result.stderr
     match = JOB_ID_RE.search(output)

@@ -64,6 +64,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    bootstrap.check_java()
     bootstrap.install_connector_jars()
     bootstrap.build_java_helpers()
     config = stack_config_from_args(args)
