@@ -103,6 +103,9 @@ def _source_builder(settings: KafkaSettings, topics: tuple[str, ...], reset: str
         .set_topics(*topics)
         .set_starting_offsets(committed_offsets_or(reset))
         .set_property("commit.offsets.on.checkpoint", "true")
+        # The Java client's default (500 ms) is what a fetch may wait for data: against tansu it adds
+        # ~125-250 ms per hop (measured: 127 ms median vs 4 ms at 10 ms). Override in --kafka-properties.
+        .set_property("fetch.max.wait.ms", "10")
         .set_property("partition.discovery.interval.ms", "30000")
         .set_client_id_prefix(settings.group_id)
     )
