@@ -33,7 +33,7 @@ def render(result: Mapping[str, Any]) -> str:
         "",
         _latency_line(result.get("latency_ms")),
         _checkpoint_line(result.get("checkpoint_ms") or {}),
-        _memory_line(result.get("rss_mb") or {}),
+        _memory_line(result.get("rss_mb") or {}, result.get("taskmanager_metaspace_mb")),
         *_cpu_lines(result.get("cpu")),
     ]
     lines += _comparison_lines(result)
@@ -65,12 +65,13 @@ def _stage_lines(stages: Mapping[str, Any]) -> list[str]:
             f"{busy:>8}{pressured:>16}"
         )
     sinks = stages.get("sinks") or {}
-    if sinks.get("after_last_book_record_s") is not None:
+    lag = sinks.get("after_last_book_record_s")
+    if lag is not None:
+        when = f"{lag:.1f} s after" if lag > 2 else "within the counters' resolution of"
         lines.append(
-            f"  sinks        books complete in ClickHouse {sinks['after_last_book_record_s']:+.2f} s after the "
-            "order-book vertex took its last record"
+            f"  sinks        books complete in ClickHouse {when} the order-book vertex's last record"
         )
-    lines.append("  (stage windows come from Flink counters sampled every 1 s: +-1 s)")
+    lines.append("  (stage windows: Flink REST counters sampled every 1 s, which lag by up to ~2 s)")
     return lines
 
 
@@ -101,12 +102,15 @@ def _checkpoint_line(checkpoints: Mapping[str, Any]) -> str:
     return "  checkpoints    " + ("; ".join(parts) if parts else "-")
 
 
-def _memory_line(rss: Mapping[str, float]) -> str:
+def _memory_line(rss: Mapping[str, float], metaspace_mb: float | None) -> str:
     if not rss:
         return "  peak memory    -"
     taskmanager = rss.get("flink-taskmanager")
     others = ", ".join(f"{name} {mb:,.0f}" for name, mb in rss.items() if name != "flink-taskmanager")
-    return f"  peak memory    TaskManager + Python workers {_number(taskmanager)} MB  ({others} MB)"
+    metaspace = f"; TaskManager metaspace {metaspace_mb:,.0f} MB after the run" if metaspace_mb else ""
+    return (
+        f"  peak memory    TaskManager + Python workers {_number(taskmanager)} MB  ({others} MB){metaspace}"
+    )
 
 
 def _cpu_lines(cpu: Mapping[str, Any] | None, shown: int = 8) -> list[str]:

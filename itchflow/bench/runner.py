@@ -276,8 +276,28 @@ class BenchRun:
             if sampler is not None:
                 sampler.stop()
             self.clean_up()
+        metaspace = self.taskmanager_metaspace_mb()
         cpp = self.run_cpp(feed) if options.cpp else None
-        return self.result(feed, reference, throughput, problems, latency, sampler, peak, cpp)
+        result = self.result(feed, reference, throughput, problems, latency, sampler, peak, cpp)
+        result["taskmanager_metaspace_mb"] = metaspace
+        return result
+
+    def taskmanager_metaspace_mb(self) -> float | None:
+        """Class metadata the TaskManager holds after the run: it grows with every job submitted
+        (PyFlink jobs leave their class loaders behind) and the TaskManager dies at its limit."""
+        from itchflow.flinkctl import rest_get
+
+        try:
+            managers = rest_get(self.config.flink_rest_url, "/taskmanagers").get("taskmanagers", [])
+            if not managers:
+                return None
+            metrics = rest_get(
+                self.config.flink_rest_url,
+                f"/taskmanagers/{managers[0]['id']}/metrics?get=Status.JVM.Memory.Metaspace.Used",
+            )
+        except UserError:
+            return None
+        return round(float(metrics[0]["value"]) / 1e6, 1) if metrics else None
 
     def bring_up_stack(self) -> None:
         from itchflow import bootstrap
