@@ -11,19 +11,11 @@ import pytest
 from itchflow.avro.raw import decode_batch
 from itchflow.bench import feed as bench_feed
 from itchflow.bench.probes import cpu_used, messages_applied, thread_label
+from itchflow.bench.replaying import FirstHandoff, RecordingEncoder, limited, paced
 from itchflow.bench.report import missing_keys, render
-from itchflow.bench.runner import (
-    BenchOptions,
-    BenchRun,
-    FirstHandoff,
-    Phase,
-    RecordingEncoder,
-    RunNames,
-    limited,
-    paced,
-)
+from itchflow.bench.result import BenchRunInfo, Phase, build_result
+from itchflow.bench.runner import BenchOptions, RunNames
 from itchflow.bench.stats import SentBatch
-from itchflow.config import load_stack_config
 from itchflow.errors import UserError
 from itchflow.replay import ClosedBatch
 
@@ -176,11 +168,10 @@ def test_cpu_use_is_the_growth_per_label_most_cpu_first() -> None:
 # --------------------------------------------------------------------------------- the result
 
 
-def hand_made_result(tmp_path: Path, problems: list[str] | None = None) -> dict:
-    config = load_stack_config(env={"ITCHFLOW_HOME": str(tmp_path)})
-    run = BenchRun(config, BenchOptions(messages=4000, latency_messages=100), log=lambda message: None)
+def hand_made_result(problems: list[str] | None = None) -> dict:
+    names = RunNames.new()
     throughput = Phase(
-        venue=run.names.venue,
+        venue=names.venue,
         messages=4000,
         records=10,
         replay_seconds=0.5,
@@ -195,13 +186,11 @@ def hand_made_result(tmp_path: Path, problems: list[str] | None = None) -> dict:
             "(whole machine)": (3.5, 0),
         },
     )
-    latency = (
-        Phase(venue=run.names.latency_venue, messages=100, replay_seconds=0.01),
-        [1_000_000, 3_000_000],
-        0,
-    )
-    return run.result(
-        tmp_path / "feed.itch",
+    latency = (Phase(venue=names.latency_venue, messages=100, replay_seconds=0.01), [1_000_000, 3_000_000], 0)
+    return build_result(
+        BenchRunInfo(partitions=4, jobs={"normalize": "ab12"}, other_jobs=[], metaspace_mb=80.5),
+        BenchOptions(messages=4000, latency_messages=100),
+        Path("feed.itch"),
         {"symbols": {}, "offline": {"messages": 4000, "decode_seconds": 0.01, "book_seconds": 0.01}},
         throughput,
         problems or [],
@@ -212,8 +201,8 @@ def hand_made_result(tmp_path: Path, problems: list[str] | None = None) -> dict:
     )
 
 
-def test_the_result_object_has_every_promised_field(tmp_path: Path) -> None:
-    result = hand_made_result(tmp_path)
+def test_the_result_object_has_every_promised_field() -> None:
+    result = hand_made_result()
     assert missing_keys(result) == []
     assert result["messages"] == 4000 and result["msgs_per_s"] == 2000 and result["correct"] is True
     assert result["latency_ms"]["p50"] == 2.0 and result["latency_ms"]["max"] == 3.0
@@ -221,6 +210,7 @@ def test_the_result_object_has_every_promised_field(tmp_path: Path) -> None:
     assert result["cpu"]["cores_busy"] == 0.88 and result["cpu"]["outside_stack_cores"] == 0.88
     assert result["cpp"]["itch_book (decode + book)"]["x_pipeline"] == 4.0
     assert result["offline_python"]["msgs_per_s"] == 200_000
+    assert result["run"]["partitions"] == 4 and result["taskmanager_metaspace_mb"] == 80.5
     json.dumps(result)  # --json prints it as is
 
 
@@ -236,10 +226,10 @@ def test_missing_keys_names_what_is_absent() -> None:
     ]
 
 
-def test_the_table_shows_the_rate_and_the_verdict(tmp_path: Path) -> None:
-    text = render(hand_made_result(tmp_path))
+def test_the_table_shows_the_rate_and_the_verdict() -> None:
+    text = render(hand_made_result())
     assert "2,000 msgs/s" in text and "correct        yes" in text
     assert "p99" in text and "TaskManager + Python workers 1,234 MB" in text
     assert "FAIL" not in text
-    failed = render(hand_made_result(tmp_path, problems=["AAPL: resting orders 5 != 4"]))
+    failed = render(hand_made_result(problems=["AAPL: resting orders 5 != 4"]))
     assert "FAIL: 1 differences" in failed and "AAPL: resting orders 5 != 4" in failed

@@ -1,0 +1,127 @@
+"""The benchmark's replays: the project's replay producer with timing around it.
+
+* :class:`RecordingEncoder` -- ``itchflow replay``'s Avro encoder that also notes when each batch was
+  sent (latency starts there);
+* :class:`FirstHandoff` -- notes when the replay took the first message (throughput starts there);
+* :func:`paced` -- messages at a fixed rate per wall-clock second (the latency replay).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date
+from pathlib import Path
+
+from itchflow.bench import stats
+from itchflow.replay import ClosedBatch
+
+TRADING_DATE = date(2019, 12, 30)
+"""Trading date stamped on the synthetic feed (it has none of its own)."""
+
+
+class RecordingEncoder:
+    """The replay's Avro encoder (as ``itchflow replay``'s) that also notes when each batch was sent.
+
+    The envelope's ``produced_at_ns`` and the noted time are the same clock reading: latency is
+    measured from there (a message waited up to ``--linger-ms`` in its batch before that).
+    """
+
+    def __init__(self, venue: str, session: str, record: bool) -> None:
+        self.venue = venue
+        self.session = session
+        self.record = record
+        self.sent: dict[str, list[stats.SentBatch]] = defaultdict(list)
+
+    def __call__(self, batch: ClosedBatch) -> bytes:
+        from itchflow.avro.raw import encode_batch, make_batch
+
+        sent_ns = time.time_ns()
+        envelope = make_batch(
+            list(batch.payloads),
+            venue=self.venue,
+            trading_date=TRADING_DATE,
+            session=self.session,
+            symbol=batch.envelope_symbol,
+            stock_locate=batch.stock_locate,
+            batch_sequence=batch.batch_sequence,
+            first_message_seq=batch.first_message_seq,
+            produced_at_ns=sent_ns,
+        )
+        if self.record:
+            self.sent[batch.symbol].append(
+                stats.SentBatch(batch.first_message_seq, len(batch.payloads), sent_ns)
+            )
+        return encode_batch(envelope)
+
+
+class FirstHandoff:
+    """Wraps the payloads given to the replay and notes when the first one was taken."""
+
+    def __init__(self, payloads: Iterable[bytes]) -> None:
+        self.payloads = payloads
+        self.monotonic: float | None = None
+        self.epoch_ms: float | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        iterator = iter(self.payloads)
+        first = next(iterator, None)
+        if first is None:
+            return
+        self.monotonic, self.epoch_ms = time.monotonic(), time.time() * 1000
+        yield first
+        yield from iterator
+
+
+def paced(
+    payloads: Iterable[bytes],
+    rate: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[bytes]:
+    """``payloads`` at ``rate`` messages per wall-clock second (message i is due at i / rate)."""
+    started: float | None = None
+    for index, payload in enumerate(payloads):
+        if started is None:
+            started = clock()
+        delay = started + index / rate - clock()
+        if delay > 0.001:
+            sleep(delay)
+        yield payload
+
+
+def limited(payloads: Iterable[bytes], count: int) -> Iterator[bytes]:
+    """The first ``count`` payloads."""
+    for index, payload in enumerate(payloads):
+        if index >= count:
+            return
+        yield payload
+
+
+# --------------------------------------------------------------------------------- the run
+
+
+def replay_with_progress(replay, payloads, producer, show: bool, **options):
+    """``replay(payloads, producer, **options)`` with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    with tqdm(desc="replay", unit=" msg", unit_scale=True, file=sys.stderr, disable=not show) as bar:
+        return replay(payloads, producer, progress=bar.update, **options)
+
+
+def symbols_in(feed: Path, count: int) -> set[str]:
+    """Symbols of the stock directory messages among the first ``count`` messages of ``feed``."""
+    from itchflow.replay import MicroBatcher, file_payloads
+
+    batcher = MicroBatcher()
+    symbols = set()
+    for payload in limited(file_payloads(feed), count):
+        symbol, locate = batcher.symbol_of(payload)
+        if locate and not symbol.startswith("@"):
+            symbols.add(symbol)
+    return symbols
+
+
+# --------------------------------------------------------------------------------- result parts
