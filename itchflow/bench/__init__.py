@@ -87,6 +87,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="messages of the latency replay (default 200,000)",
     )
     replay.add_argument(
+        "--warmup-messages",
+        type=int,
+        default=100_000,
+        help="messages of the warm-up replay before measuring (default 100,000: JIT, workers, connections)",
+    )
+    replay.add_argument(
         "--timeout", type=float, help="seconds to wait for the books (default 300 + 1 per 10k msgs)"
     )
     output = parser.add_argument_group("output")
@@ -118,6 +124,7 @@ def run_command(args: argparse.Namespace) -> int:
         depth=args.depth,
         latency_rate=args.latency_rate,
         latency_messages=args.latency_messages,
+        warmup_messages=args.warmup_messages,
         timeout_s=args.timeout,
         cpp=args.cpp,
         keep=args.keep,

@@ -62,7 +62,7 @@ class BenchOptions:
     batch_size: int = 1000
     linger_ms: float = 10.0
     depth: int = 10
-    warmup_messages: int = 20_000
+    warmup_messages: int = 100_000
     latency_rate: float = 20_000.0
     """Messages per second of the paced latency replay; 0 skips it."""
     latency_messages: int = 200_000
@@ -83,6 +83,7 @@ class BenchOptions:
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.latency_rate >= 0, "--latency-rate must not be negative"),
             (self.latency_messages >= 1, "--latency-messages must be at least 1"),
+            (self.warmup_messages >= 0, "--warmup-messages must not be negative"),
             (self.depth >= 1, "--depth must be at least 1"),
         )
         for ok, message in checks:
@@ -279,6 +280,8 @@ class BenchRun:
         from itchflow.replay import file_payloads
 
         count = min(self.options.warmup_messages, self.options.messages)
+        if count == 0:
+            return
         self.log(f"warm-up: {count:,} messages")
         self._replay(self.names.warmup_venue, limited(file_payloads(feed), count), record=False, show=False)
 
