@@ -12,7 +12,6 @@ idempotent (deterministic ClickHouse keys, Redis stream ids), so a restore never
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 
 from pyflink.common import Row, Types, WatermarkStrategy
@@ -51,12 +50,9 @@ class MaintainBook(KeyedProcessFunction):
         self.trades = metrics.counter("trades")
         self.unknown_refs = metrics.counter("unknownOrderRefs")
         self.skipped = metrics.counter("marketWideBatches")
-        # latency of the last batch: producer closing the raw batch -> book applied (wall clock, ms),
-        # and how far the book's event time is behind the wall clock (large for historical replays)
-        self.latency_ms = 0
-        self.event_time_lag_ms = 0
-        metrics.gauge("producedToBookMs", lambda: self.latency_ms)
-        metrics.gauge("eventTimeLagMs", lambda: self.event_time_lag_ms)
+        # No Python gauges: in thread mode Flink's metrics thread would call into the embedded
+        # interpreter to read them, which crashed the TaskManager (SIGSEGV in pemja) when the web UI
+        # or REST polled metrics. Counters are Java-side and safe; latency is measured by `itchflow bench`.
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         payload = split_record(value)[3]
@@ -69,9 +65,6 @@ class MaintainBook(KeyedProcessFunction):
         )
         output = stage.apply(batch)
         self.book.update(self.stages.snapshot(stage))
-        now_ns = time.time_ns()
-        self.latency_ms = max(0, (now_ns - batch.ts_produced) // 1_000_000)
-        self.event_time_lag_ms = max(0, (now_ns - batch.max_ts_event) // 1_000_000)
         counters = output.counters
         self.events_in.inc(counters.get("events_applied", 0))
         self.duplicates.inc(counters.get("duplicates_skipped", 0))
