@@ -57,8 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pipeline.add_argument(
         "--execution-mode",
         choices=("process", "thread"),
-        default="process",
-        help="PyFlink mode (default process)",
+        help="PyFlink mode (default: python.execution-mode of flink-conf/config.yaml)",
     )
     pipeline.add_argument("--parallelism", type=int, default=2, help="parallelism of both jobs (default 2)")
     pipeline.add_argument(

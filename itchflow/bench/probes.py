@@ -358,12 +358,19 @@ def wait_for_books(
     clock: Callable[[], float] = time.monotonic,
     show: bool = True,
     hint: str = "",
+    check_health: Callable[[], None] | None = None,
+    health_every_s: float = 5.0,
 ) -> float:
-    """Poll ``book_status`` until every symbol applied its last seq; the clock reading when first seen."""
+    """Poll ``book_status`` until every symbol applied its last seq; the clock reading when first seen.
+
+    ``check_health`` (e.g. "are the jobs still running?") is called every ``health_every_s`` and
+    may raise to give up early instead of waiting out the timeout.
+    """
     from tqdm import tqdm
 
     total = sum(seq + 1 for seq in last_seq.values())
     deadline = clock() + timeout_s
+    next_check = clock() + health_every_s
     with tqdm(
         total=total, desc="books applied", unit=" msg", unit_scale=True, file=sys.stderr, disable=not show
     ) as bar:
@@ -381,4 +388,7 @@ def wait_for_books(
                     f"symbols behind (e.g. {', '.join(behind[:5])}; {done:,} of {total:,} messages applied). "
                     + hint
                 )
+            if check_health is not None and seen >= next_check:
+                check_health()
+                next_check = seen + health_every_s
             time.sleep(poll_s)

@@ -54,6 +54,7 @@ class BenchRunInfo:
     jobs: dict[str, str]
     other_jobs: list[str]
     metaspace_mb: float | None = None
+    execution_mode: str = "process"
 
 
 def build_result(
@@ -89,7 +90,7 @@ def build_result(
         "cpp": _cpp_ratios(cpp, msgs_per_s),
         "run": {
             "venue": throughput.venue,
-            "execution_mode": options.execution_mode,
+            "execution_mode": run.execution_mode,
             "parallelism": options.parallelism,
             "partitions": run.partitions,
             "batch_size": options.batch_size,

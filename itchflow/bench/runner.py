@@ -58,7 +58,8 @@ class BenchOptions:
     speed: float | None = None
     """Pace the throughput replay by feed time (x real time); None: full speed."""
     parallelism: int = 2
-    execution_mode: str = "process"
+    execution_mode: str | None = None
+    """PyFlink execution mode; None: the cluster's default (``python.execution-mode``)."""
     batch_size: int = 1000
     linger_ms: float = 10.0
     depth: int = 10
@@ -79,7 +80,7 @@ class BenchOptions:
             (self.symbols >= 1, "--symbols must be at least 1"),
             (self.speed is None or self.speed > 0, "--speed must be positive"),
             (self.parallelism >= 1, "--parallelism must be at least 1"),
-            (self.execution_mode in ("process", "thread"), "--execution-mode is process or thread"),
+            (self.execution_mode in (None, "process", "thread"), "--execution-mode is process or thread"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.latency_rate >= 0, "--latency-rate must not be negative"),
             (self.latency_messages >= 1, "--latency-messages must be at least 1"),
@@ -93,6 +94,19 @@ class BenchOptions:
     @property
     def wait_s(self) -> float:
         return self.timeout_s if self.timeout_s is not None else 300 + self.messages / 10_000
+
+
+def effective_execution_mode(options: BenchOptions) -> str:
+    """``--execution-mode``, else ``python.execution-mode`` of ``flink-conf/config.yaml``, else
+    PyFlink's default (process)."""
+    if options.execution_mode:
+        return options.execution_mode
+    import yaml
+
+    from itchflow.config import PROJECT_ROOT
+
+    settings = yaml.safe_load((PROJECT_ROOT / "flink-conf" / "config.yaml").read_text()) or {}
+    return str(settings.get("python.execution-mode", "process"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +185,11 @@ class BenchRun:
                 sampler.stop()
             self.clean_up()
         run = BenchRunInfo(
-            self.config.partitions, dict(self.jobs), list(self.other_jobs), self.taskmanager_metaspace_mb()
+            partitions=self.config.partitions,
+            jobs=dict(self.jobs),
+            other_jobs=list(self.other_jobs),
+            metaspace_mb=self.taskmanager_metaspace_mb(),
+            execution_mode=effective_execution_mode(options),
         )
         cpp = self.run_cpp(feed) if options.cpp else None
         return build_result(run, options, feed, reference, throughput, problems, latency, sampler, peak, cpp)
@@ -243,7 +261,9 @@ class BenchRun:
         from itchflow.flinkctl import default_job_args, submit, wait_until_tasks_running
 
         options, names = self.options, self.names
-        common = [*default_job_args(self.config), "--execution-mode", options.execution_mode]
+        common = default_job_args(self.config)
+        if options.execution_mode:
+            common += ["--execution-mode", options.execution_mode]
         arguments = {
             "normalize": [
                 *common,
@@ -262,7 +282,7 @@ class BenchRun:
             ],
         }
         self.log(
-            f"submitting the normalize and order_book jobs ({options.execution_mode} mode, "
+            f"submitting the normalize and order_book jobs ({effective_execution_mode(options)} mode, "
             f"parallelism {options.parallelism}) ..."
         )
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -274,6 +294,23 @@ class BenchRun:
         self.jobs_record.write_text(json.dumps(sorted(self.jobs.values())))
         for job_id in self.jobs.values():
             wait_until_tasks_running(self.config.flink_rest_url, job_id, timeout_s=180)
+
+    def check_jobs(self) -> None:
+        """Raise (ending the run) when one of the run's jobs is not RUNNING: a restart or a lost
+        TaskManager makes the numbers meaningless, and the books may never complete."""
+        from itchflow.flinkctl import rest_get
+
+        for name, job_id in self.jobs.items():
+            state = rest_get(self.config.flink_rest_url, f"/jobs/{job_id}")["state"]
+            if state != "RUNNING":
+                root = rest_get(self.config.flink_rest_url, f"/jobs/{job_id}/exceptions").get(
+                    "root-exception"
+                )
+                raise UserError(
+                    f"the {name} job ({job_id}) is {state} during the run: "
+                    f"{(root or 'no exception recorded').strip()[:1500]}\n"
+                    f"TaskManager log: {self.config.log_dir / 'flink-taskmanager.log'}"
+                )
 
     def warm_up(self, feed: Path) -> None:
         """A short replay under its own venue: JIT, Python workers, state and sink connections warm."""
@@ -406,6 +443,7 @@ class BenchRun:
             self.options.wait_s,
             show=show,
             hint=f"Look at the jobs in {self.config.flink_rest_url} and the logs in {self.config.log_dir}.",
+            check_health=self.check_jobs,
         )
         cpu = cpu_used(cpu_before, cpu_seconds(groups, os.getpid()))
         cpu[MACHINE] = (machine_cpu_seconds() - machine_before, 0.0)

@@ -14,7 +14,7 @@ from itchflow.bench.probes import cpu_used, messages_applied, thread_label
 from itchflow.bench.replaying import FirstHandoff, RecordingEncoder, limited, paced
 from itchflow.bench.report import missing_keys, render
 from itchflow.bench.result import BenchRunInfo, Phase, build_result
-from itchflow.bench.runner import BenchOptions, RunNames
+from itchflow.bench.runner import BenchOptions, RunNames, effective_execution_mode
 from itchflow.bench.stats import SentBatch
 from itchflow.errors import UserError
 from itchflow.replay import ClosedBatch
@@ -95,6 +95,11 @@ def test_run_names_keep_runs_apart() -> None:
 def test_options_refuse_what_cannot_run(bad: dict) -> None:
     with pytest.raises(UserError):
         BenchOptions(**bad)
+
+
+def test_the_execution_mode_defaults_to_the_clusters() -> None:
+    assert effective_execution_mode(BenchOptions(execution_mode="process")) == "process"
+    assert effective_execution_mode(BenchOptions()) in ("process", "thread")
 
 
 def test_the_wait_for_books_grows_with_the_feed() -> None:
@@ -188,7 +193,13 @@ def hand_made_result(problems: list[str] | None = None) -> dict:
     )
     latency = (Phase(venue=names.latency_venue, messages=100, replay_seconds=0.01), [1_000_000, 3_000_000], 0)
     return build_result(
-        BenchRunInfo(partitions=4, jobs={"normalize": "ab12"}, other_jobs=[], metaspace_mb=80.5),
+        BenchRunInfo(
+            partitions=4,
+            jobs={"normalize": "ab12"},
+            other_jobs=[],
+            metaspace_mb=80.5,
+            execution_mode="thread",
+        ),
         BenchOptions(messages=4000, latency_messages=100),
         Path("feed.itch"),
         {"symbols": {}, "offline": {"messages": 4000, "decode_seconds": 0.01, "book_seconds": 0.01}},
