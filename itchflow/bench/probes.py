@@ -6,8 +6,8 @@
   time through Flink's REST API once a second, and every checkpoint of the jobs' histories.
 * :class:`StreamArrivals` -- a separate process reading the top-of-book Redis streams with ``XREAD``
   and stamping each entry's arrival (latency without sharing a GIL with the replay).
-* :func:`wait_for_books` -- polls ClickHouse ``book_status`` until every symbol has applied its last
-  sequence number, and returns when that was first seen.
+* :func:`wait_for_books` -- polls the sinks (Redis first: cheap; then ClickHouse ``book_status``)
+  until every symbol has applied its last sequence number, and returns when that was first seen.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -335,13 +335,36 @@ class StreamArrivals:
 # --------------------------------------------------------------------------------- completion
 
 
-def applied_seqs(client, venue: str) -> dict[str, int]:
-    """symbol -> highest seq in ``book_status`` (max needs no FINAL: re-inserted rows repeat a seq)."""
-    rows = client.query(
-        "SELECT symbol, max(seq) FROM book_status WHERE venue = {venue:String} GROUP BY symbol",
-        parameters={"venue": venue},
-    ).result_rows
-    return {symbol: int(seq) for symbol, seq in rows}
+AppliedSeqs = Callable[[Iterable[str]], dict[str, int]]
+"""symbols -> {symbol: highest seq a sink shows applied} (symbols with nothing yet may be missing)."""
+
+
+def clickhouse_applied(client, venue: str) -> AppliedSeqs:
+    """Applied seqs from ``book_status`` (max needs no FINAL: re-inserted rows repeat a seq)."""
+
+    def applied(symbols: Iterable[str]) -> dict[str, int]:
+        rows = client.query(
+            "SELECT symbol, max(seq) FROM book_status WHERE venue = {venue:String} GROUP BY symbol",
+            parameters={"venue": venue},
+        ).result_rows
+        return {symbol: int(seq) for symbol, seq in rows}
+
+    return applied
+
+
+def redis_applied(cache, venue: str, prefix: str = "itchflow") -> AppliedSeqs:
+    """Applied seqs from the ``seq`` field of each top-of-book hash (one pipelined HGET per symbol)."""
+
+    def applied(symbols: Iterable[str]) -> dict[str, int]:
+        names = list(symbols)
+        pipe = cache.pipeline(transaction=False)
+        for symbol in names:
+            pipe.hget(f"{prefix}:tob:{venue}:{symbol}", "seq")
+        return {
+            symbol: int(seq) for symbol, seq in zip(names, pipe.execute(), strict=True) if seq is not None
+        }
+
+    return applied
 
 
 def messages_applied(applied: Mapping[str, int], last_seq: Mapping[str, int]) -> int:
@@ -349,46 +372,62 @@ def messages_applied(applied: Mapping[str, int], last_seq: Mapping[str, int]) ->
     return sum(min(applied.get(symbol, -1), seq) + 1 for symbol, seq in last_seq.items())
 
 
+class BooksBehind(UserError):
+    """The books did not catch up in time."""
+
+
 def wait_for_books(
-    client,
-    venue: str,
+    sinks: Sequence[tuple[str, AppliedSeqs]],
     last_seq: Mapping[str, int],
     timeout_s: float,
-    poll_s: float = 0.2,
+    poll_s: float = 0.1,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
     show: bool = True,
-    hint: str = "",
     check_health: Callable[[], None] | None = None,
     health_every_s: float = 5.0,
 ) -> float:
-    """Poll ``book_status`` until every symbol applied its last seq; the clock reading when first seen.
+    """Wait until every sink shows every symbol at its last seq; the clock reading when the last sink
+    was first seen complete.
 
-    ``check_health`` (e.g. "are the jobs still running?") is called every ``health_every_s`` and
-    may raise to give up early instead of waiting out the timeout.
+    Sinks are polled one after the other, each until complete, and only for the symbols still
+    behind: put the cheap one first (Redis: one HGET per symbol) so that the expensive one
+    (a ClickHouse query) is polled only at the end and does not load the machine during the run.
+    ``check_health`` (e.g. "are the jobs still running?") is called every ``health_every_s`` and may
+    raise to give up early instead of waiting out the timeout.
     """
     from tqdm import tqdm
 
     total = sum(seq + 1 for seq in last_seq.values())
     deadline = clock() + timeout_s
     next_check = clock() + health_every_s
-    with tqdm(
-        total=total, desc="books applied", unit=" msg", unit_scale=True, file=sys.stderr, disable=not show
-    ) as bar:
-        while True:
-            applied = applied_seqs(client, venue)
-            seen = clock()
-            done = messages_applied(applied, last_seq)
-            bar.update(done - bar.n)
-            if done == total:
-                return seen
-            if seen > deadline:
-                behind = sorted(s for s, seq in last_seq.items() if applied.get(s, -1) < seq)
-                raise UserError(
-                    f"the order books of {venue} did not catch up within {timeout_s:.0f} s: {len(behind)} "
-                    f"symbols behind (e.g. {', '.join(behind[:5])}; {done:,} of {total:,} messages applied). "
-                    + hint
-                )
-            if check_health is not None and seen >= next_check:
-                check_health()
-                next_check = seen + health_every_s
-            time.sleep(poll_s)
+    seen = clock()
+    for name, applied_seqs in sinks:
+        behind = dict(last_seq)
+        applied: dict[str, int] = {}
+        with tqdm(
+            total=total,
+            desc=f"books in {name}",
+            unit=" msg",
+            unit_scale=True,
+            file=sys.stderr,
+            disable=not show,
+        ) as bar:
+            while behind:
+                applied.update(applied_seqs(behind))
+                seen = clock()
+                behind = {symbol: seq for symbol, seq in behind.items() if applied.get(symbol, -1) < seq}
+                bar.update(messages_applied(applied, last_seq) - bar.n)
+                if not behind:
+                    break
+                if seen > deadline:
+                    raise BooksBehind(
+                        f"the order books did not all reach {name} within {timeout_s:.0f} s: {len(behind)} "
+                        f"symbols behind (e.g. {', '.join(sorted(behind)[:5])}; "
+                        f"{messages_applied(applied, last_seq):,} of {total:,} messages applied)."
+                    )
+                if check_health is not None and seen >= next_check:
+                    check_health()
+                    next_check = seen + health_every_s
+                sleep(poll_s)
+    return seen

@@ -19,12 +19,16 @@ from itchflow.bench import stats
 from itchflow.bench.correctness import compare_books, read_streamed_books
 from itchflow.bench.feed import ensure_feed, ensure_reference
 from itchflow.bench.probes import (
+    AppliedSeqs,
+    BooksBehind,
     FlinkSampler,
     MemorySampler,
     StreamArrivals,
+    clickhouse_applied,
     cpu_seconds,
     cpu_used,
     machine_cpu_seconds,
+    redis_applied,
     wait_for_books,
 )
 from itchflow.bench.replaying import (
@@ -295,6 +299,16 @@ class BenchRun:
         for job_id in self.jobs.values():
             wait_until_tasks_running(self.config.flink_rest_url, job_id, timeout_s=180)
 
+    def completion_sinks(self, venue: str) -> list[tuple[str, AppliedSeqs]]:
+        """Where completion is read: Redis first (cheap to poll), then ClickHouse (the last sink)."""
+        import redis
+
+        cache = redis.Redis(host=self.config.host, port=self.config.redis_port)
+        return [
+            ("Redis", redis_applied(cache, venue, REDIS_PREFIX)),
+            ("ClickHouse", clickhouse_applied(self.clickhouse(), venue)),
+        ]
+
     def check_jobs(self) -> None:
         """Raise (ending the run) when one of the run's jobs is not RUNNING: a restart or a lost
         TaskManager makes the numbers meaningless, and the books may never complete."""
@@ -436,15 +450,18 @@ class BenchRun:
         finally:
             producer.close()
         last_seq = summary.last_seq_by_symbol()
-        finished = wait_for_books(
-            self.clickhouse(),
-            venue,
-            last_seq,
-            self.options.wait_s,
-            show=show,
-            hint=f"Look at the jobs in {self.config.flink_rest_url} and the logs in {self.config.log_dir}.",
-            check_health=self.check_jobs,
-        )
+        try:
+            finished = wait_for_books(
+                self.completion_sinks(venue),
+                last_seq,
+                self.options.wait_s,
+                show=show,
+                check_health=self.check_jobs,
+            )
+        except BooksBehind as exc:
+            raise UserError(
+                f"{exc} Look at the jobs in {self.config.flink_rest_url} and the logs in {self.config.log_dir}."
+            ) from exc
         cpu = cpu_used(cpu_before, cpu_seconds(groups, os.getpid()))
         cpu[MACHINE] = (machine_cpu_seconds() - machine_before, 0.0)
         return Phase(

@@ -10,7 +10,7 @@ import pytest
 
 from itchflow.avro.raw import decode_batch
 from itchflow.bench import feed as bench_feed
-from itchflow.bench.probes import cpu_used, messages_applied, thread_label
+from itchflow.bench.probes import BooksBehind, cpu_used, messages_applied, thread_label, wait_for_books
 from itchflow.bench.replaying import FirstHandoff, RecordingEncoder, limited, paced
 from itchflow.bench.report import missing_keys, render
 from itchflow.bench.result import BenchRunInfo, Phase, build_result
@@ -244,3 +244,54 @@ def test_the_table_shows_the_rate_and_the_verdict() -> None:
     assert "FAIL" not in text
     failed = render(hand_made_result(problems=["AAPL: resting orders 5 != 4"]))
     assert "FAIL: 1 differences" in failed and "AAPL: resting orders 5 != 4" in failed
+
+
+# --------------------------------------------------------------------------------- completion
+
+
+class ScriptedSink:
+    """A sink whose applied seqs follow a script, one answer per poll; records what it was asked."""
+
+    def __init__(self, answers: list[dict[str, int]]) -> None:
+        self.answers = answers
+        self.asked: list[list[str]] = []
+
+    def __call__(self, symbols) -> dict[str, int]:
+        self.asked.append(sorted(symbols))
+        return self.answers[min(len(self.asked) - 1, len(self.answers) - 1)]
+
+
+def test_completion_is_when_the_last_sink_is_first_seen_complete_polling_only_symbols_behind() -> None:
+    clock = FakeClock()
+    redis = ScriptedSink([{"A": 3}, {"A": 9, "B": 1}, {"B": 4}])
+    clickhouse = ScriptedSink([{"A": 9, "B": 4}])
+    finished = wait_for_books(
+        [("Redis", redis), ("ClickHouse", clickhouse)],
+        {"A": 9, "B": 4},
+        timeout_s=60,
+        poll_s=0.5,
+        clock=clock,
+        sleep=clock.sleep,
+        show=False,
+    )
+    assert redis.asked == [["A", "B"], ["A", "B"], ["B"]]
+    assert clickhouse.asked == [["A", "B"]]
+    assert finished == 101.0  # Redis complete at its third poll (100 + 2 x 0.5), ClickHouse at once
+
+
+def test_books_that_never_complete_end_the_wait_with_the_symbols_behind() -> None:
+    clock = FakeClock()
+    health_checks = []
+    with pytest.raises(BooksBehind, match=r"1 symbols behind \(e.g. B"):
+        wait_for_books(
+            [("Redis", ScriptedSink([{"A": 9, "B": 1}]))],
+            {"A": 9, "B": 4},
+            timeout_s=10,
+            poll_s=1.0,
+            clock=clock,
+            sleep=clock.sleep,
+            show=False,
+            check_health=lambda: health_checks.append(clock.now),
+            health_every_s=4,
+        )
+    assert health_checks == [104.0, 108.0]
