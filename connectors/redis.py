@@ -16,7 +16,7 @@ REDIS_COMMANDS = Types.ROW([Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 
 
 def redis_sink(
-    url: str, password_env: str = "ITCHFLOW_REDIS_PASSWORD", linger_ms: int = 5, max_bytes: int = 1 << 20
+    url: str, password_env: str = "ITCHFLOW_REDIS_PASSWORD", linger_ms: int = 2, max_bytes: int = 1 << 20
 ) -> Sink:
     parsed = urlparse(url)
     jvm = get_gateway().jvm

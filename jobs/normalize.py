@@ -1,9 +1,11 @@
 """Normalization job: market-data-raw -> market-data-normalized, bad input -> dead-letter.
 
-Output records are keyed ``venue:symbol`` so the order-book job keys by (venue, symbol).
+A raw record is a bundle of one partition's symbols (key ``venue:#partition``); its normalized
+record keeps that key, so the order-book job keeps a partition's books together. (A per-symbol
+``ItchBatch`` of an older producer, keyed by symbol, gives a record keyed ``venue:symbol``.)
 
-Keyed (in the JVM) by the raw record's key, i.e. the symbol; per key one small state (the
-producer session and batch sequence, for gap and duplicate tracking). The work is in
+Keyed (in the JVM) by the raw record's key; per key one small state (per symbol: the producer
+session and batch sequence, for gap and duplicate tracking). The work is in
 ``itchflow.pipeline.normalize_stage``; this file only wires Kafka, state, metrics and outputs.
 
     itchflow submit normalize [--parallelism 2]
@@ -60,8 +62,8 @@ class Normalize(KeyedProcessFunction):
         self.messages_in.inc(outcome.messages_in)
         self.events_out.inc(outcome.events_out)
         self.gap_messages.inc(outcome.gap_messages)
-        if outcome.duplicate:
-            self.duplicates.inc()
+        if outcome.duplicates:
+            self.duplicates.inc(outcome.duplicates)
         if outcome.normalized is not None:
             yield Row(outcome.output_key, outcome.normalized)
         for letter in outcome.dead_letters:

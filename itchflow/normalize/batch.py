@@ -200,9 +200,14 @@ def decode_normalized_batch(data: bytes, registry: SchemaRegistry | None = None)
             wrong length, an unknown event kind, a detail index out of range).
     """
     record = (registry or default_registry()).decode(NORMALIZED_SCHEMA, data, return_record_name=True)
+    return batch_from_record(record)
+
+
+def batch_from_record(record: dict) -> NormalizedBatch:
+    """The checked :class:`NormalizedBatch` of a decoded ``NormalizedBatch`` Avro record."""
     count = record["event_count"]
     columns = EventColumns(*(record[name] for name in EventColumns.__slots__))
-    _check_columns(columns, count)
+    check_columns(columns, count)
     prefix = len(_DETAIL_PREFIX)
     details = tuple((name[prefix:], fields) for name, fields in record["details"])
     for _, fields in details:
@@ -231,7 +236,8 @@ def decode_normalized_batch(data: bytes, registry: SchemaRegistry | None = None)
     )
 
 
-def _check_columns(columns: EventColumns, count: int) -> None:
+def check_columns(columns: EventColumns, count: int) -> None:
+    """Raise ``bad_columns`` unless every column holds ``count`` entries of known kinds."""
     if count < 0:
         raise InvalidRecord(InvalidReason.BAD_COLUMNS, f"event_count {count}")
     for name in BYTE_COLUMNS:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
+from itchflow.avro.bundle import ItchBundle, ItchSegment
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.raw import ItchBatch, make_batch
 from itchflow.itch import messages as itch
@@ -30,6 +31,7 @@ from itchflow.normalize.batch import (
     pack_int64,
     pack_uint64,
 )
+from itchflow.normalize.bundle import NormalizedBundle, NormalizedRun
 from itchflow.normalize.clock import NANOS_PER_DAY, midnight_epoch_ns
 from itchflow.normalize.events import FLAG_HAS_PRICE, FLAG_PRINTABLE, EventKind
 from itchflow.normalize.sequence import SequenceCheck, SequenceStatus
@@ -86,8 +88,9 @@ def normalize_batch(
     symbol = _resolve_symbol(batch, directory)
     out = _Rows()
     base = midnight_epoch_ns(batch.trading_date)
-    seen = _rows(batch.payloads, batch, symbol, base, out)
-    truncated = bool(out.rejected) and out.rejected[-1].reason is InvalidReason.TRUNCATED_PAYLOAD
+    _, seen, truncated = _rows(
+        batch.payloads, 0, -1, batch.stock_locate, batch.first_message_seq, symbol, base, out
+    )
     if seen != batch.message_count and not truncated:
         out.rejected.append(
             InvalidRecord(
@@ -132,7 +135,132 @@ def normalize_messages(
     return normalize_batch(batch, directory=directory, sequence=sequence, ts_recv=ts_recv)
 
 
-def _resolve_symbol(batch: ItchBatch, directory: Mapping[int, str] | None) -> str:
+class BundleResult(NamedTuple):
+    """What :func:`normalize_bundle` produced."""
+
+    bundle: NormalizedBundle
+    rejected: tuple[InvalidRecord, ...]
+    """Single messages and whole segments it refused (dead letters)."""
+    messages: int
+    """Messages walked, duplicates included."""
+    duplicate_segments: int
+    duplicate_messages: int
+    gap_messages: int
+
+
+def normalize_bundle(
+    bundle: ItchBundle,
+    checks: Sequence[SequenceCheck] | None = None,
+    *,
+    directory: Mapping[int, str] | None = None,
+    ts_recv: int = 0,
+) -> BundleResult:
+    """Normalize one raw bundle (pure) into one columnar bundle with a run per symbol.
+
+    ``checks`` holds the sequence verdict of each segment (same order; default: all OK); a
+    ``DUPLICATE`` segment is skipped and counted. A segment that cannot be resolved (unknown symbol,
+    symbol mismatch) is rejected as a whole; single bad messages are rejected one by one. Payloads
+    that end early or hold more messages than the segments announce are rejected too (the messages
+    before stay valid).
+    """
+    out = _Rows()
+    base = midnight_epoch_ns(bundle.trading_date)
+    payloads = bundle.payloads
+    end = len(payloads)
+    runs: list[NormalizedRun] = []
+    position = walked = duplicate_segments = duplicate_messages = gap_messages = 0
+    for number, segment in enumerate(bundle.segments):
+        check = checks[number] if checks is not None else _OK
+        count = segment.message_count
+        if check.status is SequenceStatus.DUPLICATE:
+            position, seen, truncated = _skip(payloads, position, count)
+            walked += seen
+            duplicate_segments += 1
+            duplicate_messages += seen
+            if truncated:
+                out.rejected.append(_truncated(payloads, position, seen))
+                break
+            continue
+        try:
+            symbol = _resolve_symbol(segment, directory)
+        except InvalidRecord as error:
+            out.rejected.append(_in_segment(error, segment))
+            position, seen, truncated = _skip(payloads, position, count)
+            walked += seen
+            if truncated:
+                break
+            continue
+        first_row = len(out.rows)
+        position, seen, truncated = _rows(
+            payloads, position, count, segment.stock_locate, segment.first_message_seq, symbol, base, out
+        )
+        walked += seen
+        gap_messages += check.gap_messages
+        made = len(out.rows) - first_row
+        if made:
+            runs.append(
+                NormalizedRun(
+                    symbol=symbol,
+                    stock_locate=segment.stock_locate,
+                    batch_sequence=segment.batch_sequence,
+                    sequence_status=check.status,
+                    gap_batches=check.gap_batches,
+                    gap_messages=check.gap_messages,
+                    start=first_row,
+                    count=made,
+                )
+            )
+        if truncated:
+            break
+        if seen < count:
+            out.rejected.append(
+                InvalidRecord(
+                    InvalidReason.COUNT_MISMATCH,
+                    f"segment {segment.symbol!r} says {count} messages, the payloads end after {seen}",
+                )
+            )
+            break
+    else:
+        if position < end:
+            out.rejected.append(
+                InvalidRecord(
+                    InvalidReason.COUNT_MISMATCH,
+                    f"{end - position} byte(s) of payloads after the {len(bundle.segments)} segments' messages",
+                    payload=payloads[position:],
+                )
+            )
+    return BundleResult(
+        _assemble_bundle(bundle, runs, out.rows, out.details, ts_recv),
+        tuple(out.rejected),
+        walked,
+        duplicate_segments,
+        duplicate_messages,
+        gap_messages,
+    )
+
+
+def _skip(payloads: bytes, position: int, count: int) -> tuple[int, int, bool]:
+    """Walk ``count`` length-prefixed messages without reading them: (offset, seen, truncated)."""
+    end = len(payloads)
+    for seen in range(count):
+        start = position + 2
+        size = (payloads[position] << 8 | payloads[start - 1]) if start <= end else 0
+        if size == 0 or start + size > end:
+            return position, seen, True
+        position = start + size
+    return position, count, False
+
+
+def _in_segment(error: InvalidRecord, segment: ItchSegment) -> InvalidRecord:
+    """``error`` (about a whole segment) with the segment named."""
+    return InvalidRecord(
+        error.reason,
+        f"segment {segment.symbol!r} (stock_locate {segment.stock_locate}, batch {segment.batch_sequence}): "
+        f"{error.detail}",
+    )
+
+
+def _resolve_symbol(batch: ItchBatch | ItchSegment, directory: Mapping[int, str] | None) -> str:
     symbol = batch.symbol
     if len(symbol) > 8 or not symbol.isascii():
         raise InvalidRecord(
@@ -172,31 +300,33 @@ _TRADE = int(EventKind.TRADE)
 
 def _rows(
     payloads: bytes,
-    batch: ItchBatch,
+    position: int,
+    limit: int,
+    locate: int,
+    seq0: int,
     symbol: str,
     base: int,
     out: _Rows,
-) -> int:
+) -> tuple[int, int, bool]:
     """Append one row per valid message (and a detail where the kind has one); reject misfits.
 
-    Returns the number of messages seen (valid or not) so the caller can check ``message_count``.
+    Walks at most ``limit`` messages from byte offset ``position`` (``-1``: up to the end).
+    Returns the offset after the last message walked, the number of messages seen (valid or not,
+    so the caller can check its count) and whether the payloads ended in a truncated message.
     """
     rows = out.rows
     append = rows.append
-    locate = batch.stock_locate
-    seq0 = batch.first_message_seq
     stock = symbol.encode("latin-1").ljust(8)
     lengths = _LENGTHS
     day = NANOS_PER_DAY
     end = len(payloads)
-    position = 0  # byte offset of the next length prefix
-    index = 0  # message position in the batch
-    while position < end:
+    index = 0  # message position in the batch or segment
+    while position < end and index != limit:
         start = position + 2
         size = (payloads[position] << 8 | payloads[start - 1]) if start <= end else 0
         if size == 0 or start + size > end:
             out.rejected.append(_truncated(payloads, position, index))
-            return index + 1
+            return end, index + 1, True
         position = start + size
         type_byte = payloads[start]
         if lengths[type_byte] != size:
@@ -260,7 +390,7 @@ def _rows(
         else:
             append(row)
         index += 1
-    return index
+    return position, index, False
 
 
 def _truncated(payloads: bytes, position: int, index: int) -> InvalidRecord:
@@ -456,25 +586,7 @@ def _assemble(
     sequence: SequenceCheck,
     ts_recv: int,
 ) -> NormalizedBatch:
-    if rows:
-        kind, flags, side, ts_event, seq, order_ref, new_order_ref, match_number, shares, price = zip(
-            *rows, strict=True
-        )
-        columns = EventColumns(
-            bytes(kind),
-            bytes(flags),
-            bytes(side),
-            pack_int64(ts_event),
-            pack_int64(seq),
-            pack_uint64(order_ref),
-            pack_uint64(new_order_ref),
-            pack_uint64(match_number),
-            pack_uint64(shares),
-            pack_int64(price),
-        )
-        low, high = min(ts_event), max(ts_event)
-    else:
-        columns, low, high = EMPTY_COLUMNS, 0, 0
+    columns, low, high = _columns(rows)
     return NormalizedBatch(
         venue=batch.venue,
         trading_date=batch.trading_date,
@@ -493,3 +605,44 @@ def _assemble(
         columns=columns,
         details=tuple(details),
     )
+
+
+def _assemble_bundle(
+    bundle: ItchBundle, runs: list[NormalizedRun], rows: list[Row], details: list[Detail], ts_recv: int
+) -> NormalizedBundle:
+    columns, low, high = _columns(rows)
+    return NormalizedBundle(
+        venue=bundle.venue,
+        trading_date=bundle.trading_date,
+        session=bundle.session,
+        event_count=len(rows),
+        min_ts_event=low,
+        max_ts_event=high,
+        ts_produced=bundle.produced_at_ns,
+        ts_recv=ts_recv,
+        runs=tuple(runs),
+        columns=columns,
+        details=tuple(details),
+    )
+
+
+def _columns(rows: list[Row]) -> tuple[EventColumns, int, int]:
+    """Packed columns of ``rows`` and their smallest and largest ts_event (0, 0 when empty)."""
+    if not rows:
+        return EMPTY_COLUMNS, 0, 0
+    kind, flags, side, ts_event, seq, order_ref, new_order_ref, match_number, shares, price = zip(
+        *rows, strict=True
+    )
+    columns = EventColumns(
+        bytes(kind),
+        bytes(flags),
+        bytes(side),
+        pack_int64(ts_event),
+        pack_int64(seq),
+        pack_uint64(order_ref),
+        pack_uint64(new_order_ref),
+        pack_uint64(match_number),
+        pack_uint64(shares),
+        pack_int64(price),
+    )
+    return columns, min(ts_event), max(ts_event)

@@ -214,6 +214,10 @@ class BookStageConfig:
     """Approximate length cap of each top-of-book stream (``MAXLEN ~``; 0 keeps everything)."""
     integrity_check_every: int = 1000
     """Run the full integrity check every this many batches (it costs ~0.2 us per resting order)."""
+    compact_every_records: int = 64
+    """Write the snapshots of the changed books (and clear the log) every this many records."""
+    compact_log_bytes: int = 8 << 20
+    """... or once the records logged since the last compaction reach this many bytes."""
 
     def __post_init__(self) -> None:
         if self.depth_levels < 1:
@@ -222,6 +226,8 @@ class BookStageConfig:
             raise ValueError(f"cadence_ns must be positive, not {self.cadence_ns}")
         if self.stream_maxlen < 0:
             raise ValueError(f"stream_maxlen must not be negative, not {self.stream_maxlen}")
+        if self.compact_every_records < 1 or self.compact_log_bytes < 1:
+            raise ValueError("compact_every_records and compact_log_bytes must be at least 1")
         if self.integrity_check_every < 1:
             raise ValueError(f"integrity_check_every must be at least 1, not {self.integrity_check_every}")
 

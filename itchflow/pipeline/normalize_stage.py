@@ -9,13 +9,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from itchflow.avro import InvalidRecord, decode_batch
+from itchflow.avro import InvalidRecord
+from itchflow.avro.bundle import ItchBundle, decode_raw
 from itchflow.avro.deadletter import dead_letter_for, encode_dead_letter
-from itchflow.normalize import check_sequence, encode_normalized_batch, normalize_batch
-from itchflow.normalize.sequence import SequenceState, SequenceStatus
+from itchflow.normalize import check_sequence
+from itchflow.normalize.bundle import encode_normalized_bundle
+from itchflow.normalize.normalizer import normalize_bundle
+from itchflow.normalize.sequence import SequenceState
 
 JOB_NAME = "itchflow-normalize"
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,36 +38,60 @@ class NormalizeOutcome:
 
     state: tuple | None
     normalized: bytes | None = None
-    #: key of the normalized record: ``venue:symbol``, so the book job keys by (venue, symbol)
+    #: key of the normalized record (see :func:`output_key`)
     output_key: bytes = b""
     dead_letters: list[bytes] = field(default_factory=list)
     messages_in: int = 0
     events_out: int = 0
-    duplicate: bool = False
+    #: segments (per-symbol batches) already seen, dropped
+    duplicates: int = 0
     gap_messages: int = 0
+
+    @property
+    def duplicate(self) -> bool:
+        """Nothing of the record was new."""
+        return self.duplicates > 0 and self.normalized is None
 
 
 def normalized_key(venue: str, symbol: str) -> bytes:
-    """``market-data-normalized`` key: ``venue:symbol`` (``venue:`` for market-wide events)."""
+    """``market-data-normalized`` key of a per-symbol batch: ``venue:symbol`` (``venue:`` market-wide)."""
     return f"{venue}:{symbol}".encode()
 
 
-def state_to_tuple(state: SequenceState | None) -> tuple | None:
-    """Versioned, plain state for Flink: ``(version, session, last_batch_sequence, next_message_seq)``."""
-    if state is None:
+def output_key(bundle: ItchBundle) -> bytes:
+    """Key of the normalized record: ``venue:#partition`` for a bundle (the books of a partition
+    stay together), ``venue:symbol`` for a per-symbol ``ItchBatch``."""
+    if bundle.partition >= 0:
+        return f"{bundle.venue}:#{bundle.partition}".encode()
+    return normalized_key(bundle.venue, bundle.segments[0].symbol)
+
+
+SequenceStates = dict[tuple[str, str], SequenceState]
+"""Sequence tracking per (venue, symbol) of one Flink key."""
+
+
+def state_to_tuple(states: SequenceStates) -> tuple | None:
+    """Versioned, plain state for Flink: ``(2, {(venue, symbol): (session, last batch, next seq)})``."""
+    if not states:
         return None
-    return (STATE_VERSION, state.session, state.last_batch_sequence, state.next_message_seq)
+    plain = {key: (s.session, s.last_batch_sequence, s.next_message_seq) for key, s in states.items()}
+    return (STATE_VERSION, plain)
 
 
-def state_from_tuple(value: tuple | None) -> SequenceState | None:
+def state_from_tuple(value: tuple | None, bundle: ItchBundle | None = None) -> SequenceStates:
+    """Read :func:`state_to_tuple`'s form; a version-1 state (one symbol's tuple, when the job was
+    keyed by symbol) is taken as the state of ``bundle``'s symbol."""
     if not value:
-        return None
+        return {}
     version = value[0]
+    if version == 1 and bundle is not None:
+        key = (bundle.venue, bundle.segments[0].symbol)
+        return {key: SequenceState(session=value[1], last_batch_sequence=value[2], next_message_seq=value[3])}
     if version != STATE_VERSION:
         raise ValueError(
-            f"normalize state version {version} is newer than this job understands ({STATE_VERSION})"
+            f"normalize state version {version} is not one this job understands ({STATE_VERSION})"
         )
-    return SequenceState(session=value[1], last_batch_sequence=value[2], next_message_seq=value[3])
+    return {key: SequenceState(*entry) for key, entry in value[1].items()}
 
 
 def normalize_record(
@@ -72,7 +99,6 @@ def normalize_record(
 ) -> NormalizeOutcome:
     """Decode, sequence-check and normalize one raw record; bad input becomes dead letters."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    sequence_state = state_from_tuple(state)
 
     def letter(error: Exception, value: bytes | None = None) -> bytes:
         return encode_dead_letter(
@@ -90,29 +116,35 @@ def normalize_record(
         )
 
     try:
-        raw = decode_batch(payload)
-        check, new_state = check_sequence(
-            sequence_state,
-            session=raw.session,
-            batch_sequence=raw.batch_sequence,
-            first_message_seq=raw.first_message_seq,
-            message_count=raw.message_count,
-        )
-        if check.status is SequenceStatus.DUPLICATE:
-            return NormalizeOutcome(state=state, messages_in=raw.message_count, duplicate=True)
-        result = normalize_batch(raw, sequence=check, ts_recv=now_ns)
+        raw = decode_raw(payload)
+        states = state_from_tuple(state, raw)
+        checks = []
+        for segment in raw.segments:
+            key = (raw.venue, segment.symbol)
+            check, new_state = check_sequence(
+                states.get(key),
+                session=raw.session,
+                batch_sequence=segment.batch_sequence,
+                first_message_seq=segment.first_message_seq,
+                message_count=segment.message_count,
+            )
+            checks.append(check)
+            if new_state is not None:
+                states[key] = new_state
+        result = normalize_bundle(raw, checks, ts_recv=now_ns)
     except InvalidRecord as error:
         return NormalizeOutcome(state=state, dead_letters=[letter(error)])
     except Exception as error:  # a bug must be visible and counted, never a crash loop
         return NormalizeOutcome(state=state, dead_letters=[letter(error)])
     outcome = NormalizeOutcome(
-        state=state_to_tuple(new_state),
-        messages_in=raw.message_count,
-        events_out=result.batch.event_count,
-        gap_messages=check.gap_messages,
+        state=state_to_tuple(states),
+        messages_in=result.messages,
+        events_out=result.bundle.event_count,
+        duplicates=result.duplicate_segments,
+        gap_messages=result.gap_messages,
         dead_letters=[letter(rejected) for rejected in result.rejected],
     )
-    if result.batch.event_count:
-        outcome.normalized = encode_normalized_batch(result.batch)
-        outcome.output_key = normalized_key(result.batch.venue, result.batch.symbol)
+    if result.bundle.event_count:
+        outcome.normalized = encode_normalized_bundle(result.bundle)
+        outcome.output_key = output_key(raw)
     return outcome

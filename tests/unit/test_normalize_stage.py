@@ -3,10 +3,11 @@
 from datetime import date
 
 from itchflow.avro import encode_batch, make_batch
+from itchflow.avro.bundle import SegmentInput, encode_bundle, make_bundle
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.itch.codec import encode
-from itchflow.itch.messages import AddOrder, OrderDelete
-from itchflow.normalize import decode_normalized_batch
+from itchflow.itch.messages import AddOrder, OrderDelete, OrderExecuted
+from itchflow.normalize.bundle import decode_normalized, run_batches
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record, state_from_tuple
 
 T0 = 34_200_000_000_000  # 09:30:00 in ns since midnight
@@ -33,14 +34,14 @@ def raw_record(batch_sequence: int = 1, first_message_seq: int = 0, session: str
     return encode_batch(batch)
 
 
-def test_valid_record_becomes_a_normalized_batch_keyed_by_venue_and_symbol() -> None:
+def test_a_per_symbol_batch_becomes_a_one_run_bundle_keyed_by_venue_and_symbol() -> None:
     outcome = normalize_record(raw_record(), SOURCE, None, now_ns=5)
     assert outcome.dead_letters == []
     assert outcome.output_key == b"XNAS:MEAT"
-    batch = decode_normalized_batch(outcome.normalized)
-    assert (batch.symbol, batch.event_count) == ("MEAT", 2)
+    bundle = decode_normalized(outcome.normalized)
+    assert [(run.symbol, run.start, run.count) for run in bundle.runs] == [("MEAT", 0, 2)]
     assert (outcome.messages_in, outcome.events_out) == (2, 2)
-    state = state_from_tuple(outcome.state)
+    state = state_from_tuple(outcome.state)[("XNAS", "MEAT")]
     assert (state.session, state.last_batch_sequence, state.next_message_seq) == ("s1", 1, 2)
 
 
@@ -73,3 +74,129 @@ def test_truncated_record_is_dead_lettered_not_raised() -> None:
         outcome = normalize_record(good[:cut], SOURCE, None)
         assert outcome.normalized is None or outcome.dead_letters, cut
         assert outcome.dead_letters, cut
+
+
+# ----------------------------------------------------------------------------- bundles
+
+BUNDLE_SOURCE = RecordSource("market-data-raw", 1, 7, 1_577_716_200_000, b"XNAS:#1")
+
+
+def segment(symbol: str, locate: int, batch_sequence: int, first_seq: int, refs: list[int]) -> SegmentInput:
+    """Adds of 100 shares at 100.0000, one per ref, then nothing else."""
+    messages = [encode(AddOrder(locate, 0, T0 + ref, ref, "S", 100, symbol, 1_000_000)) for ref in refs]
+    return SegmentInput(symbol, locate, batch_sequence, first_seq, messages)
+
+
+def bundle_record(*segments: SegmentInput, bundle_sequence: int = 1, payload_suffix: bytes = b"") -> bytes:
+    bundle = make_bundle(
+        list(segments),
+        venue="XNAS",
+        trading_date=DAY,
+        session="s1",
+        partition=1,
+        bundle_sequence=bundle_sequence,
+        produced_at_ns=11,
+    )
+    if payload_suffix:
+        from dataclasses import replace
+
+        bundle = replace(bundle, payloads=bundle.payloads + payload_suffix)
+    return encode_bundle(bundle)
+
+
+def test_a_bundle_becomes_one_normalized_record_with_a_run_per_symbol() -> None:
+    record = bundle_record(
+        segment("AAA", 1, 1, 0, [1, 2]),
+        segment("BBB", 2, 1, 0, [3]),
+        segment("CCC", 3, 1, 0, [4, 5, 6]),
+    )
+    outcome = normalize_record(record, BUNDLE_SOURCE, None, now_ns=5)
+    assert outcome.dead_letters == []
+    assert outcome.output_key == b"XNAS:#1"
+    bundle = decode_normalized(outcome.normalized)
+    assert [(run.symbol, run.start, run.count) for run in bundle.runs] == [
+        ("AAA", 0, 2),
+        ("BBB", 2, 1),
+        ("CCC", 3, 3),
+    ]
+    # per-symbol seqs restart at each symbol's first_message_seq; refs follow the input
+    by_symbol = {
+        batch.symbol: (list(batch.columns.views().seq), list(batch.columns.views().order_ref))
+        for batch in run_batches(bundle)
+    }
+    assert by_symbol == {"AAA": ([0, 1], [1, 2]), "BBB": ([0], [3]), "CCC": ([0, 1, 2], [4, 5, 6])}
+    assert (bundle.ts_produced, bundle.ts_recv, outcome.messages_in, outcome.events_out) == (11, 5, 6, 6)
+    states = state_from_tuple(outcome.state)
+    assert {key[1]: (s.last_batch_sequence, s.next_message_seq) for key, s in states.items()} == {
+        "AAA": (1, 2),
+        "BBB": (1, 1),
+        "CCC": (1, 3),
+    }
+
+
+def test_in_a_bundle_only_the_segments_already_seen_are_dropped() -> None:
+    first = normalize_record(
+        bundle_record(segment("AAA", 1, 1, 0, [1, 2]), segment("BBB", 2, 1, 0, [3])), BUNDLE_SOURCE, None
+    )
+    # AAA's batch 1 again (a re-sent segment), BBB's next batch, a first batch of CCC
+    second = normalize_record(
+        bundle_record(
+            segment("AAA", 1, 1, 0, [1, 2]),
+            segment("BBB", 2, 2, 1, [7]),
+            segment("CCC", 3, 1, 0, [8]),
+            bundle_sequence=2,
+        ),
+        BUNDLE_SOURCE,
+        first.state,
+    )
+    assert second.duplicates == 1 and not second.duplicate
+    bundle = decode_normalized(second.normalized)
+    assert [(run.symbol, run.count) for run in bundle.runs] == [("BBB", 1), ("CCC", 1)]
+    assert [list(b.columns.views().seq) for b in run_batches(bundle)] == [[1], [0]]
+    assert second.messages_in == 4 and second.events_out == 2
+
+
+def test_a_gap_in_one_segment_is_counted_and_flows() -> None:
+    first = normalize_record(bundle_record(segment("AAA", 1, 1, 0, [1])), BUNDLE_SOURCE, None)
+    later = normalize_record(bundle_record(segment("AAA", 1, 4, 9, [2])), BUNDLE_SOURCE, first.state)
+    assert later.gap_messages == 8
+    (run,) = decode_normalized(later.normalized).runs
+    assert (run.sequence_status.value, run.gap_batches, run.gap_messages) == ("GAP", 2, 8)
+
+
+def test_bad_messages_and_trailing_bytes_of_a_bundle_are_dead_letters_and_the_rest_flows() -> None:
+    wrong_stock = SegmentInput("BBB", 2, 1, 0, [encode(AddOrder(2, 0, T0, 9, "B", 1, "ZZZ", 1))])
+    record = bundle_record(
+        segment("AAA", 1, 1, 0, [1]),
+        wrong_stock,
+        segment("CCC", 3, 1, 0, [4]),
+        payload_suffix=b"\x00\x05ABCDE",
+    )
+    outcome = normalize_record(record, BUNDLE_SOURCE, None)
+    reasons = sorted(decode_dead_letter(raw).reason for raw in outcome.dead_letters)
+    assert reasons == ["count_mismatch", "symbol_mismatch"]
+    bundle = decode_normalized(outcome.normalized)
+    assert [run.symbol for run in bundle.runs] == ["AAA", "CCC"]
+
+
+def test_a_bundle_cut_short_keeps_the_whole_segments_before_the_cut() -> None:
+    record = bundle_record(segment("AAA", 1, 1, 0, [1, 2]), segment("BBB", 2, 1, 0, [3, 4]))
+    from itchflow.avro.bundle import decode_raw
+
+    raw = decode_raw(record)
+    from dataclasses import replace
+
+    cut = encode_bundle(replace(raw, payloads=raw.payloads[: 2 * 38 + 38 + 10]))
+    outcome = normalize_record(cut, BUNDLE_SOURCE, None)
+    assert [decode_dead_letter(raw).reason for raw in outcome.dead_letters] == ["truncated_payload"]
+    bundle = decode_normalized(outcome.normalized)
+    assert [(run.symbol, run.count) for run in bundle.runs] == [("AAA", 2), ("BBB", 1)]
+
+
+def test_executions_refer_to_orders_of_their_own_symbol_only() -> None:
+    # E carries no stock field: the segment's locate decides, and a foreign locate is rejected
+    foreign = SegmentInput("AAA", 1, 2, 1, [encode(OrderExecuted(2, 0, T0, 1, 10, 77))])
+    first = normalize_record(bundle_record(segment("AAA", 1, 1, 0, [1])), BUNDLE_SOURCE, None)
+    outcome = normalize_record(bundle_record(foreign), BUNDLE_SOURCE, first.state)
+    assert [decode_dead_letter(raw).reason for raw in outcome.dead_letters] == ["locate_mismatch"]
+    assert outcome.normalized is None

@@ -1,0 +1,192 @@
+"""The raw-feed topic's bundles: ITCH messages of many symbols of one partition per Kafka record.
+
+``itchflow.itch.v1.ItchBundle`` (``schemas/itch/ItchBundle.avsc``) is what ``itchflow replay``
+produces: per Kafka partition, every symbol's pending messages close together on size or time, one
+:class:`ItchSegment` per symbol (exactly the envelope of an :class:`~itchflow.avro.raw.ItchBatch`:
+per-symbol batch and message sequences), with all messages back to back in ``payloads``, segment
+after segment. A record therefore carries hundreds of messages however many symbols the feed has,
+and a quiet feed still flushes within the linger.
+
+:func:`decode_raw` reads either kind of ``market-data-raw`` value -- a bundle, or a per-symbol
+``ItchBatch`` written by an older producer, seen as a bundle with one segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from itchflow.avro.invalid import InvalidReason, InvalidRecord
+from itchflow.avro.raw import BATCH_SCHEMA, ITCH_NAMESPACE, pack_payloads
+from itchflow.avro.registry import SchemaRegistry, default_registry
+
+BUNDLE_SCHEMA = f"{ITCH_NAMESPACE}.ItchBundle"
+_RAW_SCHEMAS = (BUNDLE_SCHEMA, BATCH_SCHEMA)
+_TIMESTAMP = slice(5, 11)
+
+
+@dataclass(frozen=True, slots=True)
+class ItchSegment:
+    """One symbol's messages inside a bundle; mirrors ``schemas/itch/ItchSegment.avsc``."""
+
+    symbol: str
+    stock_locate: int
+    batch_sequence: int
+    first_message_seq: int
+    message_count: int
+    first_timestamp: int
+    last_timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItchBundle:
+    """One ``market-data-raw`` record; mirrors ``schemas/itch/ItchBundle.avsc``.
+
+    ``partition`` is -1 and ``bundle_sequence`` the batch's own sequence for a per-symbol
+    ``ItchBatch`` read through :func:`decode_raw`.
+    """
+
+    venue: str
+    trading_date: date
+    session: str
+    partition: int
+    bundle_sequence: int
+    produced_at_ns: int
+    segments: tuple[ItchSegment, ...]
+    payloads: bytes
+
+    @property
+    def message_count(self) -> int:
+        return sum(segment.message_count for segment in self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInput:
+    """What the producer knows about one symbol's pending messages when it closes a bundle."""
+
+    symbol: str
+    stock_locate: int
+    batch_sequence: int
+    first_message_seq: int
+    payloads: Sequence[bytes]
+
+
+def make_bundle(
+    segments: Sequence[SegmentInput],
+    *,
+    venue: str,
+    trading_date: date,
+    session: str,
+    partition: int,
+    bundle_sequence: int,
+    produced_at_ns: int,
+) -> ItchBundle:
+    """The bundle of ``segments`` (each one symbol's raw ITCH messages, in feed order)."""
+    if not segments:
+        raise ValueError("a bundle holds at least one segment")
+    described = []
+    for segment in segments:
+        if not segment.payloads:
+            raise ValueError(f"segment {segment.symbol!r} has no message")
+        described.append(
+            ItchSegment(
+                symbol=segment.symbol,
+                stock_locate=segment.stock_locate,
+                batch_sequence=segment.batch_sequence,
+                first_message_seq=segment.first_message_seq,
+                message_count=len(segment.payloads),
+                first_timestamp=int.from_bytes(segment.payloads[0][_TIMESTAMP], "big"),
+                last_timestamp=int.from_bytes(segment.payloads[-1][_TIMESTAMP], "big"),
+            )
+        )
+    return ItchBundle(
+        venue=venue,
+        trading_date=trading_date,
+        session=session,
+        partition=partition,
+        bundle_sequence=bundle_sequence,
+        produced_at_ns=produced_at_ns,
+        segments=tuple(described),
+        payloads=b"".join(pack_payloads(segment.payloads) for segment in segments),
+    )
+
+
+def encode_bundle(bundle: ItchBundle, registry: SchemaRegistry | None = None) -> bytes:
+    """Single-object encode ``bundle`` for ``market-data-raw``."""
+    datum = {
+        "venue": bundle.venue,
+        "trading_date": bundle.trading_date,
+        "session": bundle.session,
+        "partition": bundle.partition,
+        "bundle_sequence": bundle.bundle_sequence,
+        "produced_at_ns": bundle.produced_at_ns,
+        "segments": [
+            {
+                "symbol": s.symbol,
+                "stock_locate": s.stock_locate,
+                "batch_sequence": s.batch_sequence,
+                "first_message_seq": s.first_message_seq,
+                "message_count": s.message_count,
+                "first_timestamp": s.first_timestamp,
+                "last_timestamp": s.last_timestamp,
+            }
+            for s in bundle.segments
+        ],
+        "payloads": bundle.payloads,
+    }
+    return (registry or default_registry()).encode(BUNDLE_SCHEMA, datum)
+
+
+def decode_raw(data: bytes, registry: SchemaRegistry | None = None) -> ItchBundle:
+    """Decode any ``market-data-raw`` value (an ``ItchBundle``, or an ``ItchBatch`` as one segment).
+
+    The payloads are not walked here (the normalizer's single pass does that).
+
+    Raises:
+        InvalidRecord: bad header, unknown schema, malformed Avro, or impossible envelope counters
+            (``bad_envelope``).
+    """
+    name, record = (registry or default_registry()).decode_any(data, _RAW_SCHEMAS)
+    if name == BATCH_SCHEMA:
+        bundle = ItchBundle(
+            venue=record["venue"],
+            trading_date=record["trading_date"],
+            session=record["session"],
+            partition=-1,
+            bundle_sequence=record["batch_sequence"],
+            produced_at_ns=record["produced_at_ns"],
+            segments=(
+                ItchSegment(
+                    record["symbol"],
+                    record["stock_locate"],
+                    record["batch_sequence"],
+                    record["first_message_seq"],
+                    record["message_count"],
+                    record["first_timestamp"],
+                    record["last_timestamp"],
+                ),
+            ),
+            payloads=record["payloads"],
+        )
+    else:
+        bundle = ItchBundle(
+            venue=record["venue"],
+            trading_date=record["trading_date"],
+            session=record["session"],
+            partition=record["partition"],
+            bundle_sequence=record["bundle_sequence"],
+            produced_at_ns=record["produced_at_ns"],
+            segments=tuple(ItchSegment(**segment) for segment in record["segments"]),
+            payloads=record["payloads"],
+        )
+    if not bundle.segments:
+        raise InvalidRecord(InvalidReason.BAD_ENVELOPE, "a bundle without segments")
+    for segment in bundle.segments:
+        if segment.batch_sequence < 1 or segment.first_message_seq < 0 or segment.message_count < 1:
+            raise InvalidRecord(
+                InvalidReason.BAD_ENVELOPE,
+                f"segment {segment.symbol!r}: batch_sequence={segment.batch_sequence} "
+                f"first_message_seq={segment.first_message_seq} message_count={segment.message_count}",
+            )
+    return bundle

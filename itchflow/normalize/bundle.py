@@ -1,0 +1,257 @@
+"""The normalized topic's bundles: events of many symbols as one set of packed columns.
+
+``NormalizedBundle`` mirrors ``schemas/normalized/NormalizedBundle.avsc``: one per source raw
+record, the columns of :class:`~itchflow.normalize.batch.NormalizedBatch` over every event of the
+record, each symbol's events in one contiguous :class:`NormalizedRun`. :func:`decode_normalized`
+reads either kind of ``market-data-normalized`` value (a per-symbol ``NormalizedBatch`` from an
+older normalizer is a bundle with one run); :func:`run_batches` gives each run as a per-symbol
+batch view whose columns are zero-copy slices of the bundle's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from itchflow.avro.invalid import InvalidReason, InvalidRecord
+from itchflow.avro.registry import SchemaRegistry, default_registry
+from itchflow.normalize.batch import (
+    NORMALIZED_NAMESPACE,
+    NORMALIZED_SCHEMA,
+    ColumnViews,
+    Detail,
+    EventColumns,
+    NormalizedBatch,
+    batch_from_record,
+    check_columns,
+)
+from itchflow.normalize.events import PRICE_DECIMALS
+from itchflow.normalize.sequence import SequenceStatus
+
+BUNDLE_SCHEMA = f"{NORMALIZED_NAMESPACE}.NormalizedBundle"
+_SCHEMAS = (BUNDLE_SCHEMA, NORMALIZED_SCHEMA)
+_DETAIL_PREFIX = NORMALIZED_NAMESPACE + "."
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedRun:
+    """One symbol's events in a bundle: positions ``start .. start + count - 1``."""
+
+    symbol: str
+    stock_locate: int
+    batch_sequence: int
+    sequence_status: SequenceStatus
+    gap_batches: int
+    gap_messages: int
+    start: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedBundle:
+    """One ``market-data-normalized`` record: the events of one source raw record."""
+
+    venue: str
+    trading_date: date
+    session: str
+    event_count: int
+    min_ts_event: int
+    max_ts_event: int
+    ts_produced: int
+    ts_recv: int
+    runs: tuple[NormalizedRun, ...]
+    columns: EventColumns
+    details: tuple[Detail, ...] = ()
+    price_scale: int = PRICE_DECIMALS
+
+
+class RunBatch:
+    """A run of a bundle seen as a per-symbol batch (what ``BookStage.apply`` takes).
+
+    Has the attributes of :class:`NormalizedBatch` that consumers of one symbol's events read;
+    ``columns.views()`` are slices of the bundle's column views (no copy).
+    """
+
+    __slots__ = (
+        "venue",
+        "trading_date",
+        "symbol",
+        "stock_locate",
+        "session",
+        "event_count",
+        "columns",
+        "details",
+    )
+
+    def __init__(
+        self,
+        bundle: NormalizedBundle,
+        run: NormalizedRun,
+        views: ColumnViews,
+        details: tuple[Detail, ...],
+    ) -> None:
+        self.venue = bundle.venue
+        self.trading_date = bundle.trading_date
+        self.symbol = run.symbol
+        self.stock_locate = run.stock_locate
+        self.session = bundle.session
+        self.event_count = run.count
+        self.columns = _SlicedColumns(views)
+        self.details = details
+
+
+class _SlicedColumns:
+    __slots__ = ("_views",)
+
+    def __init__(self, views: ColumnViews) -> None:
+        self._views = views
+
+    def views(self) -> ColumnViews:
+        return self._views
+
+
+def run_batches(bundle: NormalizedBundle) -> Iterator[RunBatch]:
+    """Each run of ``bundle`` as a per-symbol batch, in column order."""
+    views = bundle.columns.views()
+    details = bundle.details
+    for run in bundle.runs:
+        start, stop = run.start, run.start + run.count
+        sliced = ColumnViews(*(view[start:stop] for view in views))
+        own: tuple[Detail, ...] = ()
+        if details:
+            own = tuple(
+                (name, {**fields, "index": fields["index"] - start})
+                for name, fields in details
+                if start <= fields["index"] < stop
+            )
+        yield RunBatch(bundle, run, sliced, own)
+
+
+def bundle_of_batch(batch: NormalizedBatch) -> NormalizedBundle:
+    """A per-symbol batch as a bundle with one run."""
+    run = NormalizedRun(
+        symbol=batch.symbol,
+        stock_locate=batch.stock_locate,
+        batch_sequence=batch.batch_sequence,
+        sequence_status=batch.sequence_status,
+        gap_batches=batch.gap_batches,
+        gap_messages=batch.gap_messages,
+        start=0,
+        count=batch.event_count,
+    )
+    return NormalizedBundle(
+        venue=batch.venue,
+        trading_date=batch.trading_date,
+        session=batch.session,
+        event_count=batch.event_count,
+        min_ts_event=batch.min_ts_event,
+        max_ts_event=batch.max_ts_event,
+        ts_produced=batch.ts_produced,
+        ts_recv=batch.ts_recv,
+        runs=(run,) if batch.event_count else (),
+        columns=batch.columns,
+        details=batch.details,
+        price_scale=batch.price_scale,
+    )
+
+
+def encode_normalized_bundle(bundle: NormalizedBundle, registry: SchemaRegistry | None = None) -> bytes:
+    """Single-object encode ``bundle`` for ``market-data-normalized``."""
+    columns = bundle.columns
+    datum = {
+        "venue": bundle.venue,
+        "trading_date": bundle.trading_date,
+        "session": bundle.session,
+        "price_scale": bundle.price_scale,
+        "event_count": bundle.event_count,
+        "min_ts_event": bundle.min_ts_event,
+        "max_ts_event": bundle.max_ts_event,
+        "ts_produced": bundle.ts_produced,
+        "ts_recv": bundle.ts_recv,
+        "runs": [
+            {
+                "symbol": run.symbol,
+                "stock_locate": run.stock_locate,
+                "batch_sequence": run.batch_sequence,
+                "sequence_status": run.sequence_status.value,
+                "gap_batches": run.gap_batches,
+                "gap_messages": run.gap_messages,
+                "start": run.start,
+                "count": run.count,
+            }
+            for run in bundle.runs
+        ],
+        "kind": columns.kind,
+        "flags": columns.flags,
+        "side": columns.side,
+        "ts_event": columns.ts_event,
+        "seq": columns.seq,
+        "order_ref": columns.order_ref,
+        "new_order_ref": columns.new_order_ref,
+        "match_number": columns.match_number,
+        "shares": columns.shares,
+        "price": columns.price,
+        "details": [(_DETAIL_PREFIX + name, fields) for name, fields in bundle.details],
+    }
+    return (registry or default_registry()).encode(BUNDLE_SCHEMA, datum)
+
+
+def decode_normalized(data: bytes, registry: SchemaRegistry | None = None) -> NormalizedBundle:
+    """Decode any ``market-data-normalized`` value and check that it is consistent.
+
+    Raises:
+        InvalidRecord: bad header, unknown schema, malformed Avro, or ``bad_columns`` (columns of the
+            wrong length, an unknown event kind, a detail index out of range, runs that do not tile
+            the columns).
+    """
+    name, record = (registry or default_registry()).decode_any(data, _SCHEMAS, return_record_name=True)
+    if name == NORMALIZED_SCHEMA:
+        return bundle_of_batch(batch_from_record(record))
+    count = record["event_count"]
+    columns = EventColumns(*(record[column] for column in EventColumns.__slots__))
+    check_columns(columns, count)
+    prefix = len(_DETAIL_PREFIX)
+    details = tuple((detail_name[prefix:], fields) for detail_name, fields in record["details"])
+    for _, fields in details:
+        if not 0 <= fields["index"] < count:
+            raise InvalidRecord(
+                InvalidReason.BAD_COLUMNS, f"detail index {fields['index']} outside 0..{count - 1}"
+            )
+    runs = tuple(
+        NormalizedRun(
+            symbol=run["symbol"],
+            stock_locate=run["stock_locate"],
+            batch_sequence=run["batch_sequence"],
+            sequence_status=SequenceStatus(run["sequence_status"]),
+            gap_batches=run["gap_batches"],
+            gap_messages=run["gap_messages"],
+            start=run["start"],
+            count=run["count"],
+        )
+        for run in record["runs"]
+    )
+    position = 0
+    for run in runs:
+        if run.start != position or run.count < 1:
+            raise InvalidRecord(
+                InvalidReason.BAD_COLUMNS,
+                f"run {run.symbol!r} covers {run.start}..{run.start + run.count - 1}, expected to start at {position}",
+            )
+        position += run.count
+    if position != count:
+        raise InvalidRecord(InvalidReason.BAD_COLUMNS, f"runs cover {position} of {count} events")
+    return NormalizedBundle(
+        venue=record["venue"],
+        trading_date=record["trading_date"],
+        session=record["session"],
+        event_count=count,
+        min_ts_event=record["min_ts_event"],
+        max_ts_event=record["max_ts_event"],
+        ts_produced=record["ts_produced"],
+        ts_recv=record["ts_recv"],
+        runs=runs,
+        columns=columns,
+        details=details,
+        price_scale=record["price_scale"],
+    )
