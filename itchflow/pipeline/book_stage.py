@@ -22,10 +22,11 @@ produced.)
   applies it; an ``E`` for an unknown order is counted in ``unknown_refs``, never invented), ``C`` at
   its own price with its printable flag (side '' if the order is unknown: the exchange reported the
   price), ``P`` with its side, ``Q`` with side ''. Prints of zero shares are not trades (as in the book).
-* ``depth_snapshots``: at the end of a batch, reason ``change`` when the top ``depth_levels`` levels
-  differ from the last snapshot emitted, and reason ``cadence`` when event time entered a new
-  ``cadence_ns`` interval since the last cadence snapshot (both describe the book after the batch:
-  ``seq``/``ts_event`` are those of its last event). ``HSET {prefix}:depth:{venue}:{symbol} bids
+* ``depth_snapshots``: at most one row at the end of a batch: reason ``change`` when the top
+  ``depth_levels`` levels differ from the last snapshot emitted, otherwise reason ``cadence`` when
+  event time entered a new ``cadence_ns`` interval since the last snapshot (so every interval with
+  events has a snapshot of either reason). The row describes the book after the batch:
+  ``seq``/``ts_event`` are those of its last event. ``HSET {prefix}:depth:{venue}:{symbol} bids
   <json [[price, shares, orders], ...]> asks <json> seq .. ts_event ..`` with every ``change`` row.
 * ``book_status``: one row per batch (last ``seq``, events applied so far, resting orders,
   ``unknown_refs``, ``overfills``, ``integrity``). ``integrity`` joins the problem codes: crossed or
@@ -318,7 +319,8 @@ class _Encoders(NamedTuple):
     """venue and symbol, RowBinary-encoded: the first two columns of every row."""
     stream: IntStreamEncoder
     tob_hash: IntHashEncoder
-    depth_key: bytes
+    depth_head: bytes
+    """``HSET {depth key} bids`` as the head of a 10-argument RESP array."""
 
 
 @lru_cache(maxsize=16_384)
@@ -329,7 +331,7 @@ def _encoders(venue: str, symbol: str, redis_prefix: str, stream_maxlen: int) ->
         key_prefix=encode_string(venue) + encode_string(symbol),
         stream=IntStreamEncoder(f"{prefix}tob-stream:{venue}:{symbol}", TOB_FIELDS, stream_maxlen or None),
         tob_hash=IntHashEncoder(f"{prefix}tob:{venue}:{symbol}", TOB_HASH_FIELDS),
-        depth_key=f"{prefix}depth:{venue}:{symbol}".encode(),
+        depth_head=b"*10\r\n" + command(b"HSET", f"{prefix}depth:{venue}:{symbol}", b"bids")[4:],
     )
 
 
@@ -378,7 +380,7 @@ class BookStage:
         self.top: TopOfBook = _EMPTY_TOP
         #: the depth last emitted
         self.depth: DepthColumns = [[], [], [], [], [], []]
-        #: floor(event time / cadence) of the last cadence snapshot; -1 before the first
+        #: floor(event time / cadence) of the last depth snapshot; -1 before the first
         self.cadence_bucket = -1
         #: structural problem codes found by the last full integrity check, comma-joined
         self.structural = ""
@@ -634,11 +636,10 @@ class BookStage:
             commands += self._stream_entries(done.top_rows)
         if done.trade_rows:
             chunks.append((TRADES, _encode_trades(prefix, done.trade_rows)))
-        reasons = self._depth_reasons()
-        if reasons:
-            rows = [_encode_depth(prefix, seq, reason, ts_event, self.depth) for reason in reasons]
-            chunks.append((DEPTH_SNAPSHOTS, b"".join(rows)))
-            if reasons[0] == "change":
+        reason = self._depth_reason()
+        if reason is not None:
+            chunks.append((DEPTH_SNAPSHOTS, _encode_depth(prefix, seq, reason, ts_event, self.depth)))
+            if reason == "change":
                 commands.append(self._depth_command(seq, ts_event))
         chunks.append((BOOK_STATUS, self._status_row(seq, ts_event)))
         commands.append(self._tob_command(seq, ts_event))
@@ -658,18 +659,18 @@ class BookStage:
         self.stream_ms = last_ms
         return entries
 
-    def _depth_reasons(self) -> list[str]:
-        """Why the book after this batch gets depth rows: ``change`` and/or ``cadence`` (or none)."""
-        reasons = []
+    def _depth_reason(self) -> str | None:
+        """Why the book after this batch gets a depth row: ``change``, else ``cadence``, else None."""
         depth = _BookReader(self.book).depth(self.config.depth_levels)
+        bucket = self.max_ts_event // self.config.cadence_ns
         if depth != self.depth:
             self.depth = depth
-            reasons.append("change")
-        bucket = self.max_ts_event // self.config.cadence_ns
+            self.cadence_bucket = max(bucket, self.cadence_bucket)  # this interval has its snapshot
+            return "change"
         if bucket > self.cadence_bucket:
             self.cadence_bucket = bucket
-            reasons.append("cadence")
-        return reasons
+            return "cadence"
+        return None
 
     def _status_row(self, seq: int, ts_event: int) -> bytes:
         """The ``book_status`` row (RowBinary); runs the full integrity check when it is due."""
@@ -694,18 +695,21 @@ class BookStage:
         )
 
     def _depth_command(self, seq: int, ts_event: int) -> bytes:
+        """``HSET {depth key} bids <json> asks <json> seq <seq> ts_event <ts>`` as RESP."""
         bid_prices, bid_shares, bid_orders, ask_prices, ask_shares, ask_orders = self.depth
-        return command(
-            b"HSET",
-            self._encoders.depth_key,
-            b"bids",
-            _levels_json(bid_prices, bid_shares, bid_orders),
-            b"asks",
-            _levels_json(ask_prices, ask_shares, ask_orders),
-            b"seq",
-            seq,
-            b"ts_event",
-            ts_event,
+        bids = _levels_json(bid_prices, bid_shares, bid_orders)
+        asks = _levels_json(ask_prices, ask_shares, ask_orders)
+        seq_text, ts_text = b"%d" % seq, b"%d" % ts_event
+        return b"%s$%d\r\n%s\r\n$4\r\nasks\r\n$%d\r\n%s\r\n$3\r\nseq\r\n$%d\r\n%s\r\n$8\r\nts_event\r\n$%d\r\n%s\r\n" % (
+            self._encoders.depth_head,
+            len(bids),
+            bids,
+            len(asks),
+            asks,
+            len(seq_text),
+            seq_text,
+            len(ts_text),
+            ts_text,
         )
 
 

@@ -72,10 +72,19 @@ def _array(element_type: str) -> Writer:
     if element_type in _FIXED:
         code = _FIXED[element_type].format[1:]
 
+        packers: dict[int, Callable[..., bytes]] = {}
+
         def write_fixed(out: bytearray, values: object) -> None:
-            items = list(values)  # type: ignore[call-overload]
-            _leb128(out, len(items))
-            out += struct.pack(f"<{len(items)}{code}", *items)
+            items = values if isinstance(values, list | tuple) else list(values)  # type: ignore[call-overload]
+            count = len(items)
+            if count < 0x80:
+                out.append(count)
+            else:
+                _leb128(out, count)
+            pack = packers.get(count)
+            if pack is None:
+                pack = packers[count] = struct.Struct(f"<{count}{code}").pack
+            out += pack(*items)
 
         return write_fixed
     element = writer_for(element_type)

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS depth_snapshots
     venue       LowCardinality(String),
     symbol      LowCardinality(String),
     seq         UInt64 COMMENT 'sequence of the last event applied before the snapshot',
-    reason      LowCardinality(String) COMMENT 'change (end of a batch that changed the top N levels) or cadence (event-time interval)',
+    reason      LowCardinality(String) COMMENT 'change (end of a batch that changed the top N levels), else cadence (first batch of a new event-time interval); at most one row per batch',
     ts_event    DateTime64(9, 'UTC'),
     bid_prices  Array(Int64),
     bid_shares  Array(UInt64),

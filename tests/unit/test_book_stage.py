@@ -118,10 +118,8 @@ def test_first_add_emits_top_of_book_depth_status_and_redis() -> None:
         "ask_shares": [],
         "ask_orders": [],
     }
-    assert decoded.table("depth_snapshots") == [
-        {**depth, "reason": "change"},
-        {**depth, "reason": "cadence"},  # the first batch starts the event-time clock
-    ]
+    # one row per batch at most: the change also stands for the first cadence interval
+    assert decoded.table("depth_snapshots") == [{**depth, "reason": "change"}]
     assert decoded.table("book_status") == [
         {
             "venue": VENUE,
@@ -374,10 +372,7 @@ def test_depth_rows_on_change_of_the_top_levels_and_on_each_new_cadence_interval
 
     assert [
         (row["reason"], row["bid_prices"], row["bid_shares"]) for row in first.table("depth_snapshots")
-    ] == [
-        ("change", [PX_1000, PX_999], [100, 100]),
-        ("cadence", [PX_1000, PX_999], [100, 100]),
-    ]
+    ] == [("change", [PX_1000, PX_999], [100, 100])]
     assert inside_top.table("depth_snapshots") == []  # 9.97 is the 4th level, outside the top 2
     assert inside_top.hset(DEPTH_KEY) is None
     assert [(row["reason"], row["seq"], row["ts_event"]) for row in next_second.table("depth_snapshots")] == [
