@@ -1,21 +1,30 @@
-"""``itchflow replay``: an ITCH file into ``market-data-raw`` as per-symbol micro-batches.
+"""``itchflow replay``: an ITCH file into ``market-data-raw`` as per-partition bundles.
 
 Routing (documented for every consumer):
 
-* Each record carries messages of **one symbol**, keyed by the symbol, so Kafka's default
-  partitioner puts every message of a symbol in one partition, in feed order.
+* Each symbol belongs to one Kafka partition: :func:`partition_for`, Kafka's default partitioner on
+  the symbol's UTF-8 bytes (``murmur2 & 0x7fffffff % partitions``), so a symbol lands where a record
+  keyed by the symbol would, and every message of a symbol is in one partition, in feed order.
+* Each record is an ``itchflow.itch.v1.ItchBundle`` (:mod:`itchflow.avro.bundle`) carrying the
+  messages of **many symbols of one partition**, one segment per symbol (in the order the symbols
+  first appeared in the bundle), written with an explicit partition and the key ``<venue>:#<partition>``.
+  A segment is one per-symbol batch: ``batch_sequence`` 1, 2, 3 ... and ``first_message_seq`` (the
+  messages of the symbol produced before it) per (session, symbol); ``bundle_sequence`` is 1, 2, 3 ...
+  per partition.
 * The stock locate of a message is resolved through the stock directory ('R'); a locate first seen
   on an order message with a ``stock`` field (A, F, P, Q) is learned from it too (captures that start
   mid-day may lack the directory).
 * Messages that belong to no symbol (``stock_locate`` 0: system events 'S', MWCB 'V'/'W', ...) are
-  **broadcast**: the same batch, key ``SYSTEM_KEY``, is written to *every* partition, so each
-  consumer of any partition sees the session events in order with its symbols' messages.
-* Messages whose locate is unknown (no directory entry, no order with a stock yet) are keyed
-  ``@<locate>``; the normalization job dead-letters them as an unknown symbol (never silently
-  dropped).
+  **copied into every partition's bundle**, as a segment of symbol ``""`` and locate 0, so each
+  consumer of any partition sees the session events in order with its symbols' messages. The ``""``
+  segments are numbered per partition (every partition gets every such message, so the numbering is
+  consistent within a partition).
+* Messages whose locate is unknown (no directory entry, no order with a stock yet) get the symbol
+  ``@<locate>`` (routed by that text); the normalization job dead-letters them as an unknown symbol
+  (never silently dropped).
 
-A batch closes when it reaches ``batch_size`` messages or when its first message is
-``linger_ms`` old (wall time), so latency stays low on a quiet feed.
+A partition's bundle closes when it holds ``batch_size`` messages or when its first message is
+``linger_ms`` old (wall time, checked as messages arrive), so latency stays low on a quiet feed.
 """
 
 from __future__ import annotations
@@ -28,10 +37,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from itchflow.avro.bundle import SegmentInput
 from itchflow.config import RAW_TOPIC
 from itchflow.errors import UserError
 
 SYSTEM_KEY = "__SYSTEM__"
+"""Bookkeeping key of the market-wide messages (``stock_locate`` 0); their segments' symbol is ``""``."""
+SYSTEM_SYMBOL = ""
 # byte offsets inside an ITCH 5.0 message (type byte at 0)
 _LOCATE = slice(1, 3)
 _TIMESTAMP = slice(5, 11)
@@ -44,6 +56,178 @@ _STOCK_BY_TYPE = {
 _STOCK_Q = slice(19, 27)
 
 
+def partition_for(symbol: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a record keyed by ``symbol`` (UTF-8):
+    ``murmur2(key) & 0x7fffffff % partitions``, as the Java client and kafka-python's
+    ``DefaultPartitioner`` (partitions numbered 0 .. partitions - 1)."""
+    from kafka.partitioner.default import murmur2
+
+    if partitions < 1:
+        raise ValueError(f"a topic has at least one partition, got {partitions}")
+    return (murmur2(symbol.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+
+class LocateDirectory:
+    """Resolves a message's stock locate to its symbol (stock directory, or a stock field seen first)."""
+
+    def __init__(self) -> None:
+        self.directory: dict[int, str] = {}
+
+    def symbol_of(self, payload: bytes) -> tuple[str, int]:
+        """``(symbol, locate)``: ``SYSTEM_KEY`` for locate 0, ``@<locate>`` for an unknown locate."""
+        locate = int.from_bytes(payload[_LOCATE], "big")
+        type_byte = payload[0]
+        stock_slice = _STOCK_BY_TYPE.get(type_byte) or (_STOCK_Q if type_byte == 0x51 else None)
+        if stock_slice is not None and len(payload) >= stock_slice.stop:
+            symbol = payload[stock_slice].decode("latin-1").rstrip(" ")
+            if locate and (type_byte == 0x52 or locate not in self.directory):
+                self.directory[locate] = symbol
+        if locate == 0:
+            return SYSTEM_KEY, 0
+        known = self.directory.get(locate)
+        return (known if known is not None else f"@{locate}"), locate
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedBundle:
+    """A bundle ready to produce: the segments of one partition (symbol ``""`` = market-wide)."""
+
+    partition: int
+    bundle_sequence: int
+    segments: tuple[SegmentInput, ...]
+
+    @property
+    def message_count(self) -> int:
+        return sum(len(segment.payloads) for segment in self.segments)
+
+
+@dataclass
+class _PendingBundle:
+    opened_at: float
+    count: int = 0
+    #: symbol (``SYSTEM_KEY`` for market-wide) -> its payloads, in first-seen order
+    segments: dict[str, list[bytes]] = field(default_factory=dict)
+    #: symbol -> locate of its first pending message
+    locates: dict[str, int] = field(default_factory=dict)
+
+
+class BundleBatcher(LocateDirectory):
+    """Groups raw ITCH payloads into per-partition bundles of per-symbol segments (pure: no Kafka,
+    clock injected).
+
+    A partition's bundle closes when it holds ``batch_size`` messages or when its first message has
+    waited ``linger_ms`` (checked on each :meth:`add`); :meth:`flush` closes every bundle.
+    """
+
+    def __init__(
+        self,
+        partitions: int,
+        batch_size: int = 1000,
+        linger_ms: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        super().__init__()
+        if batch_size < 1:
+            raise UserError("--batch-size must be at least 1")
+        if partitions < 1:
+            raise ValueError(f"a topic has at least one partition, got {partitions}")
+        self.partitions = partitions
+        self.batch_size = batch_size
+        self.linger_s = linger_ms / 1000.0
+        self.clock = clock
+        self.pending: dict[int, _PendingBundle] = {}
+        self.partition_of: dict[str, int] = {}
+        self.bundle_sequences = [0] * partitions
+        #: per symbol (not market-wide): segments closed, and messages produced or skipped
+        self.batch_sequences: dict[str, int] = {}
+        self.message_sequences: dict[str, int] = {}
+        #: per symbol: messages produced (closed in a bundle); ``SYSTEM_KEY``: market-wide messages
+        #: taken (counted once, not per partition copy)
+        self.messages_by_symbol: dict[str, int] = {}
+        #: per partition: its market-wide (``""``) segments closed, and messages closed or skipped
+        self.system_batch_sequences = [0] * partitions
+        self.system_message_sequences = [0] * partitions
+        self._oldest = float("inf")  # opened_at of the oldest pending bundle
+
+    def add(self, payload: bytes) -> Iterator[ClosedBundle]:
+        """Add one message; yields the bundles that close because of it (size or linger)."""
+        symbol, locate = self.symbol_of(payload)
+        now = self.clock()
+        if locate == 0:
+            self.messages_by_symbol[SYSTEM_KEY] = self.messages_by_symbol.get(SYSTEM_KEY, 0) + 1
+            self.message_sequences[SYSTEM_KEY] = self.message_sequences.get(SYSTEM_KEY, 0) + 1
+            for partition in range(self.partitions):
+                if self._append(partition, SYSTEM_KEY, 0, payload, now):
+                    yield self._close(partition)
+        else:
+            home = self.partition_of.get(symbol)
+            if home is None:
+                home = self.partition_of[symbol] = partition_for(symbol, self.partitions)
+            if self._append(home, symbol, locate, payload, now):
+                yield self._close(home)
+        if now - self._oldest >= self.linger_s:
+            yield from self.expired(now)
+
+    def _append(self, partition: int, symbol: str, locate: int, payload: bytes, now: float) -> bool:
+        """Add ``payload`` to ``partition``'s bundle; whether the bundle is now full."""
+        bundle = self.pending.get(partition)
+        if bundle is None:
+            bundle = self.pending[partition] = _PendingBundle(now)
+            if now < self._oldest:
+                self._oldest = now
+        payloads = bundle.segments.get(symbol)
+        if payloads is None:
+            payloads = bundle.segments[symbol] = []
+            bundle.locates[symbol] = locate
+        payloads.append(payload)
+        bundle.count += 1
+        return bundle.count >= self.batch_size
+
+    def skip(self, payload: bytes) -> None:
+        """Account for a message without producing it (``--from-message``): the directory and the
+        per-symbol message sequence (every partition's for a market-wide message) advance exactly as
+        if it had been sent, so later messages get the same sequence numbers as in a full replay."""
+        symbol, locate = self.symbol_of(payload)
+        self.message_sequences[symbol] = self.message_sequences.get(symbol, 0) + 1
+        if locate == 0:
+            for partition in range(self.partitions):
+                self.system_message_sequences[partition] += 1
+
+    def expired(self, now: float | None = None) -> Iterator[ClosedBundle]:
+        """Bundles whose first message has waited ``linger_ms``."""
+        now = self.clock() if now is None else now
+        for partition in [p for p, b in self.pending.items() if now - b.opened_at >= self.linger_s]:
+            yield self._close(partition)
+
+    def flush(self) -> Iterator[ClosedBundle]:
+        """Every pending bundle (end of input)."""
+        for partition in list(self.pending):
+            yield self._close(partition)
+
+    def _close(self, partition: int) -> ClosedBundle:
+        bundle = self.pending.pop(partition)
+        if bundle.opened_at <= self._oldest:
+            self._oldest = min((b.opened_at for b in self.pending.values()), default=float("inf"))
+        segments = []
+        for symbol, payloads in bundle.segments.items():
+            count = len(payloads)
+            if symbol == SYSTEM_KEY:
+                sequence = self.system_batch_sequences[partition] + 1  # 1-based per (session, partition)
+                self.system_batch_sequences[partition] = sequence
+                first = self.system_message_sequences[partition]
+                self.system_message_sequences[partition] = first + count
+                segments.append(SegmentInput(SYSTEM_SYMBOL, 0, sequence, first, tuple(payloads)))
+                continue
+            sequence = self.batch_sequences.get(symbol, 0) + 1  # 1-based per (session, symbol)
+            self.batch_sequences[symbol] = sequence
+            first = self.message_sequences.get(symbol, 0)
+            self.message_sequences[symbol] = first + count
+            self.messages_by_symbol[symbol] = self.messages_by_symbol.get(symbol, 0) + count
+            segments.append(SegmentInput(symbol, bundle.locates[symbol], sequence, first, tuple(payloads)))
+        self.bundle_sequences[partition] += 1  # 1-based per (session, partition)
+        return ClosedBundle(partition, self.bundle_sequences[partition], tuple(segments))
+
+
 @dataclass
 class PendingBatch:
     symbol: str
@@ -54,7 +238,7 @@ class PendingBatch:
 
 @dataclass(frozen=True, slots=True)
 class ClosedBatch:
-    """A batch ready to produce: messages of one symbol (or of the system)."""
+    """A :class:`MicroBatcher` batch: messages of one symbol (or of the system)."""
 
     symbol: str
     stock_locate: int
@@ -72,8 +256,14 @@ class ClosedBatch:
         return "" if self.symbol == SYSTEM_KEY or self.symbol.startswith("@") else self.symbol
 
 
-class MicroBatcher:
-    """Groups raw ITCH payloads into per-symbol batches (pure: no Kafka, clock injected)."""
+class MicroBatcher(LocateDirectory):
+    """Groups raw ITCH payloads into per-symbol batches (pure: no Kafka, clock injected): one
+    ``ItchBatch`` each, the replay's former record format.
+
+    The replay produces bundles now (:class:`BundleBatcher`); this remains for the tests that cut a
+    feed into per-symbol ``ItchBatch`` records (``tests/unit/book_stage_support.py``). Its numbering
+    is the bundles' segments': ``batch_sequence`` and ``first_message_seq`` per symbol.
+    """
 
     def __init__(
         self, batch_size: int = 1000, linger_ms: float = 10.0, clock: Callable[[], float] = time.monotonic
@@ -82,26 +272,13 @@ class MicroBatcher:
             raise UserError("--batch-size must be at least 1")
         self.batch_size = batch_size
         self.linger_s = linger_ms / 1000.0
+        super().__init__()
         self.clock = clock
-        self.directory: dict[int, str] = {}
         self.pending: dict[str, PendingBatch] = {}
         self.batch_sequences: dict[str, int] = {}
         self.message_sequences: dict[str, int] = {}
         self.messages_by_symbol: dict[str, int] = {}
         self._next_linger_check = 0.0
-
-    def symbol_of(self, payload: bytes) -> tuple[str, int]:
-        locate = int.from_bytes(payload[_LOCATE], "big")
-        type_byte = payload[0]
-        stock_slice = _STOCK_BY_TYPE.get(type_byte) or (_STOCK_Q if type_byte == 0x51 else None)
-        if stock_slice is not None and len(payload) >= stock_slice.stop:
-            symbol = payload[stock_slice].decode("latin-1").rstrip(" ")
-            if locate and (type_byte == 0x52 or locate not in self.directory):
-                self.directory[locate] = symbol
-        if locate == 0:
-            return SYSTEM_KEY, 0
-        known = self.directory.get(locate)
-        return (known if known is not None else f"@{locate}"), locate
 
     def add(self, payload: bytes) -> Iterator[ClosedBatch]:
         """Add one message; yields the batches that close because of it (size or linger)."""
@@ -170,10 +347,14 @@ class Pacer:
 
 @dataclass(frozen=True, slots=True)
 class ReplaySummary:
+    #: messages produced (a market-wide message counts once, though every partition gets a copy)
     messages: int
+    #: segments produced: per-symbol batches, plus each partition's market-wide (``""``) segments
     batches: int
+    #: Kafka records produced: one per bundle
     records: int
     seconds: float
+    #: per symbol (``@<locate>`` for unresolved, ``SYSTEM_KEY`` for market-wide), messages produced
     messages_by_symbol: dict[str, int]
     #: per key, the sequence number the next message would get (= messages of the key up to the
     #: end of this replay, counting those skipped by ``--from-message``)
@@ -235,27 +416,30 @@ def replay(
     from_message: int = 0,
     to_message: int | None = None,
 ) -> ReplaySummary:
-    """Produce ``payloads`` (raw ITCH messages in feed order) as micro-batches; waits for every ack."""
+    """Produce ``payloads`` (raw ITCH messages in feed order) as per-partition bundles; waits for
+    every ack. ``encode`` turns a :class:`ClosedBundle` into the record value (default: the
+    ``ItchBundle`` Avro encoding, stamped with the wall clock when the bundle closes)."""
     from kafka.errors import KafkaError
 
     encode = encode or _avro_encoder(venue, trading_date, session)
-    partitions = sorted(producer.partitions_for(topic) or [])
+    # Kafka numbers a topic's partitions 0 .. n-1: the batcher's partition numbers are the topic's
+    partitions = len(producer.partitions_for(topic) or [])
     if not partitions:
         raise UserError(f"topic {topic!r} does not exist on the broker; `itchflow stack up` creates it")
-    batcher = MicroBatcher(batch_size, linger_ms)
+    batcher = BundleBatcher(partitions, batch_size, linger_ms)
     pacer = Pacer(speed)
     futures = []
     counters = {"messages": 0, "batches": 0, "records": 0}
+    keys = [f"{venue}:#{partition}".encode() for partition in range(partitions)]
     started = time.monotonic()
 
-    def send(batch: ClosedBatch) -> None:
-        value = encode(batch)
-        key = batch.symbol.encode("utf-8")
-        targets = partitions if batch.broadcast else [None]
-        for partition in targets:
-            futures.append(producer.send(topic, key=key, value=value, partition=partition))
-            counters["records"] += 1
-        counters["batches"] += 1
+    def send(bundle: ClosedBundle) -> None:
+        value = encode(bundle)
+        futures.append(
+            producer.send(topic, key=keys[bundle.partition], value=value, partition=bundle.partition)
+        )
+        counters["records"] += 1
+        counters["batches"] += len(bundle.segments)
         if len(futures) > 20000:
             _settle(futures)
 
@@ -267,13 +451,13 @@ def replay(
             if to_message is not None and index >= to_message:
                 break
             pacer.wait(int.from_bytes(payload[_TIMESTAMP], "big"))
-            for batch in batcher.add(payload):
-                send(batch)
+            for bundle in batcher.add(payload):
+                send(bundle)
             counters["messages"] += 1
             if progress and counters["messages"] % 4096 == 0:
                 progress(4096)
-        for batch in batcher.flush():
-            send(batch)
+        for bundle in batcher.flush():
+            send(bundle)
         producer.flush()
         _settle(futures)
     except KafkaError as exc:
@@ -299,22 +483,21 @@ def _settle(futures: list) -> None:
     futures.clear()
 
 
-def _avro_encoder(venue: str, trading_date: date, session: str) -> Callable[[ClosedBatch], bytes]:
-    from itchflow.avro.raw import encode_batch, make_batch
+def _avro_encoder(venue: str, trading_date: date, session: str) -> Callable[[ClosedBundle], bytes]:
+    from itchflow.avro.bundle import encode_bundle, make_bundle
 
-    def encode(batch: ClosedBatch) -> bytes:
-        envelope = make_batch(
-            list(batch.payloads),
-            venue=venue,
-            trading_date=trading_date,
-            session=session,
-            symbol=batch.envelope_symbol,
-            stock_locate=batch.stock_locate,
-            batch_sequence=batch.batch_sequence,
-            first_message_seq=batch.first_message_seq,
-            produced_at_ns=time.time_ns(),
+    def encode(bundle: ClosedBundle) -> bytes:
+        return encode_bundle(
+            make_bundle(
+                bundle.segments,
+                venue=venue,
+                trading_date=trading_date,
+                session=session,
+                partition=bundle.partition,
+                bundle_sequence=bundle.bundle_sequence,
+                produced_at_ns=time.time_ns(),
+            )
         )
-        return encode_batch(envelope)
 
     return encode
 
@@ -325,7 +508,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "replay",
-        help="produce an ITCH 5.0 file to market-data-raw as per-symbol micro-batches",
+        help="produce an ITCH 5.0 file to market-data-raw as per-partition bundles of per-symbol batches",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("file", type=Path, help="ITCH 5.0 file (length-prefixed, gzip, zero-prefix or pcap)")
@@ -340,13 +523,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pace.add_argument("--speed", type=float, help="pace by feed timestamps, X times real time")
     pace.add_argument("--max", action="store_true", help="full speed (default)")
     parser.add_argument(
-        "--batch-size", type=int, default=1000, help="messages per batch at most (default 1000)"
+        "--batch-size",
+        type=int,
+        default=1000,
+        help="messages per partition bundle (one Kafka record) at most (default 1000)",
     )
     parser.add_argument(
         "--linger-ms",
         type=float,
         default=10.0,
-        help="close a batch this long after its first message (default 10)",
+        help="close a partition's bundle this long after its first message (default 10)",
     )
     parser.add_argument(
         "--from-message",
@@ -399,7 +585,7 @@ def _replay_command(args: argparse.Namespace) -> int:
     )
     producer.close()
     print(
-        f"replayed {summary.messages:,} messages of {len(summary.messages_by_symbol):,} keys in {summary.batches:,} batches "
+        f"replayed {summary.messages:,} messages of {len(summary.messages_by_symbol):,} keys in {summary.batches:,} segments "
         f"({summary.records:,} records) to {args.topic} in {summary.seconds:.2f}s: {summary.messages_per_second:,.0f} messages/s"
     )
     return 0

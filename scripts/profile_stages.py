@@ -2,19 +2,20 @@
 """Where the pipeline's CPU goes per message, stage by stage, outside Flink, on the batches a replay
 at a given rate would produce.
 
-    .venv/bin/python scripts/profile_stages.py FEED [--rate 250000] [--linger-ms 10] [--batch-size 1000]
+    .venv/bin/python scripts/profile_stages.py FEED [--rate 250000] [--linger-ms 10] [--batch-size 1000] [--partitions 4]
     .venv/bin/python scripts/profile_stages.py FEED --clickhouse-url http://127.0.0.1:28123   # + inserts
     .venv/bin/python scripts/profile_stages.py FEED --cprofile book                           # hot functions
 
 FEED is any ITCH file (e.g. a cached ``itchflow bench`` feed under ``<stack home>/bench-cache/``).
 
-1. **Batches** -- the replay's :class:`~itchflow.replay.MicroBatcher` with a clock that advances
-   ``1 / rate`` per message, so batches close on size or linger exactly as at that replay rate.
+1. **Bundles** -- the replay's :class:`~itchflow.replay.BundleBatcher` (one bundle per partition of
+   ``--partitions``) with a clock that advances ``1 / rate`` per message, so bundles close on size or
+   linger exactly as at that replay rate.
 2. **Stages**, each timed in CPU seconds (``time.process_time``) over every record, doing what the
    jobs do per record minus Flink itself:
 
-   * ``replay encode``  -- Avro envelope per batch (``make_batch`` + ``encode_batch``);
-   * ``normalize``      -- ``normalize_record`` with per-key sequence state;
+   * ``replay encode``  -- Avro ``ItchBundle`` per bundle (``make_bundle`` + ``encode_bundle``);
+   * ``normalize``      -- ``normalize_record`` with per-key (per-partition) sequence state;
    * ``book``           -- ``decode_normalized_batch`` + state restore (``StageCache``, as the job)
      + ``BookStage.apply`` (book, RowBinary and RESP encoding) + snapshot.
 
@@ -43,11 +44,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from itchflow.avro.raw import encode_batch, make_batch  # noqa: E402
+from itchflow.avro.bundle import encode_bundle, make_bundle  # noqa: E402
 from itchflow.normalize import decode_normalized_batch  # noqa: E402
 from itchflow.pipeline.book_stage import BookStageConfig, StageCache  # noqa: E402
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402
-from itchflow.replay import ClosedBatch, MicroBatcher, file_payloads  # noqa: E402
+from itchflow.replay import BundleBatcher, ClosedBundle, file_payloads  # noqa: E402
 
 TRADING_DATE = date(2019, 12, 30)
 
@@ -82,17 +83,20 @@ class FakeClock:
             yield payload
 
 
-def form_batches(
-    feed: Path, rate: float, batch_size: int, linger_ms: float
-) -> list[tuple[float, ClosedBatch]]:
-    """(replay time, batch) in the order the replay would send them at ``rate`` messages/s."""
+def form_bundles(
+    feed: Path, rate: float, batch_size: int, linger_ms: float, partitions: int
+) -> tuple[list[tuple[float, ClosedBundle]], int]:
+    """(replay time, bundle) in the order the replay would send them at ``rate`` messages/s, and the
+    number of messages of the feed."""
     clock = FakeClock(rate)
-    batcher = MicroBatcher(batch_size, linger_ms, clock=clock)
-    batches = []
+    batcher = BundleBatcher(partitions, batch_size, linger_ms, clock=clock)
+    bundles = []
+    messages = 0
     for payload in clock.pace(file_payloads(feed)):
-        batches.extend((clock.now, batch) for batch in batcher.add(payload))
-    batches.extend((clock.now, batch) for batch in batcher.flush())
-    return batches
+        messages += 1
+        bundles.extend((clock.now, bundle) for bundle in batcher.add(payload))
+    bundles.extend((clock.now, bundle) for bundle in batcher.flush())
+    return bundles, messages
 
 
 def timed(run: Callable[[], object], profile: bool) -> tuple[float, object]:
@@ -111,32 +115,33 @@ def timed(run: Callable[[], object], profile: bool) -> tuple[float, object]:
 
 
 def encode_all(
-    batches: list[tuple[float, ClosedBatch]], venue: str
-) -> list[tuple[float, ClosedBatch, bytes]]:
+    bundles: list[tuple[float, ClosedBundle]], venue: str
+) -> list[tuple[float, ClosedBundle, bytes]]:
     encoded = []
-    for at, batch in batches:
-        envelope = make_batch(
-            list(batch.payloads),
+    for at, bundle in bundles:
+        envelope = make_bundle(
+            bundle.segments,
             venue=venue,
             trading_date=TRADING_DATE,
             session=venue,
-            symbol=batch.envelope_symbol,
-            stock_locate=batch.stock_locate,
-            batch_sequence=batch.batch_sequence,
-            first_message_seq=batch.first_message_seq,
+            partition=bundle.partition,
+            bundle_sequence=bundle.bundle_sequence,
             produced_at_ns=0,
         )
-        encoded.append((at, batch, encode_batch(envelope)))
+        encoded.append((at, bundle, encode_bundle(envelope)))
     return encoded
 
 
-def normalize_all(encoded: list[tuple[float, ClosedBatch, bytes]]) -> list[tuple[float, bytes]]:
-    states: dict[str, tuple | None] = {}
+def normalize_all(encoded: list[tuple[float, ClosedBundle, bytes]], venue: str) -> list[tuple[float, bytes]]:
+    """Each record through ``normalize_record`` with its Kafka key's state (the replay's key:
+    ``<venue>:#<partition>``)."""
+    states: dict[int, tuple | None] = {}
     normalized = []
-    for offset, (at, batch, value) in enumerate(encoded):
-        source = RecordSource("raw", 0, offset, 0, batch.symbol.encode())
-        outcome = normalize_record(value, source, states.get(batch.symbol), now_ns=0)
-        states[batch.symbol] = outcome.state
+    for offset, (at, bundle, value) in enumerate(encoded):
+        key = f"{venue}:#{bundle.partition}".encode()
+        source = RecordSource("raw", bundle.partition, offset, 0, key)
+        outcome = normalize_record(value, source, states.get(bundle.partition), now_ns=0)
+        states[bundle.partition] = outcome.state
         if outcome.normalized is not None:
             normalized.append((at, outcome.normalized))
     return normalized
@@ -194,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rate", type=float, default=250_000, help="replay rate the batches form at (msgs/s)"
     )
     parser.add_argument("--linger-ms", type=float, default=10.0)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=1000, help="messages per partition bundle")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the raw topic")
     parser.add_argument("--depth", type=int, default=10)
     parser.add_argument("--clickhouse-url", help="also time the inserts into this ClickHouse (HTTP)")
     parser.add_argument("--sink-linger-ms", type=float, default=200.0, help="the Java writer's linger")
@@ -204,28 +210,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     venue = f"PROFILE{time.time_ns() // 1_000_000}"
-    batches = form_batches(args.feed, args.rate, args.batch_size, args.linger_ms)
-    messages = sum(len(batch.payloads) for _, batch in batches)
+    bundles, messages = form_bundles(args.feed, args.rate, args.batch_size, args.linger_ms, args.partitions)
+    # market-wide messages are copied into every partition's bundle: records carry a few more
+    carried = sum(bundle.message_count for _, bundle in bundles)
+    segments = sum(len(bundle.segments) for _, bundle in bundles)
     print(
-        f"{args.feed.name}: {messages:,} messages -> {len(batches):,} raw records "
-        f"({messages / len(batches):.1f} messages per record) at {args.rate:,.0f} msgs/s, "
-        f"batches <= {args.batch_size} / {args.linger_ms:g} ms"
+        f"{args.feed.name}: {messages:,} messages -> {len(bundles):,} raw records of {segments:,} segments "
+        f"({carried / len(bundles):.1f} messages, {segments / len(bundles):.1f} segments per record) "
+        f"at {args.rate:,.0f} msgs/s, {args.partitions} partitions, "
+        f"bundles <= {args.batch_size} / {args.linger_ms:g} ms"
     )
-    encode_s, encoded = timed(lambda: encode_all(batches, venue), args.cprofile == "encode")
-    normalize_s, normalized = timed(lambda: normalize_all(encoded), args.cprofile == "normalize")  # type: ignore[arg-type]
+    # each stage's row as soon as it is timed (a later stage failing still leaves the earlier rows)
+    print(f"\n  {'stage':<18}{'CPU s':>9}{'us/msg':>12}{'us/record':>13}{'msgs/s (1 core)':>16}")
+    encode_s, encoded = timed(lambda: encode_all(bundles, venue), args.cprofile == "encode")
+    print(StageTime("replay encode", encode_s, messages, len(bundles)).row())
+    normalize_s, normalized = timed(
+        lambda: normalize_all(encoded, venue),  # type: ignore[arg-type]
+        args.cprofile == "normalize",
+    )
+    print(StageTime("normalize", normalize_s, messages, len(encoded)).row())  # type: ignore[arg-type]
     book_s, chunks = timed(
         lambda: books_all(normalized, BookStageConfig(depth_levels=args.depth)),  # type: ignore[arg-type]
         args.cprofile == "book",
     )
-    stages = [
-        StageTime("replay encode", encode_s, messages, len(batches)),
-        StageTime("normalize", normalize_s, messages, len(encoded)),  # type: ignore[arg-type]
-        StageTime("book (+encode)", book_s, messages, len(normalized)),  # type: ignore[arg-type]
-    ]
-    print(f"\n  {'stage':<18}{'CPU s':>9}{'us/msg':>12}{'us/record':>13}{'msgs/s (1 core)':>16}")
-    for stage in stages:
-        print(stage.row())
-    total = sum(stage.cpu_seconds for stage in stages)
+    print(StageTime("book (+encode)", book_s, messages, len(normalized)).row())  # type: ignore[arg-type]
+    total = encode_s + normalize_s + book_s
     print(
         f"  {'all three':<18}{total:>9.2f}{total * 1e6 / messages:>12.2f}{'':>13}{messages / total:>16,.0f}"
     )

@@ -1,7 +1,7 @@
 """The benchmark's replays: the project's replay producer with timing around it.
 
-* :class:`RecordingEncoder` -- ``itchflow replay``'s Avro encoder that also notes when each batch was
-  sent (latency starts there);
+* :class:`RecordingEncoder` -- ``itchflow replay``'s Avro encoder that also notes when each symbol's
+  batch (a segment of a bundle) was sent (latency starts there);
 * :class:`FirstHandoff` -- notes when the replay took the first message (throughput starts there);
 * :func:`paced` -- messages at a fixed rate per wall-clock second (the latency replay).
 """
@@ -16,17 +16,20 @@ from datetime import date
 from pathlib import Path
 
 from itchflow.bench import stats
-from itchflow.replay import ClosedBatch
+from itchflow.replay import ClosedBundle
 
 TRADING_DATE = date(2019, 12, 30)
 """Trading date stamped on the synthetic feed (it has none of its own)."""
 
 
 class RecordingEncoder:
-    """The replay's Avro encoder (as ``itchflow replay``'s) that also notes when each batch was sent.
+    """The replay's Avro encoder (as ``itchflow replay``'s) that also notes when each symbol's
+    segment was sent.
 
-    The envelope's ``produced_at_ns`` and the noted time are the same clock reading: latency is
-    measured from there (a message waited up to ``--linger-ms`` in its batch before that).
+    The bundle's ``produced_at_ns`` and the noted time are the same clock reading: latency is
+    measured from there (a message waited up to ``--linger-ms`` in its bundle before that). The
+    market-wide segments (symbol ``""``, one per partition, numbered per partition) are not noted:
+    no book waits for them.
     """
 
     def __init__(self, venue: str, session: str, record: bool) -> None:
@@ -35,26 +38,26 @@ class RecordingEncoder:
         self.record = record
         self.sent: dict[str, list[stats.SentBatch]] = defaultdict(list)
 
-    def __call__(self, batch: ClosedBatch) -> bytes:
-        from itchflow.avro.raw import encode_batch, make_batch
+    def __call__(self, bundle: ClosedBundle) -> bytes:
+        from itchflow.avro.bundle import encode_bundle, make_bundle
 
         sent_ns = time.time_ns()
-        envelope = make_batch(
-            list(batch.payloads),
+        envelope = make_bundle(
+            bundle.segments,
             venue=self.venue,
             trading_date=TRADING_DATE,
             session=self.session,
-            symbol=batch.envelope_symbol,
-            stock_locate=batch.stock_locate,
-            batch_sequence=batch.batch_sequence,
-            first_message_seq=batch.first_message_seq,
+            partition=bundle.partition,
+            bundle_sequence=bundle.bundle_sequence,
             produced_at_ns=sent_ns,
         )
         if self.record:
-            self.sent[batch.symbol].append(
-                stats.SentBatch(batch.first_message_seq, len(batch.payloads), sent_ns)
-            )
-        return encode_batch(envelope)
+            for segment in bundle.segments:
+                if segment.symbol:
+                    self.sent[segment.symbol].append(
+                        stats.SentBatch(segment.first_message_seq, len(segment.payloads), sent_ns)
+                    )
+        return encode_bundle(envelope)
 
 
 class FirstHandoff:
@@ -113,12 +116,12 @@ def replay_with_progress(replay, payloads, producer, show: bool, **options):
 
 def symbols_in(feed: Path, count: int) -> set[str]:
     """Symbols of the stock directory messages among the first ``count`` messages of ``feed``."""
-    from itchflow.replay import MicroBatcher, file_payloads
+    from itchflow.replay import LocateDirectory, file_payloads
 
-    batcher = MicroBatcher()
+    directory = LocateDirectory()
     symbols = set()
     for payload in limited(file_payloads(feed), count):
-        symbol, locate = batcher.symbol_of(payload)
+        symbol, locate = directory.symbol_of(payload)
         if locate and not symbol.startswith("@"):
             symbols.add(symbol)
     return symbols

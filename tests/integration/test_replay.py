@@ -1,18 +1,20 @@
-"""`itchflow replay` into the real broker, consumed back: the same messages, every symbol's
-messages in one partition and in feed order, nothing lost or duplicated; clear errors."""
+"""`itchflow replay` into the real broker, consumed back: one ``ItchBundle`` record per partition
+bundle, keyed ``<venue>:#<partition>``; every symbol's messages in one partition (Kafka's default
+partition of the symbol) and in feed order with contiguous numbering; market-wide messages in every
+partition exactly once; nothing lost or duplicated; clear errors."""
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
 
-from itchflow.avro import decode_batch, iter_payloads
+from itchflow.avro.bundle import decode_raw
 from itchflow.config import TopicSpec
-from itchflow.replay import SYSTEM_KEY
+from itchflow.replay import partition_for
 from itchflow.stack.topics import ensure_topics
 
 from .stackutil import SHARED_DATA, free_ports, run_cli
@@ -55,53 +57,111 @@ def consume_all(bootstrap: str, topic: str, expected_records_at_least: int) -> l
     return records
 
 
+def symbols_of(messages: list[bytes]) -> list[str]:
+    """Each message's symbol by the documented routing, from the ITCH layout: "" for locate 0; the
+    directory ('R', stock at 11) names a locate, and so does the first A/F/P (stock at 24) or Q (at 19)
+    of a locate not named yet; "@<locate>" for a locate never named."""
+    names: dict[int, str] = {}
+    out = []
+    for message in messages:
+        locate = int.from_bytes(message[1:3], "big")
+        kind = chr(message[0])
+        at = {"R": 11, "A": 24, "F": 24, "P": 24, "Q": 19}.get(kind)
+        if locate and at is not None and (kind == "R" or locate not in names):
+            names[locate] = message[at : at + 8].decode("latin-1").rstrip(" ")
+        out.append("" if locate == 0 else names.get(locate, f"@{locate}"))
+    return out
+
+
+def split_packed(payloads: bytes) -> list[bytes]:
+    """A bundle's messages (each after its 2-byte big-endian length)."""
+    out, pos = [], 0
+    while pos < len(payloads):
+        size = int.from_bytes(payloads[pos : pos + 2], "big")
+        out.append(payloads[pos + 2 : pos + 2 + size])
+        pos += 2 + size
+    assert pos == len(payloads)
+    return out
+
+
 @pytest.mark.parametrize("sample", ["RITCH_ex20101224.TEST_ITCH_50.gz", "omi_Nasdaq_itch50_sample.bin"])
 def test_replay_puts_every_message_in_its_symbols_partition_in_order(local_stack, sample: str) -> None:
     topic = f"replay-{uuid.uuid4().hex[:8]}"
-    ensure_topics(local_stack, [TopicSpec(topic, local_stack.partitions)])
+    partitions = local_stack.partitions
+    ensure_topics(local_stack, [TopicSpec(topic, partitions)])
     path = SHARED_DATA / sample
     expected = read_file_messages(path)
     result = run_cli(
-        local_stack, "replay", str(path), "--date", "2019-12-30", "--topic", topic, "--batch-size", "100"
+        local_stack,
+        "replay",
+        str(path),
+        "--date",
+        "2019-12-30",
+        "--venue",
+        "XTST",
+        "--topic",
+        topic,
+        "--batch-size",
+        "100",
     )
     assert f"replayed {len(expected):,} messages" in result.stdout
     assert "messages/s" in result.stdout
 
-    records = consume_all(local_stack.bootstrap_servers, topic, 1)
-    partitions_of: dict[str, set[int]] = defaultdict(set)
-    batches_of: dict[tuple[str, int], list] = defaultdict(list)
+    records = sorted(
+        consume_all(local_stack.bootstrap_servers, topic, 1), key=lambda r: (r.partition, r.offset)
+    )
+    assert records
+    # per (symbol, partition): (batch_sequence, first_message_seq, messages) of each segment, in partition order
+    segments: dict[tuple[str, int], list[tuple[int, int, list[bytes]]]] = defaultdict(list)
+    bundle_sequences: dict[int, list[int]] = defaultdict(list)
     for record in records:
-        key = record.key.decode()
-        partitions_of[key].add(record.partition)
-        batches_of[(key, record.partition)].append(decode_batch(record.value))
+        assert record.key == f"XTST:#{record.partition}".encode()
+        bundle = decode_raw(record.value)
+        assert (bundle.partition, bundle.venue) == (record.partition, "XTST")
+        assert bundle.message_count <= 100
+        bundle_sequences[record.partition].append(bundle.bundle_sequence)
+        messages = iter(split_packed(bundle.payloads))
+        for segment in bundle.segments:
+            part = [next(messages) for _ in range(segment.message_count)]
+            segments[(segment.symbol, record.partition)].append(
+                (segment.batch_sequence, segment.first_message_seq, part)
+            )
+        assert next(messages, None) is None, "payloads hold exactly the segments' messages"
+    assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in bundle_sequences.values())
 
-    # every symbol in exactly one partition; system events broadcast to every partition
-    for key, partitions in partitions_of.items():
-        if key == SYSTEM_KEY:
-            assert partitions == set(range(local_stack.partitions))
-        else:
-            assert len(partitions) == 1, key
+    def stream(symbol: str, partition: int) -> list[bytes]:
+        """The segments' messages; batch_sequence 1..n and contiguous first_message_seq from 0."""
+        batches = segments[(symbol, partition)]
+        assert [b[0] for b in batches] == list(range(1, len(batches) + 1)), "segments in order, none lost"
+        firsts = [b[1] for b in batches]
+        assert firsts == [sum(len(b[2]) for b in batches[:i]) for i in range(len(batches))], symbol
+        return [m for b in batches for m in b[2]]
 
-    def messages_of(key: str, partition: int) -> list[bytes]:
-        batches = batches_of[(key, partition)]
-        sequences = [b.batch_sequence for b in batches]
-        assert sequences == list(range(1, len(batches) + 1)), "batches in order, none lost or doubled"
-        return [bytes(m) for b in batches for m in iter_payloads(b.payloads)]
+    # the file's messages per symbol, in feed order
+    by_symbol: dict[str, list[bytes]] = defaultdict(list)
+    for symbol, message in zip(symbols_of(expected), expected, strict=True):
+        by_symbol[symbol].append(message)
+    market_wide = by_symbol.pop("", [])
+    assert market_wide, "the samples have system events"
 
-    replayed = []
-    for key, partitions in partitions_of.items():
-        copies = [messages_of(key, p) for p in sorted(partitions)]
-        assert all(copy == copies[0] for copy in copies)  # broadcast copies identical
-        replayed.append(copies[0])
-    # the per-key streams interleave back to the file: same multiset, and each key's order is the file's
-    assert sorted(m for stream in replayed for m in stream) == sorted(expected)
-    for stream in replayed:
-        assert is_subsequence(stream, expected), "feed order kept within a key"
-
-
-def is_subsequence(part: list[bytes], whole: list[bytes]) -> bool:
-    remaining = iter(whole)
-    return all(any(item == candidate for candidate in remaining) for item in part)
+    # every partition got every market-wide message exactly once, in order
+    for partition in range(partitions):
+        assert stream("", partition) == market_wide
+    # every symbol in exactly its default partition, in feed order
+    symbols = {symbol for symbol, _ in segments if symbol}
+    assert symbols == set(by_symbol)
+    for symbol, partition in segments:
+        if symbol:
+            assert partition == partition_for(symbol, partitions), symbol
+    for symbol in symbols:
+        assert stream(symbol, partition_for(symbol, partitions)) == by_symbol[symbol], symbol
+    # nothing lost or doubled: the (symbol, message) multiset is the file's (market-wide once per partition)
+    replayed = Counter(
+        (symbol, m) for (symbol, _), batches in segments.items() for b in batches for m in b[2]
+    )
+    wanted = Counter((symbol, m) for symbol, messages in by_symbol.items() for m in messages)
+    wanted.update({("", m): partitions * n for m, n in Counter(market_wide).items()})
+    assert replayed == wanted
 
 
 def test_replay_to_an_unreachable_broker_fails_clearly(local_stack) -> None:
