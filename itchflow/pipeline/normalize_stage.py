@@ -15,7 +15,7 @@ from itchflow.avro.deadletter import dead_letter_for, encode_dead_letter
 from itchflow.normalize import check_sequence
 from itchflow.normalize.bundle import encode_normalized_bundle
 from itchflow.normalize.normalizer import normalize_bundle
-from itchflow.normalize.sequence import SequenceState
+from itchflow.normalize.sequence import SequenceState, SequenceStatus
 
 JOB_NAME = "itchflow-normalize"
 STATE_VERSION = 2
@@ -66,32 +66,31 @@ def output_key(bundle: ItchBundle) -> bytes:
     return normalized_key(bundle.venue, bundle.segments[0].symbol)
 
 
-SequenceStates = dict[tuple[str, str], SequenceState]
-"""Sequence tracking per (venue, symbol) of one Flink key."""
+SequenceStates = dict[tuple[str, str], tuple[str, int, int]]
+"""Sequence tracking per (venue, symbol) of one Flink key, as plain tuples
+``(session, last batch sequence, next message seq)`` (cheap to pickle; see :class:`SequenceState`)."""
 
 
 def state_to_tuple(states: SequenceStates) -> tuple | None:
     """Versioned, plain state for Flink: ``(2, {(venue, symbol): (session, last batch, next seq)})``."""
     if not states:
         return None
-    plain = {key: (s.session, s.last_batch_sequence, s.next_message_seq) for key, s in states.items()}
-    return (STATE_VERSION, plain)
+    return (STATE_VERSION, states)
 
 
 def state_from_tuple(value: tuple | None, bundle: ItchBundle | None = None) -> SequenceStates:
-    """Read :func:`state_to_tuple`'s form; a version-1 state (one symbol's tuple, when the job was
-    keyed by symbol) is taken as the state of ``bundle``'s symbol."""
+    """Read :func:`state_to_tuple`'s form (the dict itself: copy it before changing it); a version-1
+    state (one symbol's tuple, when the job was keyed by symbol) is taken as ``bundle``'s symbol's."""
     if not value:
         return {}
     version = value[0]
     if version == 1 and bundle is not None:
-        key = (bundle.venue, bundle.segments[0].symbol)
-        return {key: SequenceState(session=value[1], last_batch_sequence=value[2], next_message_seq=value[3])}
+        return {(bundle.venue, bundle.segments[0].symbol): (value[1], value[2], value[3])}
     if version != STATE_VERSION:
         raise ValueError(
             f"normalize state version {version} is not one this job understands ({STATE_VERSION})"
         )
-    return {key: SequenceState(*entry) for key, entry in value[1].items()}
+    return value[1]
 
 
 def normalize_record(
@@ -117,20 +116,22 @@ def normalize_record(
 
     try:
         raw = decode_raw(payload)
-        states = state_from_tuple(state, raw)
+        states = dict(state_from_tuple(state, raw))  # a copy: the caller's state stays as it was
         checks = []
+        venue, session = raw.venue, raw.session
         for segment in raw.segments:
-            key = (raw.venue, segment.symbol)
+            key = (venue, segment.symbol)
+            entry = states.get(key)
             check, new_state = check_sequence(
-                states.get(key),
-                session=raw.session,
+                None if entry is None else SequenceState(*entry),
+                session=session,
                 batch_sequence=segment.batch_sequence,
                 first_message_seq=segment.first_message_seq,
                 message_count=segment.message_count,
             )
             checks.append(check)
-            if new_state is not None:
-                states[key] = new_state
+            if new_state is not None and check.status is not SequenceStatus.DUPLICATE:
+                states[key] = (new_state.session, new_state.last_batch_sequence, new_state.next_message_seq)
         result = normalize_bundle(raw, checks, ts_recv=now_ns)
     except InvalidRecord as error:
         return NormalizeOutcome(state=state, dead_letters=[letter(error)])
