@@ -18,7 +18,7 @@ from itchflow.avro.raw import make_batch
 from itchflow.itch.framing import iter_payloads
 from itchflow.normalize import NormalizedBatch, normalize_batch, normalize_messages
 from itchflow.pipeline.book_stage import BookStage, BookStageConfig, StageOutput
-from itchflow.replay import MicroBatcher
+from itchflow.replay import BundleBatcher
 from tests.unit.book_factories import LOCATE, SYMBOL, T0
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,32 +72,34 @@ class SymbolFeed:
 
 
 def symbol_feeds(payloads: Iterable[bytes], batch_size: int, session: str = SESSION) -> dict[str, SymbolFeed]:
-    """Cut a feed into per-symbol batches as the replay producer does, and normalize them."""
-    batcher = MicroBatcher(batch_size=batch_size, linger_ms=float("inf"), clock=lambda: 0.0)
+    """Cut a feed as the replay producer does (one partition: bundles of ``batch_size`` messages) and
+    normalize each symbol's segments as per-symbol batches."""
+    batcher = BundleBatcher(partitions=1, batch_size=batch_size, linger_ms=float("inf"), clock=lambda: 0.0)
     closed = []
     for payload in payloads:
         closed.extend(batcher.add(payload))
     closed.extend(batcher.flush())
     feeds: dict[str, SymbolFeed] = {}
-    for item in closed:
-        if item.broadcast or not item.envelope_symbol:
-            continue  # market-wide or unresolved: no book
-        raw = make_batch(
-            item.payloads,
-            venue=VENUE,
-            trading_date=TRADING_DATE,
-            session=session,
-            symbol=item.envelope_symbol,
-            stock_locate=item.stock_locate,
-            batch_sequence=item.batch_sequence,
-            first_message_seq=item.first_message_seq,
-            produced_at_ns=0,
-        )
-        result = normalize_batch(raw)
-        assert not result.rejected, result.rejected
-        feed = feeds.setdefault(item.symbol, SymbolFeed(item.symbol, [], []))
-        feed.batches.append(result.batch)
-        feed.payloads.extend(item.payloads)
+    for bundle in closed:
+        for segment in bundle.segments:
+            if not segment.symbol or segment.symbol.startswith("@"):
+                continue  # market-wide or unresolved: no book
+            raw = make_batch(
+                segment.payloads,
+                venue=VENUE,
+                trading_date=TRADING_DATE,
+                session=session,
+                symbol=segment.symbol,
+                stock_locate=segment.stock_locate,
+                batch_sequence=segment.batch_sequence,
+                first_message_seq=segment.first_message_seq,
+                produced_at_ns=0,
+            )
+            result = normalize_batch(raw)
+            assert not result.rejected, result.rejected
+            feed = feeds.setdefault(segment.symbol, SymbolFeed(segment.symbol, [], []))
+            feed.batches.append(result.batch)
+            feed.payloads.extend(segment.payloads)
     return feeds
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from itchflow.avro.raw import decode_batch
+from itchflow.avro.bundle import SegmentInput, decode_raw
 from itchflow.bench import feed as bench_feed
 from itchflow.bench.probes import BooksBehind, cpu_used, messages_applied, thread_label, wait_for_books
 from itchflow.bench.replaying import FirstHandoff, RecordingEncoder, limited, paced
@@ -17,7 +17,7 @@ from itchflow.bench.result import BenchRunInfo, Phase, build_result
 from itchflow.bench.runner import BenchOptions, RunNames, effective_execution_mode
 from itchflow.bench.stats import SentBatch
 from itchflow.errors import UserError
-from itchflow.replay import ClosedBatch
+from itchflow.replay import ClosedBundle
 
 # --------------------------------------------------------------------------------- feed cache
 
@@ -140,12 +140,15 @@ def test_limited_and_first_handoff() -> None:
     assert handoff.monotonic is not None and handoff.epoch_ms is not None
 
 
-def test_the_recording_encoder_stamps_the_envelope_with_the_time_it_notes() -> None:
+def test_the_recording_encoder_stamps_the_bundle_with_the_time_it_notes() -> None:
     encoder = RecordingEncoder("BENCHX", session="BENCHX", record=True)
     payload = b"D" + b"\x00\x01" + b"\x00" * 16  # any bytes: the envelope does not decode them
-    value = encoder(ClosedBatch("AAPL", 1, 3, 40, (payload, payload)))
-    envelope = decode_batch(value)
-    assert (envelope.venue, envelope.symbol, envelope.first_message_seq) == ("BENCHX", "AAPL", 40)
+    system = b"S" + b"\x00\x00" + b"\x00" * 9
+    segments = (SegmentInput("AAPL", 1, 3, 40, (payload, payload)), SegmentInput("", 0, 7, 9, (system,)))
+    envelope = decode_raw(encoder(ClosedBundle(2, 5, segments)))
+    assert (envelope.venue, envelope.partition, envelope.bundle_sequence) == ("BENCHX", 2, 5)
+    assert [(s.symbol, s.first_message_seq) for s in envelope.segments] == [("AAPL", 40), ("", 9)]
+    # market-wide segments are numbered per partition: no book waits for them
     assert encoder.sent == {"AAPL": [SentBatch(40, 2, envelope.produced_at_ns)]}
 
 
