@@ -1,135 +1,242 @@
-"""Micro-benchmark of the order-book stage (``itchflow.pipeline.book_stage``) on one core.
+"""Micro-benchmark of the order-book core on partition bundles, on one core.
 
-A synthetic feed (``itchflow.synth``) is cut into per-symbol batches of ``--batch-size`` messages
-(the replay producer's micro-batcher, closing on size only) and normalized up front; then the
-batches go through ``BookStage.apply`` in feed order, timed:
+A feed (``itchflow.synth`` or an ITCH file) is cut as the replay does, by
+:class:`~itchflow.replay.BundleBatcher` (``--partitions``, bundles of ``--batch-size`` messages,
+closing on size only), each bundle encoded (``make_bundle`` + ``encode_bundle``) and normalized up
+front with ``normalize_record`` (sequence state per partition key). Then the normalized records go,
+in feed order, through:
 
-* ``live``: one stage object per symbol stays in memory (the pure cost of applying and encoding);
-* ``state``: per batch ``restore(bytes) -> apply -> snapshot()``, as the Flink job does with its
-  ValueState (plus the split of that time between restore, apply and snapshot);
-* ``state + StageCache``: the same through :class:`~itchflow.pipeline.book_stage.StageCache`, which
-  skips rebuilding a book from the bytes it has just produced.
+* ``PartitionBooks.apply``: one live :class:`~itchflow.pipeline.partition_books.PartitionBooks` per
+  partition key, compacted (snapshots of the books touched) whenever ``compaction_due()``: the pure
+  cost of decoding, applying and encoding;
+* ``BookCache.process``: what the job calls per record, with a dict-backed state (token, snapshots,
+  log): the same plus the state token, the log appends and the snapshots written at compaction.
 
-It prints events/s (best of ``--repeat`` runs: the machine is shared) and the state size per book.
+Each is timed in CPU seconds (``time.process_time``) over ``--repeat`` runs; the median is printed
+as µs per feed message and per record, with the runs per record and messages per run of the feed.
 
-    .venv/bin/python scripts/bench_book_stage.py [--symbols 20] [--messages 300000] [--batch-size 512]
+    .venv/bin/python scripts/bench_book_stage.py [FEED] [--messages 300000] [--symbols 100] [--partitions 4]
+        [--batch-size 1000] [--repeat 5] [--cprofile apply|cache]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itchflow import synth  # noqa: E402
-from itchflow.avro.raw import make_batch  # noqa: E402
-from itchflow.normalize import NormalizedBatch, normalize_batch  # noqa: E402
-from itchflow.pipeline.book_stage import BookStage, BookStageConfig, StageCache  # noqa: E402
-from itchflow.replay import MicroBatcher  # noqa: E402
+from itchflow.avro.bundle import encode_bundle, make_bundle  # noqa: E402
+from itchflow.normalize.bundle import decode_normalized  # noqa: E402
+from itchflow.pipeline.book_stage import BookStageConfig  # noqa: E402
+from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402
+from itchflow.pipeline.partition_books import BookCache, PartitionBooks  # noqa: E402
+from itchflow.replay import SYSTEM_SYMBOL, BundleBatcher, file_payloads  # noqa: E402
 
 VENUE = "XNAS"
 TRADING_DATE = date(2024, 1, 2)
 SESSION = "bench"
 
 
-def normalized_batches(payloads: Iterable[bytes], batch_size: int) -> list[NormalizedBatch]:
-    """The feed's per-symbol batches, normalized, in the order the producer would send them."""
-    batcher = MicroBatcher(batch_size=batch_size, linger_ms=float("inf"), clock=lambda: 0.0)
+@dataclass
+class Feed:
+    """The normalized records of a feed, as (partition key, record value), in the order sent."""
+
+    messages: int
+    bundles: int
+    symbol_segments: int
+    symbol_messages: int
+    dead_letters: int
+    records: list[tuple[bytes, bytes]]
+
+
+def cut_feed(payloads: Iterable[bytes], partitions: int, batch_size: int) -> Feed:
+    """Bundle, encode and normalize ``payloads`` as the replay and the normalization job would."""
+    batcher = BundleBatcher(
+        partitions=partitions, batch_size=batch_size, linger_ms=float("inf"), clock=lambda: 0.0
+    )
     closed = []
+    messages = 0
     for payload in payloads:
+        messages += 1
         closed.extend(batcher.add(payload))
     closed.extend(batcher.flush())
-    batches = []
-    for item in closed:
-        if item.broadcast or not item.envelope_symbol:
-            continue  # market-wide messages: the book job skips them
-        raw = make_batch(
-            item.payloads,
-            venue=VENUE,
-            trading_date=TRADING_DATE,
-            session=SESSION,
-            symbol=item.envelope_symbol,
-            stock_locate=item.stock_locate,
-            batch_sequence=item.batch_sequence,
-            first_message_seq=item.first_message_seq,
-            produced_at_ns=0,
+    keys = [f"{VENUE}:#{partition}".encode() for partition in range(partitions)]
+    states: dict[int, tuple | None] = {}
+    records = []
+    segments = symbol_messages = dead_letters = 0
+    for offset, bundle in enumerate(closed):
+        for segment in bundle.segments:
+            if segment.symbol != SYSTEM_SYMBOL:
+                segments += 1
+                symbol_messages += len(segment.payloads)
+        value = encode_bundle(
+            make_bundle(
+                bundle.segments,
+                venue=VENUE,
+                trading_date=TRADING_DATE,
+                session=SESSION,
+                partition=bundle.partition,
+                bundle_sequence=bundle.bundle_sequence,
+                produced_at_ns=0,
+            )
         )
-        batches.append(normalize_batch(raw).batch)
-    return batches
+        key = keys[bundle.partition]
+        source = RecordSource("market-data-raw", bundle.partition, offset, 0, key)
+        outcome = normalize_record(value, source, states.get(bundle.partition), now_ns=0)
+        states[bundle.partition] = outcome.state
+        dead_letters += len(outcome.dead_letters)
+        if outcome.normalized is not None:
+            records.append((key, outcome.normalized))
+    return Feed(messages, len(closed), segments, symbol_messages, dead_letters, records)
 
 
-def run_live(batches: list[NormalizedBatch], config: BookStageConfig) -> tuple[float, dict[str, BookStage]]:
-    stages: dict[str, BookStage] = {}
-    started = time.perf_counter()
-    for batch in batches:
-        stage = stages.get(batch.symbol)
-        if stage is None:
-            stage = stages[batch.symbol] = BookStage(venue=VENUE, symbol=batch.symbol, config=config)
-        stage.apply(batch)
-    return time.perf_counter() - started, stages
+class DictState:
+    """Dict-backed stand-in for the job's Flink state of one key (token, snapshots map, log list)."""
+
+    __slots__ = ("_token", "_snapshots", "_log")
+
+    def __init__(self) -> None:
+        self._token: bytes | None = None
+        self._snapshots: dict[str, bytes] = {}
+        self._log: list[bytes] = []
+
+    def token(self) -> bytes | None:
+        return self._token
+
+    def set_token(self, token: bytes) -> None:
+        self._token = token
+
+    def snapshots(self) -> Iterable[tuple[str, bytes]]:
+        return list(self._snapshots.items())
+
+    def put_snapshot(self, key: str, state: bytes) -> None:
+        self._snapshots[key] = state
+
+    def log(self) -> Iterable[bytes]:
+        return list(self._log)
+
+    def append_log(self, payload: bytes) -> None:
+        self._log.append(payload)
+
+    def clear_log(self) -> None:
+        self._log = []
 
 
-def run_with_state(
-    batches: list[NormalizedBatch], config: BookStageConfig, cache: StageCache | None = None
-) -> tuple[float, float, float, float]:
-    """Seconds in total, in restore, in apply, in snapshot."""
-    states: dict[str, bytes] = {}
-    restore = apply = snapshot = 0.0
-    load = BookStage.restore if cache is None else cache.restore
-    save = BookStage.snapshot if cache is None else cache.snapshot
-    for batch in batches:
-        t0 = time.perf_counter()
-        stage = load(states.get(batch.symbol), venue=VENUE, symbol=batch.symbol, config=config)
-        t1 = time.perf_counter()
-        stage.apply(batch)
-        t2 = time.perf_counter()
-        states[batch.symbol] = save(stage)
-        t3 = time.perf_counter()
-        restore, apply, snapshot = restore + t1 - t0, apply + t2 - t1, snapshot + t3 - t2
-    return restore + apply + snapshot, restore, apply, snapshot
+def run_apply(records: list[tuple[bytes, bytes]], config: BookStageConfig) -> int:
+    """``PartitionBooks.apply`` per record, compacting when due; events applied."""
+    books: dict[bytes, PartitionBooks] = {}
+    events = 0
+    for key, payload in records:
+        partition = books.get(key)
+        if partition is None:
+            partition = books[key] = PartitionBooks(config)
+        events += partition.apply(payload).counters["events_applied"]
+        if partition.compaction_due():
+            partition.compact()
+    return events
+
+
+def run_cache(records: list[tuple[bytes, bytes]], config: BookStageConfig) -> int:
+    """``BookCache.process`` per record with a :class:`DictState` per key; events applied."""
+    cache = BookCache(config)
+    states: dict[bytes, DictState] = {}
+    events = 0
+    for key, payload in records:
+        state = states.get(key)
+        if state is None:
+            state = states[key] = DictState()
+        events += cache.process(key, payload, state).counters["events_applied"]
+    if cache.restores != len(states):
+        raise AssertionError(f"{cache.restores} restores for {len(states)} keys: the cache missed")
+    return events
+
+
+def timed(run: Callable[[], int], repeat: int) -> tuple[list[float], int]:
+    """CPU seconds of each of ``repeat`` runs, and what the runs returned (all equal)."""
+    seconds = []
+    results = set()
+    for _ in range(repeat):
+        started = time.process_time()
+        results.add(run())
+        seconds.append(time.process_time() - started)
+    if len(results) != 1:
+        raise AssertionError(f"runs disagree: {sorted(results)}")
+    return seconds, results.pop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=20)
-    parser.add_argument("--messages", type=int, default=300_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("feed", type=Path, nargs="?", help="ITCH file (default: a synthetic feed)")
+    parser.add_argument("--messages", type=int, default=300_000, help="synthetic feed: messages")
+    parser.add_argument("--symbols", type=int, default=100, help="synthetic feed: symbols")
+    parser.add_argument("--seed", type=int, default=7, help="synthetic feed: seed")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the raw topic (default 4)")
+    parser.add_argument(
+        "--batch-size", type=int, default=1000, help="messages per partition bundle (default 1000)"
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per mode; the median is printed")
+    parser.add_argument("--cprofile", choices=("apply", "cache"), help="print this mode's hot functions")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     config = BookStageConfig()
 
-    batches = normalized_batches(synth.generate(args.symbols, args.messages, args.seed), args.batch_size)
-    events = sum(batch.event_count for batch in batches)
-    sizes = [batch.event_count for batch in batches]
+    if args.feed is not None:
+        name, payloads = args.feed.name, file_payloads(args.feed)
+    else:
+        name = f"synth {args.symbols} symbols, seed {args.seed}"
+        payloads = synth.generate(args.symbols, args.messages, args.seed)
+    feed = cut_feed(payloads, args.partitions, args.batch_size)
+    records = feed.records
+    runs = events = 0
+    for _, payload in records:
+        for run in decode_normalized(payload).runs:
+            if run.symbol:
+                runs += 1
+                events += run.count
     print(
-        f"feed: {args.messages:,} messages, {args.symbols} symbols -> {len(batches):,} batches, "
-        f"{events:,} events (mean {statistics.mean(sizes):.0f} per batch)"
+        f"{name}: {feed.messages:,} messages -> {feed.bundles:,} bundles "
+        f"({args.partitions} partitions, <= {args.batch_size} messages) -> {len(records):,} normalized "
+        f"records, {runs:,} book runs, {events:,} events"
+        + (f", {feed.dead_letters:,} dead letters" if feed.dead_letters else "")
     )
-
-    live = min(run_live(batches, config)[0] for _ in range(args.repeat))
-    print(f"live stages:            {events / live:>12,.0f} events/s  ({live * 1e6 / events:.2f} us/event)")
-    for label, cache in (("restore/apply/snapshot", False), ("  ... with StageCache", True)):
-        runs = [run_with_state(batches, config, StageCache() if cache else None) for _ in range(args.repeat)]
-        total, restore, apply, snapshot = min(runs)
+    print(
+        f"  runs per record {runs / max(len(records), 1):.1f}, messages per run "
+        f"{feed.symbol_messages / max(feed.symbol_segments, 1):.1f}, events per run {events / max(runs, 1):.1f}"
+    )
+    print(
+        f"\n  {'mode (median of ' + str(args.repeat) + ')':<28}{'CPU s':>8}{'us/msg':>9}{'us/record':>11}{'msgs/s':>12}"
+    )
+    applied = {}
+    for label, mode, run in (
+        ("PartitionBooks.apply", "apply", run_apply),
+        ("BookCache.process", "cache", run_cache),
+    ):
+        seconds, applied[mode] = timed(lambda run=run: run(records, config), args.repeat)
+        median = statistics.median(seconds)
         print(
-            f"{label + ':':<24}{events / total:>12,.0f} events/s  ({total * 1e6 / events:.2f} us/event: "
-            f"restore {restore / total:.0%}, apply {apply / total:.0%}, snapshot {snapshot / total:.0%})"
+            f"  {label:<28}{median:>8.3f}{median * 1e6 / feed.messages:>9.2f}"
+            f"{median * 1e6 / max(len(records), 1):>11.1f}{feed.messages / median:>12,.0f}"
+            f"   (runs {min(seconds):.3f} .. {max(seconds):.3f} s)"
         )
-
-    _, stages = run_live(batches, config)
-    print("state per book (end of feed):")
-    for stage in sorted(stages.values(), key=lambda s: -s.book.order_count)[:5]:
-        size = len(stage.snapshot())
-        print(
-            f"  {stage.symbol}: {stage.book.order_count:>7,} orders  {size:>9,} bytes  ({size / max(stage.book.order_count, 1):.1f} B/order)"
-        )
+    if applied["apply"] != applied["cache"]:
+        raise AssertionError(f"the modes applied different event counts: {applied}")
+    if args.cprofile:
+        profiler = cProfile.Profile()
+        run = run_apply if args.cprofile == "apply" else run_cache
+        profiler.runcall(run, records, config)
+        print()
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(20)
     return 0
 
 

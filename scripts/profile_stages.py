@@ -16,8 +16,10 @@ FEED is any ITCH file (e.g. a cached ``itchflow bench`` feed under ``<stack home
 
    * ``replay encode``  -- Avro ``ItchBundle`` per bundle (``make_bundle`` + ``encode_bundle``);
    * ``normalize``      -- ``normalize_record`` with per-key (per-partition) sequence state;
-   * ``book``           -- ``decode_normalized_batch`` + state restore (``StageCache``, as the job)
-     + ``BookStage.apply`` (book, RowBinary and RESP encoding) + snapshot.
+   * ``book``           -- ``PartitionBooks.apply`` per record, the books of each partition key kept
+     live as the job keeps them between records (decode + ``BookStage.apply`` per run: book,
+     RowBinary and RESP encoding), and at each compaction (``compaction_due``) the snapshots of the
+     books touched since the last one; the job's state writes (token, log) are left out.
 
 3. With ``--clickhouse-url``: the book stage's ClickHouse rows inserted as the Java writer would
    (RowBinary, per table, one insert per ``--sink-linger-ms`` of replay time), wall-clock timed,
@@ -45,9 +47,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itchflow.avro.bundle import encode_bundle, make_bundle  # noqa: E402
-from itchflow.normalize import decode_normalized_batch  # noqa: E402
-from itchflow.pipeline.book_stage import BookStageConfig, StageCache  # noqa: E402
+from itchflow.pipeline.book_stage import BookStageConfig  # noqa: E402
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402
+from itchflow.pipeline.partition_books import PartitionBooks  # noqa: E402
 from itchflow.replay import BundleBatcher, ClosedBundle, file_payloads  # noqa: E402
 
 TRADING_DATE = date(2019, 12, 30)
@@ -132,9 +134,11 @@ def encode_all(
     return encoded
 
 
-def normalize_all(encoded: list[tuple[float, ClosedBundle, bytes]], venue: str) -> list[tuple[float, bytes]]:
+def normalize_all(
+    encoded: list[tuple[float, ClosedBundle, bytes]], venue: str
+) -> list[tuple[float, bytes, bytes]]:
     """Each record through ``normalize_record`` with its Kafka key's state (the replay's key:
-    ``<venue>:#<partition>``)."""
+    ``<venue>:#<partition>``); (replay time, normalized key, normalized record)."""
     states: dict[int, tuple | None] = {}
     normalized = []
     for offset, (at, bundle, value) in enumerate(encoded):
@@ -143,25 +147,24 @@ def normalize_all(encoded: list[tuple[float, ClosedBundle, bytes]], venue: str) 
         outcome = normalize_record(value, source, states.get(bundle.partition), now_ns=0)
         states[bundle.partition] = outcome.state
         if outcome.normalized is not None:
-            normalized.append((at, outcome.normalized))
+            normalized.append((at, outcome.output_key, outcome.normalized))
     return normalized
 
 
 def books_all(
-    normalized: list[tuple[float, bytes]], config: BookStageConfig
+    normalized: list[tuple[float, bytes, bytes]], config: BookStageConfig
 ) -> list[tuple[float, str, bytes]]:
-    """Every ClickHouse chunk the book stage emits, as (replay time, table, RowBinary)."""
-    cache = StageCache(max_books=1024)
-    states: dict[tuple[str, str], bytes | None] = {}
+    """Every ClickHouse chunk the book stage emits, as (replay time, table, RowBinary): one live
+    :class:`PartitionBooks` per normalized key, compacted whenever due."""
+    books: dict[bytes, PartitionBooks] = {}
     chunks = []
-    for at, value in normalized:
-        batch = decode_normalized_batch(value)
-        if not batch.symbol:
-            continue
-        key = (batch.venue, batch.symbol)
-        stage = cache.restore(states.get(key), venue=batch.venue, symbol=batch.symbol, config=config)
-        output = stage.apply(batch)
-        states[key] = cache.snapshot(stage)
+    for at, key, value in normalized:
+        partition = books.get(key)
+        if partition is None:
+            partition = books[key] = PartitionBooks(config)
+        output = partition.apply(value)
+        if partition.compaction_due():
+            partition.compact()
         chunks.extend((at, table, rows) for table, rows in output.clickhouse)
     return chunks
 

@@ -1,14 +1,13 @@
 """The pure core of the order-book job: one (venue, symbol)'s L3 book plus what it last emitted.
 
-Per Kafka record of ``market-data-normalized`` the job (``jobs/order_book.py``) does::
+The order-book job (``jobs/order_book.py``) keeps one stage per symbol of its partition, live in
+:class:`~itchflow.pipeline.partition_books.PartitionBooks`, and per run of a symbol in a
+``market-data-normalized`` record does::
 
-    stage = BookStage.restore(state.value(), venue=batch.venue, symbol=batch.symbol, config=config)
-    output = stage.apply(batch)          # one call per batch of events
-    state.update(stage.snapshot())
+    output = stage.apply(batch)          # one call per batch (run) of events
     # emit output.clickhouse ((table, RowBinary) chunks) and output.redis (RESP commands)
 
-(:class:`StageCache` offers the same two calls and skips rebuilding a book from bytes it has just
-produced.)
+At compaction it saves ``stage.snapshot()``; ``BookStage.restore(state, ...)`` rebuilds the stage.
 
 **Outputs** (ClickHouse tables of ``schemas/clickhouse/001_book.sql``, Redis keys under ``prefix``):
 
@@ -711,52 +710,6 @@ class BookStage:
             len(ts_text),
             ts_text,
         )
-
-
-class StageCache:
-    """Optional: skips rebuilding a book from state bytes that this process has just produced.
-
-    A drop-in for the job's ``BookStage.restore(...)`` / ``stage.snapshot()`` pair. :meth:`snapshot`
-    remembers the stage object next to the bytes it returns; when the next :meth:`restore` of that
-    (venue, symbol) receives equal bytes, the state is by construction the one the object holds, so
-    the object is handed back instead of deserializing (restoring a book is O(orders): about 2/3 of
-    the per-batch state cost). Anything else -- a restore from a checkpoint, bytes written by another
-    process, a stage that was never snapshotted -- takes the normal path, so results are identical.
-
-    Rules: a stage given to :meth:`snapshot` must not be used again by the caller (the next
-    :meth:`restore` may return it); a hit removes the entry, so one snapshot is reused at most once.
-    Memory: up to ``max_books`` live books (the least recently saved are dropped first).
-    """
-
-    __slots__ = ("max_books", "hits", "misses", "_entries")
-
-    def __init__(self, max_books: int = 256) -> None:
-        if max_books < 1:
-            raise ValueError(f"max_books must be at least 1, not {max_books}")
-        self.max_books = max_books
-        self.hits = 0
-        self.misses = 0
-        self._entries: dict[tuple[str, str], tuple[bytes, BookStage]] = {}
-
-    def restore(self, state: bytes | None, *, venue: str, symbol: str, config: BookStageConfig) -> BookStage:
-        """Same result as :meth:`BookStage.restore`."""
-        entry = self._entries.pop((venue, symbol), None)
-        if entry is not None and state and entry[1].config == config and entry[0] == state:
-            self.hits += 1
-            return entry[1]
-        self.misses += 1
-        return BookStage.restore(state, venue=venue, symbol=symbol, config=config)
-
-    def snapshot(self, stage: BookStage) -> bytes:
-        """``stage.snapshot()``, remembering the stage for the next restore of its key."""
-        state = stage.snapshot()
-        entries = self._entries
-        key = (stage.venue, stage.symbol)
-        entries.pop(key, None)
-        entries[key] = (state, stage)  # dicts keep insertion order: the oldest entry comes first
-        if len(entries) > self.max_books:
-            del entries[next(iter(entries))]
-        return state
 
 
 def _encode_trades(key_prefix: bytes, rows: list[tuple[Any, ...]]) -> bytes:

@@ -15,7 +15,7 @@ import pytest
 
 from itchflow.book import IntegrityProblem, OrderBook
 from itchflow.itch import messages as m
-from itchflow.pipeline.book_stage import BookStage, BookStageConfig, StageCache
+from itchflow.pipeline.book_stage import BookStage, BookStageConfig
 from tests.unit.book_factories import (
     add_attributed,
     add_order,
@@ -553,49 +553,3 @@ def test_session_of_the_default_feed_is_recorded() -> None:
     stage = new_stage()
     stage.apply(batch_of(THREE_EVENTS))
     assert stage.session == SESSION
-
-
-# --- StageCache ---------------------------------------------------------------------------------------------
-
-
-def test_stage_cache_hands_back_the_stage_whose_bytes_it_just_produced_once() -> None:
-    cache = StageCache()
-    stage = cache.restore(None, venue=VENUE, symbol=SYMBOL, config=CONFIG)
-    stage.apply(batch_of(THREE_EVENTS))
-    state = cache.snapshot(stage)
-
-    assert cache.restore(bytes(state), venue=VENUE, symbol=SYMBOL, config=CONFIG) is stage
-    again = cache.restore(state, venue=VENUE, symbol=SYMBOL, config=CONFIG)  # the hit took the entry
-    assert again is not stage
-    assert pickle.loads(again.snapshot()) == pickle.loads(state)
-    assert (cache.hits, cache.misses) == (1, 2)
-
-
-def test_stage_cache_restores_older_bytes_and_other_configs_the_normal_way() -> None:
-    cache = StageCache()
-    stage = cache.restore(None, venue=VENUE, symbol=SYMBOL, config=CONFIG)
-    stage.apply(batch_of(THREE_EVENTS[:1]))
-    checkpoint = cache.snapshot(stage)
-    stage = cache.restore(checkpoint, venue=VENUE, symbol=SYMBOL, config=CONFIG)
-    stage.apply(batch_of(THREE_EVENTS[1:], first_seq=1))
-    cache.snapshot(stage)
-
-    restored = cache.restore(checkpoint, venue=VENUE, symbol=SYMBOL, config=CONFIG)  # e.g. after a failover
-    assert restored is not stage
-    assert (restored.last_book_seq, restored.book.order_count) == (0, 1)
-    cache.snapshot(stage)
-    other = BookStageConfig(depth_levels=3)
-    assert cache.restore(stage.snapshot(), venue=VENUE, symbol=SYMBOL, config=other).config == other
-
-
-def test_stage_cache_keeps_the_most_recently_saved_books() -> None:
-    cache = StageCache(max_books=2)
-    states = {}
-    for symbol in ("AAA", "BBB", "CCC"):
-        stage = cache.restore(None, venue=VENUE, symbol=symbol, config=CONFIG)
-        states[symbol] = (cache.snapshot(stage), stage)
-
-    assert cache.restore(states["AAA"][0], venue=VENUE, symbol="AAA", config=CONFIG) is not states["AAA"][1]
-    assert cache.restore(states["CCC"][0], venue=VENUE, symbol="CCC", config=CONFIG) is states["CCC"][1]
-    with pytest.raises(ValueError):
-        StageCache(max_books=0)

@@ -19,7 +19,6 @@ from itchflow.pipeline.book_stage import (
     TABLE_COLUMNS,
     BookStage,
     BookStageConfig,
-    StageCache,
     StageOutput,
     _BookReader,
 )
@@ -203,25 +202,6 @@ def test_restoring_every_batch_gives_the_outputs_of_an_uninterrupted_run() -> No
             stage = BookStage.restore(state, venue=VENUE, symbol=feed.symbol, config=CONFIG)
             assert stage.apply(batch) == expected
             state = stage.snapshot()
-
-
-def test_stage_cache_gives_the_outputs_of_restoring_every_batch() -> None:
-    cache = StageCache(max_books=3)  # fewer than the symbols: evictions happen too
-    records = sorted(
-        (batch for feed in synthetic_feeds().values() for batch in feed.batches),
-        key=lambda batch: (batch.min_ts_event, batch.symbol),
-    )
-    plain: dict[str, bytes | None] = {}
-    cached: dict[str, bytes | None] = {}
-    for batch in records:
-        stage = BookStage.restore(plain.get(batch.symbol), venue=VENUE, symbol=batch.symbol, config=CONFIG)
-        expected = stage.apply(batch)
-        plain[batch.symbol] = stage.snapshot()
-        stage = cache.restore(cached.get(batch.symbol), venue=VENUE, symbol=batch.symbol, config=CONFIG)
-        assert stage.apply(batch) == expected
-        cached[batch.symbol] = cache.snapshot(stage)
-    assert cache.hits > len(records) // 3
-    assert cache.misses > SYMBOLS
 
 
 class ModelSinks:
