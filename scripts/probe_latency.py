@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itchflow.avro.raw import decode_batch, encode_batch, make_batch  # noqa: E402
-from itchflow.normalize import decode_normalized_batch  # noqa: E402
 from itchflow.config import NORMALIZED_TOPIC, RAW_TOPIC, load_stack_config  # noqa: E402
+from itchflow.normalize import decode_normalized_batch  # noqa: E402
 
 TRADING_DATE = date(2019, 12, 30)
 
@@ -65,8 +65,12 @@ def main() -> int:
 
     def consume(topic: str, name: str, decode) -> None:
         consumer = KafkaConsumer(
-            topic, bootstrap_servers=bootstrap, fetch_max_wait_ms=1, auto_offset_reset="latest",
-            enable_auto_commit=False, group_id=None,
+            topic,
+            bootstrap_servers=bootstrap,
+            fetch_max_wait_ms=1,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+            group_id=None,
         )
         consumer.poll(timeout_ms=500)
         ready.wait()
@@ -93,7 +97,9 @@ def main() -> int:
 
     threads = [
         threading.Thread(target=consume, args=(RAW_TOPIC, "raw", decode_raw), daemon=True),
-        threading.Thread(target=consume, args=(NORMALIZED_TOPIC, "normalized", decode_normalized), daemon=True),
+        threading.Thread(
+            target=consume, args=(NORMALIZED_TOPIC, "normalized", decode_normalized), daemon=True
+        ),
         threading.Thread(target=read_redis, daemon=True),
     ]
     for thread in threads:
@@ -105,8 +111,15 @@ def main() -> int:
     for seq in range(args.count):
         payload = add_order(seq + 1, 1_000_000 + seq * 100, 34_200_000_000_000 + seq * 1000)
         batch = make_batch(
-            [payload], venue=venue, trading_date=TRADING_DATE, session=session, symbol="PROBE",
-            stock_locate=7, batch_sequence=seq + 1, first_message_seq=seq, produced_at_ns=time.time_ns(),
+            [payload],
+            venue=venue,
+            trading_date=TRADING_DATE,
+            session=session,
+            symbol="PROBE",
+            stock_locate=7,
+            batch_sequence=seq + 1,
+            first_message_seq=seq,
+            produced_at_ns=time.time_ns(),
         )
         value = encode_batch(batch)
         sent[seq] = time.time_ns()

@@ -699,16 +699,19 @@ class BookStage:
         bids = _levels_json(bid_prices, bid_shares, bid_orders)
         asks = _levels_json(ask_prices, ask_shares, ask_orders)
         seq_text, ts_text = b"%d" % seq, b"%d" % ts_event
-        return b"%s$%d\r\n%s\r\n$4\r\nasks\r\n$%d\r\n%s\r\n$3\r\nseq\r\n$%d\r\n%s\r\n$8\r\nts_event\r\n$%d\r\n%s\r\n" % (
-            self._encoders.depth_head,
-            len(bids),
-            bids,
-            len(asks),
-            asks,
-            len(seq_text),
-            seq_text,
-            len(ts_text),
-            ts_text,
+        return (
+            b"%s$%d\r\n%s\r\n$4\r\nasks\r\n$%d\r\n%s\r\n$3\r\nseq\r\n$%d\r\n%s\r\n$8\r\nts_event\r\n$%d\r\n%s\r\n"
+            % (
+                self._encoders.depth_head,
+                len(bids),
+                bids,
+                len(asks),
+                asks,
+                len(seq_text),
+                seq_text,
+                len(ts_text),
+                ts_text,
+            )
         )
 
 
