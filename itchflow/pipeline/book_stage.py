@@ -85,7 +85,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from itchflow.book import BUY, SELL, OrderBook
-from itchflow.normalize import FLAG_HAS_PRICE, FLAG_PRINTABLE, EventKind, NormalizedBatch
+from itchflow.normalize import FLAG_HAS_PRICE, FLAG_PRINTABLE, ColumnViews, Detail, EventKind, NormalizedBatch
 from itchflow.sinks.resp import IntHashEncoder, IntStreamEncoder, command
 from itchflow.sinks.rowbinary import encode_string, fixed_width_struct, writer_for
 
@@ -191,6 +191,8 @@ _CROSS_TRADE = int(EventKind.CROSS_TRADE)
 _SIDE_NAMES = tuple(chr(code) for code in range(256))
 _BUY_CODE = ord(BUY)
 _EMPTY_TOP = (0, 0, 0, 0, 0, 0)
+_LOWEST = -(1 << 63)
+_HIGHEST = 1 << 64
 _NANOS_PER_MS = 1_000_000
 
 TopOfBook = tuple[int, int, int, int, int, int]
@@ -261,7 +263,60 @@ class StageOutput:
         }
 
 
-_NOTHING = StageOutput((), 0, b"", 0, 0, 0, 0, 0)
+class Outputs:
+    """What a sequence of batches produced, accumulated in place (the job uses one per record).
+
+    :meth:`BookStage.apply_columns` appends here instead of returning per-batch objects, so a
+    record of many symbols' runs costs one set of lists, not one output object per run.
+    """
+
+    __slots__ = (
+        "top_of_book",
+        "trades",
+        "depth_snapshots",
+        "book_status",
+        "redis",
+        "events_applied",
+        "duplicates_skipped",
+        "tob_changes",
+        "trade_count",
+        "unknown_refs",
+    )
+
+    def __init__(self) -> None:
+        self.top_of_book: list[bytes] = []
+        self.trades: list[bytes] = []
+        self.depth_snapshots: list[bytes] = []
+        self.book_status: list[bytes] = []
+        #: one RESP command per entry
+        self.redis: list[bytes] = []
+        self.events_applied = 0
+        self.duplicates_skipped = 0
+        self.tob_changes = 0
+        self.trade_count = 0
+        self.unknown_refs = 0
+
+    def clickhouse(self) -> tuple[tuple[str, bytes], ...]:
+        """(table, RowBinary rows), one chunk per table that has rows."""
+        tables = (
+            (TOP_OF_BOOK, self.top_of_book),
+            (TRADES, self.trades),
+            (DEPTH_SNAPSHOTS, self.depth_snapshots),
+            (BOOK_STATUS, self.book_status),
+        )
+        return tuple((table, b"".join(rows)) for table, rows in tables if rows)
+
+    def stage_output(self) -> StageOutput:
+        return StageOutput(
+            clickhouse=self.clickhouse(),
+            redis_commands=len(self.redis),
+            redis=b"".join(self.redis),
+            events_applied=self.events_applied,
+            duplicates_skipped=self.duplicates_skipped,
+            tob_changes=self.tob_changes,
+            trades=self.trade_count,
+            unknown_refs=self.unknown_refs,
+        )
 
 
 class _Applied(NamedTuple):
@@ -277,6 +332,8 @@ class _Applied(NamedTuple):
     """(book seq, ts_event, *top of book) per change."""
     trade_rows: list[tuple[Any, ...]]
     """(book seq, ts_event, source, match number, price, shares, side, printable)."""
+    deep: bool
+    """An event touched a level within the top ``depth_levels`` of its side (or could have)."""
 
 
 class _BookReader:
@@ -355,6 +412,7 @@ class BookStage:
         "cadence_bucket",
         "structural",
         "_encoders",
+        "_depth_known",
     )
 
     def __init__(self, *, venue: str, symbol: str, config: BookStageConfig) -> None:
@@ -384,6 +442,9 @@ class BookStage:
         #: structural problem codes found by the last full integrity check, comma-joined
         self.structural = ""
         self._encoders = _encoders(venue, symbol, config.redis_prefix, config.stream_maxlen)
+        #: whether ``depth`` was compared with the book since this object was made (a restore may
+        #: bring a depth of another ``depth_levels``): until then every batch rebuilds it
+        self._depth_known = False
 
     # ------------------------------------------------------------------ state
 
@@ -459,32 +520,40 @@ class BookStage:
             raise ValueError(
                 f"batch of {batch.venue}:{batch.symbol} applied to the book of {self.venue}:{self.symbol}"
             )
-        if batch.event_count == 0:
-            return _NOTHING
-        if batch.session in self.retired_sessions:
-            return _duplicates_only(batch.event_count)  # a late batch of an earlier producer session
-        if batch.session != self.session:
-            self._start_session(batch.session)
-        unknown_before = self.book.unknown_refs
-        done = self._apply_events(batch)
+        out = Outputs()
+        self.apply_columns(batch.session, batch.columns.views(), batch.details, out)
+        return out.stage_output()
+
+    def apply_columns(
+        self, session: str, views: ColumnViews, details: tuple[Detail, ...], out: Outputs
+    ) -> None:
+        """Apply this symbol's events given as column views (``details`` indexed like them);
+        append what they produce to ``out``. What :meth:`apply` does, without per-batch objects."""
+        count = len(views.kind)
+        if count == 0:
+            return
+        if session in self.retired_sessions:
+            out.duplicates_skipped += count  # a late batch of an earlier producer session
+            return
+        if session != self.session:
+            self._start_session(session)
+        book = self.book
+        unknown_before = book.unknown_refs
+        done = self._apply_events(views, _attributed_seqs(views, details))
+        out.duplicates_skipped += done.duplicates
         if done.applied == 0:
-            return _duplicates_only(done.duplicates)
+            return
         self.last_seq = done.last_seq
         self.messages += done.applied
         self.batches += 1
-        self.max_ts_event = max(self.max_ts_event, done.max_ts_event)
+        if done.max_ts_event > self.max_ts_event:
+            self.max_ts_event = done.max_ts_event
         self.top = done.top
-        chunks, commands, redis = self._emit(done)
-        return StageOutput(
-            clickhouse=chunks,
-            redis_commands=commands,
-            redis=redis,
-            events_applied=done.applied,
-            duplicates_skipped=done.duplicates,
-            tob_changes=len(done.top_rows),
-            trades=len(done.trade_rows),
-            unknown_refs=self.book.unknown_refs - unknown_before,
-        )
+        self._emit(done, out)
+        out.events_applied += done.applied
+        out.tob_changes += len(done.top_rows)
+        out.trade_count += len(done.trade_rows)
+        out.unknown_refs += book.unknown_refs - unknown_before
 
     def _start_session(self, session: str) -> None:
         """A new producer session continues this book, numbered after everything applied so far."""
@@ -496,7 +565,7 @@ class BookStage:
 
     # ------------------------------------------------------------------ the hot loop
 
-    def _apply_events(self, batch: NormalizedBatch) -> _Applied:
+    def _apply_events(self, views: ColumnViews, attributed: frozenset[int]) -> _Applied:
         """Apply every new event of the batch to the book; collect top-of-book changes and trades.
 
         One long function on purpose: it runs once per event (locals, no calls but the book's).
@@ -504,6 +573,9 @@ class BookStage:
         at or through the best price of its side, or touches an order resting at the best price
         (which needs the order's price and side, read before the book applies the event), or adds
         a reference that is still live (the book replaces that order, which can be on either side).
+        ``deep`` is set by any event at or above the ``depth_levels``-th best price of its side
+        (taken before the batch: until such an event the top levels cannot move), so the depth
+        is rebuilt and compared only after batches that may have changed it.
         """
         book = self.book
         reader = _BookReader(book)
@@ -514,16 +586,17 @@ class BookStage:
         add_order, delete_order, cancel_order = book.add_order, book.delete_order, book.cancel_order
         execute_order, execute_at_price = book.execute_order, book.execute_order_at_price
         replace_order, record_trade = book.replace_order, book.record_trade
-        attributed = _attributed_seqs(batch)
         side_names = _SIDE_NAMES
+        levels = self.config.depth_levels
+        bid_floor = bid_prices[-levels] if len(bid_prices) >= levels else _LOWEST
+        ask_ceiling = ask_prices[levels - 1] if len(ask_prices) >= levels else _HIGHEST
+        deep = not self._depth_known
         base, last_seq = self.seq_base, self.last_seq
         bid_price, bid_shares, bid_orders, ask_price, ask_shares, ask_orders = self.top
         top_rows: list[tuple[int, ...]] = []
         trade_rows: list[tuple[Any, ...]] = []
         duplicates = max_ts = last_ts = 0
-        for kind, flags, side, ts, seq, ref, new_ref, match, shares, price in zip(
-            *batch.columns.views(), strict=True
-        ):
+        for kind, flags, side, ts, seq, ref, new_ref, match, shares, price in zip(*views, strict=True):
             if seq <= last_seq:
                 duplicates += 1
                 continue
@@ -532,12 +605,21 @@ class BookStage:
                 max_ts = ts
             # sides whose best level the event may change: 1 bid, 2 ask, 3 both
             if kind == _ADDED:
-                sides = 3 if ref in orders else 0
+                if ref in orders:
+                    sides = 3
+                    deep = True
+                else:
+                    sides = 0
                 if side == _BUY_CODE:
                     if price >= bid_price:
                         sides |= 1
-                elif not ask_price or price <= ask_price:
-                    sides |= 2
+                    if price >= bid_floor:
+                        deep = True
+                else:
+                    if not ask_price or price <= ask_price:
+                        sides |= 2
+                    if price <= ask_ceiling:
+                        deep = True
                 if attributed and seq in attributed:
                     add_order(ref, side_names[side], price, shares, attributed=True)
                 else:
@@ -547,13 +629,27 @@ class BookStage:
                 delete_order(ref)
                 if order is None:
                     continue
-                sides = (order[0] == bid_price) if order[2] else 2 * (order[0] == ask_price)
+                if order[2]:
+                    sides = order[0] == bid_price
+                    if order[0] >= bid_floor:
+                        deep = True
+                else:
+                    sides = 2 * (order[0] == ask_price)
+                    if order[0] <= ask_ceiling:
+                        deep = True
             elif kind == _CANCELLED:
                 order = resting(ref)
                 cancel_order(ref, shares)
                 if order is None:
                     continue
-                sides = (order[0] == bid_price) if order[2] else 2 * (order[0] == ask_price)
+                if order[2]:
+                    sides = order[0] == bid_price
+                    if order[0] >= bid_floor:
+                        deep = True
+                else:
+                    sides = 2 * (order[0] == ask_price)
+                    if order[0] <= ask_ceiling:
+                        deep = True
             elif kind == _EXECUTED:
                 order = resting(ref)
                 if flags & FLAG_HAS_PRICE:
@@ -569,18 +665,34 @@ class BookStage:
                         trade_rows.append((base + seq, ts, "E", match, order[0], shares, side_name, 1))
                 if order is None:
                     continue
-                sides = (order[0] == bid_price) if order[2] else 2 * (order[0] == ask_price)
+                if order[2]:
+                    sides = order[0] == bid_price
+                    if order[0] >= bid_floor:
+                        deep = True
+                else:
+                    sides = 2 * (order[0] == ask_price)
+                    if order[0] <= ask_ceiling:
+                        deep = True
             elif kind == _REPLACED:
                 order = resting(ref)
-                sides = 3 if new_ref in orders else 0
+                if new_ref in orders:
+                    sides = 3
+                    deep = True
+                else:
+                    sides = 0
                 replace_order(ref, new_ref, price, shares)
                 if order is None:
                     continue
                 if order[2]:
                     if order[0] == bid_price or price >= bid_price:
                         sides |= 1
-                elif order[0] == ask_price or price <= ask_price:
-                    sides |= 2
+                    if order[0] >= bid_floor or price >= bid_floor:
+                        deep = True
+                else:
+                    if order[0] == ask_price or price <= ask_price:
+                        sides |= 2
+                    if order[0] <= ask_ceiling or price <= ask_ceiling:
+                        deep = True
             elif kind == _TRADE:
                 record_trade(price, shares, ts, match)
                 if shares > 0:
@@ -619,30 +731,28 @@ class BookStage:
                     (base + seq, ts, bid_price, bid_shares, bid_orders, ask_price, ask_shares, ask_orders)
                 )
         top = (bid_price, bid_shares, bid_orders, ask_price, ask_shares, ask_orders)
-        applied = batch.event_count - duplicates
-        return _Applied(applied, duplicates, last_seq, last_ts, max_ts, top, top_rows, trade_rows)
+        applied = len(views.kind) - duplicates
+        return _Applied(applied, duplicates, last_seq, last_ts, max_ts, top, top_rows, trade_rows, deep)
 
     # ------------------------------------------------------------------ outputs of a batch
 
-    def _emit(self, done: _Applied) -> tuple[tuple[tuple[str, bytes], ...], int, bytes]:
-        """ClickHouse chunks and Redis commands for an applied batch (updates what was last emitted)."""
+    def _emit(self, done: _Applied, out: Outputs) -> None:
+        """Rows and Redis commands of an applied batch, appended to ``out`` (updates what was last emitted)."""
         seq, ts_event = self.seq_base + done.last_seq, done.last_ts_event
         prefix = self._encoders.key_prefix
-        chunks: list[tuple[str, bytes]] = []
-        commands: list[bytes] = []
+        redis = out.redis
         if done.top_rows:
-            chunks.append((TOP_OF_BOOK, b"".join([prefix + _TOB_PACK(*row) for row in done.top_rows])))
-            commands += self._stream_entries(done.top_rows)
+            out.top_of_book.append(b"".join([prefix + _TOB_PACK(*row) for row in done.top_rows]))
+            redis += self._stream_entries(done.top_rows)
         if done.trade_rows:
-            chunks.append((TRADES, _encode_trades(prefix, done.trade_rows)))
-        reason = self._depth_reason()
+            out.trades.append(_encode_trades(prefix, done.trade_rows))
+        reason = self._depth_reason(done.deep)
         if reason is not None:
-            chunks.append((DEPTH_SNAPSHOTS, _encode_depth(prefix, seq, reason, ts_event, self.depth)))
+            out.depth_snapshots.append(_encode_depth(prefix, seq, reason, ts_event, self.depth))
             if reason == "change":
-                commands.append(self._depth_command(seq, ts_event))
-        chunks.append((BOOK_STATUS, self._status_row(seq, ts_event)))
-        commands.append(self._tob_command(seq, ts_event))
-        return tuple(chunks), len(commands), b"".join(commands)
+                redis.append(self._depth_command(seq, ts_event))
+        out.book_status.append(self._status_row(seq, ts_event))
+        redis.append(self._tob_command(seq, ts_event))
 
     def _stream_entries(self, top_rows: list[tuple[int, ...]]) -> list[bytes]:
         """One XADD per top-of-book change, ids ``{ms}-{book seq}`` strictly increasing."""
@@ -658,14 +768,20 @@ class BookStage:
         self.stream_ms = last_ms
         return entries
 
-    def _depth_reason(self) -> str | None:
-        """Why the book after this batch gets a depth row: ``change``, else ``cadence``, else None."""
-        depth = _BookReader(self.book).depth(self.config.depth_levels)
+    def _depth_reason(self, deep: bool) -> str | None:
+        """Why the book after this batch gets a depth row: ``change``, else ``cadence``, else None.
+
+        ``self.depth`` always equals the book's top levels after a batch, so a batch that did not
+        go ``deep`` cannot have changed them and skips rebuilding them.
+        """
         bucket = self.max_ts_event // self.config.cadence_ns
-        if depth != self.depth:
-            self.depth = depth
-            self.cadence_bucket = max(bucket, self.cadence_bucket)  # this interval has its snapshot
-            return "change"
+        if deep:
+            self._depth_known = True
+            depth = _BookReader(self.book).depth(self.config.depth_levels)
+            if depth != self.depth:
+                self.depth = depth
+                self.cadence_bucket = max(bucket, self.cadence_bucket)  # this interval has its snapshot
+                return "change"
         if bucket > self.cadence_bucket:
             self.cadence_bucket = bucket
             return "cadence"
@@ -687,8 +803,8 @@ class BookStage:
 
     def _tob_command(self, seq: int, ts_event: int) -> bytes:
         book = self.book
-        last = book.last_trade()
-        trade = (0, 0, 0) if last is None else (last.price, last.shares, last.timestamp)
+        last = book._last_trade  # (price, shares, timestamp, match number), see the hot path note
+        trade = (0, 0, 0) if last is None else last[:3]
         return self._encoders.tob_hash.encode(
             (*self.top, seq, ts_event, *trade, book.unknown_refs, book.order_count)
         )
@@ -753,17 +869,13 @@ def _levels_json(prices: list[int], shares: list[int], orders: list[int]) -> byt
     )
 
 
-def _attributed_seqs(batch: NormalizedBatch) -> frozenset[int]:
+def _attributed_seqs(views: ColumnViews, details: tuple[Detail, ...]) -> frozenset[int]:
     """Seqs of the adds that carry an MPID (ITCH F): the book counts them apart from A."""
-    indexes = [fields["index"] for name, fields in batch.details if name == "Attribution"]
-    if not indexes:
+    if not details:
         return frozenset()
-    seqs = batch.columns.views().seq
+    indexes = [fields["index"] for name, fields in details if name == "Attribution"]
+    seqs = views.seq
     return frozenset(seqs[index] for index in indexes)
-
-
-def _duplicates_only(count: int) -> StageOutput:
-    return StageOutput((), 0, b"", 0, count, 0, 0, 0)
 
 
 class _PlainUnpickler(pickle.Unpickler):

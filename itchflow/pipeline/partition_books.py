@@ -31,8 +31,9 @@ import os
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol
 
-from itchflow.normalize.bundle import NormalizedBundle, decode_normalized, run_batches
-from itchflow.pipeline.book_stage import BookStage, BookStageConfig
+from itchflow.normalize import ColumnViews, Detail
+from itchflow.normalize.bundle import NormalizedBundle, decode_normalized
+from itchflow.pipeline.book_stage import BookStage, BookStageConfig, Outputs
 
 COUNTER_NAMES = (
     "events_applied",
@@ -99,43 +100,42 @@ class PartitionBooks:
 
     def apply_bundle(self, bundle: NormalizedBundle, size: int) -> BundleOutput:
         """Apply a decoded record of ``size`` bytes."""
-        counters = dict.fromkeys(COUNTER_NAMES, 0)
-        tables: dict[str, list[bytes]] = {}
-        redis: list[bytes] = []
-        commands = 0
+        out = Outputs()
+        market_wide = 0
         stages, config, dirty = self.stages, self.config, self.dirty
-        for batch in run_batches(bundle):
-            if not batch.symbol:
-                counters["market_wide_runs"] += 1  # system events, MWCB: no book
+        venue, session = bundle.venue, bundle.session
+        views = bundle.columns.views()
+        details = bundle.details
+        for run in bundle.runs:
+            symbol = run.symbol
+            if not symbol:
+                market_wide += 1  # system events, MWCB: no book
                 continue
-            key = book_key(batch.venue, batch.symbol)
+            key = f"{venue}:{symbol}"
             stage = stages.get(key)
             if stage is None:
-                stage = stages[key] = BookStage(venue=batch.venue, symbol=batch.symbol, config=config)
-            output = stage.apply(batch)  # type: ignore[arg-type]  # a RunBatch has what apply reads
+                stage = stages[key] = BookStage(venue=venue, symbol=symbol, config=config)
+            start, stop = run.start, run.start + run.count
+            own: tuple[Detail, ...] = ()
+            if details:
+                own = tuple(
+                    (name, {**fields, "index": fields["index"] - start})
+                    for name, fields in details
+                    if start <= fields["index"] < stop
+                )
+            stage.apply_columns(session, ColumnViews(*[view[start:stop] for view in views]), own, out)
             dirty.add(key)
-            counters["events_applied"] += output.events_applied
-            counters["duplicates_skipped"] += output.duplicates_skipped
-            counters["tob_changes"] += output.tob_changes
-            counters["trades"] += output.trades
-            counters["unknown_refs"] += output.unknown_refs
-            for table, rows in output.clickhouse:
-                chunk = tables.get(table)
-                if chunk is None:
-                    tables[table] = [rows]
-                else:
-                    chunk.append(rows)
-            if output.redis_commands:
-                commands += output.redis_commands
-                redis.append(output.redis)
         self.log_records += 1
         self.log_bytes += size
-        return BundleOutput(
-            tuple((table, b"".join(parts)) for table, parts in tables.items()),
-            commands,
-            b"".join(redis),
-            counters,
-        )
+        counters = {
+            "events_applied": out.events_applied,
+            "duplicates_skipped": out.duplicates_skipped,
+            "tob_changes": out.tob_changes,
+            "trades": out.trade_count,
+            "unknown_refs": out.unknown_refs,
+            "market_wide_runs": market_wide,
+        }
+        return BundleOutput(out.clickhouse(), len(out.redis), b"".join(out.redis), counters)
 
     def compaction_due(self) -> bool:
         config = self.config
