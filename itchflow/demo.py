@@ -42,8 +42,24 @@ class SymbolView:
 
 
 def ensure_jobs(config: StackConfig, parallelism: int | None, log=print) -> dict[str, str]:
-    """Submit the pipeline's jobs unless they already run; returns name -> job id."""
+    """Submit the pipeline's jobs unless they already run; returns name -> job id.
+
+    If the project's code changed since the TaskManager started, running pipeline jobs are
+    upgraded the savepoint way: stopped with a savepoint, the TaskManager restarted (it keeps old
+    modules loaded otherwise), and the jobs resubmitted from their savepoints with the new code.
+    """
+    from itchflow.codeversion import source_fingerprint
+    from itchflow.flinkctl import stop_with_savepoint
+
     running = {job.name: job.job_id for job in list_jobs(config.flink_rest_url) if job.state == "RUNNING"}
+    code_file = config.run_dir / "taskmanager-code"
+    savepoints: dict[str, str] = {}
+    if code_file.exists() and code_file.read_text() != source_fingerprint():
+        for _, name in PIPELINE_JOBS:
+            if name in running:
+                log(f"the code changed: stopping {name} with a savepoint to resume it on the new code ...")
+                savepoints[name] = stop_with_savepoint(config.flink_rest_url, running.pop(name))
+        Stack(config, log=log).refresh_taskmanager()
     ids = {}
     for script, name in PIPELINE_JOBS:
         if name in running:
@@ -59,7 +75,7 @@ def ensure_jobs(config: StackConfig, parallelism: int | None, log=print) -> dict
             "--redis-url",
             config.redis_url,
         ]
-        ids[name] = submit(config, script, args, parallelism)
+        ids[name] = submit(config, script, args, parallelism, from_savepoint=savepoints.get(name))
     for job_id in ids.values():
         wait_until_tasks_running(config.flink_rest_url, job_id, timeout_s=180)
     return ids

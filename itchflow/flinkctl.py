@@ -263,6 +263,10 @@ def _submit(args: argparse.Namespace) -> int:
     job_args = list(args.passthrough)
     if "--bootstrap-servers" not in job_args:
         job_args = default_job_args(config) + job_args
+    if not args.rest_address:
+        from itchflow.stack.manager import Stack
+
+        Stack(config).refresh_taskmanager()
     print(f"submitting {args.job} to {rest_url(config, args.rest_address)} ...", file=sys.stderr)
     job_id = submit(
         config,

@@ -27,7 +27,9 @@ from connectors.kafka import (
     keyed_record_source,
     split_record,
 )
+from itchflow.codeversion import check_loaded, source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
+from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.normalize_stage import JOB_NAME, RecordSource, normalize_record
 from jobs.common import job_arg_parser, kafka_settings, stream_environment
 
@@ -37,10 +39,12 @@ DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
 class Normalize(KeyedProcessFunction):
     """Loads the key's sequence state, calls the core, saves state, emits."""
 
-    def __init__(self, source_topic: str) -> None:
+    def __init__(self, source_topic: str, code: str) -> None:
         self.source_topic = source_topic
+        self.code = code
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
         self.sequence = runtime_context.get_state(
             ValueStateDescriptor("sequence", Types.PICKLED_BYTE_ARRAY())
         )
@@ -50,6 +54,7 @@ class Normalize(KeyedProcessFunction):
         self.dead_letters = metrics.counter("deadLetters")
         self.duplicates = metrics.counter("duplicateBatches")
         self.gap_messages = metrics.counter("gapMessages")
+        self.latency = [metrics.counter(name) for name in bucket_names("producedToNormalizer")]
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         key = ctx.get_current_key()
@@ -60,6 +65,8 @@ class Normalize(KeyedProcessFunction):
         if outcome.state is not None:
             self.sequence.update(outcome.state)
         self.messages_in.inc(outcome.messages_in)
+        if outcome.ts_produced:
+            self.latency[bucket_of((outcome.ts_recv - outcome.ts_produced) / 1e6)].inc()
         self.events_out.inc(outcome.events_out)
         self.gap_messages.inc(outcome.gap_messages)
         if outcome.duplicates:
@@ -75,7 +82,7 @@ def build(raw: DataStream, source_topic: str) -> DataStream:
     """raw keyed records -> normalized Row(key, value); dead letters on the DEAD_LETTERS side output."""
     return (
         key_by_record_key(raw)
-        .process(Normalize(source_topic), output_type=KEYED_BYTES)
+        .process(Normalize(source_topic, source_fingerprint()), output_type=KEYED_BYTES)
         .name("normalize")
         .uid("normalize")
     )

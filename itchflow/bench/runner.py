@@ -263,7 +263,9 @@ class BenchRun:
     def submit_jobs(self) -> None:
         """Both jobs at once (``flink run`` takes ~10 s each), then wait until every task runs."""
         from itchflow.flinkctl import default_job_args, submit, wait_until_tasks_running
+        from itchflow.stack.manager import Stack
 
+        Stack(self.config, log=self.log).refresh_taskmanager()  # it may hold modules of older code
         options, names = self.options, self.names
         common = default_job_args(self.config)
         if options.execution_mode:

@@ -46,6 +46,10 @@ class NormalizeOutcome:
     #: segments (per-symbol batches) already seen, dropped
     duplicates: int = 0
     gap_messages: int = 0
+    #: produced_at_ns of the raw record (0 if it did not decode)
+    ts_produced: int = 0
+    #: when the record was received (epoch ns)
+    ts_recv: int = 0
 
     @property
     def duplicate(self) -> bool:
@@ -144,6 +148,8 @@ def normalize_record(
         duplicates=result.duplicate_segments,
         gap_messages=result.gap_messages,
         dead_letters=[letter(rejected) for rejected in result.rejected],
+        ts_produced=raw.produced_at_ns,
+        ts_recv=now_ns,
     )
     if result.bundle.event_count:
         outcome.normalized = encode_normalized_bundle(result.bundle)

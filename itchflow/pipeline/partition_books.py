@@ -55,6 +55,8 @@ class BundleOutput(NamedTuple):
     """Pipelined RESP commands of every run, in run order."""
     counters: dict[str, int]
     """:data:`COUNTER_NAMES` -> count in this record."""
+    ts_produced: int
+    """When the producer closed the source raw record (epoch ns): end-to-end latency starts there."""
 
 
 def book_key(venue: str, symbol: str) -> str:
@@ -135,7 +137,9 @@ class PartitionBooks:
             "unknown_refs": out.unknown_refs,
             "market_wide_runs": market_wide,
         }
-        return BundleOutput(out.clickhouse(), len(out.redis), b"".join(out.redis), counters)
+        return BundleOutput(
+            out.clickhouse(), len(out.redis), b"".join(out.redis), counters, bundle.ts_produced
+        )
 
     def compaction_due(self) -> bool:
         config = self.config

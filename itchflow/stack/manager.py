@@ -110,7 +110,43 @@ class Stack:
         if problems:
             raise UserError("cannot start the local stack:\n  " + "\n  ".join(problems))
 
+    def refresh_taskmanager(self) -> bool:
+        """Restart the TaskManager if the project's code changed since it started; True if it did.
+
+        PyFlink's thread mode keeps the modules a job imported loaded for the TaskManager's
+        lifetime (see :mod:`itchflow.codeversion`): without a restart, a job submitted after a code
+        change would run the old code. Running jobs fail over to the new TaskManager and restore
+        from their last checkpoint.
+        """
+        from itchflow.codeversion import source_fingerprint
+
+        component = next(c for c in COMPONENTS if c.name == "flink-taskmanager")
+        record = self.registry.get(component.name)
+        if record is None or not procs.is_alive(record):
+            return False
+        current = source_fingerprint()
+        if self._taskmanager_code_file.exists() and self._taskmanager_code_file.read_text() == current:
+            return False
+        self.log(
+            "restarting the TaskManager: the project's Python code changed since it started "
+            "(thread mode keeps modules loaded; running jobs restore from their last checkpoint)"
+        )
+        procs.stop(record)
+        self.registry.remove(component.name)
+        self._start(component)
+        self._wait_for((component.name,))
+        return True
+
+    @property
+    def _taskmanager_code_file(self):
+        return self.config.run_dir / "taskmanager-code"
+
     def _start(self, component: Component) -> None:
+        if component.name == "flink-taskmanager":
+            from itchflow.codeversion import source_fingerprint
+
+            self.config.run_dir.mkdir(parents=True, exist_ok=True)
+            self._taskmanager_code_file.write_text(source_fingerprint())
         command = component.command(self.config)
         log_file = component.log_file(self.config)
         self.log(f"starting {component.name} (log: {log_file})")

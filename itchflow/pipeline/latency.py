@@ -1,0 +1,25 @@
+"""A latency histogram made of counters (what the jobs report as Flink metrics).
+
+Python *gauges* cannot be used in thread mode (Flink's metrics thread calling into the embedded
+interpreter crashed the TaskManager), and PyFlink has no histogram that is safe there either; a
+counter per bucket is Java-side and cheap. ``latencyLe<N>ms`` counts records whose latency was at
+most N ms and more than the previous bound; ``latencyOver<last>ms`` the rest. The web UI and the
+metric reporters show each bucket; rates or percentiles follow from the counts.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+"""Upper bounds (ms) of the buckets, ascending."""
+
+
+def bucket_names(prefix: str = "latency") -> tuple[str, ...]:
+    """Metric names of the buckets, in order: one per bound, then the overflow bucket."""
+    return (*(f"{prefix}Le{bound}ms" for bound in BOUNDS_MS), f"{prefix}Over{BOUNDS_MS[-1]}ms")
+
+
+def bucket_of(latency_ms: float) -> int:
+    """Index into :func:`bucket_names` of a latency (negative clock skew counts as the first bucket)."""
+    return bisect.bisect_left(BOUNDS_MS, latency_ms)
