@@ -65,13 +65,18 @@ def bytes_source(settings: KafkaSettings, *topics: str, reset: str = "earliest")
     return _source_builder(settings, topics, reset).set_value_only_deserializer(ByteArraySchema()).build()
 
 
+MAX_PARALLELISM = 128
+"""Key groups of every job (``env.set_max_parallelism``): fixed, because savepoints depend on it and
+the balanced bundle keys (see ``KeyedRecordDeserializer.java``) are spread over exactly this many."""
+
+
 def keyed_record_source(settings: KafkaSettings, *topics: str, reset: str = "earliest") -> KafkaSource:
     """A source of ``Row(key, header + value)`` (:data:`KEYED_RECORD`), built in the JVM.
 
     Pair it with :func:`key_by_record_key` and split values with :func:`split_record`.
     """
     builder = _source_builder(settings, topics, reset)
-    deserializer = get_gateway().jvm.itchflow.connectors.KeyedRecordDeserializer()
+    deserializer = get_gateway().jvm.itchflow.connectors.KeyedRecordDeserializer(MAX_PARALLELISM)
     builder._j_builder.setDeserializer(deserializer)
     return builder.build()
 

@@ -7,7 +7,7 @@ Routing (documented for every consumer):
   keyed by the symbol would, and every message of a symbol is in one partition, in feed order.
 * Each record is an ``itchflow.itch.v1.ItchBundle`` (:mod:`itchflow.avro.bundle`) carrying the
   messages of **many symbols of one partition**, one segment per symbol (in the order the symbols
-  first appeared in the bundle), written with an explicit partition and the key ``<venue>:#<partition>``.
+  first appeared in the bundle), written with an explicit partition and the key ``<venue>:#<partition>/<partitions>``.
   A segment is one per-symbol batch: ``batch_sequence`` 1, 2, 3 ... and ``first_message_seq`` (the
   messages of the symbol produced before it) per (session, symbol); ``bundle_sequence`` is 1, 2, 3 ...
   per partition.
@@ -93,6 +93,8 @@ class ClosedBundle:
     """A bundle ready to produce: the segments of one partition (symbol ``""`` = market-wide)."""
 
     partition: int
+    #: partitions of the topic (the key is ``<venue>:#<partition>/<partitions>``)
+    partitions: int
     bundle_sequence: int
     segments: tuple[SegmentInput, ...]
 
@@ -225,7 +227,7 @@ class BundleBatcher(LocateDirectory):
             self.messages_by_symbol[symbol] = self.messages_by_symbol.get(symbol, 0) + count
             segments.append(SegmentInput(symbol, bundle.locates[symbol], sequence, first, tuple(payloads)))
         self.bundle_sequences[partition] += 1  # 1-based per (session, partition)
-        return ClosedBundle(partition, self.bundle_sequences[partition], tuple(segments))
+        return ClosedBundle(partition, self.partitions, self.bundle_sequences[partition], tuple(segments))
 
 
 class Pacer:
@@ -335,7 +337,7 @@ def replay(
     pacer = Pacer(speed)
     futures = []
     counters = {"messages": 0, "batches": 0, "records": 0}
-    keys = [f"{venue}:#{partition}".encode() for partition in range(partitions)]
+    keys = [f"{venue}:#{partition}/{partitions}".encode() for partition in range(partitions)]
     started = time.monotonic()
 
     def send(bundle: ClosedBundle) -> None:
@@ -399,6 +401,7 @@ def _avro_encoder(venue: str, trading_date: date, session: str) -> Callable[[Clo
                 trading_date=trading_date,
                 session=session,
                 partition=bundle.partition,
+                partitions=bundle.partitions,
                 bundle_sequence=bundle.bundle_sequence,
                 produced_at_ns=time.time_ns(),
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
-from connectors.kafka import KafkaSettings, add_kafka_jars
+from connectors.kafka import MAX_PARALLELISM, KafkaSettings, add_kafka_jars
 
 
 def job_arg_parser(description: str) -> argparse.ArgumentParser:
@@ -70,6 +70,7 @@ def stream_environment(args: argparse.Namespace) -> StreamExecutionEnvironment:
         config.set_string("python.execution-mode", args.execution_mode)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     add_kafka_jars(env)
+    env.set_max_parallelism(MAX_PARALLELISM)
     if args.parallelism:
         env.set_parallelism(args.parallelism)
     return env

@@ -86,6 +86,7 @@ def cut_feed(payloads: Iterable[bytes], partitions: int, batch_size: int) -> Fee
                 trading_date=TRADING_DATE,
                 session=SESSION,
                 partition=bundle.partition,
+                partitions=bundle.partitions,
                 bundle_sequence=bundle.bundle_sequence,
                 produced_at_ns=0,
             )

@@ -72,7 +72,9 @@ def main() -> int:
     venue = f"H{int(time.time()) % 100000}"
     produced: dict[tuple[int, int], int] = {}  # (partition, bundle seq) -> produced_at_ns
     raw_seen: dict[tuple[int, int], int] = {}
-    norm_seen: dict[tuple[str, int], tuple[int, int, int]] = {}  # (symbol, last seq) -> (produced, recv, arrival)
+    norm_seen: dict[
+        tuple[str, int], tuple[int, int, int]
+    ] = {}  # (symbol, last seq) -> (produced, recv, arrival)
     stop = threading.Event()
     ready = threading.Barrier(3)
 

@@ -127,6 +127,7 @@ def encode_all(
             trading_date=TRADING_DATE,
             session=venue,
             partition=bundle.partition,
+            partitions=bundle.partitions,
             bundle_sequence=bundle.bundle_sequence,
             produced_at_ns=0,
         )

@@ -1,6 +1,6 @@
 """The raw-feed topic's bundles: ITCH messages of many symbols of one partition per Kafka record.
 
-``itchflow.itch.v1.ItchBundle`` (``schemas/itch/ItchBundle.avsc``) is what ``itchflow replay``
+``itchflow.itch.v1.ItchBundle`` (``schemas/itch/ItchBundle.avsc``, key ``<venue>:#<partition>/<partitions>``) is what ``itchflow replay``
 produces: per Kafka partition, every symbol's pending messages close together on size or time, one
 :class:`ItchSegment` per symbol (exactly the envelope of an :class:`~itchflow.avro.raw.ItchBatch`:
 per-symbol batch and message sequences), with all messages back to back in ``payloads``, segment
@@ -43,7 +43,7 @@ class ItchSegment:
 class ItchBundle:
     """One ``market-data-raw`` record; mirrors ``schemas/itch/ItchBundle.avsc``.
 
-    ``partition`` is -1 and ``bundle_sequence`` the batch's own sequence for a per-symbol
+    ``partition`` and ``partitions`` are -1 and 0 and ``bundle_sequence`` the batch's own sequence for a per-symbol
     ``ItchBatch`` read through :func:`decode_raw`.
     """
 
@@ -51,10 +51,16 @@ class ItchBundle:
     trading_date: date
     session: str
     partition: int
+    partitions: int
     bundle_sequence: int
     produced_at_ns: int
     segments: tuple[ItchSegment, ...]
     payloads: bytes
+
+    @property
+    def key(self) -> str:
+        """The Kafka record key: ``<venue>:#<partition>/<partitions>``."""
+        return f"{self.venue}:#{self.partition}/{self.partitions}"
 
     @property
     def message_count(self) -> int:
@@ -79,6 +85,7 @@ def make_bundle(
     trading_date: date,
     session: str,
     partition: int,
+    partitions: int,
     bundle_sequence: int,
     produced_at_ns: int,
 ) -> ItchBundle:
@@ -105,6 +112,7 @@ def make_bundle(
         trading_date=trading_date,
         session=session,
         partition=partition,
+        partitions=partitions,
         bundle_sequence=bundle_sequence,
         produced_at_ns=produced_at_ns,
         segments=tuple(described),
@@ -119,6 +127,7 @@ def encode_bundle(bundle: ItchBundle, registry: SchemaRegistry | None = None) ->
         "trading_date": bundle.trading_date,
         "session": bundle.session,
         "partition": bundle.partition,
+        "partitions": bundle.partitions,
         "bundle_sequence": bundle.bundle_sequence,
         "produced_at_ns": bundle.produced_at_ns,
         "segments": [
@@ -154,6 +163,7 @@ def decode_raw(data: bytes, registry: SchemaRegistry | None = None) -> ItchBundl
             trading_date=record["trading_date"],
             session=record["session"],
             partition=-1,
+            partitions=0,
             bundle_sequence=record["batch_sequence"],
             produced_at_ns=record["produced_at_ns"],
             segments=(
@@ -175,6 +185,7 @@ def decode_raw(data: bytes, registry: SchemaRegistry | None = None) -> ItchBundl
             trading_date=record["trading_date"],
             session=record["session"],
             partition=record["partition"],
+            partitions=record["partitions"],
             bundle_sequence=record["bundle_sequence"],
             produced_at_ns=record["produced_at_ns"],
             segments=tuple(ItchSegment(**segment) for segment in record["segments"]),
@@ -182,6 +193,13 @@ def decode_raw(data: bytes, registry: SchemaRegistry | None = None) -> ItchBundl
         )
     if not bundle.segments:
         raise InvalidRecord(InvalidReason.BAD_ENVELOPE, "a bundle without segments")
+    if name != BATCH_SCHEMA and not (
+        0 <= bundle.partition < bundle.partitions and bundle.bundle_sequence >= 1
+    ):
+        raise InvalidRecord(
+            InvalidReason.BAD_ENVELOPE,
+            f"partition {bundle.partition} of {bundle.partitions}, bundle_sequence {bundle.bundle_sequence}",
+        )
     for segment in bundle.segments:
         if segment.batch_sequence < 1 or segment.first_message_seq < 0 or segment.message_count < 1:
             raise InvalidRecord(

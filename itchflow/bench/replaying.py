@@ -48,6 +48,7 @@ class RecordingEncoder:
             trading_date=TRADING_DATE,
             session=self.session,
             partition=bundle.partition,
+            partitions=bundle.partitions,
             bundle_sequence=bundle.bundle_sequence,
             produced_at_ns=sent_ns,
         )

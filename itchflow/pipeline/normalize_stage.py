@@ -63,10 +63,10 @@ def normalized_key(venue: str, symbol: str) -> bytes:
 
 
 def output_key(bundle: ItchBundle) -> bytes:
-    """Key of the normalized record: ``venue:#partition`` for a bundle (the books of a partition
-    stay together), ``venue:symbol`` for a per-symbol ``ItchBatch``."""
+    """Key of the normalized record: the bundle's own key ``venue:#partition/partitions`` (the books
+    of a partition stay together), ``venue:symbol`` for a per-symbol ``ItchBatch``."""
     if bundle.partition >= 0:
-        return f"{bundle.venue}:#{bundle.partition}".encode()
+        return bundle.key.encode()
     return normalized_key(bundle.venue, bundle.segments[0].symbol)
 
 

@@ -231,16 +231,21 @@ def _jobmanager_health(config: StackConfig) -> Health:
     )
 
 
-def _taskmanager_health(config: StackConfig) -> Health:
-    try:
-        overview = flink_overview(config)
-    except (ConnectionError, ValueError) as exc:
-        return Health(False, f"JobManager not answering: {exc}")
-    managers, slots = overview.get("taskmanagers", 0), overview.get("slots-total", 0)
-    return Health(
-        managers >= 1 and slots > 0,
-        f"{managers} registered, {overview.get('slots-available', 0)}/{slots} slots free",
-    )
+def _taskmanager_health(number: int) -> Callable[[StackConfig], Health]:
+    """Health of the ``number``-th TaskManager: at least ``number`` registered with the JobManager."""
+
+    def health(config: StackConfig) -> Health:
+        try:
+            overview = flink_overview(config)
+        except (ConnectionError, ValueError) as exc:
+            return Health(False, f"JobManager not answering: {exc}")
+        managers, slots = overview.get("taskmanagers", 0), overview.get("slots-total", 0)
+        return Health(
+            managers >= number and slots > 0,
+            f"{managers} registered, {overview.get('slots-available', 0)}/{slots} slots free",
+        )
+
+    return health
 
 
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
@@ -252,6 +257,18 @@ def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
         return exc.code, exc.read().decode("utf-8", "replace")
     except (urllib.error.URLError, OSError) as exc:
         return 0, str(exc)
+
+
+TASKMANAGERS = 2
+"""TaskManager processes. In PyFlink's thread mode every Python operator of a TaskManager runs in
+its one embedded interpreter, under one GIL: Python work of all its subtasks shares one core. Two
+TaskManagers (with ``taskmanager.load-balance.mode: SLOTS`` spreading a job's subtasks over them)
+give the two cores of the target machine a GIL each."""
+
+
+def taskmanager_name(number: int) -> str:
+    """Component name of the ``number``-th TaskManager (1-based): ``flink-taskmanager``, ``-2``, ..."""
+    return "flink-taskmanager" if number == 1 else f"flink-taskmanager-{number}"
 
 
 COMPONENTS: tuple[Component, ...] = (
@@ -284,13 +301,18 @@ COMPONENTS: tuple[Component, ...] = (
         url=lambda c: f"{c.flink_rest_url}  (web UI)",
         env=_flink_env,
     ),
-    Component(
-        name="flink-taskmanager",
-        port=lambda c: c.flink_port,
-        command=_flink_process_command("taskmanager.sh", "50200-50299"),
-        health=_taskmanager_health,
-        url=lambda c: f"{c.flink_rest_url}/#/task-manager",
-        env=_flink_env,
-        depends_on=("flink-jobmanager",),
+    *(
+        Component(
+            name=taskmanager_name(number),
+            port=lambda c: c.flink_port,
+            command=_flink_process_command(
+                "taskmanager.sh", f"{50100 + 100 * number}-{50199 + 100 * number}"
+            ),
+            health=_taskmanager_health(number),
+            url=lambda c: f"{c.flink_rest_url}/#/task-manager",
+            env=_flink_env,
+            depends_on=("flink-jobmanager",),
+        )
+        for number in range(1, TASKMANAGERS + 1)
     ),
 )

@@ -111,30 +111,33 @@ class Stack:
             raise UserError("cannot start the local stack:\n  " + "\n  ".join(problems))
 
     def refresh_taskmanager(self) -> bool:
-        """Restart the TaskManager if the project's code changed since it started; True if it did.
+        """Restart the TaskManagers if the project's code changed since they started; True if so.
 
         PyFlink's thread mode keeps the modules a job imported loaded for the TaskManager's
         lifetime (see :mod:`itchflow.codeversion`): without a restart, a job submitted after a code
-        change would run the old code. Running jobs fail over to the new TaskManager and restore
+        change would run the old code. Running jobs fail over to the new TaskManagers and restore
         from their last checkpoint.
         """
         from itchflow.codeversion import source_fingerprint
 
-        component = next(c for c in COMPONENTS if c.name == "flink-taskmanager")
-        record = self.registry.get(component.name)
-        if record is None or not procs.is_alive(record):
+        managers = [c for c in COMPONENTS if c.name.startswith("flink-taskmanager")]
+        if not any(self._running(c) for c in managers):
             return False
         current = source_fingerprint()
         if self._taskmanager_code_file.exists() and self._taskmanager_code_file.read_text() == current:
             return False
         self.log(
-            "restarting the TaskManager: the project's Python code changed since it started "
+            "restarting the TaskManagers: the project's Python code changed since they started "
             "(thread mode keeps modules loaded; running jobs restore from their last checkpoint)"
         )
-        procs.stop(record)
-        self.registry.remove(component.name)
-        self._start(component)
-        self._wait_for((component.name,))
+        for component in managers:
+            record = self.registry.get(component.name)
+            if record is not None:
+                procs.stop(record)
+                self.registry.remove(component.name)
+        for component in managers:
+            self._start(component)
+        self._wait_for(tuple(c.name for c in managers))
         return True
 
     @property
@@ -142,7 +145,7 @@ class Stack:
         return self.config.run_dir / "taskmanager-code"
 
     def _start(self, component: Component) -> None:
-        if component.name == "flink-taskmanager":
+        if component.name.startswith("flink-taskmanager"):
             from itchflow.codeversion import source_fingerprint
 
             self.config.run_dir.mkdir(parents=True, exist_ok=True)

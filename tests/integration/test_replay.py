@@ -1,5 +1,5 @@
 """`itchflow replay` into the real broker, consumed back: one ``ItchBundle`` record per partition
-bundle, keyed ``<venue>:#<partition>``; every symbol's messages in one partition (Kafka's default
+bundle, keyed ``<venue>:#<partition>/<partitions>``; every symbol's messages in one partition (Kafka's default
 partition of the symbol) and in feed order with contiguous numbering; market-wide messages in every
 partition exactly once; nothing lost or duplicated; clear errors."""
 
@@ -115,9 +115,9 @@ def test_replay_puts_every_message_in_its_symbols_partition_in_order(local_stack
     segments: dict[tuple[str, int], list[tuple[int, int, list[bytes]]]] = defaultdict(list)
     bundle_sequences: dict[int, list[int]] = defaultdict(list)
     for record in records:
-        assert record.key == f"XTST:#{record.partition}".encode()
+        assert record.key == f"XTST:#{record.partition}/{partitions}".encode()
         bundle = decode_raw(record.value)
-        assert (bundle.partition, bundle.venue) == (record.partition, "XTST")
+        assert (bundle.partition, bundle.partitions, bundle.venue) == (record.partition, partitions, "XTST")
         assert bundle.message_count <= 100
         bundle_sequences[record.partition].append(bundle.bundle_sequence)
         messages = iter(split_packed(bundle.payloads))

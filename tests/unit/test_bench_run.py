@@ -145,7 +145,7 @@ def test_the_recording_encoder_stamps_the_bundle_with_the_time_it_notes() -> Non
     payload = b"D" + b"\x00\x01" + b"\x00" * 16  # any bytes: the envelope does not decode them
     system = b"S" + b"\x00\x00" + b"\x00" * 9
     segments = (SegmentInput("AAPL", 1, 3, 40, (payload, payload)), SegmentInput("", 0, 7, 9, (system,)))
-    envelope = decode_raw(encoder(ClosedBundle(2, 5, segments)))
+    envelope = decode_raw(encoder(ClosedBundle(2, 4, 5, segments)))
     assert (envelope.venue, envelope.partition, envelope.bundle_sequence) == ("BENCHX", 2, 5)
     assert [(s.symbol, s.first_message_seq) for s in envelope.segments] == [("AAPL", 40), ("", 9)]
     # market-wide segments are numbered per partition: no book waits for them

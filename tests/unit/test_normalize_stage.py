@@ -93,6 +93,7 @@ def bundle_record(*segments: SegmentInput, bundle_sequence: int = 1, payload_suf
         trading_date=DAY,
         session="s1",
         partition=1,
+        partitions=4,
         bundle_sequence=bundle_sequence,
         produced_at_ns=11,
     )
@@ -111,7 +112,7 @@ def test_a_bundle_becomes_one_normalized_record_with_a_run_per_symbol() -> None:
     )
     outcome = normalize_record(record, BUNDLE_SOURCE, None, now_ns=5)
     assert outcome.dead_letters == []
-    assert outcome.output_key == b"XNAS:#1"
+    assert outcome.output_key == b"XNAS:#1/4"
     bundle = decode_normalized(outcome.normalized)
     assert [(run.symbol, run.start, run.count) for run in bundle.runs] == [
         ("AAA", 0, 2),

@@ -57,6 +57,7 @@ def bundle_feed(payloads: list[bytes], per_bundle: int) -> list[bytes]:
             trading_date=DAY,
             session="s",
             partition=0,
+            partitions=1,
             bundle_sequence=number + 1,
             produced_at_ns=0,
         )

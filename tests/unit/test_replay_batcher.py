@@ -462,6 +462,7 @@ def make_record(bundle: ClosedBundle):
         trading_date=DAY,
         session="s",
         partition=bundle.partition,
+        partitions=bundle.partitions,
         bundle_sequence=bundle.bundle_sequence,
         produced_at_ns=1,
     )
@@ -514,15 +515,22 @@ def test_replay_sends_one_record_per_bundle_to_its_partition_keyed_venue_and_par
     )
     # flushed at the end: one bundle per partition (every partition holds the market-wide message)
     assert sorted((key, partition) for _, key, _, partition in producer.sent) == [
-        (b"XNAS:#0", 0),
-        (b"XNAS:#1", 1),
-        (b"XNAS:#2", 2),
+        (b"XNAS:#0/3", 0),
+        (b"XNAS:#1/3", 1),
+        (b"XNAS:#2/3", 2),
     ]
     segments = {}
     for _, _, value, partition in producer.sent:
         bundle = decode_raw(value)
-        assert (bundle.partition, bundle.bundle_sequence, bundle.venue, bundle.session) == (
+        assert (
+            bundle.partition,
+            bundle.partitions,
+            bundle.bundle_sequence,
+            bundle.venue,
+            bundle.session,
+        ) == (
             partition,
+            3,
             1,
             "XNAS",
             "s",
@@ -564,5 +572,7 @@ def test_encode_hook_gets_the_closed_bundles() -> None:
         [("AAPL", 1, 1, 0, [add_order(1, "AAPL", 1, 1)])],
         [("AAPL", 1, 2, 1, [delete(1, 2, 1)])],
     ]
-    assert [(key, value, partition) for _, key, value, partition in producer.sent] == [(b"V:#0", b"v", 0)] * 2
+    assert [(key, value, partition) for _, key, value, partition in producer.sent] == [
+        (b"V:#0/1", b"v", 0)
+    ] * 2
     assert isinstance(seen[0].segments[0], SegmentInput)

@@ -2,10 +2,15 @@ package itchflow.connectors;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -18,10 +23,29 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
  * (int32), offset (int64), Kafka timestamp in ms (int64). Jobs need them for dead-letter records
  * and latency; see {@code connectors/kafka.py}. A null key becomes "", a null value an empty
  * payload (the job dead-letters it).
+ *
+ * <p><b>Balanced partition keys.</b> A bundle key {@code <venue>:#<p>/<n>} (partition p of n) is
+ * keyed as {@code <venue>:#<p>/<n>~<salt>}, the salt chosen (deterministically, the smallest that
+ * works) so that Flink puts the key in key group {@code (p + 1/2) * maxParallelism / n}. A handful of keys
+ * hashed at random often leave a subtask without work (measured: 241 vs 2,711 records on two
+ * subtasks); evenly spaced key groups give every subtask the same number of partitions whenever the
+ * parallelism divides n, and the key depends on the partition only, never on the parallelism, so
+ * state still rescales by key group. A key that already carries a salt is re-salted from its base.
  */
 public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema<Row> {
     private static final long serialVersionUID = 1L;
     public static final int HEADER_BYTES = 20;
+    private static final Pattern BUNDLE_KEY = Pattern.compile("^(.*:#(\\d{1,9})/(\\d{1,9}))(~\\d+)?$");
+    private final int maxParallelism;
+    private transient Map<String, String> balanced;
+
+    public KeyedRecordDeserializer() {
+        this(128);
+    }
+
+    public KeyedRecordDeserializer(int maxParallelism) {
+        this.maxParallelism = maxParallelism;
+    }
 
     @Override
     public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<Row> out) {
@@ -33,7 +57,46 @@ public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema
         if (value != null) {
             buffer.put(value);
         }
-        out.collect(Row.of(key == null ? "" : new String(key, StandardCharsets.UTF_8), buffer.array()));
+        String text = key == null ? "" : new String(key, StandardCharsets.UTF_8);
+        out.collect(Row.of(balancedKey(text), buffer.array()));
+    }
+
+    /** The key to key by: a salted bundle key (see the class comment), else {@code key} itself. */
+    public String balancedKey(String key) {
+        if (balanced == null) {
+            balanced = new HashMap<>();
+        }
+        String cached = balanced.get(key);
+        if (cached == null) {
+            cached = salt(key, maxParallelism);
+            if (balanced.size() < 100_000) {
+                balanced.put(key, cached);
+            }
+        }
+        return cached;
+    }
+
+    static String salt(String key, int maxParallelism) {
+        Matcher match = BUNDLE_KEY.matcher(key);
+        if (!match.matches()) {
+            return key;
+        }
+        long partition = Long.parseLong(match.group(2));
+        long partitions = Long.parseLong(match.group(3));
+        if (partitions < 1 || partition >= partitions) {
+            return key;
+        }
+        // the middle of the partition's share of the key groups: each subtask's range of key groups
+        // then holds the same number of partitions whenever the parallelism divides n
+        int target = (int) ((2 * partition + 1) * maxParallelism / (2 * partitions));
+        for (int salt = 0; salt < 1_000_000; salt++) {
+            String candidate = match.group(1) + "~" + salt;
+            // the key Flink sees is what KeyByKeySelector makes of the record: Row.of(field 0)
+            if (KeyGroupRangeAssignment.assignToKeyGroup(Row.of(candidate), maxParallelism) == target) {
+                return candidate;
+            }
+        }
+        return key;
     }
 
     @Override
