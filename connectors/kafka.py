@@ -143,6 +143,8 @@ def keyed_bytes_sink(settings: KafkaSettings, topic: str) -> KafkaSink:
         .set_delivery_guarantee(guarantee)
         .set_property("compression.type", "lz4")
         .set_property("linger.ms", "1")
+        # a bundle of 20,000 messages normalizes to ~1.2 MB: the 1 MB default failed the job
+        .set_property("max.request.size", str(16 << 20))
     )
     if guarantee == DeliveryGuarantee.EXACTLY_ONCE:
         builder = builder.set_transactional_id_prefix(settings.group_id)

@@ -20,6 +20,7 @@ from itchflow.config import PROJECT_ROOT, StackConfig
 from itchflow.errors import UserError
 from itchflow.flinkctl import list_jobs, submit, wait_until_tasks_running
 from itchflow.stack.cli import add_stack_options, stack_config_from_args
+from itchflow.stack.components import COMPONENTS
 from itchflow.stack.manager import Stack
 
 DEMO_FILE = PROJECT_ROOT / "data" / "RITCH_ex20101224.TEST_ITCH_50.gz"
@@ -52,14 +53,15 @@ def ensure_jobs(config: StackConfig, parallelism: int | None, log=print) -> dict
     from itchflow.flinkctl import stop_with_savepoint
 
     running = {job.name: job.job_id for job in list_jobs(config.flink_rest_url) if job.state == "RUNNING"}
-    code_file = config.run_dir / "taskmanager-code"
+    stack = Stack(config, log=log)
     savepoints: dict[str, str] = {}
-    if code_file.exists() and code_file.read_text() != source_fingerprint():
+    started = [stack.taskmanager_code(c.name) for c in COMPONENTS if c.name.startswith("flink-taskmanager")]
+    if any(code not in (None, source_fingerprint()) for code in started):
         for _, name in PIPELINE_JOBS:
             if name in running:
                 log(f"the code changed: stopping {name} with a savepoint to resume it on the new code ...")
                 savepoints[name] = stop_with_savepoint(config.flink_rest_url, running.pop(name))
-        Stack(config, log=log).refresh_taskmanager()
+        stack.refresh_taskmanager()
     ids = {}
     for script, name in PIPELINE_JOBS:
         if name in running:

@@ -113,6 +113,10 @@ class _PendingBundle:
     locates: dict[str, int] = field(default_factory=dict)
 
 
+MAX_BATCH_SIZE = 100_000
+"""Messages per bundle at most: ~4 MB raw, ~6 MB normalized (59 bytes per event)."""
+
+
 class BundleBatcher(LocateDirectory):
     """Groups raw ITCH payloads into per-partition bundles of per-symbol segments (pure: no Kafka,
     clock injected).
@@ -129,8 +133,11 @@ class BundleBatcher(LocateDirectory):
         clock: Callable[[], float] = time.monotonic,
     ):
         super().__init__()
-        if batch_size < 1:
-            raise UserError("--batch-size must be at least 1")
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise UserError(
+                f"--batch-size must be 1..{MAX_BATCH_SIZE:,} messages (a bundle's normalized record must "
+                "stay well under the 16 MB Kafka request limit of the jobs' producers)"
+            )
         if partitions < 1:
             raise ValueError(f"a topic has at least one partition, got {partitions}")
         self.partitions = partitions

@@ -123,8 +123,7 @@ class Stack:
         managers = [c for c in COMPONENTS if c.name.startswith("flink-taskmanager")]
         if not any(self._running(c) for c in managers):
             return False
-        current = source_fingerprint()
-        if self._taskmanager_code_file.exists() and self._taskmanager_code_file.read_text() == current:
+        if all(self.taskmanager_code(c.name) == source_fingerprint() for c in managers if self._running(c)):
             return False
         self.log(
             "restarting the TaskManagers: the project's Python code changed since they started "
@@ -140,16 +139,20 @@ class Stack:
         self._wait_for(tuple(c.name for c in managers))
         return True
 
-    @property
-    def _taskmanager_code_file(self):
-        return self.config.run_dir / "taskmanager-code"
+    def taskmanager_code(self, name: str) -> str | None:
+        """The code fingerprint TaskManager ``name`` started with (None if unknown)."""
+        path = self._code_file(name)
+        return path.read_text() if path.exists() else None
+
+    def _code_file(self, name: str):
+        return self.config.run_dir / f"{name}.code"
 
     def _start(self, component: Component) -> None:
         if component.name.startswith("flink-taskmanager"):
             from itchflow.codeversion import source_fingerprint
 
             self.config.run_dir.mkdir(parents=True, exist_ok=True)
-            self._taskmanager_code_file.write_text(source_fingerprint())
+            self._code_file(component.name).write_text(source_fingerprint())
         command = component.command(self.config)
         log_file = component.log_file(self.config)
         self.log(f"starting {component.name} (log: {log_file})")

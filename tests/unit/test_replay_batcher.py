@@ -576,3 +576,14 @@ def test_encode_hook_gets_the_closed_bundles() -> None:
         (b"V:#0/1", b"v", 0)
     ] * 2
     assert isinstance(seen[0].segments[0], SegmentInput)
+
+
+def test_a_bundle_size_over_the_limit_is_refused_with_the_limit() -> None:
+    from itchflow.errors import UserError
+    from itchflow.replay import MAX_BATCH_SIZE
+
+    BundleBatcher(partitions=2, batch_size=MAX_BATCH_SIZE)
+    with pytest.raises(UserError, match="--batch-size must be 1..100,000"):
+        BundleBatcher(partitions=2, batch_size=MAX_BATCH_SIZE + 1)
+    with pytest.raises(UserError, match="--batch-size"):
+        BundleBatcher(partitions=2, batch_size=0)
