@@ -259,8 +259,8 @@ def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
         return 0, str(exc)
 
 
-TASKMANAGERS = 2
-"""TaskManager processes. In PyFlink's thread mode every Python operator of a TaskManager runs in
+TASKMANAGERS = max(1, int(os.environ.get("ITCHFLOW_TASKMANAGERS", "2")))
+"""TaskManager processes (``ITCHFLOW_TASKMANAGERS``, default 2). In PyFlink's thread mode every Python operator of a TaskManager runs in
 its one embedded interpreter, under one GIL: Python work of all its subtasks shares one core. Two
 TaskManagers (with ``taskmanager.load-balance.mode: SLOTS`` spreading a job's subtasks over them)
 give the two cores of the target machine a GIL each."""
