@@ -158,6 +158,11 @@ class NormalizedBatch:
 _DETAIL_PREFIX = NORMALIZED_NAMESPACE + "."
 
 
+def columns_datum(columns: EventColumns) -> dict[str, bytes]:
+    """The packed columns as the Avro fields of the same names."""
+    return {name: getattr(columns, name) for name in EventColumns.__slots__}
+
+
 def encode_normalized_batch(batch: NormalizedBatch, registry: SchemaRegistry | None = None) -> bytes:
     """Single-object encode ``batch`` for ``market-data-normalized``."""
     columns = batch.columns
@@ -177,16 +182,7 @@ def encode_normalized_batch(batch: NormalizedBatch, registry: SchemaRegistry | N
         "max_ts_event": batch.max_ts_event,
         "ts_produced": batch.ts_produced,
         "ts_recv": batch.ts_recv,
-        "kind": columns.kind,
-        "flags": columns.flags,
-        "side": columns.side,
-        "ts_event": columns.ts_event,
-        "seq": columns.seq,
-        "order_ref": columns.order_ref,
-        "new_order_ref": columns.new_order_ref,
-        "match_number": columns.match_number,
-        "shares": columns.shares,
-        "price": columns.price,
+        **columns_datum(columns),
         "details": [(_DETAIL_PREFIX + name, fields) for name, fields in batch.details],
     }
     return (registry or default_registry()).encode(NORMALIZED_SCHEMA, datum)

@@ -25,6 +25,7 @@ from itchflow.normalize.batch import (
     NormalizedBatch,
     batch_from_record,
     check_columns,
+    columns_datum,
 )
 from itchflow.normalize.events import PRICE_DECIMALS
 from itchflow.normalize.sequence import SequenceStatus
@@ -182,16 +183,7 @@ def encode_normalized_bundle(bundle: NormalizedBundle, registry: SchemaRegistry 
             }
             for run in bundle.runs
         ],
-        "kind": columns.kind,
-        "flags": columns.flags,
-        "side": columns.side,
-        "ts_event": columns.ts_event,
-        "seq": columns.seq,
-        "order_ref": columns.order_ref,
-        "new_order_ref": columns.new_order_ref,
-        "match_number": columns.match_number,
-        "shares": columns.shares,
-        "price": columns.price,
+        **columns_datum(columns),
         "details": [(_DETAIL_PREFIX + name, fields) for name, fields in bundle.details],
     }
     return (registry or default_registry()).encode(BUNDLE_SCHEMA, datum)
