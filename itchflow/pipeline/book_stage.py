@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -413,6 +414,7 @@ class BookStage:
         "structural",
         "_encoders",
         "_depth_known",
+        "_reader",
     )
 
     def __init__(self, *, venue: str, symbol: str, config: BookStageConfig) -> None:
@@ -445,6 +447,7 @@ class BookStage:
         #: whether ``depth`` was compared with the book since this object was made (a restore may
         #: bring a depth of another ``depth_levels``): until then every batch rebuilds it
         self._depth_known = False
+        self._reader = _BookReader(self.book)
 
     # ------------------------------------------------------------------ state
 
@@ -467,6 +470,7 @@ class BookStage:
                 f"state of {saved['venue']}:{saved['symbol']} restored for {venue}:{symbol} (keying bug?)"
             )
         stage.book = OrderBook.from_snapshot(saved["book"])
+        stage._reader = _BookReader(stage.book)
         stage.session = saved["session"]
         stage.retired_sessions = list(saved["retired_sessions"])
         stage.seq_base = saved["seq_base"]
@@ -578,7 +582,7 @@ class BookStage:
         is rebuilt and compared only after batches that may have changed it.
         """
         book = self.book
-        reader = _BookReader(book)
+        reader = self._reader
         orders = reader.orders
         resting = orders.get
         bid_levels, ask_levels = reader.bid_levels, reader.ask_levels
@@ -777,7 +781,7 @@ class BookStage:
         bucket = self.max_ts_event // self.config.cadence_ns
         if deep:
             self._depth_known = True
-            depth = _BookReader(self.book).depth(self.config.depth_levels)
+            depth = self._reader.depth(self.config.depth_levels)
             if depth != self.depth:
                 self.depth = depth
                 self.cadence_bucket = max(bucket, self.cadence_bucket)  # this interval has its snapshot
@@ -852,14 +856,63 @@ def _encode_trades(key_prefix: bytes, rows: list[tuple[Any, ...]]) -> bytes:
 
 
 def _encode_depth(key_prefix: bytes, seq: int, reason: str, ts_event: int, depth: DepthColumns) -> bytes:
-    """One RowBinary ``depth_snapshots`` row."""
-    out = bytearray(key_prefix)
-    out += _DEPTH_SEQ_PACK(seq)
-    out += _SHORT_STRINGS[reason]
-    out += _DEPTH_TIME_PACK(ts_event)
-    for write, values in zip(_DEPTH_ARRAY_WRITERS, depth, strict=True):
-        write(out, values)
-    return bytes(out)
+    """One RowBinary ``depth_snapshots`` row (the arrays packed by one struct per pair of lengths)."""
+    bid_prices, bid_shares, bid_orders, ask_prices, ask_shares, ask_orders = depth
+    bids, asks = len(bid_prices), len(ask_prices)
+    pack = _DEPTH_ARRAYS.get((bids, asks))
+    if pack is None:
+        pack = _depth_arrays(bids, asks)
+    return b"".join(
+        (
+            key_prefix,
+            _DEPTH_SEQ_PACK(seq),
+            _SHORT_STRINGS[reason],
+            pack(
+                ts_event,
+                bids,
+                *bid_prices,
+                bids,
+                *bid_shares,
+                bids,
+                *bid_orders,
+                asks,
+                *ask_prices,
+                asks,
+                *ask_shares,
+                asks,
+                *ask_orders,
+            ),
+        )
+    )
+
+
+_DEPTH_ARRAYS: dict[tuple[int, int], Any] = {}
+"""``ts_event`` and the six arrays of a depth row, by (bid levels, ask levels)."""
+
+
+def _depth_arrays(bids: int, asks: int) -> Any:
+    """The packer of :data:`_DEPTH_ARRAYS` for these lengths (an array's length is one LEB128 byte
+    below 128; deeper books take the general writers)."""
+    if bids >= 0x80 or asks >= 0x80:
+
+        def general(ts_event: int, *values: int) -> bytes:
+            out = bytearray(_DEPTH_TIME_PACK(ts_event))
+            position = 0
+            for write in _DEPTH_ARRAY_WRITERS:
+                count = values[position]
+                write(out, values[position + 1 : position + 1 + count])
+                position += 1 + count
+            return bytes(out)
+
+        return general
+    codes = [column_type for _, column_type in TABLE_COLUMNS[DEPTH_SNAPSHOTS][5:]]
+    fixed = [fixed_width_struct([code.removeprefix("Array(").removesuffix(")")]).format[1:] for code in codes]
+    layout = "".join(
+        f"B{count}{code}" for count, code in zip((bids, bids, bids, asks, asks, asks), fixed, strict=True)
+    )
+    pack = struct.Struct("<q" + layout).pack
+    _DEPTH_ARRAYS[(bids, asks)] = pack
+    return pack
 
 
 def _levels_json(prices: list[int], shares: list[int], orders: list[int]) -> bytes:
