@@ -105,18 +105,34 @@ def applied_sequences(client, venue: str) -> dict[str, int]:
     return {symbol: int(seq) for symbol, seq in rows}
 
 
+def redis_sequences(cache, venue: str, symbols: list[str]) -> dict[str, int]:
+    """symbol -> sequence number of the top of book Redis holds (symbols without one are left out)."""
+    values = cache.pipeline(transaction=False)
+    for symbol in symbols:
+        values.hget(f"{REDIS_PREFIX}:tob:{venue}:{symbol}", "seq")
+    return {
+        symbol: int(seq) for symbol, seq in zip(symbols, values.execute(), strict=True) if seq is not None
+    }
+
+
 def wait_until_applied(
     config: StackConfig, venue: str, last_seq: dict[str, int], timeout_s: float, show: bool
 ) -> None:
-    """Poll until every symbol's book has applied its last produced sequence number."""
+    """Poll until every symbol's book has applied its last produced sequence number in both sinks
+    (ClickHouse ``book_status`` and the Redis top of book: they are written by separate tasks)."""
+    import redis
     from tqdm import tqdm
 
     total = sum(seq + 1 for seq in last_seq.values())
     client = clickhouse_client(config)
+    cache = redis.Redis(host=config.host, port=config.redis_port)
+    symbols = sorted(last_seq)
     deadline = time.monotonic() + timeout_s
     with tqdm(total=total, desc="order books", unit=" msg", file=sys.stderr, disable=not show) as bar:
         while True:
-            applied = applied_sequences(client, venue)
+            in_clickhouse = applied_sequences(client, venue)
+            in_redis = redis_sequences(cache, venue, symbols)
+            applied = {s: min(in_clickhouse.get(s, -1), in_redis.get(s, -1)) for s in symbols}
             done = sum(min(applied.get(symbol, -1), seq) + 1 for symbol, seq in last_seq.items())
             bar.update(done - bar.n)
             if all(applied.get(symbol, -1) >= seq for symbol, seq in last_seq.items()):
