@@ -145,6 +145,9 @@ def keyed_bytes_sink(settings: KafkaSettings, topic: str) -> KafkaSink:
         .set_property("linger.ms", "1")
         # a bundle of 20,000 messages normalizes to ~1.2 MB: the 1 MB default failed the job
         .set_property("max.request.size", str(16 << 20))
+        # one request in flight: a retried batch never overtakes the next (per-key order is the
+        # contract downstream, and the local broker's idempotent-producer checks are unverified)
+        .set_property("max.in.flight.requests.per.connection", "1")
     )
     if guarantee == DeliveryGuarantee.EXACTLY_ONCE:
         builder = builder.set_transactional_id_prefix(settings.group_id)

@@ -302,6 +302,9 @@ def make_producer(bootstrap_servers: str, linger_ms: float, client_properties: d
             linger_ms=int(linger_ms),
             batch_size=1 << 20,
             max_request_size=16 << 20,
+            # one request in flight: a retried batch can never overtake the next one, whatever the
+            # broker does with idempotent-producer sequence numbers (per-symbol order is the contract)
+            max_in_flight_requests_per_connection=1,
             retries=10,
             request_timeout_ms=30000,
             client_id="itchflow-replay",

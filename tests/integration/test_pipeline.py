@@ -96,7 +96,53 @@ def streamed_books(config: StackConfig, venue: str) -> dict[str, dict]:
     return books
 
 
-def assert_books_equal(expected: dict, actual: dict) -> None:
+def pipeline_diagnostics(config: StackConfig) -> str:
+    """What the running jobs counted that explains a wrong book (printed when a comparison fails):
+    sequence gaps and dropped duplicates in the normalizer, skipped events and state rebuilds in the
+    order book, and the restarts Flink recorded."""
+    from itchflow.errors import UserError
+    from itchflow.flinkctl import rest_get
+
+    try:
+        return _diagnostics(config, rest_get)
+    except (UserError, KeyError, ValueError) as exc:  # never hide the mismatch behind a second error
+        return f"(pipeline diagnostics unavailable: {exc})"
+
+
+def _diagnostics(config: StackConfig, rest_get) -> str:
+    base = config.flink_rest_url
+    lines = []
+    wanted = (
+        "gapMessages",
+        "duplicateBatches",
+        "deadLetters",
+        "duplicateEvents",
+        "bookRestores",
+        "badRecords",
+    )
+    for job in rest_get(base, "/jobs/overview")["jobs"]:
+        if job["state"] != "RUNNING":
+            continue
+        counts: dict[str, float] = {}
+        for vertex in rest_get(base, f"/jobs/{job['jid']}")["vertices"]:
+            names = [m["id"] for m in rest_get(base, f"/jobs/{job['jid']}/vertices/{vertex['id']}/metrics")]
+            names = [n for n in names if n.rsplit(".", 1)[-1] in wanted]
+            for start in range(0, len(names), 8):
+                query = ",".join(names[start : start + 8])
+                for metric in rest_get(
+                    base, f"/jobs/{job['jid']}/vertices/{vertex['id']}/metrics?get={query}"
+                ):
+                    name = metric["id"].rsplit(".", 1)[-1]
+                    counts[name] = counts.get(name, 0) + float(metric["value"])
+        exceptions = (
+            rest_get(base, f"/jobs/{job['jid']}/exceptions").get("exceptionHistory", {}).get("entries", [])
+        )
+        causes = sorted({entry.get("exceptionName", "?") for entry in exceptions})
+        lines.append(f"{job['name']}: {counts}; {len(exceptions)} failure(s) {causes}")
+    return "\n".join(lines)
+
+
+def assert_books_equal(expected: dict, actual: dict, config: StackConfig | None = None) -> None:
     assert expected, "the reference has no symbols: nothing would be compared"
     mismatches = []
     for symbol, book in expected.items():
@@ -111,6 +157,8 @@ def assert_books_equal(expected: dict, actual: dict) -> None:
                 )
         if got.get("unknown_refs", 0) != book["unknown_refs"]:
             mismatches.append(f"{symbol} unknown_refs {got.get('unknown_refs')} != {book['unknown_refs']}")
+    if mismatches and config is not None:
+        mismatches.insert(0, pipeline_diagnostics(config))
     assert not mismatches, "\n".join(mismatches[:20])
 
 
@@ -129,7 +177,7 @@ def test_real_sample_books_in_clickhouse_and_redis_equal_the_offline_book(
     path = SHARED_DATA / sample
     summary = replay(config, path, venue, f"{venue}-1")
     wait_until_applied(config, venue, summary.last_seq_by_symbol(), timeout_s=180, show=False)
-    assert_books_equal(reference(config, path), streamed_books(config, venue))
+    assert_books_equal(reference(config, path), streamed_books(config, venue), config)
 
 
 def test_a_million_synthetic_messages_end_to_end(pipeline, tmp_path: Path) -> None:
@@ -140,7 +188,7 @@ def test_a_million_synthetic_messages_end_to_end(pipeline, tmp_path: Path) -> No
     assert summary.messages == 1_000_000
     wait_until_applied(config, "E2E-SYNTH", summary.last_seq_by_symbol(), timeout_s=600, show=False)
     expected = reference(config, path)
-    assert_books_equal(expected, streamed_books(config, "E2E-SYNTH"))
+    assert_books_equal(expected, streamed_books(config, "E2E-SYNTH"), config)
     # trades: every print of the offline book is a row (FINAL: no duplicates)
     client = clickhouse_client(config)
     printed = client.query(
@@ -205,7 +253,7 @@ def test_upgrade_through_a_savepoint_equals_an_uninterrupted_run(pipeline) -> No
     assert checkpoints["latest"]["restored"] is not None  # state came from the savepoint
 
     wait_until_applied(config, venue, second.last_seq_by_symbol(), timeout_s=180, show=False)
-    assert_books_equal(reference(config, path), streamed_books(config, venue))
+    assert_books_equal(reference(config, path), streamed_books(config, venue), config)
 
 
 def test_killing_the_taskmanager_mid_replay_loses_and_doubles_nothing(pipeline, tmp_path: Path) -> None:
