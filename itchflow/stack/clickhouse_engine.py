@@ -59,6 +59,12 @@ _READ_ONLY_CLASS = "READ_ONLY"
 _CONTROL_CLASS = "CONTROL"
 
 
+SESSION_RELEASE_WAIT_S = 0.25
+"""How long a request waits for its session to be released before SESSION_IS_LOCKED (the window
+between a response going out and the session being released is milliseconds; a real concurrent
+client holds it for a whole query)."""
+
+
 class DataDirLocked(RuntimeError):
     """The chDB data directory is in use by another process."""
 
@@ -346,6 +352,9 @@ class Engine:
         self._idle: list[EngineConnection] = []
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
+        #: signalled when a session is released (a client's next request may arrive before that:
+        #: the response goes out while the session is still held)
+        self._released = threading.Condition(self._lock)
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
@@ -426,9 +435,18 @@ class Engine:
             if session is None:
                 session = self._new_session(session_id, timeout, check, now)
             elif session.busy:
-                raise ClickHouseError(
-                    SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client"
-                )
+                # the same client's previous request may still be finishing (its response is sent
+                # before the session is released): wait a moment before calling it concurrent use
+                deadline = now + SESSION_RELEASE_WAIT_S
+                while session.busy and self._sessions.get(session_id) is session:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise ClickHouseError(
+                            SESSION_IS_LOCKED, f"Session {session_id} is locked by a concurrent client"
+                        )
+                    self._released.wait(left)
+                if self._sessions.get(session_id) is not session:
+                    session = self._new_session(session_id, timeout, check, time.monotonic())
             session.busy = True
             return session
 
@@ -448,6 +466,7 @@ class Engine:
             session.busy = False
             session.timeout = timeout
             session.expires_at = time.monotonic() + timeout
+            self._released.notify_all()
 
     def expire_sessions(self) -> int:
         """Close sessions idle past their timeout; returns how many were closed."""
