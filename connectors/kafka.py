@@ -124,13 +124,15 @@ def _source_builder(settings: KafkaSettings, topics: tuple[str, ...], reset: str
 
 def keyed_bytes_sink(settings: KafkaSettings, topic: str) -> KafkaSink:
     """A sink for ``Row(key_bytes, value_bytes)`` records (type :data:`KEYED_BYTES`)."""
-    serializer = (
+    builder = (
         KafkaRecordSerializationSchema.builder()
         .set_topic(topic)
         .set_key_serialization_schema(RowFieldExtractorSchema(0))
         .set_value_serialization_schema(RowFieldExtractorSchema(1))
-        .build()
     )
+    # bundle keys go to the partition they came from: one writer per partition (see the Java class)
+    builder._j_builder.setPartitioner(get_gateway().jvm.itchflow.connectors.BundlePartitioner())
+    serializer = builder.build()
     guarantee = (
         DeliveryGuarantee.EXACTLY_ONCE
         if settings.delivery == "exactly-once"

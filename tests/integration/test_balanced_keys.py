@@ -49,3 +49,24 @@ def test_other_keys_pass_unchanged_and_salts_are_replaced_not_stacked(jvm) -> No
     assert keyer.balancedKey("XNAS:#5/4") == "XNAS:#5/4"  # not a partition of 4
     once = keyer.balancedKey("XNAS:#1/4")
     assert keyer.balancedKey(once) == once
+
+
+def test_bundle_records_keep_their_partition_and_other_keys_hash_like_kafka(jvm) -> None:
+    """kafka-python's murmur2 is the independent reference for keys that are not bundle keys."""
+    from kafka.partitioner.default import murmur2
+    from pyflink.java_gateway import get_gateway
+
+    partitioner = jvm.itchflow.connectors.BundlePartitioner()
+    gateway = get_gateway()
+
+    def partition(key: str, count: int) -> int:
+        partitions = gateway.new_array(gateway.jvm.int, count)
+        for index in range(count):
+            partitions[index] = index
+        return partitioner.partition(None, key.encode(), b"", "t", partitions)
+
+    assert [partition(f"XNAS:#{p}/4~{p * 7}", 4) for p in range(4)] == [0, 1, 2, 3]
+    assert [partition(f"XNAS:#{p}/8", 4) for p in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
+    for key in ("AAPL", "XNAS:AAPL", "XNAS:#x/4", ""):
+        expected = (murmur2(key.encode()) & 0x7FFFFFFF) % 4
+        assert partition(key, 4) == expected, key
