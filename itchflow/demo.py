@@ -20,7 +20,6 @@ from itchflow.config import PROJECT_ROOT, StackConfig
 from itchflow.errors import UserError
 from itchflow.flinkctl import list_jobs, submit, wait_until_tasks_running
 from itchflow.stack.cli import add_stack_options, stack_config_from_args
-from itchflow.stack.components import COMPONENTS
 from itchflow.stack.manager import Stack
 
 DEMO_FILE = PROJECT_ROOT / "data" / "RITCH_ex20101224.TEST_ITCH_50.gz"
@@ -49,14 +48,12 @@ def ensure_jobs(config: StackConfig, parallelism: int | None, log=print) -> dict
     upgraded the savepoint way: stopped with a savepoint, the TaskManager restarted (it keeps old
     modules loaded otherwise), and the jobs resubmitted from their savepoints with the new code.
     """
-    from itchflow.codeversion import source_fingerprint
     from itchflow.flinkctl import stop_with_savepoint
 
     running = {job.name: job.job_id for job in list_jobs(config.flink_rest_url) if job.state == "RUNNING"}
     stack = Stack(config, log=log)
     savepoints: dict[str, str] = {}
-    started = [stack.taskmanager_code(c.name) for c in COMPONENTS if c.name.startswith("flink-taskmanager")]
-    if any(code not in (None, source_fingerprint()) for code in started):
+    if stack.taskmanagers_stale():
         for _, name in PIPELINE_JOBS:
             if name in running:
                 log(f"the code changed: stopping {name} with a savepoint to resume it on the new code ...")

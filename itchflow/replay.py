@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from itchflow.avro.bundle import SegmentInput
+from itchflow.avro.bundle import ItchBundle, SegmentInput, encode_bundle, make_bundle
 from itchflow.config import RAW_TOPIC
 from itchflow.errors import UserError
 
@@ -101,6 +101,19 @@ class ClosedBundle:
     @property
     def message_count(self) -> int:
         return sum(len(segment.payloads) for segment in self.segments)
+
+    def envelope(self, *, venue: str, trading_date: date, session: str, produced_at_ns: int) -> ItchBundle:
+        """The ``ItchBundle`` record of this bundle (what is produced to ``market-data-raw``)."""
+        return make_bundle(
+            self.segments,
+            venue=venue,
+            trading_date=trading_date,
+            session=session,
+            partition=self.partition,
+            partitions=self.partitions,
+            bundle_sequence=self.bundle_sequence,
+            produced_at_ns=produced_at_ns,
+        )
 
 
 @dataclass
@@ -401,21 +414,11 @@ def _settle(futures: list) -> None:
 
 
 def _avro_encoder(venue: str, trading_date: date, session: str) -> Callable[[ClosedBundle], bytes]:
-    from itchflow.avro.bundle import encode_bundle, make_bundle
-
     def encode(bundle: ClosedBundle) -> bytes:
-        return encode_bundle(
-            make_bundle(
-                bundle.segments,
-                venue=venue,
-                trading_date=trading_date,
-                session=session,
-                partition=bundle.partition,
-                partitions=bundle.partitions,
-                bundle_sequence=bundle.bundle_sequence,
-                produced_at_ns=time.time_ns(),
-            )
+        envelope = bundle.envelope(
+            venue=venue, trading_date=trading_date, session=session, produced_at_ns=time.time_ns()
         )
+        return encode_bundle(envelope)
 
     return encode
 

@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itchflow import synth  # noqa: E402
-from itchflow.avro.bundle import encode_bundle, make_bundle  # noqa: E402
+from itchflow.avro.bundle import encode_bundle  # noqa: E402
 from itchflow.normalize.bundle import decode_normalized  # noqa: E402
 from itchflow.pipeline.book_stage import BookStageConfig  # noqa: E402
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402
@@ -79,18 +79,8 @@ def cut_feed(payloads: Iterable[bytes], partitions: int, batch_size: int) -> Fee
             if segment.symbol != SYSTEM_SYMBOL:
                 segments += 1
                 symbol_messages += len(segment.payloads)
-        value = encode_bundle(
-            make_bundle(
-                bundle.segments,
-                venue=VENUE,
-                trading_date=TRADING_DATE,
-                session=SESSION,
-                partition=bundle.partition,
-                partitions=bundle.partitions,
-                bundle_sequence=bundle.bundle_sequence,
-                produced_at_ns=0,
-            )
-        )
+        envelope = bundle.envelope(venue=VENUE, trading_date=TRADING_DATE, session=SESSION, produced_at_ns=0)
+        value = encode_bundle(envelope)
         key = keys[bundle.partition]
         source = RecordSource("market-data-raw", bundle.partition, offset, 0, key)
         outcome = normalize_record(value, source, states.get(bundle.partition), now_ns=0)

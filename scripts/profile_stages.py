@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from itchflow.avro.bundle import encode_bundle, make_bundle  # noqa: E402
+from itchflow.avro.bundle import encode_bundle  # noqa: E402
 from itchflow.pipeline.book_stage import BookStageConfig  # noqa: E402
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402
 from itchflow.pipeline.partition_books import PartitionBooks  # noqa: E402
@@ -121,16 +121,7 @@ def encode_all(
 ) -> list[tuple[float, ClosedBundle, bytes]]:
     encoded = []
     for at, bundle in bundles:
-        envelope = make_bundle(
-            bundle.segments,
-            venue=venue,
-            trading_date=TRADING_DATE,
-            session=venue,
-            partition=bundle.partition,
-            partitions=bundle.partitions,
-            bundle_sequence=bundle.bundle_sequence,
-            produced_at_ns=0,
-        )
+        envelope = bundle.envelope(venue=venue, trading_date=TRADING_DATE, session=venue, produced_at_ns=0)
         encoded.append((at, bundle, encode_bundle(envelope)))
     return encoded
 

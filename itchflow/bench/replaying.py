@@ -39,18 +39,11 @@ class RecordingEncoder:
         self.sent: dict[str, list[stats.SentBatch]] = defaultdict(list)
 
     def __call__(self, bundle: ClosedBundle) -> bytes:
-        from itchflow.avro.bundle import encode_bundle, make_bundle
+        from itchflow.avro.bundle import encode_bundle
 
         sent_ns = time.time_ns()
-        envelope = make_bundle(
-            bundle.segments,
-            venue=self.venue,
-            trading_date=TRADING_DATE,
-            session=self.session,
-            partition=bundle.partition,
-            partitions=bundle.partitions,
-            bundle_sequence=bundle.bundle_sequence,
-            produced_at_ns=sent_ns,
+        envelope = bundle.envelope(
+            venue=self.venue, trading_date=TRADING_DATE, session=self.session, produced_at_ns=sent_ns
         )
         if self.record:
             for segment in bundle.segments:

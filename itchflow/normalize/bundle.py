@@ -112,13 +112,12 @@ class _SlicedColumns:
         return self._views
 
 
-def run_batches(bundle: NormalizedBundle) -> Iterator[RunBatch]:
-    """Each run of ``bundle`` as a per-symbol batch, in column order."""
+def run_slices(bundle: NormalizedBundle) -> Iterator[tuple[NormalizedRun, ColumnViews, tuple[Detail, ...]]]:
+    """Each run with its column views (zero-copy slices) and its details re-indexed from 0."""
     views = bundle.columns.views()
     details = bundle.details
     for run in bundle.runs:
         start, stop = run.start, run.start + run.count
-        sliced = ColumnViews(*(view[start:stop] for view in views))
         own: tuple[Detail, ...] = ()
         if details:
             own = tuple(
@@ -126,7 +125,13 @@ def run_batches(bundle: NormalizedBundle) -> Iterator[RunBatch]:
                 for name, fields in details
                 if start <= fields["index"] < stop
             )
-        yield RunBatch(bundle, run, sliced, own)
+        yield run, ColumnViews(*[view[start:stop] for view in views]), own
+
+
+def run_batches(bundle: NormalizedBundle) -> Iterator[RunBatch]:
+    """Each run of ``bundle`` as a per-symbol batch, in column order."""
+    for run, views, details in run_slices(bundle):
+        yield RunBatch(bundle, run, views, details)
 
 
 def bundle_of_batch(batch: NormalizedBatch) -> NormalizedBundle:

@@ -31,8 +31,7 @@ import os
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol
 
-from itchflow.normalize import ColumnViews, Detail
-from itchflow.normalize.bundle import NormalizedBundle, decode_normalized
+from itchflow.normalize.bundle import NormalizedBundle, decode_normalized, run_slices
 from itchflow.pipeline.book_stage import BookStage, BookStageConfig, Outputs
 
 COUNTER_NAMES = (
@@ -106,26 +105,16 @@ class PartitionBooks:
         market_wide = 0
         stages, config, dirty = self.stages, self.config, self.dirty
         venue, session = bundle.venue, bundle.session
-        views = bundle.columns.views()
-        details = bundle.details
-        for run in bundle.runs:
+        for run, views, details in run_slices(bundle):
             symbol = run.symbol
             if not symbol:
                 market_wide += 1  # system events, MWCB: no book
                 continue
-            key = f"{venue}:{symbol}"
+            key = book_key(venue, symbol)
             stage = stages.get(key)
             if stage is None:
                 stage = stages[key] = BookStage(venue=venue, symbol=symbol, config=config)
-            start, stop = run.start, run.start + run.count
-            own: tuple[Detail, ...] = ()
-            if details:
-                own = tuple(
-                    (name, {**fields, "index": fields["index"] - start})
-                    for name, fields in details
-                    if start <= fields["index"] < stop
-                )
-            stage.apply_columns(session, ColumnViews(*[view[start:stop] for view in views]), own, out)
+            stage.apply_columns(session, views, details, out)
             dirty.add(key)
         self.log_records += 1
         self.log_bytes += size

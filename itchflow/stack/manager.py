@@ -118,13 +118,10 @@ class Stack:
         change would run the old code. Running jobs fail over to the new TaskManagers and restore
         from their last checkpoint.
         """
-        from itchflow.codeversion import source_fingerprint
 
+        if not self.taskmanagers_stale():
+            return False
         managers = [c for c in COMPONENTS if c.name.startswith("flink-taskmanager")]
-        if not any(self._running(c) for c in managers):
-            return False
-        if all(self.taskmanager_code(c.name) == source_fingerprint() for c in managers if self._running(c)):
-            return False
         self.log(
             "restarting the TaskManagers: the project's Python code changed since they started "
             "(thread mode keeps modules loaded; running jobs restore from their last checkpoint)"
@@ -138,6 +135,14 @@ class Stack:
             self._start(component)
         self._wait_for(tuple(c.name for c in managers))
         return True
+
+    def taskmanagers_stale(self) -> bool:
+        """Whether a running TaskManager started with other project code than is on disk now."""
+        from itchflow.codeversion import source_fingerprint
+
+        current = source_fingerprint()
+        managers = [c for c in COMPONENTS if c.name.startswith("flink-taskmanager") and self._running(c)]
+        return any(self.taskmanager_code(c.name) != current for c in managers)
 
     def taskmanager_code(self, name: str) -> str | None:
         """The code fingerprint TaskManager ``name`` started with (None if unknown)."""
