@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Latency of the local broker alone: a producer process and a consumer process, no Flink.
+
+    itchflow stack up
+    .venv/bin/python scripts/probe_broker.py [--rate 400] [--count 2000] [--size 3000]
+    .venv/bin/python scripts/probe_broker.py --fetch-wait 100     # how the broker treats a waiting fetch
+
+The first form produces ``--count`` records of ``--size`` bytes at ``--rate`` records/s over four
+partitions (acks=all, idempotent, lz4: as the replay does) and prints produce -> consume latency
+percentiles, measured in a separate consumer process (``fetch_max_wait_ms`` 1). The second sends 40
+records at random 50-150 ms intervals to one partition and consumes with the given fetch wait: a
+broker that answers a waiting fetch as soon as data arrives shows a few ms whatever the wait; one
+that does not shows latencies growing with the wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import statistics
+import struct
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from itchflow.config import load_stack_config  # noqa: E402
+
+
+def consume(bootstrap: str, topic: str, count: int, fetch_wait_ms: int, ready, results) -> None:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        fetch_max_wait_ms=fetch_wait_ms,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    latencies: list[float] = []
+    ready.set()
+    while len(latencies) < count:
+        for records in consumer.poll(timeout_ms=1000).values():
+            now = time.time_ns()
+            latencies.extend((now - struct.unpack("<q", r.value[:8])[0]) / 1e6 for r in records)
+    results.put(latencies)
+
+
+def percentiles(values: list[float]) -> str:
+    values = sorted(values)
+    pick = lambda q: values[min(len(values) - 1, int(len(values) * q))]  # noqa: E731
+    return (
+        f"p50 {statistics.median(values):.1f}  p90 {pick(0.9):.1f}  p99 {pick(0.99):.1f}  "
+        f"max {values[-1]:.1f} ms (n={len(values)})"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=400.0)
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=3000)
+    parser.add_argument("--fetch-wait", type=int, help="the second form: consumer fetch wait in ms")
+    args = parser.parse_args()
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    config = load_stack_config()
+    bootstrap = f"{config.host}:{config.kafka_port}"
+    topic = f"probe-broker-{os.getpid()}"
+    partitions = 1 if args.fetch_wait is not None else 4
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, partitions, 1)])
+    count = 40 if args.fetch_wait is not None else args.count
+    context = multiprocessing.get_context("spawn")
+    ready, results = context.Event(), context.Queue()
+    reader = context.Process(
+        target=consume, args=(bootstrap, topic, count, args.fetch_wait or 1, ready, results), daemon=True
+    )
+    reader.start()
+    ready.wait(30)
+    time.sleep(1.0)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=0, acks="all", enable_idempotence=True, compression_type="lz4"
+    )
+    try:
+        if args.fetch_wait is not None:
+            for _ in range(count):
+                time.sleep(random.uniform(0.05, 0.15))
+                producer.send(topic, value=struct.pack("<q", time.time_ns()))
+        else:
+            pad = os.urandom(args.size)
+            started = time.monotonic()
+            for index in range(count):
+                delay = started + index / args.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                producer.send(
+                    topic, value=struct.pack("<q", time.time_ns()) + pad, partition=index % partitions
+                )
+        producer.flush()
+        latencies = results.get(timeout=120)
+    finally:
+        producer.close()
+        reader.join(timeout=10)
+        admin.delete_topics([topic])
+        admin.close()
+    label = (
+        f"fetch wait {args.fetch_wait} ms" if args.fetch_wait is not None else f"{args.rate:.0f} records/s"
+    )
+    print(f"produce -> consume, {label}: {percentiles(latencies)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
