@@ -241,4 +241,7 @@ def run_setup(log=print) -> None:
     log(f"redis: {valkey_binary()}")
     install_connector_jars(log)
     build_java_helpers(log)
+    from itchflow.book import native  # the compiled order book (falls back to Python without a compiler)
+
+    native.build(log)
     log("set-up complete")

@@ -29,10 +29,11 @@ class StaleCodeError(RuntimeError):
 
 
 def source_fingerprint(root: Path = PROJECT_ROOT, packages: tuple[str, ...] = PACKAGES) -> str:
-    """A short hash over every ``.py`` file of ``packages`` under ``root`` (paths and contents)."""
+    """A short hash over every ``.py`` and ``.c`` file of ``packages`` under ``root`` (paths and
+    contents): a C extension is loaded once per process like a module."""
     digest = hashlib.sha256()
     for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
+        for path in sorted([*(root / package).rglob("*.py"), *(root / package).rglob("*.c")]):
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(b"\0")
             digest.update(path.read_bytes())

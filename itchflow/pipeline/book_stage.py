@@ -86,6 +86,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from itchflow.book import BUY, SELL, OrderBook
+from itchflow.book.native import NativeBook, book_from_snapshot, is_native, new_book
 from itchflow.normalize import FLAG_HAS_PRICE, FLAG_PRINTABLE, ColumnViews, Detail, EventKind, NormalizedBatch
 from itchflow.sinks.resp import IntHashEncoder, IntStreamEncoder, command
 from itchflow.sinks.rowbinary import encode_string, fixed_width_struct, writer_for
@@ -369,6 +370,20 @@ class _BookReader:
         ]
 
 
+class _NativeReader:
+    """What :class:`_BookReader` gives the stage, for a :class:`~itchflow.book.native.NativeBook`
+    (whose event loop reads its own structures in C)."""
+
+    __slots__ = ("depth",)
+
+    def __init__(self, book: NativeBook) -> None:
+        self.depth = book.depth_columns
+
+
+def _reader_for(book: Any) -> _BookReader | _NativeReader:
+    return _NativeReader(book) if is_native(book) else _BookReader(book)
+
+
 class _Encoders(NamedTuple):
     """What encodes one book's outputs: built once per key and shared (pure, so sharing is safe)."""
 
@@ -399,7 +414,7 @@ class BookStage:
         "venue",
         "symbol",
         "config",
-        "book",
+        "_book",
         "session",
         "retired_sessions",
         "seq_base",
@@ -421,7 +436,8 @@ class BookStage:
         self.venue = venue
         self.symbol = symbol
         self.config = config
-        self.book = OrderBook(symbol=symbol, venue=venue)
+        #: the L3 book: a NativeBook when the C extension is built, else an OrderBook (same behaviour)
+        self.book = new_book(symbol, venue)
         #: producer session of the events applied last; None before the first batch
         self.session: str | None = None
         self.retired_sessions: list[str] = []
@@ -447,7 +463,16 @@ class BookStage:
         #: whether ``depth`` was compared with the book since this object was made (a restore may
         #: bring a depth of another ``depth_levels``): until then every batch rebuilds it
         self._depth_known = False
-        self._reader = _BookReader(self.book)
+
+    @property
+    def book(self) -> Any:
+        """The L3 book (:class:`~itchflow.book.OrderBook` or :class:`~itchflow.book.native.NativeBook`)."""
+        return self._book
+
+    @book.setter
+    def book(self, book: Any) -> None:
+        self._book = book
+        self._reader = _reader_for(book)
 
     # ------------------------------------------------------------------ state
 
@@ -469,8 +494,7 @@ class BookStage:
             raise ValueError(
                 f"state of {saved['venue']}:{saved['symbol']} restored for {venue}:{symbol} (keying bug?)"
             )
-        stage.book = OrderBook.from_snapshot(saved["book"])
-        stage._reader = _BookReader(stage.book)
+        stage.book = book_from_snapshot(saved["book"])
         stage.session = saved["session"]
         stage.retired_sessions = list(saved["retired_sessions"])
         stage.seq_base = saved["seq_base"]
@@ -582,7 +606,20 @@ class BookStage:
         is rebuilt and compared only after batches that may have changed it.
         """
         book = self.book
+        if is_native(book):  # the same loop in C (itchflow/book/_cbook.c)
+            return _Applied._make(
+                book.apply_events(
+                    views,
+                    self.last_seq,
+                    self.seq_base,
+                    self.top,
+                    self.config.depth_levels,
+                    not self._depth_known,
+                    attributed,
+                )
+            )
         reader = self._reader
+        assert isinstance(reader, _BookReader)
         orders = reader.orders
         resting = orders.get
         bid_levels, ask_levels = reader.bid_levels, reader.ask_levels

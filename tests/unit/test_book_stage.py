@@ -41,6 +41,8 @@ from tests.unit.book_stage_support import (
     new_stage,
 )
 
+pytestmark = pytest.mark.usefixtures("book_implementation")  # each test on the Python and the C book
+
 MS = 1_000_000
 SECOND = 1_000_000_000
 PX_998, PX_999, PX_1000, PX_1001 = dollars("9.98"), dollars("9.99"), dollars("10.00"), dollars("10.01")

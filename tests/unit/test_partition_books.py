@@ -24,6 +24,8 @@ from itchflow.pipeline.normalize_stage import RecordSource, normalize_record
 from itchflow.pipeline.partition_books import BookCache, PartitionBooks, book_key
 from itchflow.synth import generate
 
+pytestmark = pytest.mark.usefixtures("book_implementation")  # each test on the Python and the C book
+
 VENUE = "XNAS"
 DAY = date(2019, 12, 30)
 SOURCE = RecordSource("market-data-raw", 0, 0, 0, b"XNAS:#0")

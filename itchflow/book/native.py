@@ -1,0 +1,220 @@
+"""The compiled order book: :class:`NativeBook`, the same L3 book as :class:`~itchflow.book.OrderBook`
+in C (``itchflow/book/_cbook.c``), for the order-book job's hot path.
+
+:class:`~itchflow.book.OrderBook` stays the reference -- the offline ``itchflow book``, the benchmark's
+expected answer and the tests' model all use it -- and ``tests/unit/test_native_book.py`` checks the
+two against each other event by event. ``NativeBook`` has the same primitives (``add_order``,
+``execute_order``, ...), counters, queries and snapshot format (a snapshot of either restores into
+either), plus ``apply_events``: the order-book stage's whole per-run event loop in C
+(:meth:`itchflow.pipeline.book_stage.BookStage._apply_events` is its Python twin).
+
+``itchflow setup`` compiles the extension with the system C compiler (:func:`build`); without one the
+stage runs the Python book. ``ITCHFLOW_BOOK=python`` forces the Python book (A/B runs),
+``ITCHFLOW_BOOK=native`` makes a missing extension an error instead of a fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from itchflow.book.core import COUNTER_NAMES, SNAPSHOT_VERSION, OrderBook
+from itchflow.book.values import BUY, SELL, BookDepth, IntegrityProblem, LastTrade, PriceLevel, RestingOrder
+
+SOURCE = Path(__file__).with_name("_cbook.c")
+TARGET = Path(__file__).with_name("_cbook" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+
+try:
+    from itchflow.book import _cbook
+except ImportError:  # not built (no C compiler at set-up): the Python book is used
+    _cbook = None  # type: ignore[assignment]
+
+AVAILABLE = _cbook is not None
+
+
+def _choice() -> str:
+    choice = os.environ.get("ITCHFLOW_BOOK", "auto").strip().lower() or "auto"
+    if choice not in ("auto", "python", "native"):
+        raise ValueError(f"ITCHFLOW_BOOK must be auto, python or native, not {choice!r}")
+    if choice == "native" and not AVAILABLE:
+        raise RuntimeError(
+            f"ITCHFLOW_BOOK=native but the compiled book {TARGET.name} is not built: run `./dev setup` "
+            "(needs a C compiler: `sudo apt-get install -y gcc`)"
+        )
+    return choice
+
+
+def use_native() -> bool:
+    """Whether new stage books are :class:`NativeBook` (see the module docstring)."""
+    return AVAILABLE and _choice() != "python"
+
+
+if _cbook is not None:
+
+    class NativeBook(_cbook.Book):
+        """:class:`~itchflow.book.OrderBook` in C: same primitives, counters, queries and snapshots."""
+
+        __slots__ = ()
+
+        def best_bid(self) -> PriceLevel | None:
+            bid_price, bid_shares, bid_orders = self.top[:3]
+            return PriceLevel(bid_price, bid_shares, bid_orders) if bid_orders else None
+
+        def best_ask(self) -> PriceLevel | None:
+            ask_price, ask_shares, ask_orders = self.top[3:]
+            return PriceLevel(ask_price, ask_shares, ask_orders) if ask_orders else None
+
+        def spread(self) -> int | None:
+            bid, ask = self.best_bid(), self.best_ask()
+            return None if bid is None or ask is None else ask.price - bid.price
+
+        def depth(self, levels: int | None = None) -> BookDepth:
+            columns = self.depth_columns(-1 if levels is None else max(levels, 0))
+            bid_prices, bid_shares, bid_orders, ask_prices, ask_shares, ask_orders = columns
+            return BookDepth(
+                bids=tuple(map(PriceLevel, bid_prices, bid_shares, bid_orders)),
+                asks=tuple(map(PriceLevel, ask_prices, ask_shares, ask_orders)),
+            )
+
+        def last_trade(self) -> LastTrade | None:
+            last = self._last_trade
+            return None if last is None else LastTrade(*last)
+
+        def order(self, reference: int) -> RestingOrder | None:
+            values = self.order_values(reference)
+            if values is None:
+                return None
+            price, shares, is_bid = values
+            return RestingOrder(reference, BUY if is_bid else SELL, price, shares)
+
+        def orders(self) -> Iterator[RestingOrder]:
+            references, sides, prices, shares = self.export_orders()
+            for reference, side, price, count in zip(references, sides, prices, shares, strict=True):
+                yield RestingOrder(reference, side, price, count)
+
+        def counters(self) -> dict[str, int]:
+            return {name: getattr(self, name) for name in COUNTER_NAMES}
+
+        def check_integrity(self) -> list[IntegrityProblem]:
+            return [IntegrityProblem(code, message) for code, message in self.integrity_problems()]
+
+        def to_snapshot(self) -> dict[str, Any]:
+            """Exactly :meth:`OrderBook.to_snapshot`'s format."""
+            references, sides, prices, shares = self.export_orders()
+            last = self._last_trade
+            return {
+                "version": SNAPSHOT_VERSION,
+                "venue": self.venue,
+                "symbol": self.symbol,
+                "order_references": references,
+                "order_sides": sides,
+                "order_prices": prices,
+                "order_shares": shares,
+                "last_trade": None if last is None else list(last),
+                "counters": self.counters(),
+                "message_counts": self.message_counts,
+            }
+
+        @classmethod
+        def from_snapshot(cls, snapshot: dict[str, Any]) -> NativeBook:
+            """A book from :meth:`to_snapshot` (of either implementation); ValueError on another version."""
+            version = snapshot.get("version")
+            if version != SNAPSHOT_VERSION:
+                raise ValueError(
+                    f"unsupported order book snapshot version {version!r} (expected {SNAPSHOT_VERSION})"
+                )
+            book = cls(symbol=snapshot["symbol"], venue=snapshot["venue"])
+            book.import_orders(
+                snapshot["order_references"],
+                snapshot["order_sides"],
+                snapshot["order_prices"],
+                snapshot["order_shares"],
+            )
+            book._last_trade = snapshot["last_trade"]
+            for name in COUNTER_NAMES:
+                setattr(book, name, snapshot["counters"][name])
+            counts = dict.fromkeys("AFECXDUPQ", 0)
+            counts.update(snapshot["message_counts"])
+            book.message_counts = counts
+            return book
+
+else:  # pragma: no cover - only without a C compiler
+    NativeBook = None  # type: ignore[assignment,misc]
+
+
+def new_book(symbol: str, venue: str) -> Any:
+    """An empty stage book: :class:`NativeBook` when built (and not disabled), else :class:`OrderBook`."""
+    if use_native():
+        return NativeBook(symbol=symbol, venue=venue)
+    return OrderBook(symbol=symbol, venue=venue)
+
+
+def book_from_snapshot(snapshot: dict[str, Any]) -> Any:
+    """A stage book restored from a snapshot of either implementation (see :func:`new_book`)."""
+    if use_native():
+        return NativeBook.from_snapshot(snapshot)
+    return OrderBook.from_snapshot(snapshot)
+
+
+def is_native(book: object) -> bool:
+    return NativeBook is not None and isinstance(book, NativeBook)
+
+
+# ---------------------------------------------------------------------- building (itchflow setup)
+
+
+def stale() -> bool:
+    """Whether the extension is missing or older than its source."""
+    return not TARGET.exists() or TARGET.stat().st_mtime < SOURCE.stat().st_mtime
+
+
+def compiler() -> str | None:
+    """The C compiler to build with: ``$CC``, else ``cc``/``gcc``/``clang`` on PATH."""
+    for candidate in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if candidate and shutil.which(candidate.split()[0]):
+            return candidate
+    return None
+
+
+def build(log=print) -> bool:
+    """Compile ``_cbook.c`` next to this file when stale; False (with advice logged) without a compiler
+    or Python headers, so set-up still succeeds and the job runs the Python book."""
+    if not stale():
+        return True
+    cc = compiler()
+    include = sysconfig.get_paths()["include"]
+    if cc is None or not (Path(include) / "Python.h").exists():
+        missing = "a C compiler" if cc is None else f"the Python headers ({include}/Python.h)"
+        log(
+            f"WARNING: {missing} not found: the order-book job will run the pure-Python book (several "
+            "times slower). Install it (Debian/Ubuntu: `sudo apt-get install -y gcc python3-dev`) and "
+            "run `./dev setup` again."
+        )
+        return False
+    partial = TARGET.with_name(TARGET.name + ".part")
+    command = [
+        *cc.split(),
+        "-O2",
+        "-g0",
+        "-fPIC",
+        "-shared",
+        "-Wall",
+        "-Wno-unused-parameter",
+        "-I",
+        include,
+        str(SOURCE),
+        "-o",
+        str(partial),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"compiling {SOURCE.name} failed ({' '.join(command)}):\n{result.stderr[-3000:]}")
+    partial.replace(TARGET)
+    log(f"compiled the order book's C extension into {TARGET.name}")
+    return True
