@@ -731,6 +731,157 @@ static PyObject *trade_row(int64_t seq, int64_t ts, PyObject *source, uint64_t m
                          (long long)price, (long long)shares, side, printable);
 }
 
+/* ------------------------------------------------------------------ encoding top-of-book changes
+ *
+ * With `emit`, apply_events encodes each top-of-book change as the stage's Python code does
+ * (book_stage.py _emit/_stream_entries): a RowBinary top_of_book row (key prefix, then seq UInt64,
+ * ts_event Int64, bid price Int64, shares UInt64, orders UInt32, ask price, shares, orders; little
+ * endian) and an XADD whose head and encoded field names come from the stage's IntStreamEncoder. */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buffer;
+
+static int buffer_reserve(Buffer *buf, Py_ssize_t more) {
+    if (buf->len + more <= buf->cap) return 0;
+    Py_ssize_t cap = buf->cap ? buf->cap : 1024;
+    while (cap < buf->len + more) cap *= 2;
+    char *data = PyMem_Realloc(buf->data, (size_t)cap);
+    if (!data) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    buf->data = data;
+    buf->cap = cap;
+    return 0;
+}
+
+static inline void put_bytes(Buffer *buf, const void *data, Py_ssize_t n) {
+    memcpy(buf->data + buf->len, data, (size_t)n);
+    buf->len += n;
+}
+
+static inline void put_le64(Buffer *buf, uint64_t v) {
+    for (int k = 0; k < 8; k++) buf->data[buf->len++] = (char)(v >> (8 * k));
+}
+
+static inline void put_le32(Buffer *buf, uint32_t v) {
+    for (int k = 0; k < 4; k++) buf->data[buf->len++] = (char)(v >> (8 * k));
+}
+
+/* decimal text of v into out (at least 21 bytes); its length */
+static inline int format_int(char *out, int64_t v) {
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    int len = 0;
+    if (v < 0) out[len++] = '-';
+    while (n) out[len++] = tmp[--n];
+    return len;
+}
+
+/* "$<len>\r\n<text>\r\n" */
+static inline void put_bulk(Buffer *buf, const char *text, int n) {
+    char head[16];
+    head[0] = '$';
+    int h = 1 + format_int(head + 1, n);
+    put_bytes(buf, head, h);
+    put_bytes(buf, "\r\n", 2);
+    put_bytes(buf, text, n);
+    put_bytes(buf, "\r\n", 2);
+}
+
+typedef struct {
+    const char *prefix; /* RowBinary venue + symbol */
+    Py_ssize_t prefix_len;
+    const char *head; /* the XADD command up to its entry id */
+    Py_ssize_t head_len;
+    const char *names[8]; /* encoded field names ("$len\r\nname\r\n") */
+    Py_ssize_t name_len[8];
+    Py_ssize_t names_len;
+    int64_t stream_ms;
+    Py_ssize_t changes;
+    Buffer rows;
+    Buffer command;
+    PyObject *entries; /* list of XADD commands */
+} Emit;
+
+static int emit_top(Emit *e, int64_t seq, int64_t ts, const int64_t top[6]) {
+    if (buffer_reserve(&e->rows, e->prefix_len + 56) < 0) return -1;
+    put_bytes(&e->rows, e->prefix, e->prefix_len);
+    put_le64(&e->rows, (uint64_t)seq);
+    put_le64(&e->rows, (uint64_t)ts);
+    put_le64(&e->rows, (uint64_t)top[0]);
+    put_le64(&e->rows, (uint64_t)top[1]);
+    put_le32(&e->rows, (uint32_t)top[2]);
+    put_le64(&e->rows, (uint64_t)top[3]);
+    put_le64(&e->rows, (uint64_t)top[4]);
+    put_le32(&e->rows, (uint32_t)top[5]);
+
+    int64_t ms = ts / 1000000; /* Python's // : event times are not negative */
+    if (ts < 0 && ms * 1000000 != ts) ms -= 1;
+    if (ms < e->stream_ms) ms = e->stream_ms; /* event time went backwards: keep the id increasing */
+    e->stream_ms = ms;
+    e->command.len = 0;
+    if (buffer_reserve(&e->command, e->head_len + e->names_len + 9 * 32) < 0) return -1;
+    put_bytes(&e->command, e->head, e->head_len);
+    char text[48];
+    int n = format_int(text, ms);
+    text[n++] = '-';
+    n += format_int(text + n, seq);
+    put_bulk(&e->command, text, n);
+    const int64_t values[8] = {top[0], top[1], top[2], top[3], top[4], top[5], seq, ts};
+    for (int k = 0; k < 8; k++) {
+        put_bytes(&e->command, e->names[k], e->name_len[k]);
+        put_bulk(&e->command, text, format_int(text, values[k]));
+    }
+    PyObject *entry = PyBytes_FromStringAndSize(e->command.data, e->command.len);
+    if (!entry) return -1;
+    int rc = PyList_Append(e->entries, entry);
+    Py_DECREF(entry);
+    e->changes++;
+    return rc;
+}
+
+static int emit_setup(Emit *e, PyObject *spec) {
+    PyObject *prefix, *head, *names;
+    long long stream_ms;
+    memset(e, 0, sizeof(*e));
+    if (!PyArg_ParseTuple(spec, "SSO!L", &prefix, &head, &PyTuple_Type, &names, &stream_ms)) return -1;
+    if (PyTuple_GET_SIZE(names) != 8) {
+        PyErr_SetString(PyExc_ValueError, "emit needs the 8 encoded top-of-book field names");
+        return -1;
+    }
+    e->prefix = PyBytes_AS_STRING(prefix);
+    e->prefix_len = PyBytes_GET_SIZE(prefix);
+    e->head = PyBytes_AS_STRING(head);
+    e->head_len = PyBytes_GET_SIZE(head);
+    for (int k = 0; k < 8; k++) {
+        PyObject *name = PyTuple_GET_ITEM(names, k);
+        if (!PyBytes_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "field names must be bytes");
+            return -1;
+        }
+        e->names[k] = PyBytes_AS_STRING(name);
+        e->name_len[k] = PyBytes_GET_SIZE(name);
+        e->names_len += e->name_len[k];
+    }
+    e->stream_ms = stream_ms;
+    e->entries = PyList_New(0);
+    return e->entries ? 0 : -1;
+}
+
+static void emit_free(Emit *e) {
+    PyMem_Free(e->rows.data);
+    PyMem_Free(e->command.data);
+    Py_XDECREF(e->entries);
+}
+
 static PyObject *STR_E, *STR_C, *STR_P, *STR_Q, *STR_B, *STR_S, *STR_EMPTY;
 
 static inline PyObject *side_name(uint8_t code) {
@@ -747,20 +898,24 @@ static inline int append_new(PyObject *list, PyObject *item) {
 }
 
 /*
- * apply_events(columns, last_seq, seq_base, top, depth_levels, deep, attributed)
+ * apply_events(columns, last_seq, seq_base, top, depth_levels, deep, attributed, emit=None)
  *
  * BookStage._apply_events for this book: `columns` is the ColumnViews tuple (kind, flags, side,
  * ts_event, seq, order_ref, new_order_ref, match_number, shares, price); `top` the 6-tuple of the
  * stage's last top of book; `deep` whether the depth must be rebuilt regardless; `attributed` a
  * set of seqs of adds that carry an MPID. Returns the _Applied tuple: (applied, duplicates,
- * last_seq, last_ts_event, max_ts_event, top, top_rows, trade_rows, deep).
+ * last_seq, last_ts_event, max_ts_event, top, top_rows, trade_rows, deep, encoded_top).
+ * Without `emit` (None), top_rows lists (book seq, ts_event, *top) per change and encoded_top is None;
+ * with emit = (key_prefix, xadd_head, field_names, stream_ms), top_rows is empty and encoded_top is
+ * (changes, top_of_book RowBinary rows, [XADD commands], stream_ms after them).
  */
 static PyObject *Book_apply_events(Book *b, PyObject *args) {
-    PyObject *columns, *top_in, *attributed;
+    PyObject *columns, *top_in, *attributed, *emit_spec = Py_None;
     long long last_seq, base;
     Py_ssize_t levels;
     int deep;
-    if (!PyArg_ParseTuple(args, "OLLOnpO", &columns, &last_seq, &base, &top_in, &levels, &deep, &attributed))
+    if (!PyArg_ParseTuple(args, "OLLOnpO|O", &columns, &last_seq, &base, &top_in, &levels, &deep, &attributed,
+                          &emit_spec))
         return NULL;
     if (!PyTuple_Check(columns) || PyTuple_GET_SIZE(columns) != 10) {
         PyErr_SetString(PyExc_TypeError, "columns must be the 10 column views");
@@ -786,6 +941,14 @@ static PyObject *Book_apply_events(Book *b, PyObject *args) {
     Column col[10];
     memset(col, 0, sizeof(col));
     PyObject *result = NULL, *top_rows = NULL, *trade_rows = NULL;
+    Emit emit;
+    int emitting = emit_spec != Py_None;
+    memset(&emit, 0, sizeof(emit));
+    if (emitting && (!PyTuple_Check(emit_spec) || emit_setup(&emit, emit_spec) < 0)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "emit must be a tuple");
+        emit_free(&emit);
+        return NULL;
+    }
     Py_ssize_t n = -1;
     for (int k = 0; k < 10; k++) {
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(columns, k), &col[k].view, PyBUF_SIMPLE) < 0) goto done;
@@ -994,13 +1157,29 @@ static PyObject *Book_apply_events(Book *b, PyObject *args) {
                 changed = 1;
             }
         }
-        if (changed && append_new(top_rows, top_row(base + seq, ts, top)) < 0) goto done;
+        if (changed) {
+            if (emitting) {
+                if (emit_top(&emit, base + seq, ts, top) < 0) goto done;
+            } else if (append_new(top_rows, top_row(base + seq, ts, top)) < 0) {
+                goto done;
+            }
+        }
     }
-    result = Py_BuildValue("(nnLLL(LLLLLL)OOO)", n - duplicates, duplicates, last_seq, (long long)last_ts,
+    PyObject *encoded = Py_None;
+    if (emitting) {
+        PyObject *rows = PyBytes_FromStringAndSize(emit.rows.data ? emit.rows.data : "", emit.rows.len);
+        if (!rows) goto done;
+        encoded = Py_BuildValue("(nNOL)", emit.changes, rows, emit.entries, (long long)emit.stream_ms);
+        if (!encoded) goto done;
+    } else {
+        Py_INCREF(encoded);
+    }
+    result = Py_BuildValue("(nnLLL(LLLLLL)OOON)", n - duplicates, duplicates, last_seq, (long long)last_ts,
                            (long long)max_ts, (long long)top[0], (long long)top[1], (long long)top[2],
                            (long long)top[3], (long long)top[4], (long long)top[5], top_rows, trade_rows,
-                           deep ? Py_True : Py_False);
+                           deep ? Py_True : Py_False, encoded);
 done:
+    emit_free(&emit);
     for (int k = 0; k < 10; k++)
         if (col[k].held) PyBuffer_Release(&col[k].view);
     Py_XDECREF(top_rows);

@@ -10,6 +10,7 @@ batch view whose columns are zero-copy slices of the bundle's.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -115,17 +116,18 @@ class _SlicedColumns:
 def run_slices(bundle: NormalizedBundle) -> Iterator[tuple[NormalizedRun, ColumnViews, tuple[Detail, ...]]]:
     """Each run with its column views (zero-copy slices) and its details re-indexed from 0."""
     views = bundle.columns.views()
-    details = bundle.details
-    for run in bundle.runs:
-        start, stop = run.start, run.start + run.count
-        own: tuple[Detail, ...] = ()
-        if details:
-            own = tuple(
-                (name, {**fields, "index": fields["index"] - start})
-                for name, fields in details
-                if start <= fields["index"] < stop
-            )
-        yield run, ColumnViews(*[view[start:stop] for view in views]), own
+    runs = bundle.runs
+    by_run: list[list[Detail]] = [[] for _ in runs]
+    if bundle.details:  # one pass over the details, not one per run (a bundle has hundreds of runs)
+        starts = [run.start for run in runs]
+        for name, fields in bundle.details:
+            index = fields["index"]
+            at = bisect_right(starts, index) - 1
+            if at >= 0 and index < starts[at] + runs[at].count:
+                by_run[at].append((name, {**fields, "index": index - starts[at]}))
+    for run, own in zip(runs, by_run, strict=True):
+        start = run.start
+        yield run, ColumnViews(*[view[start : start + run.count] for view in views]), tuple(own)
 
 
 def run_batches(bundle: NormalizedBundle) -> Iterator[RunBatch]:

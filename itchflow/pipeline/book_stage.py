@@ -336,6 +336,9 @@ class _Applied(NamedTuple):
     """(book seq, ts_event, source, match number, price, shares, side, printable)."""
     deep: bool
     """An event touched a level within the top ``depth_levels`` of its side (or could have)."""
+    encoded_top: tuple[int, bytes, list[bytes], int] | None = None
+    """From the C book: the changes already encoded -- (count, top_of_book rows, XADD commands,
+    ``stream_ms`` after them) -- and ``top_rows`` empty."""
 
 
 class _BookReader:
@@ -579,7 +582,7 @@ class BookStage:
         self.top = done.top
         self._emit(done, out)
         out.events_applied += done.applied
-        out.tob_changes += len(done.top_rows)
+        out.tob_changes += len(done.top_rows) if done.encoded_top is None else done.encoded_top[0]
         out.trade_count += len(done.trade_rows)
         out.unknown_refs += book.unknown_refs - unknown_before
 
@@ -606,7 +609,9 @@ class BookStage:
         is rebuilt and compared only after batches that may have changed it.
         """
         book = self.book
-        if is_native(book):  # the same loop in C (itchflow/book/_cbook.c)
+        if is_native(book):  # the same loop in C (itchflow/book/_cbook.c), changes encoded there too
+            encoders = self._encoders
+            emit = (encoders.key_prefix, *encoders.stream.layout, self.stream_ms)
             return _Applied._make(
                 book.apply_events(
                     views,
@@ -616,6 +621,7 @@ class BookStage:
                     self.config.depth_levels,
                     not self._depth_known,
                     attributed,
+                    emit,
                 )
             )
         reader = self._reader
@@ -782,7 +788,12 @@ class BookStage:
         seq, ts_event = self.seq_base + done.last_seq, done.last_ts_event
         prefix = self._encoders.key_prefix
         redis = out.redis
-        if done.top_rows:
+        if done.encoded_top is not None:
+            changes, rows, entries, self.stream_ms = done.encoded_top
+            if changes:
+                out.top_of_book.append(rows)
+                redis += entries
+        elif done.top_rows:
             out.top_of_book.append(b"".join([prefix + _TOB_PACK(*row) for row in done.top_rows]))
             redis += self._stream_entries(done.top_rows)
         if done.trade_rows:
