@@ -241,7 +241,7 @@ def run_setup(log=print) -> None:
     log(f"redis: {valkey_binary()}")
     install_connector_jars(log)
     build_java_helpers(log)
-    from itchflow.book import native  # the compiled order book (falls back to Python without a compiler)
+    from itchflow import extensions  # compiled book + normalizer (Python fallbacks without a compiler)
 
-    native.build(log)
+    extensions.build(log)
     log("set-up complete")

@@ -8,26 +8,20 @@ two against each other event by event. ``NativeBook`` has the same primitives (`
 either), plus ``apply_events``: the order-book stage's whole per-run event loop in C
 (:meth:`itchflow.pipeline.book_stage.BookStage._apply_events` is its Python twin).
 
-``itchflow setup`` compiles the extension with the system C compiler (:func:`build`); without one the
-stage runs the Python book. ``ITCHFLOW_BOOK=python`` forces the Python book (A/B runs),
-``ITCHFLOW_BOOK=native`` makes a missing extension an error instead of a fallback.
+``itchflow setup`` compiles the extension with the system C compiler (:mod:`itchflow.extensions`); without one the
+stage runs the Python book; ``ITCHFLOW_NATIVE=python`` forces it (A/B runs).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sysconfig
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+from itchflow import extensions
 from itchflow.book.core import COUNTER_NAMES, SNAPSHOT_VERSION, OrderBook
 from itchflow.book.values import BUY, SELL, BookDepth, IntegrityProblem, LastTrade, PriceLevel, RestingOrder
 
-SOURCE = Path(__file__).with_name("_cbook.c")
-TARGET = Path(__file__).with_name("_cbook" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+TARGET = extensions.BOOK.target
 
 try:
     from itchflow.book import _cbook
@@ -37,21 +31,9 @@ except ImportError:  # not built (no C compiler at set-up): the Python book is u
 AVAILABLE = _cbook is not None
 
 
-def _choice() -> str:
-    choice = os.environ.get("ITCHFLOW_BOOK", "auto").strip().lower() or "auto"
-    if choice not in ("auto", "python", "native"):
-        raise ValueError(f"ITCHFLOW_BOOK must be auto, python or native, not {choice!r}")
-    if choice == "native" and not AVAILABLE:
-        raise RuntimeError(
-            f"ITCHFLOW_BOOK=native but the compiled book {TARGET.name} is not built: run `./dev setup` "
-            "(needs a C compiler: `sudo apt-get install -y gcc`)"
-        )
-    return choice
-
-
 def use_native() -> bool:
-    """Whether new stage books are :class:`NativeBook` (see the module docstring)."""
-    return AVAILABLE and _choice() != "python"
+    """Whether new stage books are :class:`NativeBook` (see :func:`itchflow.extensions.use_native`)."""
+    return AVAILABLE and extensions.use_native()
 
 
 if _cbook is not None:
@@ -163,58 +145,3 @@ def book_from_snapshot(snapshot: dict[str, Any]) -> Any:
 
 def is_native(book: object) -> bool:
     return NativeBook is not None and isinstance(book, NativeBook)
-
-
-# ---------------------------------------------------------------------- building (itchflow setup)
-
-
-def stale() -> bool:
-    """Whether the extension is missing or older than its source."""
-    return not TARGET.exists() or TARGET.stat().st_mtime < SOURCE.stat().st_mtime
-
-
-def compiler() -> str | None:
-    """The C compiler to build with: ``$CC``, else ``cc``/``gcc``/``clang`` on PATH."""
-    for candidate in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if candidate and shutil.which(candidate.split()[0]):
-            return candidate
-    return None
-
-
-def build(log=print) -> bool:
-    """Compile ``_cbook.c`` next to this file when stale; False (with advice logged) without a compiler
-    or Python headers, so set-up still succeeds and the job runs the Python book."""
-    if not stale():
-        return True
-    cc = compiler()
-    include = sysconfig.get_paths()["include"]
-    if cc is None or not (Path(include) / "Python.h").exists():
-        missing = "a C compiler" if cc is None else f"the Python headers ({include}/Python.h)"
-        log(
-            f"WARNING: {missing} not found: the order-book job will run the pure-Python book (several "
-            "times slower). Install it (Debian/Ubuntu: `sudo apt-get install -y gcc python3-dev`) and "
-            "run `./dev setup` again."
-        )
-        return False
-    partial = TARGET.with_name(TARGET.name + ".part")
-    command = [
-        *cc.split(),
-        "-O2",
-        "-g0",
-        "-fPIC",
-        "-shared",
-        "-Wall",
-        "-Wno-unused-parameter",
-        "-I",
-        include,
-        str(SOURCE),
-        "-o",
-        str(partial),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise RuntimeError(f"compiling {SOURCE.name} failed ({' '.join(command)}):\n{result.stderr[-3000:]}")
-    partial.replace(TARGET)
-    log(f"compiled the order book's C extension into {TARGET.name}")
-    return True

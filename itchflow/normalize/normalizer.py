@@ -15,11 +15,12 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from itchflow.avro.bundle import ItchBundle, ItchSegment
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.raw import ItchBatch, make_batch
+from itchflow.extensions import use_native
 from itchflow.itch import messages as itch
 from itchflow.itch.codec import decode, decode_at, encode, message_length
 from itchflow.itch.messages import Message
@@ -35,6 +36,11 @@ from itchflow.normalize.bundle import NormalizedBundle, NormalizedRun
 from itchflow.normalize.clock import NANOS_PER_DAY, midnight_epoch_ns
 from itchflow.normalize.events import FLAG_HAS_PRICE, FLAG_PRINTABLE, EventKind
 from itchflow.normalize.sequence import SequenceCheck, SequenceStatus
+
+try:  # the fast path in C (itchflow/extensions.py); the Python code below is the reference
+    from itchflow.normalize import _cscan
+except ImportError:  # not built: no C compiler at set-up
+    _cscan = None  # type: ignore[assignment]
 
 _ADDED, _EXECUTED, _CANCELLED, _DELETED, _REPLACED = (
     int(EventKind.ORDER_ADDED),
@@ -169,6 +175,7 @@ def normalize_bundle(
     end = len(payloads)
     runs: list[NormalizedRun] = []
     position = walked = duplicate_segments = duplicate_messages = gap_messages = 0
+    scan = _fast_scan()
     for number, segment in enumerate(bundle.segments):
         check = checks[number] if checks is not None else _OK
         count = segment.message_count
@@ -192,7 +199,15 @@ def normalize_bundle(
             continue
         first_row = len(out.rows)
         position, seen, truncated = _rows(
-            payloads, position, count, segment.stock_locate, segment.first_message_seq, symbol, base, out
+            payloads,
+            position,
+            count,
+            segment.stock_locate,
+            segment.first_message_seq,
+            symbol,
+            base,
+            out,
+            scan,
         )
         walked += seen
         gap_messages += check.gap_messages
@@ -307,20 +322,61 @@ def _rows(
     symbol: str,
     base: int,
     out: _Rows,
+    scan: Any = "auto",
 ) -> tuple[int, int, bool]:
     """Append one row per valid message (and a detail where the kind has one); reject misfits.
 
     Walks at most ``limit`` messages from byte offset ``position`` (``-1``: up to the end).
     Returns the offset after the last message walked, the number of messages seen (valid or not,
     so the caller can check its count) and whether the payloads ended in a truncated message.
+
+    With the C extension built (:mod:`itchflow.extensions`), its ``scan_rows`` takes the frequent
+    valid messages and stops at any other one, which :func:`_rows_python` then walks alone
+    (``scan``: that function, None for Python only, "auto" to decide here).
     """
+    stock = symbol.encode("latin-1").ljust(8)
+    if scan == "auto":
+        scan = _fast_scan()
+    if scan is None or len(stock) != 8:
+        return _rows_python(payloads, position, limit, locate, seq0, symbol, base, out, 0)
+    end = len(payloads)
+    rows = out.rows
+    index = 0
+    while True:
+        position, index = scan(
+            payloads, position, limit, index, locate, seq0, stock, base, NANOS_PER_DAY, rows
+        )
+        if position >= end or index == limit:
+            return position, index, False
+        position, index, truncated = _rows_python(
+            payloads, position, index + 1, locate, seq0, symbol, base, out, index
+        )
+        if truncated:
+            return position, index, True
+
+
+def _fast_scan() -> Any:
+    return _cscan.scan_rows if _cscan is not None and use_native() else None
+
+
+def _rows_python(
+    payloads: bytes,
+    position: int,
+    limit: int,
+    locate: int,
+    seq0: int,
+    symbol: str,
+    base: int,
+    out: _Rows,
+    index: int,
+) -> tuple[int, int, bool]:
+    """:func:`_rows` in Python, from message ``index`` (``limit`` counts from message 0)."""
     rows = out.rows
     append = rows.append
     stock = symbol.encode("latin-1").ljust(8)
     lengths = _LENGTHS
     day = NANOS_PER_DAY
     end = len(payloads)
-    index = 0  # message position in the batch or segment
     while position < end and index != limit:
         start = position + 2
         size = (payloads[position] << 8 | payloads[start - 1]) if start <= end else 0
@@ -630,6 +686,9 @@ def _columns(rows: list[Row]) -> tuple[EventColumns, int, int]:
     """Packed columns of ``rows`` and their smallest and largest ts_event (0, 0 when empty)."""
     if not rows:
         return EMPTY_COLUMNS, 0, 0
+    if _cscan is not None and use_native():
+        *packed, low, high = _cscan.pack_rows(rows)
+        return EventColumns(*packed), low, high
     kind, flags, side, ts_event, seq, order_ref, new_order_ref, match_number, shares, price = zip(
         *rows, strict=True
     )

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from itchflow.book import native
+from itchflow import extensions
 
 
 @pytest.fixture(params=["python", "native"])
-def book_implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test once with the order-book stage on the Python book and once on the C book
-    (``ITCHFLOW_BOOK``, see :mod:`itchflow.book.native`). The C book must be built: `./dev setup`."""
-    if request.param == "native" and not native.AVAILABLE:
-        pytest.fail(f"the C book {native.TARGET.name} is not built: run `./dev setup` (needs gcc)")
-    monkeypatch.setenv("ITCHFLOW_BOOK", request.param)
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once on the pure-Python order book and normalizer and once on their C twins
+    (``ITCHFLOW_NATIVE``, see :mod:`itchflow.extensions`). The C code must be built: `./dev setup`."""
+    if request.param == "native":
+        missing = [e.target.name for e in extensions.EXTENSIONS if not e.target.exists()]
+        if missing:
+            pytest.fail(f"{', '.join(missing)} not built: run `./dev setup` (needs gcc)")
+    monkeypatch.setenv("ITCHFLOW_NATIVE", request.param)
     return str(request.param)

@@ -41,7 +41,7 @@ from tests.unit.book_stage_support import (
     new_stage,
 )
 
-pytestmark = pytest.mark.usefixtures("book_implementation")  # each test on the Python and the C book
+pytestmark = pytest.mark.usefixtures("implementation")  # each test on the Python and the C code
 
 MS = 1_000_000
 SECOND = 1_000_000_000

@@ -37,7 +37,7 @@ from tests.unit.book_stage_support import (
     symbol_feeds,
 )
 
-pytestmark = pytest.mark.usefixtures("book_implementation")  # each test on the Python and the C book
+pytestmark = pytest.mark.usefixtures("implementation")  # each test on the Python and the C code
 
 SYMBOLS = 6
 MESSAGES = 24_000
@@ -153,12 +153,10 @@ def test_rows_equal_a_message_by_message_replay_of_the_book(symbol: str) -> None
     assert stage.book.message_counts == {k: v for k, v in book.message_counts.items() if k in book_types}
 
 
-def test_tracked_top_and_internal_reads_agree_with_the_public_queries(book_implementation: str) -> None:
+def test_tracked_top_and_internal_reads_agree_with_the_public_queries(implementation: str) -> None:
     for feed in synthetic_feeds().values():
         stage = BookStage.restore(None, venue=VENUE, symbol=feed.symbol, config=CONFIG)
-        assert (
-            type(stage.book).__name__ == {"python": "OrderBook", "native": "NativeBook"}[book_implementation]
-        )
+        assert type(stage.book).__name__ == {"python": "OrderBook", "native": "NativeBook"}[implementation]
         for batch in feed.batches:
             stage.apply(batch)
             book, reader = stage.book, _reader_for(stage.book)

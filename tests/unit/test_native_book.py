@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from itchflow import synth
+from itchflow import extensions, synth
 from itchflow.book import OrderBook, native
 from itchflow.pipeline.book_stage import BookStage
 from tests.unit.book_stage_support import CONFIG, VENUE, SymbolFeed, symbol_feeds
@@ -158,12 +158,14 @@ def test_a_corrupted_snapshot_is_reported_by_the_integrity_check() -> None:
 
 
 def test_the_extension_is_built_from_the_current_source() -> None:
-    assert not native.stale(), "itchflow/book/_cbook.c changed since the build: run `./dev setup`"
+    assert not any(e.stale() for e in extensions.EXTENSIONS), (
+        "a C source changed since the build: `./dev setup`"
+    )
     assert native.new_book("X", "V").__class__ is NativeBook or not native.use_native()
 
 
 def stage_outputs(feed: SymbolFeed, implementation: str, monkeypatch: pytest.MonkeyPatch) -> list:
-    monkeypatch.setenv("ITCHFLOW_BOOK", implementation)
+    monkeypatch.setenv("ITCHFLOW_NATIVE", implementation)
     stage = BookStage.restore(None, venue=VENUE, symbol=feed.symbol, config=CONFIG)
     outputs = [stage.apply(batch) for batch in feed.batches]
     return [*outputs, stage.snapshot()]

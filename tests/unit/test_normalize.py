@@ -44,6 +44,8 @@ from itchflow.normalize import (
     ts_event_ns,
 )
 
+pytestmark = pytest.mark.usefixtures("implementation")  # each test on the Python and the C code
+
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "itch"
 WINTER = date(2019, 12, 30)
 SUMMER = date(2020, 7, 1)

@@ -2,6 +2,8 @@
 
 from datetime import date
 
+import pytest
+
 from itchflow.avro import encode_batch, make_batch
 from itchflow.avro.bundle import SegmentInput, encode_bundle, make_bundle
 from itchflow.avro.deadletter import decode_dead_letter
@@ -9,6 +11,8 @@ from itchflow.itch.codec import encode
 from itchflow.itch.messages import AddOrder, OrderDelete, OrderExecuted
 from itchflow.normalize.bundle import decode_normalized, run_batches
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record, state_from_tuple
+
+pytestmark = pytest.mark.usefixtures("implementation")  # each test on the Python and the C code
 
 T0 = 34_200_000_000_000  # 09:30:00 in ns since midnight
 DAY = date(2019, 12, 30)

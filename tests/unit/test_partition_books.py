@@ -24,7 +24,7 @@ from itchflow.pipeline.normalize_stage import RecordSource, normalize_record
 from itchflow.pipeline.partition_books import BookCache, PartitionBooks, book_key
 from itchflow.synth import generate
 
-pytestmark = pytest.mark.usefixtures("book_implementation")  # each test on the Python and the C book
+pytestmark = pytest.mark.usefixtures("implementation")  # each test on the Python and the C code
 
 VENUE = "XNAS"
 DAY = date(2019, 12, 30)
