@@ -2,6 +2,10 @@ package itchflow.connectors;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.ScheduledFuture;
 
 import org.apache.flink.api.common.operators.ProcessingTimeService;
@@ -18,58 +22,131 @@ import org.apache.flink.types.Row;
  * Flink flushes the writer before a checkpoint barrier: everything written before a checkpoint is
  * in the external system when the checkpoint completes (at-least-once; the Python side makes every
  * write idempotent, so a replay after a restore changes nothing).
+ *
+ * <p>Batches closed by size or linger are sent by a background thread, so the task keeps taking
+ * records while a batch is on the wire (a slow insert no longer back-pressures the operator
+ * upstream, e.g. the order book's Redis writes). At most one batch is in flight -- batches go out in
+ * order and memory stays bounded -- and a checkpoint's flush waits for it and sends the rest before
+ * the barrier passes. A failed send fails the task at its next record or flush.
+ *
+ * @param <B> a batch taken from the buffer ({@link #take}), handed to {@link #send}
  */
-abstract class BatchingWriter implements SinkWriter<Row> {
+abstract class BatchingWriter<B> implements SinkWriter<Row> {
     private final ProcessingTimeService time;
     private final long lingerMs;
     private final int maxBytes;
+    private final ExecutorService sender;
     private ScheduledFuture<?> timer;
+    private Future<?> inFlight;
     protected final Counter recordsOut;
     protected final Counter flushes;
 
-    BatchingWriter(WriterInitContext context, long lingerMs, int maxBytes) {
+    BatchingWriter(WriterInitContext context, long lingerMs, int maxBytes, String name) {
         this.time = context.getProcessingTimeService();
         this.lingerMs = lingerMs;
         this.maxBytes = maxBytes;
         this.recordsOut = context.metricGroup().counter("itchflowSinkRecordsOut");
         this.flushes = context.metricGroup().counter("itchflowSinkFlushes");
+        String thread = "itchflow-" + name + "-sender-" + context.getTaskInfo().getIndexOfThisSubtask();
+        this.sender = Executors.newSingleThreadExecutor(task -> {
+            Thread t = new Thread(task, thread);
+            t.setDaemon(true);
+            return t;
+        });
     }
 
     /** Appends one record to the batch; returns the buffered size in bytes. */
     protected abstract int append(Row record) throws IOException;
 
-    /** Sends everything buffered and clears the buffer. Throws (failing the task) if it cannot. */
-    protected abstract void send() throws IOException, InterruptedException;
-
     protected abstract boolean isEmpty();
+
+    /** Everything buffered, as a batch; leaves the buffer empty. Runs on the task thread. */
+    protected abstract B take();
+
+    /** Sends one batch; throws (failing the task) if it cannot. Runs on one thread at a time, in order. */
+    protected abstract void send(B batch) throws IOException, InterruptedException;
 
     @Override
     public void write(Row record, Context context) throws IOException, InterruptedException {
+        if (inFlight != null && inFlight.isDone()) {
+            awaitInFlight(); // surfaces a failed send
+        }
         int size = append(record);
         if (size >= maxBytes) {
-            flush(false);
+            sendInBackground();
         } else if (timer == null && lingerMs > 0) {
             timer = time.registerTimer(time.getCurrentProcessingTime() + lingerMs, ts -> onTimer());
         } else if (lingerMs == 0) {
-            flush(false);
+            sendInBackground();
         }
     }
 
     private void onTimer() throws IOException, InterruptedException {
         timer = null;
-        flush(false);
+        sendInBackground();
     }
 
-    @Override
-    public void flush(boolean endOfInput) throws IOException, InterruptedException {
+    private void cancelTimer() {
         if (timer != null) {
             timer.cancel(false);
             timer = null;
         }
-        if (!isEmpty()) {
-            send();
-            flushes.inc();
+    }
+
+    private void sendInBackground() throws IOException, InterruptedException {
+        cancelTimer();
+        if (isEmpty()) {
+            return;
         }
+        awaitInFlight();
+        B batch = take();
+        flushes.inc();
+        inFlight = sender.submit(() -> {
+            send(batch);
+            return null;
+        });
+    }
+
+    private void awaitInFlight() throws IOException, InterruptedException {
+        Future<?> pending = inFlight;
+        if (pending == null) {
+            return;
+        }
+        inFlight = null;
+        try {
+            pending.get();
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof IOException) {
+                throw (IOException) cause;
+            }
+            if (cause instanceof RuntimeException) {
+                throw (RuntimeException) cause;
+            }
+            if (cause instanceof InterruptedException) {
+                throw (InterruptedException) cause;
+            }
+            throw new IOException(cause);
+        }
+    }
+
+    /** Before every checkpoint barrier and at the end of input: everything is sent when this returns. */
+    @Override
+    public void flush(boolean endOfInput) throws IOException, InterruptedException {
+        cancelTimer();
+        awaitInFlight();
+        if (!isEmpty()) {
+            B batch = take();
+            flushes.inc();
+            send(batch);
+        }
+    }
+
+    /** Stops the sender thread; subclasses close their connections after calling this. */
+    @Override
+    public void close() throws Exception {
+        cancelTimer();
+        sender.shutdownNow();
     }
 
     /** Retries {@code action} with exponential backoff; the last failure propagates. */

@@ -47,13 +47,13 @@ public class ClickHouseSink implements Sink<Row> {
         return new Writer(context);
     }
 
-    private final class Writer extends BatchingWriter {
-        private final Map<String, Buffer> tables = new LinkedHashMap<>();
+    private final class Writer extends BatchingWriter<Map<String, BatchingWriter.Buffer>> {
+        private Map<String, Buffer> tables = new LinkedHashMap<>();
         private int buffered;
         private final String authorization;
 
         Writer(WriterInitContext context) {
-            super(context, lingerMs, maxBytes);
+            super(context, lingerMs, maxBytes, "clickhouse");
             String password = passwordEnv == null || passwordEnv.isEmpty() ? null : System.getenv(passwordEnv);
             if (user != null && !user.isEmpty()) {
                 String pair = user + ":" + (password == null ? "" : password);
@@ -79,17 +79,23 @@ public class ClickHouseSink implements Sink<Row> {
         }
 
         @Override
-        protected void send() throws IOException, InterruptedException {
-            for (Map.Entry<String, Buffer> entry : tables.entrySet()) {
+        protected Map<String, Buffer> take() {
+            Map<String, Buffer> batch = tables;
+            tables = new LinkedHashMap<>();
+            buffered = 0;
+            return batch;
+        }
+
+        @Override
+        protected void send(Map<String, Buffer> batch) throws IOException, InterruptedException {
+            for (Map.Entry<String, Buffer> entry : batch.entrySet()) {
                 Buffer buffer = entry.getValue();
                 if (buffer.size() == 0) {
                     continue;
                 }
                 String query = "INSERT INTO " + entry.getKey() + " FORMAT " + format;
                 withRetries("insert into " + entry.getKey(), () -> post(query, buffer.array(), buffer.size()));
-                buffer.reset();
             }
-            buffered = 0;
         }
 
         private void post(String query, byte[] body, int length) throws IOException {
@@ -117,6 +123,7 @@ public class ClickHouseSink implements Sink<Row> {
         @Override
         public void close() throws Exception {
             // buffered rows that were not flushed by a checkpoint are replayed after a restart
+            super.close();
         }
     }
 }

@@ -44,8 +44,19 @@ public class RedisSink implements Sink<Row> {
         return new Writer(context);
     }
 
-    private final class Writer extends BatchingWriter {
-        private final Buffer buffer = new Buffer(1 << 16);
+    /** RESP commands taken from the writer's buffer, and how many they are. */
+    private static final class Batch {
+        final BatchingWriter.Buffer buffer;
+        final int commands;
+
+        Batch(BatchingWriter.Buffer buffer, int commands) {
+            this.buffer = buffer;
+            this.commands = commands;
+        }
+    }
+
+    private final class Writer extends BatchingWriter<Batch> {
+        private Buffer buffer = new Buffer(1 << 16);
         private int commands;
         private Socket socket;
         private OutputStream out;
@@ -53,7 +64,7 @@ public class RedisSink implements Sink<Row> {
         private final Counter duplicates;
 
         Writer(WriterInitContext context) {
-            super(context, lingerMs, maxBytes);
+            super(context, lingerMs, maxBytes, "redis");
             duplicates = context.metricGroup().counter("itchflowRedisDuplicateStreamIds");
         }
 
@@ -71,18 +82,24 @@ public class RedisSink implements Sink<Row> {
         }
 
         @Override
-        protected void send() throws IOException, InterruptedException {
-            withRetries("redis pipeline", this::sendOnce);
-            buffer.reset();
+        protected Batch take() {
+            Batch batch = new Batch(buffer, commands);
+            buffer = new Buffer(Math.max(1 << 16, batch.buffer.size()));
             commands = 0;
+            return batch;
         }
 
-        private void sendOnce() throws IOException {
+        @Override
+        protected void send(Batch batch) throws IOException, InterruptedException {
+            withRetries("redis pipeline", () -> sendOnce(batch));
+        }
+
+        private void sendOnce(Batch batch) throws IOException {
             try {
                 connect();
-                out.write(buffer.array(), 0, buffer.size());
+                out.write(batch.buffer.array(), 0, batch.buffer.size());
                 out.flush();
-                for (int i = 0; i < commands; i++) {
+                for (int i = 0; i < batch.commands; i++) {
                     String error = readReply();
                     if (error != null) {
                         if (error.contains("equal or smaller than the target stream top item")) {
@@ -183,7 +200,8 @@ public class RedisSink implements Sink<Row> {
         }
 
         @Override
-        public void close() {
+        public void close() throws Exception {
+            super.close();
             disconnect();
         }
     }
