@@ -54,6 +54,7 @@ _STOCK_BY_TYPE = {
     ord("P"): slice(24, 32),
 }
 _STOCK_Q = slice(19, 27)
+_R = ord("R")
 
 
 def partition_for(symbol: str, partitions: int) -> int:
@@ -170,9 +171,18 @@ class BundleBatcher(LocateDirectory):
         self.system_batch_sequences = [0] * partitions
         self.system_message_sequences = [0] * partitions
         self._oldest = float("inf")  # opened_at of the oldest pending bundle
+        #: messages taken by :meth:`add` / :meth:`add_many`
+        self.added = 0
+        #: locate -> (its segment in the pending bundle, that bundle, partition): the shortcut of
+        #: :meth:`add_many`, for locates the directory resolves (see there)
+        self._routes: dict[int, tuple[list[bytes], _PendingBundle, int]] = {}
 
     def add(self, payload: bytes) -> Iterator[ClosedBundle]:
         """Add one message; yields the bundles that close because of it (size or linger)."""
+        if payload[0] == _R:
+            # a directory message may rename its locate: route it afresh from now on
+            self._routes.pop(int.from_bytes(payload[_LOCATE], "big"), None)
+        self.added += 1
         symbol, locate = self.symbol_of(payload)
         now = self.clock()
         if locate == 0:
@@ -201,14 +211,48 @@ class BundleBatcher(LocateDirectory):
         if payloads is None:
             payloads = bundle.segments[symbol] = []
             bundle.locates[symbol] = locate
+            if locate and self.directory.get(locate) == symbol:
+                self._routes[locate] = (payloads, bundle, partition)
         payloads.append(payload)
         bundle.count += 1
         return bundle.count >= self.batch_size
+
+    def add_many(self, payloads: Iterable[bytes]) -> Iterator[ClosedBundle]:
+        """:meth:`add` for each payload in turn (the same bundles, in the same order), with the common
+        case inlined: a message of a locate the directory resolves whose symbol already has a segment
+        in its partition's pending bundle, and that is not a directory message ('R', which may
+        rename the locate). Any other message takes :meth:`add`.
+
+        Why the shortcut is exact: for such a message :meth:`~LocateDirectory.symbol_of` returns the
+        directory's symbol and changes nothing (it writes the directory only for an 'R' or an
+        unknown locate), so the message joins that segment; a route is dropped when its bundle
+        closes or an 'R' names its locate.
+        """
+        routes = self._routes
+        clock = self.clock
+        batch_size, linger = self.batch_size, self.linger_s
+        directory_type = _R
+        for payload in payloads:
+            route = routes.get(payload[1] << 8 | payload[2])
+            if route is None or payload[0] == directory_type:
+                yield from self.add(payload)
+                continue
+            self.added += 1
+            segment, bundle, partition = route
+            segment.append(payload)
+            bundle.count += 1
+            now = clock()
+            if bundle.count >= batch_size:
+                yield self._close(partition)
+            if now - self._oldest >= linger:
+                yield from self.expired(now)
 
     def skip(self, payload: bytes) -> None:
         """Account for a message without producing it (``--from-message``): the directory and the
         per-symbol message sequence (every partition's for a market-wide message) advance exactly as
         if it had been sent, so later messages get the same sequence numbers as in a full replay."""
+        if payload[0] == _R:
+            self._routes.pop(int.from_bytes(payload[_LOCATE], "big"), None)
         symbol, locate = self.symbol_of(payload)
         self.message_sequences[symbol] = self.message_sequences.get(symbol, 0) + 1
         if locate == 0:
@@ -228,6 +272,11 @@ class BundleBatcher(LocateDirectory):
 
     def _close(self, partition: int) -> ClosedBundle:
         bundle = self.pending.pop(partition)
+        routes = self._routes
+        for locate in bundle.locates.values():
+            route = routes.get(locate)
+            if route is not None and route[1] is bundle:
+                del routes[locate]
         if bundle.opened_at <= self._oldest:
             self._oldest = min((b.opened_at for b in self.pending.values()), default=float("inf"))
         segments = []
@@ -359,7 +408,7 @@ def replay(
     batcher = BundleBatcher(partitions, batch_size, linger_ms)
     pacer = Pacer(speed)
     futures = []
-    counters = {"messages": 0, "batches": 0, "records": 0}
+    counters = {"batches": 0, "records": 0, "reported": 0}
     keys = [f"{venue}:#{partition}/{partitions}".encode() for partition in range(partitions)]
     started = time.monotonic()
 
@@ -370,22 +419,20 @@ def replay(
         )
         counters["records"] += 1
         counters["batches"] += len(bundle.segments)
+        if progress:  # messages taken so far, reported per record produced
+            progress(batcher.added - counters["reported"])
+            counters["reported"] = batcher.added
         if len(futures) > 20000:
             _settle(futures)
 
+    source: Iterable[bytes] = payloads
+    if from_message or to_message is not None:
+        source = _window(source, from_message, to_message, batcher)
+    if speed:
+        source = _paced(source, pacer)
     try:
-        for index, payload in enumerate(payloads):
-            if index < from_message:
-                batcher.skip(payload)
-                continue
-            if to_message is not None and index >= to_message:
-                break
-            pacer.wait(int.from_bytes(payload[_TIMESTAMP], "big"))
-            for bundle in batcher.add(payload):
-                send(bundle)
-            counters["messages"] += 1
-            if progress and counters["messages"] % 4096 == 0:
-                progress(4096)
+        for bundle in batcher.add_many(source):
+            send(bundle)
         for bundle in batcher.flush():
             send(bundle)
         producer.flush()
@@ -395,15 +442,34 @@ def replay(
             f"producing to {topic!r} failed: {exc}. Is the broker up? `itchflow stack status`"
         ) from exc
     if progress:
-        progress(counters["messages"] % 4096)
+        progress(batcher.added - counters["reported"])
     return ReplaySummary(
-        counters["messages"],
+        batcher.added,
         counters["batches"],
         counters["records"],
         time.monotonic() - started,
         dict(batcher.messages_by_symbol),
         dict(batcher.message_sequences),
     )
+
+
+def _window(
+    payloads: Iterable[bytes], first: int, stop: int | None, batcher: BundleBatcher
+) -> Iterator[bytes]:
+    """Messages ``first`` .. ``stop - 1``; the ones before only advance the batcher (:meth:`~BundleBatcher.skip`)."""
+    for index, payload in enumerate(payloads):
+        if index < first:
+            batcher.skip(payload)
+            continue
+        if stop is not None and index >= stop:
+            return
+        yield payload
+
+
+def _paced(payloads: Iterable[bytes], pacer: Pacer) -> Iterator[bytes]:
+    for payload in payloads:
+        pacer.wait(int.from_bytes(payload[_TIMESTAMP], "big"))
+        yield payload
 
 
 def _settle(futures: list) -> None:

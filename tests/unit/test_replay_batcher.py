@@ -6,6 +6,7 @@ reference murmur2 written here from Kafka's algorithm and checked against Kafka'
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
@@ -587,3 +588,57 @@ def test_a_bundle_size_over_the_limit_is_refused_with_the_limit() -> None:
         BundleBatcher(partitions=2, batch_size=MAX_BATCH_SIZE + 1)
     with pytest.raises(UserError, match="--batch-size"):
         BundleBatcher(partitions=2, batch_size=0)
+
+
+# --------------------------------------------------------------------------------- add_many's shortcut
+
+
+class TickingClock:
+    """A clock that advances a fixed step on every reading (so lingers expire mid-feed)."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def tricky_feed(rng: random.Random, count: int) -> list[bytes]:
+    """Orders over 12 locates with the cases the shortcut must get right: directory messages that
+    rename a locate mid-feed, two locates named alike, locates first seen without a directory entry
+    (on a delete, then on an add), market-wide messages, cross trades."""
+    names = {locate: f"S{locate}" for locate in range(1, 13)}
+    names[12] = names[11]  # two locates, one symbol
+    feed = [directory(locate, names[locate]) for locate in range(1, 11)]  # 11, 12 unknown at first
+    for index in range(count):
+        locate = rng.randrange(1, 13)
+        roll = rng.random()
+        if roll < 0.01:
+            names[locate] = f"R{index}"
+            feed.append(directory(locate, names[locate], index))  # renamed
+        elif roll < 0.03:
+            feed.append(system_event(index))
+        elif roll < 0.04:
+            feed.append(cross_trade(locate, names[locate], index))
+        elif roll < 0.5:
+            feed.append(add_order(locate, names[locate], index, index))
+        else:
+            feed.append(delete(locate, index, index))
+    return feed
+
+
+@pytest.mark.parametrize("batch_size, step", [(7, 0.0), (50, 0.0001), (1000, 0.0003), (3, 0.01)])
+def test_add_many_closes_exactly_the_bundles_add_closes(batch_size: int, step: float) -> None:
+    feed = tricky_feed(random.Random(batch_size), 5000)
+    one_by_one = BundleBatcher(3, batch_size, linger_ms=5, clock=TickingClock(step))
+    expected = run(one_by_one, feed)
+    many = BundleBatcher(3, batch_size, linger_ms=5, clock=TickingClock(step))
+    got = [*many.add_many(feed), *many.flush()]
+    assert [segments_of(b) for b in got] == [segments_of(b) for b in expected]
+    assert [(b.partition, b.bundle_sequence) for b in got] == [
+        (b.partition, b.bundle_sequence) for b in expected
+    ]
+    assert many.messages_by_symbol == one_by_one.messages_by_symbol and many.added == len(feed)
+    assert sum(b.message_count for b in got) > len(feed)  # market-wide copies: the feed had some
+    assert any(s.symbol.startswith("@") for b in got for s in b.segments)  # unknown locates came up
