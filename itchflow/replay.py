@@ -599,5 +599,5 @@ def file_payloads(path: Path) -> Iterator[bytes]:
     """Raw ITCH payloads of ``path`` in order, whatever the framing."""
     from itchflow.itch import framing
 
-    for _offset, payload in framing.iter_payloads(path):
-        yield payload
+    for run in framing.iter_payload_runs(path):
+        yield from run

@@ -53,6 +53,28 @@ class ItchBatch:
 
 def pack_payloads(payloads: Iterable[bytes]) -> bytes:
     """Concatenate ITCH messages, each preceded by its 2-byte big-endian length."""
+    if type(payloads) in (list, tuple):
+        native = _native_pack()
+        if native is not None:
+            return native(payloads)  # the same bytes, in C (itchflow/extensions.py)
+    return pack_payloads_python(payloads)
+
+
+def _native_pack() -> Any:
+    """The C ``pack_payloads`` when built and enabled (imported late: itchflow.normalize imports this module)."""
+    from itchflow.extensions import use_native
+
+    if not use_native():
+        return None
+    try:
+        from itchflow.normalize._cscan import pack_payloads as native
+    except ImportError:  # not built
+        return None
+    return native
+
+
+def pack_payloads_python(payloads: Iterable[bytes]) -> bytes:
+    """:func:`pack_payloads` in Python (the reference)."""
     parts: list[bytes] = []
     for payload in payloads:
         size = len(payload)

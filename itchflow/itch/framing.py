@@ -680,6 +680,18 @@ def iter_payloads(
                 offset += 2 + len(payload)
 
 
+def iter_payload_runs(
+    path: str | Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE, udp_port: int | None = None
+) -> Iterator[list[bytes]]:
+    """The payloads of :func:`iter_payloads` (same framing detection, errors raised), as lists of
+    consecutive payloads: no offsets, no per-message step (for readers that stream a whole file)."""
+    for item in _iter_runs(path, _split_run, None, chunk_size, udp_port):
+        if isinstance(item, MoldPacket):
+            yield [payload for _, payload in item.payloads]
+        else:
+            yield item[2]
+
+
 # --- writing ---------------------------------------------------------------------------------------------
 
 

@@ -179,7 +179,44 @@ fail:
     return NULL;
 }
 
+/* pack_payloads(payloads) -> bytes: each message preceded by its 2-byte big-endian length
+ * (itchflow.avro.raw.pack_payloads; ValueError for a message of 0 or more than 65535 bytes). */
+static PyObject *pack_payloads(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "payloads must be a sequence of bytes");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), total = 0;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "payloads must be bytes");
+            return NULL;
+        }
+        Py_ssize_t size = PyBytes_GET_SIZE(items[i]);
+        if (size < 1 || size > 0xFFFF) {
+            Py_DECREF(seq);
+            PyErr_Format(PyExc_ValueError, "an ITCH message must be 1..65535 bytes, got %zd", size);
+            return NULL;
+        }
+        total += 2 + size;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    if (out) {
+        char *p = PyBytes_AS_STRING(out);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t size = PyBytes_GET_SIZE(items[i]);
+            *p++ = (char)(size >> 8);
+            *p++ = (char)size;
+            memcpy(p, PyBytes_AS_STRING(items[i]), (size_t)size);
+            p += size;
+        }
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"pack_payloads", pack_payloads, METH_O, "Messages joined, each after its 2-byte big-endian length."},
     {"scan_rows", scan_rows, METH_VARARGS, "Rows of the frequent valid messages (see the module comment)."},
     {"pack_rows", pack_rows, METH_O, "The ten packed event columns of rows, and min/max ts_event."},
     {NULL},

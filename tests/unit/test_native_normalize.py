@@ -121,3 +121,17 @@ def test_bundles_normalize_identically_even_when_the_payloads_end_early(
     cut = dataclasses.replace(bundle, payloads=bundle.payloads[: len(bundle.payloads) // 2 + 3])
     python, native = results(monkeypatch, lambda: normalize_bundle(cut))
     assert python.rejected
+
+
+def test_payloads_pack_identically_and_bad_sizes_are_refused_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    from itchflow.avro.raw import pack_payloads, pack_payloads_python
+
+    payloads = [bytes([n % 256]) * (1 + n * 37 % 300) for n in range(500)] + [b"x" * 65535]
+    monkeypatch.setenv("ITCHFLOW_NATIVE", "native")
+    assert pack_payloads(payloads) == pack_payloads_python(payloads)
+    assert pack_payloads(tuple(payloads)) == pack_payloads_python(iter(payloads))
+    for bad in ([b""], [b"x" * 65536]):
+        with pytest.raises(ValueError, match="1..65535 bytes"):
+            pack_payloads(bad)
+        with pytest.raises(ValueError, match="1..65535 bytes"):
+            pack_payloads_python(bad)
