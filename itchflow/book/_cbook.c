@@ -1187,6 +1187,145 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ per-batch outputs
+ *
+ * What BookStage._emit writes once per batch from the book's state, encoded here byte for byte as
+ * the Python code does (tests/unit/test_native_book.py compares the stage's outputs on both books). */
+
+static inline void put_leb128(Buffer *buf, uint64_t v) {
+    do {
+        unsigned char byte = v & 0x7f;
+        v >>= 7;
+        buf->data[buf->len++] = (char)(byte | (v ? 0x80 : 0));
+    } while (v);
+}
+
+/* the "[[price,shares,orders],...]" JSON of levels [start, stop) of a side, best first */
+static void put_levels_json(Buffer *buf, const Side *side, Py_ssize_t count, int bids) {
+    char text[24];
+    buf->data[buf->len++] = '[';
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const Level *level = &side->items[bids ? side->len - 1 - k : k];
+        if (k) buf->data[buf->len++] = ',';
+        buf->data[buf->len++] = '[';
+        int n = format_int(text, level->price);
+        put_bytes(buf, text, n);
+        buf->data[buf->len++] = ',';
+        n = format_int(text, level->shares);
+        put_bytes(buf, text, n);
+        buf->data[buf->len++] = ',';
+        n = format_int(text, level->orders);
+        put_bytes(buf, text, n);
+        buf->data[buf->len++] = ']';
+    }
+    buf->data[buf->len++] = ']';
+}
+
+/* encode_depth(levels, key_prefix, seq, reason, ts_event, depth_head)
+ *   -> (depth_snapshots RowBinary row, "HSET depth-key bids .. asks .. seq .. ts_event .." RESP)
+ * of the best `levels` levels per side; `reason` is the RowBinary-encoded reason string and
+ * `depth_head` the command up to its first value (see book_stage._encoders). */
+static PyObject *Book_encode_depth(Book *b, PyObject *args) {
+    Py_ssize_t levels;
+    const char *prefix, *reason, *head;
+    Py_ssize_t prefix_len, reason_len, head_len;
+    long long seq, ts;
+    if (!PyArg_ParseTuple(args, "ny#Ly#Ly#", &levels, &prefix, &prefix_len, &seq, &reason, &reason_len, &ts, &head,
+                          &head_len))
+        return NULL;
+    if (levels < 0) levels = 0;
+    Py_ssize_t nb = b->bids.len < levels ? b->bids.len : levels;
+    Py_ssize_t na = b->asks.len < levels ? b->asks.len : levels;
+    Buffer row = {0}, cmd = {0};
+    PyObject *result = NULL;
+    if (buffer_reserve(&row, prefix_len + reason_len + 16 + 6 * 10 + (nb + na) * 20) < 0) goto done;
+    put_bytes(&row, prefix, prefix_len);
+    put_le64(&row, (uint64_t)seq);
+    put_bytes(&row, reason, reason_len);
+    put_le64(&row, (uint64_t)ts);
+    for (int column = 0; column < 6; column++) {
+        const Side *side = column < 3 ? &b->bids : &b->asks;
+        Py_ssize_t count = column < 3 ? nb : na;
+        put_leb128(&row, (uint64_t)count);
+        for (Py_ssize_t k = 0; k < count; k++) {
+            const Level *level = &side->items[column < 3 ? side->len - 1 - k : k];
+            switch (column % 3) {
+            case 0:
+                put_le64(&row, (uint64_t)level->price);
+                break;
+            case 1:
+                put_le64(&row, (uint64_t)level->shares);
+                break;
+            default:
+                put_le32(&row, (uint32_t)level->orders);
+            }
+        }
+    }
+    /* each level's JSON is at most 3 * 20 digits + 5 characters */
+    if (buffer_reserve(&cmd, head_len + 200 + (nb + na + 2) * 70) < 0) goto done;
+    put_bytes(&cmd, head, head_len);
+    char text[24];
+    for (int side = 0; side < 2; side++) {
+        Buffer json = {0};
+        Py_ssize_t count = side ? na : nb;
+        if (buffer_reserve(&json, 4 + count * 70) < 0) goto done;
+        put_levels_json(&json, side ? &b->asks : &b->bids, count, !side);
+        if (side) put_bytes(&cmd, "$4\r\nasks\r\n", 10);
+        put_bulk(&cmd, json.data, (int)json.len);
+        PyMem_Free(json.data);
+    }
+    put_bytes(&cmd, "$3\r\nseq\r\n", 9);
+    put_bulk(&cmd, text, format_int(text, seq));
+    put_bytes(&cmd, "$8\r\nts_event\r\n", 14);
+    put_bulk(&cmd, text, format_int(text, ts));
+    result = Py_BuildValue("(y#y#)", row.data, row.len, cmd.data, cmd.len);
+done:
+    PyMem_Free(row.data);
+    PyMem_Free(cmd.data);
+    return result;
+}
+
+/* encode_int_hash(head, names, values) -> "HSET key name value ..." RESP for integer values, as
+ * itchflow.sinks.resp.IntHashEncoder.encode writes it (`head`, `names` from its layout). */
+static PyObject *encode_int_hash(PyObject *module, PyObject *args) {
+    const char *head;
+    Py_ssize_t head_len;
+    PyObject *names, *values;
+    if (!PyArg_ParseTuple(args, "y#O!O!", &head, &head_len, &PyTuple_Type, &names, &PyTuple_Type, &values))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    if (PyTuple_GET_SIZE(values) != n) {
+        PyErr_SetString(PyExc_ValueError, "one value per field name");
+        return NULL;
+    }
+    Buffer cmd = {0};
+    Py_ssize_t size = head_len + n * 32;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *name = PyTuple_GET_ITEM(names, k);
+        if (!PyBytes_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "field names must be bytes");
+            return NULL;
+        }
+        size += PyBytes_GET_SIZE(name);
+    }
+    if (buffer_reserve(&cmd, size) < 0) return NULL;
+    put_bytes(&cmd, head, head_len);
+    char text[24];
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *name = PyTuple_GET_ITEM(names, k);
+        long long v = PyLong_AsLongLong(PyTuple_GET_ITEM(values, k));
+        if (v == -1 && PyErr_Occurred()) {
+            PyMem_Free(cmd.data);
+            return NULL;
+        }
+        put_bytes(&cmd, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name));
+        put_bulk(&cmd, text, format_int(text, v));
+    }
+    PyObject *out = PyBytes_FromStringAndSize(cmd.data, cmd.len);
+    PyMem_Free(cmd.data);
+    return out;
+}
+
 /* ------------------------------------------------------------------ attributes */
 
 static PyObject *Book_get_message_counts(Book *b, void *closure) {
@@ -1338,6 +1477,7 @@ static PyMethodDef Book_methods[] = {
     {"import_orders", (PyCFunction)Book_import_orders, METH_VARARGS, NULL},
     {"integrity_problems", (PyCFunction)Book_integrity_problems, METH_NOARGS, NULL},
     {"apply_events", (PyCFunction)Book_apply_events, METH_VARARGS, NULL},
+    {"encode_depth", (PyCFunction)Book_encode_depth, METH_VARARGS, NULL},
     {NULL},
 };
 
@@ -1353,7 +1493,13 @@ static PyTypeObject BookType = {
     .tp_getset = Book_getset,
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cbook", "itchflow's order book in C.", -1, NULL};
+static PyMethodDef module_methods[] = {
+    {"encode_int_hash", encode_int_hash, METH_VARARGS, "HSET of integer fields as RESP (see IntHashEncoder)."},
+    {NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cbook", "itchflow's order book in C.", -1,
+                                    module_methods};
 
 PyMODINIT_FUNC PyInit__cbook(void) {
     if (PyType_Ready(&BookType) < 0) return NULL;

@@ -29,6 +29,8 @@ except ImportError:  # not built (no C compiler at set-up): the Python book is u
     _cbook = None  # type: ignore[assignment]
 
 AVAILABLE = _cbook is not None
+encode_int_hash = _cbook.encode_int_hash if _cbook is not None else None
+"""``HSET`` of integer fields, as :class:`~itchflow.sinks.resp.IntHashEncoder` writes it (C)."""
 
 
 def use_native() -> bool:

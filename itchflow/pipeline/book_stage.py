@@ -86,7 +86,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from itchflow.book import BUY, SELL, OrderBook
-from itchflow.book.native import NativeBook, book_from_snapshot, is_native, new_book
+from itchflow.book.native import NativeBook, book_from_snapshot, encode_int_hash, is_native, new_book
 from itchflow.normalize import FLAG_HAS_PRICE, FLAG_PRINTABLE, ColumnViews, Detail, EventKind, NormalizedBatch
 from itchflow.sinks.resp import IntHashEncoder, IntStreamEncoder, command
 from itchflow.sinks.rowbinary import encode_string, fixed_width_struct, writer_for
@@ -799,12 +799,26 @@ class BookStage:
         if done.trade_rows:
             out.trades.append(_encode_trades(prefix, done.trade_rows))
         reason = self._depth_reason(done.deep)
+        native = done.encoded_top is not None
         if reason is not None:
-            out.depth_snapshots.append(_encode_depth(prefix, seq, reason, ts_event, self.depth))
-            if reason == "change":
-                redis.append(self._depth_command(seq, ts_event))
+            if native:  # self.depth is the book's top levels: the C book encodes them itself
+                row, command = self.book.encode_depth(
+                    self.config.depth_levels,
+                    prefix,
+                    seq,
+                    _SHORT_STRINGS[reason],
+                    ts_event,
+                    self._encoders.depth_head,
+                )
+                out.depth_snapshots.append(row)
+                if reason == "change":
+                    redis.append(command)
+            else:
+                out.depth_snapshots.append(_encode_depth(prefix, seq, reason, ts_event, self.depth))
+                if reason == "change":
+                    redis.append(self._depth_command(seq, ts_event))
         out.book_status.append(self._status_row(seq, ts_event))
-        redis.append(self._tob_command(seq, ts_event))
+        redis.append(self._tob_command(seq, ts_event, native))
 
     def _stream_entries(self, top_rows: list[tuple[int, ...]]) -> list[bytes]:
         """One XADD per top-of-book change, ids ``{ms}-{book seq}`` strictly increasing."""
@@ -853,13 +867,14 @@ class BookStage:
         numbers = (seq, ts_event, self.messages, book.order_count, book.unknown_refs, book.overfills)
         return self._encoders.key_prefix + _STATUS_PACK(*numbers) + encode_string(integrity)
 
-    def _tob_command(self, seq: int, ts_event: int) -> bytes:
+    def _tob_command(self, seq: int, ts_event: int, native: bool = False) -> bytes:
         book = self.book
         last = book._last_trade  # (price, shares, timestamp, match number), see the hot path note
         trade = (0, 0, 0) if last is None else last[:3]
-        return self._encoders.tob_hash.encode(
-            (*self.top, seq, ts_event, *trade, book.unknown_refs, book.order_count)
-        )
+        values = (*self.top, seq, ts_event, *trade, book.unknown_refs, book.order_count)
+        if native:
+            return encode_int_hash(*self._encoders.tob_hash.layout, values)
+        return self._encoders.tob_hash.encode(values)
 
     def _depth_command(self, seq: int, ts_event: int) -> bytes:
         """``HSET {depth key} bids <json> asks <json> seq <seq> ts_event <ts>`` as RESP."""

@@ -69,6 +69,12 @@ class _IntFieldsCommand:
         self._format = b" ".join(([b"%d-%d"] if stream_id else []) + [b"%d"] * len(fields))
         self._templates = _TEMPLATES.setdefault(self._names, {})
 
+    @property
+    def layout(self) -> tuple[bytes, tuple[bytes, ...]]:
+        """(the command up to its first value -- a stream's entry id --, each field name as a RESP bulk
+        string): what a compiled encoder needs to write the same bytes (the C book does)."""
+        return self._head, tuple(name for name in self._names if name)
+
     def _encode(self, values: tuple[int, ...]) -> bytes:
         texts = (self._format % values).split(b" ")
         lengths = tuple(map(len, texts))
@@ -103,12 +109,6 @@ class IntStreamEncoder(_IntFieldsCommand):
     def encode(self, ms: int, sequence: int, values: Sequence[int]) -> bytes:
         """The command adding entry ``{ms}-{sequence}``; ``values`` in the order of the fields."""
         return self._encode((ms, sequence, *values))
-
-    @property
-    def layout(self) -> tuple[bytes, tuple[bytes, ...]]:
-        """(the command up to its entry id, each field name as a RESP bulk string): what a compiled
-        encoder needs to write the same bytes as :meth:`encode` (the C book does, per change)."""
-        return self._head, self._names[1:]
 
 
 class IntHashEncoder(_IntFieldsCommand):
