@@ -396,17 +396,25 @@ class _Encoders(NamedTuple):
     tob_hash: IntHashEncoder
     depth_head: bytes
     """``HSET {depth key} bids`` as the head of a 10-argument RESP array."""
+    stream_layout: tuple[bytes, tuple[bytes, ...]]
+    """``stream.layout`` (for the C book's encoders)"""
+    tob_layout: tuple[bytes, tuple[bytes, ...]]
+    """``tob_hash.layout``"""
 
 
 @lru_cache(maxsize=16_384)
 def _encoders(venue: str, symbol: str, redis_prefix: str, stream_maxlen: int) -> _Encoders:
     """The encoders of one (venue, symbol); cached, since a stage is rebuilt from state every batch."""
     prefix = f"{redis_prefix}:"
+    stream = IntStreamEncoder(f"{prefix}tob-stream:{venue}:{symbol}", TOB_FIELDS, stream_maxlen or None)
+    tob_hash = IntHashEncoder(f"{prefix}tob:{venue}:{symbol}", TOB_HASH_FIELDS)
     return _Encoders(
         key_prefix=encode_string(venue) + encode_string(symbol),
-        stream=IntStreamEncoder(f"{prefix}tob-stream:{venue}:{symbol}", TOB_FIELDS, stream_maxlen or None),
-        tob_hash=IntHashEncoder(f"{prefix}tob:{venue}:{symbol}", TOB_HASH_FIELDS),
+        stream=stream,
+        tob_hash=tob_hash,
         depth_head=b"*10\r\n" + command(b"HSET", f"{prefix}depth:{venue}:{symbol}", b"bids")[4:],
+        stream_layout=stream.layout,
+        tob_layout=tob_hash.layout,
     )
 
 
@@ -611,7 +619,7 @@ class BookStage:
         book = self.book
         if is_native(book):  # the same loop in C (itchflow/book/_cbook.c), changes encoded there too
             encoders = self._encoders
-            emit = (encoders.key_prefix, *encoders.stream.layout, self.stream_ms)
+            emit = (encoders.key_prefix, *encoders.stream_layout, self.stream_ms)
             return _Applied._make(
                 book.apply_events(
                     views,
@@ -873,7 +881,7 @@ class BookStage:
         trade = (0, 0, 0) if last is None else last[:3]
         values = (*self.top, seq, ts_event, *trade, book.unknown_refs, book.order_count)
         if native:
-            return encode_int_hash(*self._encoders.tob_hash.layout, values)
+            return encode_int_hash(*self._encoders.tob_layout, values)
         return self._encoders.tob_hash.encode(values)
 
     def _depth_command(self, seq: int, ts_event: int) -> bytes:
