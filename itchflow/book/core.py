@@ -446,27 +446,19 @@ class OrderBook:
         Levels and the price index are derived, so they are rebuilt on restore rather than stored.
         """
         values = self._orders.values()
-        return {
-            "version": SNAPSHOT_VERSION,
-            "venue": self.venue,
-            "symbol": self.symbol,
-            "order_references": list(self._orders),
-            "order_sides": "".join([BUY if order[2] else SELL for order in values]),
-            "order_prices": [order[0] for order in values],
-            "order_shares": [order[1] for order in values],
-            "last_trade": None if self._last_trade is None else list(self._last_trade),
-            "counters": self.counters(),
-            "message_counts": dict(self.message_counts),
-        }
+        return make_snapshot(
+            self,
+            list(self._orders),
+            "".join([BUY if order[2] else SELL for order in values]),
+            [order[0] for order in values],
+            [order[1] for order in values],
+            self._last_trade,
+        )
 
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> OrderBook:
         """Rebuild a book from :meth:`to_snapshot` output; raises ValueError on an unknown version."""
-        version = snapshot.get("version")
-        if version != SNAPSHOT_VERSION:
-            raise ValueError(
-                f"unsupported order book snapshot version {version!r} (expected {SNAPSHOT_VERSION})"
-            )
+        check_snapshot_version(snapshot)
         book = cls(symbol=snapshot["symbol"], venue=snapshot["venue"])
         orders = book._orders
         bid_levels, ask_levels = book._bid_levels, book._ask_levels
@@ -493,3 +485,34 @@ class OrderBook:
             setattr(book, name, snapshot["counters"][name])
         book.message_counts.update(snapshot["message_counts"])
         return book
+
+
+def make_snapshot(
+    book: Any,
+    references: list[int],
+    sides: str,
+    prices: list[int],
+    shares: list[int],
+    last_trade: tuple[int, ...] | None,
+) -> dict[str, Any]:
+    """The snapshot of ``book`` (see :meth:`OrderBook.to_snapshot`) from its orders in time priority;
+    shared by the C book (:mod:`itchflow.book.native`), whose snapshots are the same format."""
+    return {
+        "version": SNAPSHOT_VERSION,
+        "venue": book.venue,
+        "symbol": book.symbol,
+        "order_references": references,
+        "order_sides": sides,
+        "order_prices": prices,
+        "order_shares": shares,
+        "last_trade": None if last_trade is None else list(last_trade),
+        "counters": book.counters(),
+        "message_counts": dict(book.message_counts),
+    }
+
+
+def check_snapshot_version(snapshot: dict[str, Any]) -> None:
+    """ValueError unless ``snapshot`` is of the version this code reads."""
+    version = snapshot.get("version")
+    if version != SNAPSHOT_VERSION:
+        raise ValueError(f"unsupported order book snapshot version {version!r} (expected {SNAPSHOT_VERSION})")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from itchflow import extensions
-from itchflow.book.core import COUNTER_NAMES, SNAPSHOT_VERSION, OrderBook
+from itchflow.book.core import COUNTER_NAMES, OrderBook, check_snapshot_version, make_snapshot
 from itchflow.book.values import BUY, SELL, BookDepth, IntegrityProblem, LastTrade, PriceLevel, RestingOrder
 
 TARGET = extensions.BOOK.target
@@ -89,29 +89,12 @@ if _cbook is not None:
 
         def to_snapshot(self) -> dict[str, Any]:
             """Exactly :meth:`OrderBook.to_snapshot`'s format."""
-            references, sides, prices, shares = self.export_orders()
-            last = self._last_trade
-            return {
-                "version": SNAPSHOT_VERSION,
-                "venue": self.venue,
-                "symbol": self.symbol,
-                "order_references": references,
-                "order_sides": sides,
-                "order_prices": prices,
-                "order_shares": shares,
-                "last_trade": None if last is None else list(last),
-                "counters": self.counters(),
-                "message_counts": self.message_counts,
-            }
+            return make_snapshot(self, *self.export_orders(), self._last_trade)
 
         @classmethod
         def from_snapshot(cls, snapshot: dict[str, Any]) -> NativeBook:
             """A book from :meth:`to_snapshot` (of either implementation); ValueError on another version."""
-            version = snapshot.get("version")
-            if version != SNAPSHOT_VERSION:
-                raise ValueError(
-                    f"unsupported order book snapshot version {version!r} (expected {SNAPSHOT_VERSION})"
-                )
+            check_snapshot_version(snapshot)
             book = cls(symbol=snapshot["symbol"], venue=snapshot["venue"])
             book.import_orders(
                 snapshot["order_references"],
