@@ -241,7 +241,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # A fixed session id makes the demo re-runnable: a second replay of the same file is
     # recognized as duplicate batches by the normalization job and changes nothing.
     session = f"demo:{path.name}:{trading_date.isoformat()}"
-    producer = make_producer(config.bootstrap_servers, 10)
+    producer = make_producer(config.bootstrap_servers)
     summary = run_replay_file(
         path,
         producer,

@@ -350,7 +350,13 @@ class ReplaySummary:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
 
 
-def make_producer(bootstrap_servers: str, linger_ms: float, client_properties: dict[str, str] | None = None):
+PRODUCER_LINGER_MS = 1
+"""The Kafka client's own linger. The batcher already lingers (``--linger-ms``) and one record is a
+whole bundle, so the client sends at once; records that close while a request is in flight (one at a
+time, below) still go out together in the next one."""
+
+
+def make_producer(bootstrap_servers: str, client_properties: dict[str, str] | None = None):
     """kafka-python producer with the field's settings: acks=all, lz4, idempotence, batching."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
@@ -361,7 +367,7 @@ def make_producer(bootstrap_servers: str, linger_ms: float, client_properties: d
             acks="all",
             enable_idempotence=True,
             compression_type="lz4",
-            linger_ms=int(linger_ms),
+            linger_ms=PRODUCER_LINGER_MS,
             batch_size=1 << 20,
             max_request_size=16 << 20,
             # one request in flight: a retried batch can never overtake the next one, whatever the
@@ -554,7 +560,7 @@ def _replay_command(args: argparse.Namespace) -> int:
     if not args.file.exists():
         raise UserError(f"{args.file}: no such file")
     bootstrap = args.bootstrap_servers or stack_config_from_args(args).bootstrap_servers
-    producer = make_producer(bootstrap, args.linger_ms)
+    producer = make_producer(bootstrap)
     session = args.session or f"{args.file.name}@{trading_date.isoformat()}"
     summary = run_replay_file(
         args.file,

@@ -113,7 +113,7 @@ def main() -> int:
     for thread in threads:
         thread.start()
     ready.wait()
-    producer = make_producer(bootstrap, 0)
+    producer = make_producer(bootstrap)
     summary = replay(
         paced(limited(file_payloads(args.feed), args.messages), args.rate),
         producer,

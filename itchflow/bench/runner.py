@@ -431,7 +431,7 @@ class BenchRun:
         show = self.options.show_progress if show is None else show
         encoder = RecordingEncoder(venue, session=venue, record=record)
         handoff = FirstHandoff(payloads)
-        producer = make_producer(self.config.bootstrap_servers, self.options.linger_ms)
+        producer = make_producer(self.config.bootstrap_servers)
         groups = self.component_groups()
         cpu_before, machine_before = cpu_seconds(groups, os.getpid()), machine_cpu_seconds()
         try:

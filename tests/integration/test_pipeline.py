@@ -51,7 +51,7 @@ def reference(config: StackConfig, path: Path) -> dict:
 def replay(config: StackConfig, path: Path, venue: str, session: str, **options) -> ReplaySummary:
     from datetime import date
 
-    producer = make_producer(config.bootstrap_servers, 10)
+    producer = make_producer(config.bootstrap_servers)
     try:
         return run_replay_file(
             path,
