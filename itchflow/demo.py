@@ -25,6 +25,9 @@ from itchflow.stack.manager import Stack
 DEMO_FILE = PROJECT_ROOT / "data" / "RITCH_ex20101224.TEST_ITCH_50.gz"
 DEMO_DATE = "2019-12-30"
 PIPELINE_JOBS = (("normalize", "itchflow-normalize"), ("order_book", "itchflow-order-book"))
+"""(job script, job name) of the pipeline the demo runs: the normalize and order-book jobs."""
+MARKET_DATA_JOBS = (("market_data", "itchflow-market-data"),)
+"""The same pipeline as one job (``jobs/market_data.py``): faster, one Kafka hop less."""
 REDIS_PREFIX = "itchflow"
 
 
@@ -41,8 +44,13 @@ class SymbolView:
     integrity: str
 
 
-def ensure_jobs(config: StackConfig, parallelism: int | None, log=print) -> dict[str, str]:
-    """Submit the pipeline's jobs unless they already run; returns name -> job id.
+def ensure_jobs(
+    config: StackConfig,
+    parallelism: int | None,
+    log=print,
+    jobs: tuple[tuple[str, str], ...] = PIPELINE_JOBS,
+) -> dict[str, str]:
+    """Submit the pipeline's ``jobs`` unless they already run; returns name -> job id.
 
     If the project's code changed since the TaskManager started, running pipeline jobs are
     upgraded the savepoint way: stopped with a savepoint, the TaskManager restarted (it keeps old
@@ -54,13 +62,13 @@ def ensure_jobs(config: StackConfig, parallelism: int | None, log=print) -> dict
     stack = Stack(config, log=log)
     savepoints: dict[str, str] = {}
     if stack.taskmanagers_stale():
-        for _, name in PIPELINE_JOBS:
+        for _, name in jobs:
             if name in running:
                 log(f"the code changed: stopping {name} with a savepoint to resume it on the new code ...")
                 savepoints[name] = stop_with_savepoint(config.flink_rest_url, running.pop(name))
         stack.refresh_taskmanager()
     ids = {}
-    for script, name in PIPELINE_JOBS:
+    for script, name in jobs:
         if name in running:
             ids[name] = running[name]
             log(f"{name} already running ({running[name]})")

@@ -30,21 +30,18 @@ from connectors.kafka import (
 from itchflow.codeversion import check_loaded, source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.latency import bucket_names, bucket_of
-from itchflow.pipeline.normalize_stage import JOB_NAME, RecordSource, normalize_record
+from itchflow.pipeline.normalize_stage import JOB_NAME, NormalizeOutcome, RecordSource, normalize_record
 from jobs.common import job_arg_parser, kafka_settings, stream_environment
 
 DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
 
 
-class Normalize(KeyedProcessFunction):
-    """Loads the key's sequence state, calls the core, saves state, emits."""
+class NormalizeStep:
+    """The per-record work of normalization with its state and metrics, for a keyed operator's
+    ``open`` / ``process_element``: this job's, and the market-data job's (``jobs/market_data.py``)."""
 
-    def __init__(self, source_topic: str, code: str) -> None:
+    def __init__(self, runtime_context: RuntimeContext, source_topic: str) -> None:
         self.source_topic = source_topic
-        self.code = code
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
         self.sequence = runtime_context.get_state(
             ValueStateDescriptor("sequence", Types.PICKLED_BYTE_ARRAY())
         )
@@ -56,8 +53,9 @@ class Normalize(KeyedProcessFunction):
         self.gap_messages = metrics.counter("gapMessages")
         self.latency = [metrics.counter(name) for name in bucket_names("producedToNormalizer")]
 
-    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
-        key = ctx.get_current_key()
+    def process(self, key: object, value: bytes) -> tuple[NormalizeOutcome, bytes]:
+        """Normalize one keyed raw record (state read and written, metrics counted): the outcome and
+        the record's key (what its dead letters are keyed by)."""
         key_text = key[0] if isinstance(key, (Row, tuple, list)) else str(key)
         partition, offset, timestamp_ms, payload = split_record(value)
         source = RecordSource(self.source_topic, partition, offset, timestamp_ms, key_text.encode())
@@ -71,11 +69,27 @@ class Normalize(KeyedProcessFunction):
         self.gap_messages.inc(outcome.gap_messages)
         if outcome.duplicates:
             self.duplicates.inc(outcome.duplicates)
+        self.dead_letters.inc(len(outcome.dead_letters))
+        return outcome, source.key
+
+
+class Normalize(KeyedProcessFunction):
+    """Loads the key's sequence state, calls the core, saves state, emits."""
+
+    def __init__(self, source_topic: str, code: str) -> None:
+        self.source_topic = source_topic
+        self.code = code
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
+        self.step = NormalizeStep(runtime_context, self.source_topic)
+
+    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
+        outcome, source_key = self.step.process(ctx.get_current_key(), value)
         if outcome.normalized is not None:
             yield Row(outcome.output_key, outcome.normalized)
         for letter in outcome.dead_letters:
-            self.dead_letters.inc()
-            yield DEAD_LETTERS, Row(source.key, letter)
+            yield DEAD_LETTERS, Row(source_key, letter)
 
 
 def build(raw: DataStream, source_topic: str) -> DataStream:

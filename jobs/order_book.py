@@ -15,10 +15,11 @@ never doubles a row.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
@@ -78,16 +79,11 @@ class _FlinkBookState:
         self._log.clear()
 
 
-class MaintainBooks(KeyedProcessFunction):
-    """Per record (a bundle of one partition's symbols): apply it to the key's live books, keep the
-    state (token, snapshots, log) current, emit one chunk per ClickHouse table and one Redis pipeline."""
+class BookStep:
+    """The per-record work of the order books with their state and metrics, for a keyed operator's
+    ``open`` / ``process_element``: this job's, and the market-data job's (``jobs/market_data.py``)."""
 
-    def __init__(self, config: BookStageConfig, code: str) -> None:
-        self.config = config
-        self.code = code
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
+    def __init__(self, runtime_context: RuntimeContext, config: BookStageConfig) -> None:
         # PICKLED_BYTE_ARRAY, not PRIMITIVE_ARRAY(BYTE): thread mode cannot read an empty
         # primitive-array state (PyFlink 2.3 converter bug); the values are the core's own bytes.
         data = Types.PICKLED_BYTE_ARRAY()
@@ -96,7 +92,7 @@ class MaintainBooks(KeyedProcessFunction):
             runtime_context.get_map_state(MapStateDescriptor("snapshots", Types.STRING(), data)),
             runtime_context.get_list_state(ListStateDescriptor("log", data)),
         )
-        self.books = BookCache(self.config)
+        self.books = BookCache(config)
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.counters = {name: metrics.counter(METRIC_NAMES[name]) for name in COUNTER_NAMES}
         self.latency = [metrics.counter(name) for name in bucket_names("producedToBook")]
@@ -106,11 +102,12 @@ class MaintainBooks(KeyedProcessFunction):
         # interpreter to read them, which crashed the TaskManager (SIGSEGV in pemja) when the web UI
         # or REST polled metrics. Counters are Java-side and safe; latency is measured by `itchflow bench`.
 
-    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
-        payload = bytes(split_record(value)[3])
+    def process(self, key: object, payload: bytes) -> Iterator[Row | tuple[OutputTag, Row]]:
+        """Apply one normalized record of ``key``; its outputs: ClickHouse rows on the main output,
+        the Redis pipeline on ``REDIS_OUT``. An undecodable record is counted and skipped."""
         restores = self.books.restores
         try:
-            output = self.books.process(ctx.get_current_key(), payload, self.state)
+            output = self.books.process(key, payload, self.state)
         except InvalidRecord as error:
             self.bad_records.inc()  # not our normalizer's output: counted and skipped, never a crash loop
             LOG.warning("order book: skipped an undecodable normalized record: %s", error)
@@ -125,6 +122,22 @@ class MaintainBooks(KeyedProcessFunction):
             yield Row(table, rows)
         if output.redis_commands:
             yield REDIS_OUT, Row(output.redis_commands, output.redis)
+
+
+class MaintainBooks(KeyedProcessFunction):
+    """Per record (a bundle of one partition's symbols): apply it to the key's live books, keep the
+    state (token, snapshots, log) current, emit one chunk per ClickHouse table and one Redis pipeline."""
+
+    def __init__(self, config: BookStageConfig, code: str) -> None:
+        self.config = config
+        self.code = code
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
+        self.step = BookStep(runtime_context, self.config)
+
+    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
+        yield from self.step.process(ctx.get_current_key(), bytes(split_record(value)[3]))
 
 
 def build(normalized: DataStream, config: BookStageConfig) -> DataStream:
@@ -161,25 +174,23 @@ def create_tables(url: str, user: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = job_arg_parser(__doc__.splitlines()[0])
     parser.add_argument("--input-topic", default=NORMALIZED_TOPIC)
-    parser.add_argument(
-        "--depth-levels", type=int, default=10, help="L2 levels in depth snapshots (default 10)"
-    )
-    parser.add_argument(
-        "--cadence-ms", type=int, default=1000, help="event-time interval of periodic depth snapshots"
-    )
+    add_book_arguments(parser)
     args = parser.parse_args(argv)
-    if not args.clickhouse_url or not args.redis_url:
-        parser.error("--clickhouse-url and --redis-url are required")
-    create_tables(args.clickhouse_url, args.clickhouse_user)
+    config = book_config(args)
     env = stream_environment(args)
     settings = kafka_settings(args, default_group=JOB_NAME)
-    config = BookStageConfig(depth_levels=args.depth_levels, cadence_ns=args.cadence_ms * 1_000_000)
     normalized = env.from_source(
         keyed_record_source(settings, args.input_topic),
         WatermarkStrategy.no_watermarks(),
         "normalized-source",
     ).uid("normalized-source")
     books = build(normalized, config)
+    sink_books(books, args)
+    env.execute(JOB_NAME)
+
+
+def sink_books(books: DataStream, args: argparse.Namespace) -> None:
+    """The book operator's ClickHouse rows (main output) and Redis pipelines (``REDIS_OUT``) to their sinks."""
     # Its own task (not chained): an HTTP insert blocks its thread for tens of ms, which must not
     # hold up the books or the Redis writes behind it (measured: p50 produce -> Redis 0.6 s at 5k msg/s
     # when chained). Records reach it through Flink's local buffers; it still flushes before every
@@ -188,7 +199,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         "clickhouse-sink"
     ).disable_chaining()
     books.get_side_output(REDIS_OUT).sink_to(redis_sink(args.redis_url)).name("redis-sink").uid("redis-sink")
-    env.execute(JOB_NAME)
+
+
+def add_book_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--depth-levels", type=int, default=10, help="L2 levels in depth snapshots (default 10)"
+    )
+    parser.add_argument(
+        "--cadence-ms", type=int, default=1000, help="event-time interval of periodic depth snapshots"
+    )
+
+
+def book_config(args: argparse.Namespace) -> BookStageConfig:
+    if not args.clickhouse_url or not args.redis_url:
+        raise SystemExit("--clickhouse-url and --redis-url are required")
+    create_tables(args.clickhouse_url, args.clickhouse_user)
+    return BookStageConfig(depth_levels=args.depth_levels, cadence_ns=args.cadence_ms * 1_000_000)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,10 @@ import argparse
 import json
 import sys
 
+PIPELINES = ("market-data", "split")
+"""What a run submits (``--pipeline``, the first is the default): ``market-data`` is one job that
+normalizes and keeps the books (``jobs/market_data.py``); ``split`` the normalize and order_book jobs."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from itchflow.stack.cli import add_stack_options
@@ -59,7 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("process", "thread"),
         help="PyFlink mode (default: python.execution-mode of flink-conf/config.yaml)",
     )
-    pipeline.add_argument("--parallelism", type=int, default=2, help="parallelism of both jobs (default 2)")
+    pipeline.add_argument(
+        "--pipeline",
+        choices=PIPELINES,
+        default=PIPELINES[0],
+        help="market-data: one job normalizing and keeping the books (jobs/market_data.py, default); "
+        "split: the normalize and order_book jobs",
+    )
+    pipeline.add_argument("--parallelism", type=int, default=2, help="parallelism of the jobs (default 2)")
     pipeline.add_argument(
         "--depth", type=int, default=10, help="L2 levels the order-book job keeps (default 10)"
     )
@@ -117,6 +128,7 @@ def run_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         speed=args.speed,
         parallelism=args.parallelism,
+        pipeline=args.pipeline,
         execution_mode=args.execution_mode,
         batch_size=args.batch_size,
         linger_ms=args.linger_ms,

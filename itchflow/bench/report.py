@@ -53,7 +53,14 @@ def _number(value: float | None, suffix: str = "") -> str:
 
 def _stage_lines(stages: Mapping[str, Any]) -> list[str]:
     lines = [f"  {'stage':<13}{'records':>10}{'seconds':>10}{'msgs/s':>12}{'busy':>8}{'back-pressured':>16}"]
-    for name, label in (("replay", "replay"), ("normalize", "normalize"), ("order_book", "order book")):
+    names: tuple[tuple[str, str], ...] = (
+        ("replay", "replay"),
+        ("normalize", "normalize"),
+        ("order_book", "order book"),
+    )
+    if "market_data" in stages:
+        names = (("replay", "replay"), ("market_data", "market data"))
+    for name, label in names:
         stage = stages.get(name)
         if not stage:
             lines.append(f"  {label:<13}{'(no samples: run too short for 1 s sampling?)':>40}")

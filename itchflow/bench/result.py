@@ -196,10 +196,12 @@ def _stages(phase: Phase, sampler: FlinkSampler | None) -> dict[str, Any]:
             "msgs_per_s": round(stats.rate(phase.messages, phase.replay_seconds)),
         }
     }
-    if sampler is not None:
+    if sampler is not None and "market_data" in sampler.jobs:
+        stages["market_data"] = _vertex_stage(sampler.vertex("market_data", "market-data"), phase)
+    elif sampler is not None:
         stages["normalize"] = _vertex_stage(sampler.vertex("normalize", "normalize"), phase)
         stages["order_book"] = _vertex_stage(sampler.vertex("order_book", "order-book"), phase)
-    books = stages.get("order_book")
+    books = stages.get("order_book") or stages.get("market_data")
     stages["sinks"] = {
         "complete_after_s": round(phase.seconds, 2),
         "after_last_book_record_s": round(phase.seconds - books["ends_after_s"], 2) if books else None,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from itchflow.bench import stats
+from itchflow.bench import PIPELINES, stats
 from itchflow.bench.correctness import compare_books, read_streamed_books
 from itchflow.bench.feed import ensure_feed, ensure_reference
 from itchflow.bench.probes import (
@@ -62,6 +62,8 @@ class BenchOptions:
     speed: float | None = None
     """Pace the throughput replay by feed time (x real time); None: full speed."""
     parallelism: int = 2
+    pipeline: str = "market-data"
+    """``market-data`` (one job, jobs/market_data.py) or ``split`` (the normalize and order_book jobs)."""
     execution_mode: str | None = None
     """PyFlink execution mode; None: the cluster's default (``python.execution-mode``)."""
     batch_size: int = 1000
@@ -90,6 +92,7 @@ class BenchOptions:
             (self.latency_messages >= 1, "--latency-messages must be at least 1"),
             (self.warmup_messages >= 0, "--warmup-messages must not be negative"),
             (self.depth >= 1, "--depth must be at least 1"),
+            (self.pipeline in PIPELINES, f"--pipeline is one of {', '.join(PIPELINES)}"),
         )
         for ok, message in checks:
             if not ok:
@@ -270,28 +273,40 @@ class BenchRun:
         common = default_job_args(self.config)
         if options.execution_mode:
             common += ["--execution-mode", options.execution_mode]
-        arguments = {
-            "normalize": [
-                *common,
-                *("--group-id", names.group("normalize"), "--input-topic", names.topic("raw")),
-                *(
-                    "--output-topic",
-                    names.topic("normalized"),
-                    "--dead-letter-topic",
-                    names.topic("dead-letter"),
-                ),
-            ],
-            "order_book": [
-                *common,
-                *("--group-id", names.group("order-book"), "--input-topic", names.topic("normalized")),
-                *("--depth-levels", str(options.depth)),
-            ],
-        }
-        self.log(
-            f"submitting the normalize and order_book jobs ({effective_execution_mode(options)} mode, "
-            f"parallelism {options.parallelism}) ..."
+        outputs = (
+            "--output-topic",
+            names.topic("normalized"),
+            "--dead-letter-topic",
+            names.topic("dead-letter"),
         )
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        depth = ("--depth-levels", str(options.depth))
+        if options.pipeline == "split":
+            arguments = {
+                "normalize": [
+                    *common,
+                    *("--group-id", names.group("normalize"), "--input-topic", names.topic("raw")),
+                    *outputs,
+                ],
+                "order_book": [
+                    *common,
+                    *("--group-id", names.group("order-book"), "--input-topic", names.topic("normalized")),
+                    *depth,
+                ],
+            }
+        else:
+            arguments = {
+                "market_data": [
+                    *common,
+                    *("--group-id", names.group("market-data"), "--input-topic", names.topic("raw")),
+                    *outputs,
+                    *depth,
+                ]
+            }
+        self.log(
+            f"submitting the {' and '.join(arguments)} job{'s' * (len(arguments) > 1)} "
+            f"({effective_execution_mode(options)} mode, parallelism {options.parallelism}) ..."
+        )
+        with ThreadPoolExecutor(max_workers=len(arguments)) as pool:
             futures = {
                 job: pool.submit(submit, self.config, job, args, options.parallelism)
                 for job, args in arguments.items()

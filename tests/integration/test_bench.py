@@ -34,6 +34,7 @@ def test_a_small_bench_reports_every_field_and_a_correct_result(bench_result: di
     assert bench_result["messages"] == 50_000 and bench_result["symbols"] == 50
     assert bench_result["msgs_per_s"] > 0
     assert bench_result["stages"]["replay"]["msgs_per_s"] > 0
+    assert set(bench_result["run"]["jobs"]) == {"market_data"}  # the default pipeline: one job
     assert bench_result["peak_rss_mb"] > 0
 
 

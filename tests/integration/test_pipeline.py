@@ -1,9 +1,11 @@
 """The order-book pipeline end to end on the local stack, checked against `itchflow book --json`.
 
 replay -> market-data-raw -> normalize job -> market-data-normalized -> order-book job ->
-ClickHouse + Redis. Every test replays under its own venue tag, so the books (keyed by venue and
-symbol) of different tests never mix on the shared stack. The upgrade and failure tests come last:
-they stop or kill parts of the running pipeline.
+ClickHouse + Redis, and the same with the market-data job (normalization and books in one operator):
+every test runs on both pipelines, one after the other (the first one's jobs are cancelled before
+the second starts). Every test replays under its own venue tag (suffixed by the pipeline), so the
+books (keyed by venue and symbol) of different tests never mix on the shared stack. The upgrade and
+failure tests come last: they stop or kill parts of the running pipeline.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ from kafka import KafkaConsumer, KafkaProducer
 from itchflow import synth
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.config import DEAD_LETTER_TOPIC, RAW_TOPIC, StackConfig
-from itchflow.demo import applied_sequences, clickhouse_client, ensure_jobs, wait_until_applied
-from itchflow.flinkctl import list_jobs, rest_get, stop_with_savepoint, wait_until_tasks_running
+from itchflow.demo import (
+    MARKET_DATA_JOBS,
+    PIPELINE_JOBS,
+    applied_sequences,
+    clickhouse_client,
+    ensure_jobs,
+    wait_until_applied,
+)
+from itchflow.flinkctl import cancel, list_jobs, rest_get, stop_with_savepoint, wait_until_tasks_running
 from itchflow.replay import ReplaySummary, make_producer, run_replay_file
 from itchflow.stack import procs
 from itchflow.stack.manager import Stack
@@ -37,10 +46,17 @@ DATE = "2019-12-30"
 REDIS_PREFIX = "itchflow"
 
 
-@pytest.fixture(scope="module")
-def pipeline(local_stack: StackConfig):
-    ids = ensure_jobs(local_stack, parallelism=2, log=lambda message: None)
-    return local_stack, ids
+PIPELINES = {"split": PIPELINE_JOBS, "market-data": MARKET_DATA_JOBS}
+
+
+@pytest.fixture(scope="module", params=list(PIPELINES))
+def pipeline(request: pytest.FixtureRequest, local_stack: StackConfig):
+    """(config, job name -> id, venue suffix, the pipeline's (script, job name) pairs)."""
+    jobs = PIPELINES[request.param]
+    ids = ensure_jobs(local_stack, parallelism=2, log=lambda message: None, jobs=jobs)
+    yield local_stack, ids, "-" + request.param.upper(), jobs
+    for job_id in ids.values():
+        cancel(local_stack.flink_rest_url, job_id)
 
 
 def reference(config: StackConfig, path: Path) -> dict:
@@ -173,7 +189,8 @@ def assert_books_equal(expected: dict, actual: dict, config: StackConfig | None 
 def test_real_sample_books_in_clickhouse_and_redis_equal_the_offline_book(
     pipeline, sample: str, venue: str
 ) -> None:
-    config, _ = pipeline
+    config, _, suffix, _ = pipeline
+    venue += suffix
     path = SHARED_DATA / sample
     summary = replay(config, path, venue, f"{venue}-1")
     wait_until_applied(config, venue, summary.last_seq_by_symbol(), timeout_s=180, show=False)
@@ -181,30 +198,36 @@ def test_real_sample_books_in_clickhouse_and_redis_equal_the_offline_book(
 
 
 def test_a_million_synthetic_messages_end_to_end(pipeline, tmp_path: Path) -> None:
-    config, _ = pipeline
+    config, _, suffix, _ = pipeline
+    venue = "E2E-SYNTH" + suffix
     path = tmp_path / "synth-1m.itch"
     synth.write(path, symbols=200, messages=1_000_000, seed=11)
-    summary = replay(config, path, "E2E-SYNTH", "synth-1", batch_size=1000)
+    summary = replay(config, path, venue, "synth-1", batch_size=1000)
     assert summary.messages == 1_000_000
-    wait_until_applied(config, "E2E-SYNTH", summary.last_seq_by_symbol(), timeout_s=600, show=False)
+    wait_until_applied(config, venue, summary.last_seq_by_symbol(), timeout_s=600, show=False)
     expected = reference(config, path)
-    assert_books_equal(expected, streamed_books(config, "E2E-SYNTH"), config)
+    assert_books_equal(expected, streamed_books(config, venue), config)
     # trades: every print of the offline book is a row (FINAL: no duplicates)
     client = clickhouse_client(config)
     printed = client.query(
-        "SELECT count() FROM trades FINAL WHERE venue = 'E2E-SYNTH' AND printable = 1"
+        "SELECT count() FROM trades FINAL WHERE venue = {v:String} AND printable = 1", parameters={"v": venue}
     ).result_rows[0][0]
     assert printed == sum(book["trade_count"] for book in expected.values())
 
 
 def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(pipeline) -> None:
-    config, job_ids = pipeline
-    garbage = {b"BAD1": b"\x00\x01\x02garbage", b"BAD2": b"", b"BAD3": b"\xc3\x01" + b"\x00" * 5}
+    config, job_ids, suffix, _ = pipeline
+    tag = suffix.encode()
+    garbage = {
+        b"BAD1" + tag: b"\x00\x01\x02garbage",
+        b"BAD2" + tag: b"",
+        b"BAD3" + tag: b"\xc3\x01" + b"\x00" * 5,
+    }
     producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
     for key, value in garbage.items():
         producer.send(RAW_TOPIC, key=key, value=value)
     # a truncated but otherwise valid record: the real envelope cut in half
-    valid = replay(config, SHARED_DATA / "meatpy_sample.itch50", "E2E-BAD", "bad-1")
+    valid = replay(config, SHARED_DATA / "meatpy_sample.itch50", "E2E-BAD" + suffix, "bad-1")
     producer.flush()
     producer.close()
 
@@ -229,25 +252,26 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(
     # the jobs survived and the valid data next to the garbage is exact
     states = {job.job_id: job.state for job in list_jobs(config.flink_rest_url)}
     assert all(states[job_id] == "RUNNING" for job_id in job_ids.values())
-    wait_until_applied(config, "E2E-BAD", valid.last_seq_by_symbol(), timeout_s=120, show=False)
+    wait_until_applied(config, "E2E-BAD" + suffix, valid.last_seq_by_symbol(), timeout_s=120, show=False)
     assert_books_equal(
-        reference(config, SHARED_DATA / "meatpy_sample.itch50"), streamed_books(config, "E2E-BAD")
+        reference(config, SHARED_DATA / "meatpy_sample.itch50"), streamed_books(config, "E2E-BAD" + suffix)
     )
 
 
 def test_upgrade_through_a_savepoint_equals_an_uninterrupted_run(pipeline) -> None:
-    config, job_ids = pipeline
+    config, job_ids, suffix, jobs = pipeline
+    script, name = jobs[-1]  # the job that keeps the books
     path = SHARED_DATA / "RITCH_ex20101224.TEST_ITCH_50.gz"
-    venue, half = "E2E-UPGRADE", 6000
+    venue, half = "E2E-UPGRADE" + suffix, 6000
     first = replay(config, path, venue, "upgrade-1", to_message=half)
     wait_until_applied(config, venue, first.last_seq_by_symbol(), timeout_s=180, show=False)
 
-    savepoint = stop_with_savepoint(config.flink_rest_url, job_ids["itchflow-order-book"])
+    savepoint = stop_with_savepoint(config.flink_rest_url, job_ids[name])
     assert Path(savepoint.removeprefix("file:")).exists()
     second = replay(config, path, venue, "upgrade-2", from_message=half)  # arrives while the job is down
-    result = run_cli(config, "submit", "order_book", "--parallelism", "2", "--from-savepoint", savepoint)
+    result = run_cli(config, "submit", script, "--parallelism", "2", "--from-savepoint", savepoint)
     new_id = result.stdout.strip().splitlines()[-1]
-    job_ids["itchflow-order-book"] = new_id
+    job_ids[name] = new_id
     wait_until_tasks_running(config.flink_rest_url, new_id, timeout_s=180)
     checkpoints = rest_get(config.flink_rest_url, f"/jobs/{new_id}/checkpoints")
     assert checkpoints["latest"]["restored"] is not None  # state came from the savepoint
@@ -257,8 +281,8 @@ def test_upgrade_through_a_savepoint_equals_an_uninterrupted_run(pipeline) -> No
 
 
 def test_killing_the_taskmanager_mid_replay_loses_and_doubles_nothing(pipeline, tmp_path: Path) -> None:
-    config, job_ids = pipeline
-    venue = "E2E-KILL"
+    config, job_ids, suffix, _ = pipeline
+    venue = "E2E-KILL" + suffix
     path = tmp_path / "synth-kill.itch"
     synth.write(path, symbols=50, messages=300_000, seed=5)
     # paced so that the replay lasts ~25 s: the feed spans 09:30-16:00
