@@ -9,8 +9,9 @@ One run:
    (``itchflow book --json``), both cached under ``<stack home>/bench-cache/`` by their parameters.
 2. **Fresh pipeline** -- the local stack comes up if needed; jobs an earlier bench run left are
    cancelled (anyone else's are only reported: they share the CPU); the run gets its own topics,
-   consumer groups and venue tags (``BENCH<time>``), and fresh ``normalize`` and ``order_book``
-   jobs (``--execution-mode``, ``--parallelism``); a short warm-up replay under its own venue.
+   consumer groups and venue tags (``BENCH<time>``), and a fresh pipeline (``--pipeline``: the
+   ``market_data`` job, or the ``normalize`` and ``order_book`` jobs; ``--execution-mode``,
+   ``--parallelism``); a short warm-up replay under its own venue.
 3. **Throughput** -- the whole feed is replayed at full speed (or ``--speed``). ``msgs_per_s`` is the
    feed's messages divided by the time from the first message handed to the producer to the moment
    every symbol's last sequence number is seen in ClickHouse ``book_status`` (polled every 0.2 s).
