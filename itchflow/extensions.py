@@ -43,18 +43,20 @@ SCAN = Extension(_ROOT / "normalize" / "_cscan.c")
 EXTENSIONS = (BOOK, SCAN)
 
 
-_BUILT: list[bool] = []
+_checked_built = False
+"""Whether ``ITCHFLOW_NATIVE=native`` found every module built (checked once per process)."""
 
 
 def use_native() -> bool:
     """Whether compiled code that is built should be used (``ITCHFLOW_NATIVE``: auto, python, native)."""
+    global _checked_built
     choice = os.environ.get("ITCHFLOW_NATIVE", "auto").strip().lower() or "auto"
     if choice == "auto":
         return True
     if choice == "python":
         return False
     if choice == "native":
-        if _BUILT:
+        if _checked_built:
             return True
         missing = [extension.target.name for extension in EXTENSIONS if not extension.target.exists()]
         if missing:
@@ -62,7 +64,7 @@ def use_native() -> bool:
                 f"ITCHFLOW_NATIVE=native but {', '.join(missing)} not built: run `./dev setup` "
                 "(needs a C compiler: `sudo apt-get install -y gcc`)"
             )
-        _BUILT.append(True)  # checked once per process (this runs per segment)
+        _checked_built = True  # this runs per segment: look at the files once
         return True
     raise ValueError(f"ITCHFLOW_NATIVE must be auto, python or native, not {choice!r}")
 

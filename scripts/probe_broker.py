@@ -19,7 +19,6 @@ import argparse
 import multiprocessing
 import os
 import random
-import statistics
 import struct
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from itchflow.bench.stats import describe_ms as percentiles  # noqa: E402
 from itchflow.config import load_stack_config  # noqa: E402
 
 
@@ -47,15 +47,6 @@ def consume(bootstrap: str, topic: str, count: int, fetch_wait_ms: int, ready, r
             now = time.time_ns()
             latencies.extend((now - struct.unpack("<q", r.value[:8])[0]) / 1e6 for r in records)
     results.put(latencies)
-
-
-def percentiles(values: list[float]) -> str:
-    values = sorted(values)
-    pick = lambda q: values[min(len(values) - 1, int(len(values) * q))]  # noqa: E731
-    return (
-        f"p50 {statistics.median(values):.1f}  p90 {pick(0.9):.1f}  p99 {pick(0.99):.1f}  "
-        f"max {values[-1]:.1f} ms (n={len(values)})"
-    )
 
 
 def main() -> int:

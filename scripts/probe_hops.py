@@ -15,7 +15,6 @@ Prints p50/p90/p99/max per hop in milliseconds, from the bundle's ``produced_at_
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import threading
 import time
@@ -25,36 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itchflow.avro.bundle import decode_raw  # noqa: E402
+from itchflow.bench.replaying import limited, paced  # noqa: E402
+from itchflow.bench.stats import describe_ms as percentiles  # noqa: E402
 from itchflow.config import NORMALIZED_TOPIC, RAW_TOPIC, load_stack_config  # noqa: E402
 from itchflow.normalize.bundle import decode_normalized  # noqa: E402
 from itchflow.replay import file_payloads, make_producer, replay  # noqa: E402
-
-
-def limited(payloads, count):
-    for index, payload in enumerate(payloads):
-        if index >= count:
-            return
-        yield payload
-
-
-def paced(payloads, rate):
-    started = time.monotonic()
-    for index, payload in enumerate(payloads):
-        delay = started + index / rate - time.monotonic()
-        if delay > 0.001:
-            time.sleep(delay)
-        yield payload
-
-
-def percentiles(values: list[float]) -> str:
-    if not values:
-        return "none"
-    values = sorted(values)
-    pick = lambda q: values[min(len(values) - 1, int(len(values) * q))]  # noqa: E731
-    return (
-        f"p50 {statistics.median(values):7.1f}  p90 {pick(0.9):7.1f}  p99 {pick(0.99):7.1f}  "
-        f"max {values[-1]:7.1f} ms  (n={len(values)})"
-    )
 
 
 def main() -> int:
@@ -78,38 +52,35 @@ def main() -> int:
     stop = threading.Event()
     ready = threading.Barrier(3)
 
-    def consume_raw() -> None:
-        consumer = KafkaConsumer(RAW_TOPIC, bootstrap_servers=bootstrap, fetch_max_wait_ms=1, group_id=None)
+    def consume(topic: str, note) -> None:
+        """Read ``topic`` from its end until ``stop``; ``note(value, arrival_ns)`` per record."""
+        consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, fetch_max_wait_ms=1, group_id=None)
         consumer.poll(timeout_ms=500)
         ready.wait()
         while not stop.is_set():
             for records in consumer.poll(timeout_ms=50).values():
                 now = time.time_ns()
                 for record in records:
-                    bundle = decode_raw(record.value)
-                    if bundle.venue == venue:
-                        produced[(bundle.partition, bundle.bundle_sequence)] = bundle.produced_at_ns
-                        raw_seen[(bundle.partition, bundle.bundle_sequence)] = now
+                    note(record.value, now)
 
-    def consume_normalized() -> None:
-        consumer = KafkaConsumer(
-            NORMALIZED_TOPIC, bootstrap_servers=bootstrap, fetch_max_wait_ms=1, group_id=None
-        )
-        consumer.poll(timeout_ms=500)
-        ready.wait()
-        while not stop.is_set():
-            for records in consumer.poll(timeout_ms=50).values():
-                now = time.time_ns()
-                for record in records:
-                    bundle = decode_normalized(record.value)
-                    if bundle.venue != venue or not bundle.runs:
-                        continue
-                    run = [r for r in bundle.runs if r.symbol][-1:] or bundle.runs[-1:]
-                    last = run[0]
-                    seq = bundle.columns.views().seq[last.start + last.count - 1]
-                    norm_seen[(last.symbol, seq)] = (bundle.ts_produced, bundle.ts_recv, now)
+    def note_raw(value: bytes, now: int) -> None:
+        bundle = decode_raw(value)
+        if bundle.venue == venue:
+            produced[(bundle.partition, bundle.bundle_sequence)] = bundle.produced_at_ns
+            raw_seen[(bundle.partition, bundle.bundle_sequence)] = now
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (consume_raw, consume_normalized)]
+    def note_normalized(value: bytes, now: int) -> None:
+        bundle = decode_normalized(value)
+        if bundle.venue != venue or not bundle.runs:
+            return
+        last = ([r for r in bundle.runs if r.symbol][-1:] or bundle.runs[-1:])[0]
+        seq = bundle.columns.views().seq[last.start + last.count - 1]
+        norm_seen[(last.symbol, seq)] = (bundle.ts_produced, bundle.ts_recv, now)
+
+    threads = [
+        threading.Thread(target=consume, args=(topic, note), daemon=True)
+        for topic, note in ((RAW_TOPIC, note_raw), (NORMALIZED_TOPIC, note_normalized))
+    ]
     for thread in threads:
         thread.start()
     ready.wait()

@@ -60,17 +60,21 @@ def pack_payloads(payloads: Iterable[bytes]) -> bytes:
     return pack_payloads_python(payloads)
 
 
-def _native_pack() -> Any:
-    """The C ``pack_payloads`` when built and enabled (imported late: itchflow.normalize imports this module)."""
-    from itchflow.extensions import use_native
-
-    if not use_native():
-        return None
+@cache
+def _compiled_pack() -> Any:
+    """The C ``pack_payloads`` if built, else None; imported once, late (itchflow.normalize imports this module)."""
     try:
         from itchflow.normalize._cscan import pack_payloads as native
     except ImportError:  # not built
         return None
     return native
+
+
+def _native_pack() -> Any:
+    """:func:`_compiled_pack` unless ``ITCHFLOW_NATIVE`` turns compiled code off."""
+    from itchflow.extensions import use_native
+
+    return _compiled_pack() if use_native() else None
 
 
 def pack_payloads_python(payloads: Iterable[bytes]) -> bytes:

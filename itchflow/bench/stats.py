@@ -51,6 +51,15 @@ class LatencySummary:
         }
 
 
+def describe_ms(values_ms: Iterable[float]) -> str:
+    """``p50 .. p90 .. p99 .. max .. ms (n=..)`` of latencies in milliseconds (for the probe scripts)."""
+    values = sorted(values_ms)
+    if not values:
+        return "none"
+    p50, p90, p99 = (percentile(values, q) for q in (50, 90, 99))
+    return f"p50 {p50:7.1f}  p90 {p90:7.1f}  p99 {p99:7.1f}  max {values[-1]:7.1f} ms  (n={len(values)})"
+
+
 def summarize_latencies(latencies_ns: Iterable[int]) -> LatencySummary | None:
     """p50/p99/max/mean in ms of nanosecond latencies; None when there are none."""
     values = sorted(latencies_ns)

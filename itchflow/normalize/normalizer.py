@@ -95,7 +95,7 @@ def normalize_batch(
     out = _Rows()
     base = midnight_epoch_ns(batch.trading_date)
     _, seen, truncated = _rows(
-        batch.payloads, 0, -1, batch.stock_locate, batch.first_message_seq, symbol, base, out
+        batch.payloads, 0, -1, batch.stock_locate, batch.first_message_seq, symbol, base, out, _fast_scan()
     )
     if seen != batch.message_count and not truncated:
         out.rejected.append(
@@ -322,7 +322,7 @@ def _rows(
     symbol: str,
     base: int,
     out: _Rows,
-    scan: Any = "auto",
+    scan: Any,
 ) -> tuple[int, int, bool]:
     """Append one row per valid message (and a detail where the kind has one); reject misfits.
 
@@ -332,11 +332,9 @@ def _rows(
 
     With the C extension built (:mod:`itchflow.extensions`), its ``scan_rows`` takes the frequent
     valid messages and stops at any other one, which :func:`_rows_python` then walks alone
-    (``scan``: that function, None for Python only, "auto" to decide here).
+    (``scan``: that function, from :func:`_fast_scan` once per batch or bundle; None: Python only).
     """
     stock = symbol.encode("latin-1").ljust(8)
-    if scan == "auto":
-        scan = _fast_scan()
     if scan is None or len(stock) != 8:
         return _rows_python(payloads, position, limit, locate, seq0, symbol, base, out, 0)
     end = len(payloads)

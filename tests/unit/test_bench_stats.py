@@ -125,3 +125,12 @@ def test_no_checkpoints_summarize_to_empty_durations() -> None:
         "max": None,
         "state_mb": 0.0,
     }
+
+
+def test_describe_ms_gives_interpolated_percentiles_worked_by_hand() -> None:
+    from itchflow.bench.stats import describe_ms
+
+    # 1..100 ms: rank q/100 * 99 -> p50 50.5, p90 90.1, p99 99.01
+    text = describe_ms(float(v) for v in reversed(range(1, 101)))
+    assert text == "p50    50.5  p90    90.1  p99    99.0  max   100.0 ms  (n=100)"
+    assert describe_ms([]) == "none"
