@@ -12,20 +12,22 @@ One run:
    consumer groups and venue tags (``BENCH<time>``), and a fresh pipeline (``--pipeline``: the
    ``market_data`` job, or the ``normalize`` and ``order_book`` jobs; ``--execution-mode``,
    ``--parallelism``); a short warm-up replay under its own venue.
-3. **Throughput** -- the whole feed is replayed at full speed (or ``--speed``). ``msgs_per_s`` is the
+3. **Latency** -- the first ``--latency-messages`` of the feed, paced at ``--latency-rate`` messages
+   per second under another venue, while a child process reads every top-of-book Redis stream
+   (``XREAD``). Latency of an entry = its arrival minus the time the replay sent the batch carrying
+   its ``seq`` (the envelope's ``produced_at_ns``; stream entries do not carry it). It runs before
+   the throughput phase: the local broker's cost per request grows with the records a partition
+   holds, and the run's topics are nearly empty then.
+4. **Throughput** -- the whole feed is replayed at full speed (or ``--speed``). ``msgs_per_s`` is the
    feed's messages divided by the time from the first message handed to the producer to the moment
    every symbol's last sequence number is seen in ClickHouse ``book_status`` (polled every 0.2 s).
    Per stage: the replay's own rate, and for the normalize and order-book vertices the window in
    which their ``numRecordsIn`` moved (Flink REST, sampled every second), with the share of it
    they were busy or back-pressured (``accumulateBusyTimeMs``, ``accumulateBackPressuredTimeMs``).
    Checkpoint durations are those triggered during this phase.
-4. **Correctness** -- every symbol's final book in ClickHouse and Redis must equal the offline one
+5. **Correctness** -- every symbol's final book in ClickHouse and Redis must equal the offline one
    (depth, top of book, resting orders, unknown refs, printable trades, last seq); otherwise the run
    prints FAIL and exits 1.
-5. **Latency** -- the first ``--latency-messages`` of the feed, paced at ``--latency-rate`` messages
-   per second under another venue, while a child process reads every top-of-book Redis stream
-   (``XREAD``). Latency of an entry = its arrival minus the time the replay sent the batch carrying
-   its ``seq`` (the envelope's ``produced_at_ns``; stream entries do not carry it).
 6. **Clean-up** (unless ``--keep``; then the next run cancels the jobs and drops the topics) -- jobs
    cancelled, topics deleted, the run's ClickHouse rows and Redis keys removed. ``--cpp`` then times C++ parsers (``itch-book``, ``itchcpp``) on the same file.
 
@@ -100,8 +102,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument(
         "--warmup-messages",
         type=int,
-        default=100_000,
-        help="messages of the warm-up replay before measuring (default 100,000: JIT, workers, connections)",
+        default=1_000_000,
+        help="messages of the warm-up replay before measuring (default 1,000,000, at most the feed: JIT, "
+        "workers, connections; after 100,000 the paced latency was still ~2x its warmed value)",
     )
     replay.add_argument(
         "--timeout", type=float, help="seconds to wait for the books (default 300 + 1 per 10k msgs)"
