@@ -122,8 +122,9 @@ def _source_builder(settings: KafkaSettings, topics: tuple[str, ...], reset: str
     return builder
 
 
-def keyed_bytes_sink(settings: KafkaSettings, topic: str) -> KafkaSink:
-    """A sink for ``Row(key_bytes, value_bytes)`` records (type :data:`KEYED_BYTES`)."""
+def keyed_bytes_sink(settings: KafkaSettings, topic: str, linger_ms: int = 1) -> KafkaSink:
+    """A sink for ``Row(key_bytes, value_bytes)`` records (type :data:`KEYED_BYTES`); its producer
+    waits up to ``linger_ms`` to fill a request (the local broker's cost is per request)."""
     builder = (
         KafkaRecordSerializationSchema.builder()
         .set_topic(topic)
@@ -144,7 +145,7 @@ def keyed_bytes_sink(settings: KafkaSettings, topic: str) -> KafkaSink:
         .set_record_serializer(serializer)
         .set_delivery_guarantee(guarantee)
         .set_property("compression.type", "lz4")
-        .set_property("linger.ms", "1")
+        .set_property("linger.ms", str(linger_ms))
         # a bundle of 20,000 messages normalizes to ~1.2 MB: the 1 MB default failed the job
         .set_property("max.request.size", str(16 << 20))
         # one request in flight: a retried batch never overtakes the next (per-key order is the
