@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from itchflow.avro.bundle import ItchBundle, SegmentInput, encode_bundle, make_bundle
 from itchflow.config import RAW_TOPIC
@@ -247,6 +248,34 @@ class BundleBatcher(LocateDirectory):
             if now - self._oldest >= linger:
                 yield from self.expired(now)
 
+    def add_runs(self, runs: Iterable[list[bytes]]) -> Iterator[ClosedBundle]:
+        """:meth:`add_many` over lists of payloads (the same bundles, in the same order), with its
+        shortcut in C when built (``route_run`` in ``itchflow/normalize/_cscan.c``): the C loop
+        takes the common messages and hands back at each one that needs :meth:`add`, each full
+        bundle and each expired linger."""
+        route_run = _route_run()
+        if route_run is None:
+            for run in runs:
+                yield from self.add_many(run)
+            return
+        routes, clock = self._routes, self.clock
+        batch_size, linger = self.batch_size, self.linger_s
+        for run in runs:
+            index, size = 0, len(run)
+            while index < size:
+                index, taken, status, partition, now = route_run(
+                    run, index, routes, clock, batch_size, linger, self._oldest
+                )
+                self.added += taken
+                if status == _SLOW:
+                    yield from self.add(run[index])
+                    index += 1
+                    continue
+                if status == _FULL:
+                    yield self._close(partition)
+                if status != _RUN_END and now - self._oldest >= linger:
+                    yield from self.expired(now)
+
     def skip(self, payload: bytes) -> None:
         """Account for a message without producing it (``--from-message``): the directory and the
         per-symbol message sequence (every partition's for a market-wide message) advance exactly as
@@ -297,6 +326,23 @@ class BundleBatcher(LocateDirectory):
             segments.append(SegmentInput(symbol, bundle.locates[symbol], sequence, first, tuple(payloads)))
         self.bundle_sequences[partition] += 1  # 1-based per (session, partition)
         return ClosedBundle(partition, self.partitions, self.bundle_sequences[partition], tuple(segments))
+
+
+_SLOW, _FULL, _EXPIRED, _RUN_END = 0, 1, 2, 3
+"""Why ``route_run`` handed back (see ``_cscan.c``)."""
+
+
+def _route_run() -> Any:
+    """The C ``route_run`` when built and ``ITCHFLOW_NATIVE`` allows it, else None."""
+    from itchflow.extensions import use_native
+
+    if not use_native():
+        return None
+    try:
+        from itchflow.normalize._cscan import route_run
+    except ImportError:  # not built: add_many in Python
+        return None
+    return route_run
 
 
 class Pacer:
@@ -436,8 +482,10 @@ def replay(
         source = _window(source, from_message, to_message, batcher)
     if speed:
         source = _paced(source, pacer)
+    runs = getattr(source, "runs", None)  # lists of payloads (FilePayloads): the batcher's C loop
+    bundles = batcher.add_runs(runs()) if callable(runs) else batcher.add_many(source)
     try:
-        for bundle in batcher.add_many(source):
+        for bundle in bundles:
             send(bundle)
         for bundle in batcher.flush():
             send(bundle)
@@ -601,9 +649,23 @@ def run_replay_file(path: Path, producer, *, show_progress: bool = True, **optio
         bar.close()
 
 
-def file_payloads(path: Path) -> Iterator[bytes]:
-    """Raw ITCH payloads of ``path`` in order, whatever the framing."""
-    from itchflow.itch import framing
+class FilePayloads:
+    """Raw ITCH payloads of a file in order, whatever the framing: iterate for one payload at a
+    time, or :meth:`runs` for lists of consecutive payloads (what :func:`replay` takes at full speed)."""
 
-    for run in framing.iter_payload_runs(path):
-        yield from run
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def runs(self) -> Iterator[list[bytes]]:
+        from itchflow.itch import framing
+
+        return framing.iter_payload_runs(self.path)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for run in self.runs():
+            yield from run
+
+
+def file_payloads(path: Path) -> FilePayloads:
+    """Raw ITCH payloads of ``path`` in order, whatever the framing (see :class:`FilePayloads`)."""
+    return FilePayloads(path)

@@ -67,9 +67,28 @@ class FirstHandoff:
         first = next(iterator, None)
         if first is None:
             return
-        self.monotonic, self.epoch_ms = time.monotonic(), time.time() * 1000
+        self._stamp()
         yield first
         yield from iterator
+
+    @property
+    def runs(self) -> Callable[[], Iterator[list[bytes]]] | None:
+        """The wrapped payloads' ``runs`` (lists of payloads, see ``replay.FilePayloads``), stamped
+        at the first; None when they have none."""
+        runs = getattr(self.payloads, "runs", None)
+        if runs is None:
+            return None
+
+        def stamped() -> Iterator[list[bytes]]:
+            for run in runs():
+                if run and self.monotonic is None:
+                    self._stamp()
+                yield run
+
+        return stamped
+
+    def _stamp(self) -> None:
+        self.monotonic, self.epoch_ms = time.monotonic(), time.time() * 1000
 
 
 def paced(

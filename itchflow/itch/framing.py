@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar
 
@@ -383,6 +384,27 @@ def _split_run(buffer: bytes, position: int, end: int, zero_prefix: bool) -> tup
     return payloads, position
 
 
+_LENGTH_TABLE = bytes(_LENGTHS)
+
+
+def _splitter() -> Callable[[bytes, int, int, bool], tuple[list[bytes], int]]:
+    """:func:`_split_run`, in C when built (``split_run`` in ``itchflow/normalize/_cscan.c``) and
+    ``ITCHFLOW_NATIVE`` allows it."""
+    from itchflow.extensions import use_native
+
+    if use_native():
+        try:
+            from itchflow.normalize._cscan import split_run
+        except ImportError:  # not built
+            return _split_run
+        return partial(_native_split_run, split_run)
+    return _split_run
+
+
+def _native_split_run(split_run, buffer: bytes, position: int, end: int, zero_prefix: bool):
+    return split_run(buffer, position, end, zero_prefix, _LENGTH_TABLE)
+
+
 # --- pcap ------------------------------------------------------------------------------------------------
 
 _ETHERTYPE_IPV4 = 0x0800
@@ -669,7 +691,7 @@ def iter_payloads(
     Each payload has a known type byte and exactly its type's length, so it decodes; otherwise the
     same framing detection, offsets and error handling as :func:`iter_messages`.
     """
-    for item in _iter_runs(path, _split_run, errors, chunk_size, udp_port):
+    for item in _iter_runs(path, _splitter(), errors, chunk_size, udp_port):
         if isinstance(item, MoldPacket):
             yield from item.payloads
         else:
@@ -685,7 +707,7 @@ def iter_payload_runs(
 ) -> Iterator[list[bytes]]:
     """The payloads of :func:`iter_payloads` (same framing detection, errors raised), as lists of
     consecutive payloads: no offsets, no per-message step (for readers that stream a whole file)."""
-    for item in _iter_runs(path, _split_run, None, chunk_size, udp_port):
+    for item in _iter_runs(path, _splitter(), None, chunk_size, udp_port):
         if isinstance(item, MoldPacket):
             yield [payload for _, payload in item.payloads]
         else:

@@ -8,7 +8,9 @@
  * segment, a timestamp past midnight. Python handles that one message (rejection, detail record)
  * and calls again, so every rule lives in one place and the C code only skips the interpreter on
  * the common, valid messages. pack_rows packs rows into the ten event columns (normalizer._columns).
- * tests/unit/test_native_normalize.py checks both against the Python code.
+ * tests/unit/test_native_normalize.py checks both against the Python code. route_run is the replay
+ * batcher's per-message shortcut (replay.BundleBatcher.add_runs; tests/unit/test_replay_batcher.py);
+ * split_run the framing's record splitter (itch.framing; tests/unit/test_native_normalize.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -215,10 +217,138 @@ static PyObject *pack_payloads(PyObject *self, PyObject *arg) {
     return out;
 }
 
+
+/* route_run(run, index, routes, clock, batch_size, linger_s, oldest) -> (index, taken, status, partition, now)
+ *
+ * The shortcut of replay.BundleBatcher.add_many over a list of payloads, from run[index]: a message
+ * whose locate has a route (routes: locate -> (segment list, pending bundle, partition)) and that is
+ * not a directory message ('R') is appended to its segment, its bundle's count goes up, and clock()
+ * is read, exactly as add_many does. Returns at the first message add_many would not take this way
+ * (status 0: run[index] is left to BundleBatcher.add), after a message that filled its bundle
+ * (status 1: close `partition`, then check the linger at `now`), after a message at which the oldest
+ * bundle has waited linger_s (status 2), or at the end of the run (status 3). `taken`: messages
+ * appended. Payloads shorter than 3 bytes are left to add (status 0).
+ */
+static PyObject *route_run(PyObject *self, PyObject *args) {
+    PyObject *run, *routes, *clock, *count_name = NULL;
+    Py_ssize_t index, batch_size;
+    double linger, oldest;
+    if (!PyArg_ParseTuple(args, "O!nO!Ondd", &PyList_Type, &run, &index, &PyDict_Type, &routes, &clock, &batch_size,
+                          &linger, &oldest))
+        return NULL;
+    count_name = PyUnicode_InternFromString("count");
+    if (!count_name) return NULL;
+    Py_ssize_t size = PyList_GET_SIZE(run), taken = 0;
+    long status = 3, partition = -1;
+    double now = 0.0;
+    for (; index < size; index++) {
+        PyObject *payload = PyList_GET_ITEM(run, index);
+        if (!PyBytes_Check(payload) || PyBytes_GET_SIZE(payload) < 3) { status = 0; break; }
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(payload);
+        if (p[0] == 'R') { status = 0; break; }
+        PyObject *locate = PyLong_FromLong((long)p[1] << 8 | p[2]);
+        if (!locate) goto error;
+        PyObject *route = PyDict_GetItemWithError(routes, locate); /* borrowed */
+        Py_DECREF(locate);
+        if (!route) {
+            if (PyErr_Occurred()) goto error;
+            status = 0;
+            break;
+        }
+        if (!PyTuple_Check(route) || PyTuple_GET_SIZE(route) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a route must be (segment, bundle, partition)");
+            goto error;
+        }
+        PyObject *segment = PyTuple_GET_ITEM(route, 0), *bundle = PyTuple_GET_ITEM(route, 1);
+        if (PyList_Append(segment, payload) < 0) goto error;
+        PyObject *count = PyObject_GetAttr(bundle, count_name);
+        if (!count) goto error;
+        Py_ssize_t filled = PyLong_AsSsize_t(count) + 1;
+        Py_DECREF(count);
+        if (filled == 0 && PyErr_Occurred()) goto error;
+        PyObject *updated = PyLong_FromSsize_t(filled);
+        if (!updated) goto error;
+        int failed = PyObject_SetAttr(bundle, count_name, updated);
+        Py_DECREF(updated);
+        if (failed < 0) goto error;
+        taken++;
+        PyObject *reading = PyObject_CallNoArgs(clock);
+        if (!reading) goto error;
+        now = PyFloat_AsDouble(reading);
+        Py_DECREF(reading);
+        if (now == -1.0 && PyErr_Occurred()) goto error;
+        if (filled >= batch_size) {
+            status = 1;
+            partition = PyLong_AsLong(PyTuple_GET_ITEM(route, 2));
+            if (partition == -1 && PyErr_Occurred()) goto error;
+            index++;
+            break;
+        }
+        if (now - oldest >= linger) {
+            status = 2;
+            index++;
+            break;
+        }
+    }
+    Py_DECREF(count_name);
+    return Py_BuildValue("(nnlld)", index, taken, status, partition, now);
+error:
+    Py_DECREF(count_name);
+    return NULL;
+}
+
+
+/* split_run(buffer, position, end, zero_prefix, lengths) -> (payloads, position)
+ *
+ * itch.framing._split_run in C: the consecutive length-prefixed messages of buffer[position:end] as
+ * a list of payload bytes, stopping at the first record that is not a known type (lengths: 256
+ * bytes, the payload length per type byte, 0 for none) with its exact length in the prefix (0 in
+ * every prefix when zero_prefix), or that runs past end. Returns the payloads and where it stopped.
+ */
+static PyObject *split_run(PyObject *self, PyObject *args) {
+    Py_buffer buffer, lengths;
+    Py_ssize_t position, end;
+    int zero_prefix;
+    if (!PyArg_ParseTuple(args, "y*nnpy*", &buffer, &position, &end, &zero_prefix, &lengths)) return NULL;
+    PyObject *payloads = NULL;
+    if (lengths.len != 256) {
+        PyErr_SetString(PyExc_ValueError, "lengths must be 256 bytes");
+        goto done;
+    }
+    const unsigned char *p = (const unsigned char *)buffer.buf, *table = (const unsigned char *)lengths.buf;
+    if (end > buffer.len) end = buffer.len;
+    if (position < 0) position = 0;
+    payloads = PyList_New(0);
+    if (!payloads) goto done;
+    while (position + 2 < end) {
+        Py_ssize_t length = table[p[position + 2]];
+        Py_ssize_t prefix = (Py_ssize_t)p[position] << 8 | p[position + 1];
+        if (!length || prefix != (zero_prefix ? 0 : length)) break;
+        Py_ssize_t start = position + 2;
+        if (start + length > end) break;
+        PyObject *payload = PyBytes_FromStringAndSize((const char *)p + start, length);
+        if (!payload || PyList_Append(payloads, payload) < 0) {
+            Py_XDECREF(payload);
+            Py_CLEAR(payloads);
+            goto done;
+        }
+        Py_DECREF(payload);
+        position = start + length;
+    }
+done:
+    PyBuffer_Release(&buffer);
+    PyBuffer_Release(&lengths);
+    if (!payloads) return NULL;
+    PyObject *result = Py_BuildValue("(Nn)", payloads, position);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"pack_payloads", pack_payloads, METH_O, "Messages joined, each after its 2-byte big-endian length."},
     {"scan_rows", scan_rows, METH_VARARGS, "Rows of the frequent valid messages (see the module comment)."},
     {"pack_rows", pack_rows, METH_O, "The ten packed event columns of rows, and min/max ts_event."},
+    {"split_run", split_run, METH_VARARGS, "itch.framing._split_run: the payloads of consecutive records."},
+    {"route_run", route_run, METH_VARARGS, "The replay batcher's add_many shortcut over a list of payloads."},
     {NULL},
 };
 

@@ -135,3 +135,39 @@ def test_payloads_pack_identically_and_bad_sizes_are_refused_alike(monkeypatch: 
             pack_payloads(bad)
         with pytest.raises(ValueError, match="1..65535 bytes"):
             pack_payloads_python(bad)
+
+
+def framed(payloads: list[bytes], zero_prefix: bool) -> bytes:
+    return b"".join((0 if zero_prefix else len(p)).to_bytes(2, "big") + p for p in payloads)
+
+
+@pytest.mark.parametrize("zero_prefix", [False, True])
+@pytest.mark.parametrize("seed", [None, 1, 2, 3, 4, 5])
+def test_records_split_identically(zero_prefix: bool, seed: int | None) -> None:
+    """The C record splitter stops where the Python one stops, on clean and damaged framing (cut
+    records, flipped bytes in prefixes and types, an end inside a record), from any position."""
+    from itchflow.itch.framing import _LENGTH_TABLE, _split_run
+    from itchflow.normalize._cscan import split_run
+
+    payloads = [p for group in by_locate().values() for p in group][:4000]
+    rng = random.Random(seed)
+    buffer = bytearray(framed(payloads if seed is None else damaged(payloads, rng), zero_prefix))
+    if seed is not None:
+        for _ in range(20):  # bytes flipped anywhere: prefixes, type bytes, payloads
+            buffer[rng.randrange(len(buffer))] = rng.randrange(256)
+    data = bytes(buffer)
+    stops = 0
+    for attempt in range(25):
+        position = 0 if seed is None or attempt == 0 else rng.randrange(len(data))
+        end = len(data) if seed is None or attempt == 0 else rng.randrange(position, len(data) + 1)
+        while True:
+            expected = _split_run(data, position, end, zero_prefix)
+            assert split_run(data, position, end, zero_prefix, _LENGTH_TABLE) == expected
+            if expected[1] == position or expected[1] >= end:
+                break
+            stops += 1
+            position = expected[1] + 1  # skip past the bad record, as a resync would
+    if seed is None:
+        assert split_run(data, 0, len(data), zero_prefix, _LENGTH_TABLE) == (payloads, len(data))
+    else:
+        assert stops  # the damage stopped the splitter mid-buffer

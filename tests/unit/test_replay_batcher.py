@@ -642,3 +642,26 @@ def test_add_many_closes_exactly_the_bundles_add_closes(batch_size: int, step: f
     assert many.messages_by_symbol == one_by_one.messages_by_symbol and many.added == len(feed)
     assert sum(b.message_count for b in got) > len(feed)  # market-wide copies: the feed had some
     assert any(s.symbol.startswith("@") for b in got for s in b.segments)  # unknown locates came up
+
+
+@pytest.mark.parametrize("implementation", ["python", "native"])
+@pytest.mark.parametrize("batch_size, step", [(7, 0.0), (50, 0.0001), (1000, 0.0003), (3, 0.01)])
+def test_add_runs_closes_exactly_the_bundles_add_closes(
+    batch_size: int, step: float, implementation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """add_runs (the C loop, or add_many per run) over runs of any length, empty ones too."""
+    monkeypatch.setenv("ITCHFLOW_NATIVE", implementation)
+    rng = random.Random(batch_size)
+    feed = tricky_feed(rng, 5000)
+    one_by_one = BundleBatcher(3, batch_size, linger_ms=5, clock=TickingClock(step))
+    expected = run(one_by_one, feed)
+    cuts = sorted(rng.sample(range(len(feed)), 60)) + [len(feed), len(feed)]
+    runs = [feed[a:b] for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]  # the last one empty
+    runs_batcher = BundleBatcher(3, batch_size, linger_ms=5, clock=TickingClock(step))
+    got = [*runs_batcher.add_runs(runs), *runs_batcher.flush()]
+    assert [segments_of(b) for b in got] == [segments_of(b) for b in expected]
+    assert [(b.partition, b.bundle_sequence) for b in got] == [
+        (b.partition, b.bundle_sequence) for b in expected
+    ]
+    assert runs_batcher.messages_by_symbol == one_by_one.messages_by_symbol
+    assert runs_batcher.added == len(feed) and runs_batcher.message_sequences == one_by_one.message_sequences
