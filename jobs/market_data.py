@@ -26,6 +26,7 @@ from connectors.kafka import KEYED_BYTES, key_by_record_key, keyed_bytes_sink, k
 from itchflow.codeversion import check_loaded, source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.book_stage import BookStageConfig
+from itchflow.pipeline.collector import CollectorFreeze
 from jobs.common import job_arg_parser, kafka_settings, stream_environment
 from jobs.normalize import DEAD_LETTERS, NormalizeStep
 from jobs.order_book import BookStep, add_book_arguments, book_config, sink_books
@@ -48,8 +49,10 @@ class NormalizeAndMaintainBooks(KeyedProcessFunction):
         check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
         self.normalize = NormalizeStep(runtime_context, self.source_topic)
         self.books = BookStep(runtime_context, self.config)
+        self.collector = CollectorFreeze()  # no 0.1 s full-collection pauses (see the module)
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
+        self.collector.tick()
         key = ctx.get_current_key()
         outcome, source_key = self.normalize.process(key, value)
         for letter in outcome.dead_letters:

@@ -29,6 +29,7 @@ from connectors.kafka import (
 )
 from itchflow.codeversion import check_loaded, source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
+from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.normalize_stage import JOB_NAME, NormalizeOutcome, RecordSource, normalize_record
 from jobs.common import job_arg_parser, kafka_settings, stream_environment
@@ -83,8 +84,10 @@ class Normalize(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
         self.step = NormalizeStep(runtime_context, self.source_topic)
+        self.collector = CollectorFreeze()  # no 0.1 s full-collection pauses (see the module)
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
+        self.collector.tick()
         outcome, source_key = self.step.process(ctx.get_current_key(), value)
         if outcome.normalized is not None:
             yield Row(outcome.output_key, outcome.normalized)

@@ -1,0 +1,51 @@
+"""Keeps Python's cyclic garbage collector from pausing the jobs for a tenth of a second.
+
+A job's Python code runs in an interpreter that lives as long as the TaskManager and holds every
+book, sequence state and imported module: hundreds of thousands of objects the cyclic collector
+scans in each full (generation 2) collection. Measured in the market-data job at 20 k msgs/s:
+full collections every few seconds, 85-142 ms each, collecting nothing (no collection of any
+generation found garbage: the per-record objects die by reference counting). Each paused the task
+thread, which is the p99 of the produce -> Redis latency.
+
+:class:`CollectorFreeze` moves everything the collector tracks into the permanent generation
+(:func:`gc.freeze`) at most once per interval, so a full collection scans only what was allocated
+since. Frozen objects are still freed by reference counting; only garbage *cycles* that were
+young at a freeze would outlive it (none were found, see above).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+
+FREEZE_EVERY_S = 1.0
+
+
+class CollectorFreeze:
+    """Call :meth:`tick` once per record; it freezes the collector's objects every ``interval_s``."""
+
+    __slots__ = ("interval_s", "clock", "freeze", "_last", "freezes")
+
+    def __init__(
+        self,
+        interval_s: float = FREEZE_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+        freeze: Callable[[], None] = gc.freeze,
+    ) -> None:
+        self.interval_s = interval_s
+        self.clock = clock
+        self.freeze = freeze
+        self._last = float("-inf")
+        #: freezes done so far
+        self.freezes = 0
+
+    def tick(self) -> bool:
+        """Freeze if the last freeze is ``interval_s`` old (the first tick always freezes); whether it did."""
+        now = self.clock()
+        if now - self._last < self.interval_s:
+            return False
+        self.freeze()
+        self._last = now
+        self.freezes += 1
+        return True
