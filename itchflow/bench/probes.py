@@ -341,6 +341,24 @@ class StreamArrivals:
         return [(symbols[triples[i]], triples[i + 1], triples[i + 2]) for i in range(0, len(triples), 3)]
 
 
+def job_histogram(rest_url: str, job_id: str, prefix: str) -> list[float]:
+    """The bucket counts of a latency histogram the job reports as counters
+    (:mod:`itchflow.pipeline.latency`), summed over its vertices and subtasks."""
+    from itchflow.flinkctl import rest_get
+    from itchflow.pipeline.latency import bucket_names
+
+    names = bucket_names(prefix)
+    counts = [0.0] * len(names)
+    position = {name: index for index, name in enumerate(names)}
+    for vertex in rest_get(rest_url, f"/jobs/{job_id}")["vertices"]:
+        path = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+        ids = [m["id"] for m in rest_get(rest_url, path) if m["id"].rsplit(".", 1)[-1] in position]
+        if ids:
+            for metric in rest_get(rest_url, f"{path}?get={','.join(ids)}&agg=sum"):
+                counts[position[metric["id"].rsplit(".", 1)[-1]]] += float(metric.get("sum", 0.0))
+    return counts
+
+
 # --------------------------------------------------------------------------------- completion
 
 

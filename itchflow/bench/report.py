@@ -91,7 +91,15 @@ def _latency_line(latency: Mapping[str, Any] | None) -> str:
         f"  latency        p50 {latency['p50']:.1f} ms   p99 {latency['p99']:.1f} ms   max {latency['max']:.1f} ms   "
         f"({latency['samples']:,} stream entries; {latency['messages']:,} messages paced at "
         f"{latency['rate_msgs_per_s']:,.0f} msgs/s; batch sent -> Redis stream read)"
+        + _in_job_line(latency.get("in_job_ms"))
     )
+
+
+def _in_job_line(in_job: Mapping[str, Any] | None) -> str:
+    if not in_job or not in_job.get("records"):
+        return ""
+    bounds = "   ".join(f"{q} <= {in_job[q]:g} ms" for q in ("p50", "p90", "p99"))
+    return f"\n  of which      batch sent -> books applied in the job: {bounds}   ({in_job['records']:,} records)"
 
 
 def _checkpoint_line(checkpoints: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from itchflow.bench import stats
 from itchflow.bench.probes import FlinkSampler, VertexSamples
+from itchflow.pipeline.latency import bucket_quantile
 
 if TYPE_CHECKING:
     from itchflow.bench.runner import BenchOptions
@@ -64,7 +65,7 @@ def build_result(
     reference: dict,
     throughput: Phase,
     problems: list[str],
-    latency: tuple[Phase, list[int], int] | None,
+    latency: tuple[Phase, list[int], int, list[float]] | None,
     sampler: FlinkSampler | None,
     peak_rss: dict[str, float],
     cpp: dict[str, Any] | None,
@@ -109,11 +110,11 @@ def build_result(
 
 
 def _latency_result(
-    latency: tuple[Phase, list[int], int] | None, options: BenchOptions
+    latency: tuple[Phase, list[int], int, list[float]] | None, options: BenchOptions
 ) -> dict[str, Any] | None:
     if latency is None:
         return None
-    phase, latencies, unmatched = latency
+    phase, latencies, unmatched, in_job = latency
     summary = stats.summarize_latencies(latencies)
     result: dict[str, Any] = (
         summary.to_dict() if summary else {"p50": None, "p99": None, "max": None, "samples": 0}
@@ -126,6 +127,13 @@ def _latency_result(
             "unmatched": unmatched,
             "from": "replay closes the batch (produced_at_ns)",
             "to": "top-of-book stream entry read from Redis (XREAD)",
+            "in_job_ms": {
+                "p50": bucket_quantile(in_job, 0.5),
+                "p90": bucket_quantile(in_job, 0.9),
+                "p99": bucket_quantile(in_job, 0.99),
+                "records": int(sum(in_job)),
+                "to": "record applied to the books (the job's producedToBook histogram: bucket upper bounds)",
+            },
         }
     )
     return result

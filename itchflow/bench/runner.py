@@ -27,6 +27,7 @@ from itchflow.bench.probes import (
     clickhouse_applied,
     cpu_seconds,
     cpu_used,
+    job_histogram,
     machine_cpu_seconds,
     redis_applied,
     wait_for_books,
@@ -363,9 +364,10 @@ class BenchRun:
         self.log(f"throughput: replaying {self.options.messages:,} messages at {self._pace()}")
         return self._replay(self.names.venue, file_payloads(feed), record=False, speed=self.options.speed)
 
-    def measure_latency(self, feed: Path) -> tuple[Phase, list[int], int]:
+    def measure_latency(self, feed: Path) -> tuple[Phase, list[int], int, list[float]]:
         """The first ``latency_messages`` of the feed paced at ``latency_rate`` under a fresh venue,
-        while a child process stamps the arrival of every top-of-book stream entry in Redis."""
+        while a child process stamps the arrival of every top-of-book stream entry in Redis; also
+        the book job's own produce -> books-applied histogram over the phase (bucket counts)."""
         from itchflow.replay import file_payloads
 
         options, venue = self.options, self.names.latency_venue
@@ -377,6 +379,7 @@ class BenchRun:
             {s: f"{REDIS_PREFIX}:tob-stream:{venue}:{s}" for s in symbols},
         )
         reader.start()
+        before = self._book_histogram()
         self.log(f"latency: {count:,} messages paced at {options.latency_rate:,.0f} msgs/s")
         try:
             phase = self._replay(
@@ -386,7 +389,22 @@ class BenchRun:
         finally:
             arrivals = reader.stop()
         latencies, unmatched = stats.match_latencies(arrivals, phase.sent)
-        return phase, latencies, unmatched
+        in_job = self._book_histogram()
+        deadline = time.monotonic() + 5.0  # the REST metrics lag by up to a second
+        while sum(in_job) - sum(before) < phase.records and time.monotonic() < deadline:
+            time.sleep(0.5)
+            in_job = self._book_histogram()
+        return (
+            phase,
+            latencies,
+            unmatched,
+            [after - prior for after, prior in zip(in_job, before, strict=True)],
+        )
+
+    def _book_histogram(self) -> list[float]:
+        """The book job's ``producedToBook`` bucket counts so far (Flink REST)."""
+        job_id = self.jobs.get("market_data") or self.jobs["order_book"]
+        return job_histogram(self.config.flink_rest_url, job_id, "producedToBook")
 
     def check_books(self, reference: dict, phase: Phase) -> list[str]:
         import redis

@@ -10,6 +10,7 @@ metric reporters show each bucket; rates or percentiles follow from the counts.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 
 BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 """Upper bounds (ms) of the buckets, ascending."""
@@ -18,6 +19,20 @@ BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 def bucket_names(prefix: str = "latency") -> tuple[str, ...]:
     """Metric names of the buckets, in order: one per bound, then the overflow bucket."""
     return (*(f"{prefix}Le{bound}ms" for bound in BOUNDS_MS), f"{prefix}Over{BOUNDS_MS[-1]}ms")
+
+
+def bucket_quantile(counts: Sequence[float], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding quantile ``q`` of a histogram given as its
+    bucket counts (in :func:`bucket_names` order; ``inf`` for the overflow bucket); None when empty."""
+    total = sum(counts)
+    if total <= 0:
+        return None
+    seen = 0.0
+    for bound, count in zip((*BOUNDS_MS, float("inf")), counts, strict=True):
+        seen += count
+        if seen >= q * total:
+            return bound
+    return float("inf")
 
 
 def bucket_of(latency_ms: float) -> int:

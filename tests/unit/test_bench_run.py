@@ -194,7 +194,14 @@ def hand_made_result(problems: list[str] | None = None) -> dict:
             "(whole machine)": (3.5, 0),
         },
     )
-    latency = (Phase(venue=names.latency_venue, messages=100, replay_seconds=0.01), [1_000_000, 3_000_000], 0)
+    in_job = [0.0] * 13
+    in_job[2], in_job[5] = 3, 1  # 3 records applied within 5 ms, 1 within 50 ms
+    latency = (
+        Phase(venue=names.latency_venue, messages=100, replay_seconds=0.01),
+        [1_000_000, 3_000_000],
+        0,
+        in_job,
+    )
     return build_result(
         BenchRunInfo(
             partitions=4,
@@ -220,6 +227,8 @@ def test_the_result_object_has_every_promised_field() -> None:
     assert missing_keys(result) == []
     assert result["messages"] == 4000 and result["msgs_per_s"] == 2000 and result["correct"] is True
     assert result["latency_ms"]["p50"] == 2.0 and result["latency_ms"]["max"] == 3.0
+    in_job = result["latency_ms"]["in_job_ms"]
+    assert (in_job["p50"], in_job["p90"], in_job["p99"], in_job["records"]) == (5, 50, 50, 4)
     assert result["peak_rss_mb"] == 1234.5
     assert result["cpu"]["cores_busy"] == 0.88 and result["cpu"]["outside_stack_cores"] == 0.88
     assert result["cpp"]["itch_book (decode + book)"]["x_pipeline"] == 4.0
@@ -244,6 +253,7 @@ def test_the_table_shows_the_rate_and_the_verdict() -> None:
     text = render(hand_made_result())
     assert "2,000 msgs/s" in text and "correct        yes" in text
     assert "p99" in text and "TaskManager + Python workers 1,234 MB" in text
+    assert "books applied in the job: p50 <= 5 ms   p90 <= 50 ms   p99 <= 50 ms   (4 records)" in text
     assert "FAIL" not in text
     failed = render(hand_made_result(problems=["AAPL: resting orders 5 != 4"]))
     assert "FAIL: 1 differences" in failed and "AAPL: resting orders 5 != 4" in failed
