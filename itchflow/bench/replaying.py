@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
-from pathlib import Path
 
 from itchflow.bench import stats
 from itchflow.replay import ClosedBundle
@@ -127,17 +126,18 @@ def replay_with_progress(replay, payloads, producer, show: bool, **options):
         return replay(payloads, producer, progress=bar.update, **options)
 
 
-def symbols_in(feed: Path, count: int) -> set[str]:
-    """Symbols of the stock directory messages among the first ``count`` messages of ``feed``."""
-    from itchflow.replay import LocateDirectory, file_payloads
+def busiest_symbols(payloads: Iterable[bytes], limit: int) -> list[str]:
+    """The ``limit`` symbols with the most messages in ``payloads`` (ties by name), busiest first;
+    messages of locates no directory message named yet are not counted."""
+    from itchflow.replay import LocateDirectory
 
     directory = LocateDirectory()
-    symbols = set()
-    for payload in limited(file_payloads(feed), count):
+    counts: Counter[str] = Counter()
+    for payload in payloads:
         symbol, locate = directory.symbol_of(payload)
         if locate and not symbol.startswith("@"):
-            symbols.add(symbol)
-    return symbols
+            counts[symbol] += 1
+    return [symbol for symbol, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]]
 
 
 # --------------------------------------------------------------------------------- result parts

@@ -11,7 +11,7 @@ import pytest
 from itchflow.avro.bundle import SegmentInput, decode_raw
 from itchflow.bench import feed as bench_feed
 from itchflow.bench.probes import BooksBehind, cpu_used, messages_applied, thread_label, wait_for_books
-from itchflow.bench.replaying import FirstHandoff, RecordingEncoder, limited, paced
+from itchflow.bench.replaying import FirstHandoff, RecordingEncoder, busiest_symbols, limited, paced
 from itchflow.bench.report import missing_keys, render
 from itchflow.bench.result import BenchRunInfo, Phase, build_result
 from itchflow.bench.runner import BenchOptions, RunNames, effective_execution_mode
@@ -308,3 +308,21 @@ def test_books_that_never_complete_end_the_wait_with_the_symbols_behind() -> Non
             health_every_s=4,
         )
     assert health_checks == [104.0, 108.0]
+
+
+def test_the_latency_reader_follows_the_busiest_symbols() -> None:
+    from tests.unit.test_replay_batcher import add_order, delete, directory, system_event
+
+    feed = [
+        directory(1, "AAA"),
+        directory(2, "BBB"),
+        directory(3, "CCC"),
+        system_event(1),  # market-wide: no symbol
+        *(add_order(2, "BBB", t, t) for t in range(5)),  # BBB: 1 + 5
+        *(delete(3, t, t) for t in range(5)),  # CCC: 1 + 5
+        add_order(1, "AAA", 9, 9),  # AAA: 1 + 1
+        delete(7, 9, 9),  # a locate no directory named: not counted
+    ]
+    assert busiest_symbols(feed, 2) == ["BBB", "CCC"]  # six each, ties by name
+    assert busiest_symbols(feed, 10) == ["BBB", "CCC", "AAA"]
+    assert busiest_symbols(feed[:1], 5) == ["AAA"]
