@@ -14,12 +14,15 @@ TaskManagers' Python workers import them with the rest of the project.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
 import sysconfig
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 _ROOT = Path(__file__).resolve().parent
 _SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
@@ -67,6 +70,20 @@ def use_native() -> bool:
         _checked_built = True  # this runs per segment: look at the files once
         return True
     raise ValueError(f"ITCHFLOW_NATIVE must be auto, python or native, not {choice!r}")
+
+
+def native_function(module: str, name: str) -> Any:
+    """The compiled function ``name`` of extension ``module`` when it is built and ``ITCHFLOW_NATIVE``
+    allows compiled code, else None (the caller runs its Python twin). Imported once, late."""
+    return _compiled(module, name) if use_native() else None
+
+
+@cache
+def _compiled(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError:  # not built
+        return None
 
 
 def compiler() -> str | None:

@@ -36,11 +36,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from itchflow.avro.bundle import ItchBundle, SegmentInput, encode_bundle, make_bundle
 from itchflow.config import RAW_TOPIC
 from itchflow.errors import UserError
+from itchflow.extensions import native_function
 
 SYSTEM_KEY = "__SYSTEM__"
 """Bookkeeping key of the market-wide messages (``stock_locate`` 0); their segments' symbol is ``""``."""
@@ -253,7 +253,7 @@ class BundleBatcher(LocateDirectory):
         shortcut in C when built (``route_run`` in ``itchflow/normalize/_cscan.c``): the C loop
         takes the common messages and hands back at each one that needs :meth:`add`, each full
         bundle and each expired linger."""
-        route_run = _route_run()
+        route_run = native_function("itchflow.normalize._cscan", "route_run")
         if route_run is None:
             for run in runs:
                 yield from self.add_many(run)
@@ -330,19 +330,6 @@ class BundleBatcher(LocateDirectory):
 
 _SLOW, _FULL, _EXPIRED, _RUN_END = 0, 1, 2, 3
 """Why ``route_run`` handed back (see ``_cscan.c``)."""
-
-
-def _route_run() -> Any:
-    """The C ``route_run`` when built and ``ITCHFLOW_NATIVE`` allows it, else None."""
-    from itchflow.extensions import use_native
-
-    if not use_native():
-        return None
-    try:
-        from itchflow.normalize._cscan import route_run
-    except ImportError:  # not built: add_many in Python
-        return None
-    return route_run
 
 
 class Pacer:

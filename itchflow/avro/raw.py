@@ -18,6 +18,7 @@ from typing import Any
 
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.registry import SchemaRegistry, default_registry
+from itchflow.extensions import native_function
 from itchflow.itch.messages import MESSAGE_TYPES, Message
 
 ITCH_NAMESPACE = "itchflow.itch.v1"
@@ -54,27 +55,10 @@ class ItchBatch:
 def pack_payloads(payloads: Iterable[bytes]) -> bytes:
     """Concatenate ITCH messages, each preceded by its 2-byte big-endian length."""
     if type(payloads) in (list, tuple):
-        native = _native_pack()
+        native = native_function("itchflow.normalize._cscan", "pack_payloads")
         if native is not None:
             return native(payloads)  # the same bytes, in C (itchflow/extensions.py)
     return pack_payloads_python(payloads)
-
-
-@cache
-def _compiled_pack() -> Any:
-    """The C ``pack_payloads`` if built, else None; imported once, late (itchflow.normalize imports this module)."""
-    try:
-        from itchflow.normalize._cscan import pack_payloads as native
-    except ImportError:  # not built
-        return None
-    return native
-
-
-def _native_pack() -> Any:
-    """:func:`_compiled_pack` unless ``ITCHFLOW_NATIVE`` turns compiled code off."""
-    from itchflow.extensions import use_native
-
-    return _compiled_pack() if use_native() else None
 
 
 def pack_payloads_python(payloads: Iterable[bytes]) -> bytes:

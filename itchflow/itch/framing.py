@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar
 
+from itchflow.extensions import native_function
 from itchflow.itch.codec import (
     _LENGTHS,
     ItchDecodeError,
@@ -390,15 +391,8 @@ _LENGTH_TABLE = bytes(_LENGTHS)
 def _splitter() -> Callable[[bytes, int, int, bool], tuple[list[bytes], int]]:
     """:func:`_split_run`, in C when built (``split_run`` in ``itchflow/normalize/_cscan.c``) and
     ``ITCHFLOW_NATIVE`` allows it."""
-    from itchflow.extensions import use_native
-
-    if use_native():
-        try:
-            from itchflow.normalize._cscan import split_run
-        except ImportError:  # not built
-            return _split_run
-        return partial(_native_split_run, split_run)
-    return _split_run
+    split_run = native_function("itchflow.normalize._cscan", "split_run")
+    return _split_run if split_run is None else partial(_native_split_run, split_run)
 
 
 def _native_split_run(split_run, buffer: bytes, position: int, end: int, zero_prefix: bool):
