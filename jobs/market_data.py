@@ -3,7 +3,7 @@
 What the normalization job and the order-book job do, in one keyed operator per raw partition key
 (``venue:#partition``) and with both jobs' state, per raw record in turn: normalize it (sequence
 state; the normalized record goes to market-data-normalized for the other consumers, bad input to
-the dead-letter topic), then apply the same normalized bytes to the key's books (token, snapshots,
+the dead-letter topic), then apply the same normalized record to the key's books (token, snapshots,
 log; ClickHouse and Redis as the order-book job). One Kafka hop and one Python crossing less than the
 two jobs: measured with ``itchflow bench`` (default ``--pipeline market-data``) ~25% more messages/s
 and a fraction of the produce->Redis latency. The work is ``jobs.normalize.NormalizeStep`` and
@@ -59,7 +59,8 @@ class NormalizeAndMaintainBooks(KeyedProcessFunction):
             yield DEAD_LETTERS, Row(source_key, letter)
         if outcome.normalized is not None:
             yield NORMALIZED_OUT, Row(outcome.output_key, outcome.normalized)
-            yield from self.books.process(key, outcome.normalized)
+            # the normalizer's bundle object: the books need not decode the bytes they log
+            yield from self.books.process(key, outcome.normalized, outcome.bundle)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

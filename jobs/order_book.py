@@ -31,6 +31,7 @@ from connectors.redis import REDIS_COMMANDS, redis_sink
 from itchflow.avro import InvalidRecord
 from itchflow.codeversion import check_loaded, source_fingerprint
 from itchflow.config import NORMALIZED_TOPIC
+from itchflow.normalize.bundle import NormalizedBundle
 from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
@@ -103,12 +104,15 @@ class BookStep:
         # interpreter to read them, which crashed the TaskManager (SIGSEGV in pemja) when the web UI
         # or REST polled metrics. Counters are Java-side and safe; latency is measured by `itchflow bench`.
 
-    def process(self, key: object, payload: bytes) -> Iterator[Row | tuple[OutputTag, Row]]:
-        """Apply one normalized record of ``key``; its outputs: ClickHouse rows on the main output,
-        the Redis pipeline on ``REDIS_OUT``. An undecodable record is counted and skipped."""
+    def process(
+        self, key: object, payload: bytes, bundle: NormalizedBundle | None = None
+    ) -> Iterator[Row | tuple[OutputTag, Row]]:
+        """Apply one normalized record of ``key`` (``bundle``: the same, decoded, when the caller has
+        it); its outputs: ClickHouse rows on the main output, the Redis pipeline on ``REDIS_OUT``.
+        An undecodable record is counted and skipped."""
         restores = self.books.restores
         try:
-            output = self.books.process(key, payload, self.state)
+            output = self.books.process(key, payload, self.state, bundle)
         except InvalidRecord as error:
             self.bad_records.inc()  # not our normalizer's output: counted and skipped, never a crash loop
             LOG.warning("order book: skipped an undecodable normalized record: %s", error)

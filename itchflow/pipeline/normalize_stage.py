@@ -13,7 +13,7 @@ from itchflow.avro import InvalidRecord
 from itchflow.avro.bundle import ItchBundle, decode_raw
 from itchflow.avro.deadletter import dead_letter_for, encode_dead_letter
 from itchflow.normalize import check_sequence
-from itchflow.normalize.bundle import encode_normalized_bundle
+from itchflow.normalize.bundle import NormalizedBundle, encode_normalized_bundle
 from itchflow.normalize.normalizer import normalize_bundle
 from itchflow.normalize.sequence import SequenceState, SequenceStatus
 
@@ -50,6 +50,9 @@ class NormalizeOutcome:
     ts_produced: int = 0
     #: when the record was received (epoch ns)
     ts_recv: int = 0
+    #: the bundle ``normalized`` encodes, for a consumer in the same process (the market-data job's
+    #: books apply it without decoding the bytes again)
+    bundle: NormalizedBundle | None = None
 
     @property
     def duplicate(self) -> bool:
@@ -154,4 +157,5 @@ def normalize_record(
     if result.bundle.event_count:
         outcome.normalized = encode_normalized_bundle(result.bundle)
         outcome.output_key = output_key(raw)
+        outcome.bundle = result.bundle
     return outcome

@@ -177,8 +177,12 @@ class BookCache:
         self.restores = 0
         self._entries: dict[object, PartitionBooks] = {}
 
-    def process(self, key: object, payload: bytes, state: BookState) -> BundleOutput:
+    def process(
+        self, key: object, payload: bytes, state: BookState, bundle: NormalizedBundle | None = None
+    ) -> BundleOutput:
         """Apply one record of ``key``, reading and writing ``state`` as the module docstring says.
+        ``bundle``, when given, is ``payload`` already decoded (the normalizer's own bundle, in the
+        market-data job): it is applied as is, and ``payload`` only goes to the log.
 
         Raises:
             InvalidRecord: the record does not decode; state and books are left as they were.
@@ -190,7 +194,8 @@ class BookCache:
             books = PartitionBooks.restore(self.config, state.snapshots(), state.log())
             self.restores += 1
             entries[key] = books
-        bundle = decode_normalized(payload)  # InvalidRecord: nothing changed, books stay valid
+        if bundle is None:
+            bundle = decode_normalized(payload)  # InvalidRecord: nothing changed, books stay valid
         try:
             output = books.apply_bundle(bundle, len(payload))
         except Exception:

@@ -34,6 +34,11 @@ CONFIG = BookStageConfig(compact_every_records=5)
 
 def bundle_feed(payloads: list[bytes], per_bundle: int) -> list[bytes]:
     """Normalized records of ``payloads`` cut every ``per_bundle`` messages, one segment per locate."""
+    return [outcome.normalized for outcome in normalized_outcomes(payloads, per_bundle)]
+
+
+def normalized_outcomes(payloads: list[bytes], per_bundle: int) -> list:
+    """:func:`bundle_feed`'s records as the normalizer's outcomes (bytes and bundle objects)."""
     symbols: dict[int, str] = {}
     batches: dict[int, int] = {}
     sent: dict[int, int] = {}
@@ -67,7 +72,7 @@ def bundle_feed(payloads: list[bytes], per_bundle: int) -> list[bytes]:
         assert not outcome.dead_letters
         state = outcome.state
         if outcome.normalized is not None:
-            records.append(outcome.normalized)
+            records.append(outcome)
     return records
 
 
@@ -193,6 +198,25 @@ def test_a_stale_cache_is_not_trusted_after_a_restore_in_the_same_process(feed) 
     reference_cache, reference_state = BookCache(CONFIG), FakeState()
     expected = [reference_cache.process("k", record, reference_state) for record in records[:9]][3:]
     assert replayed == expected
+
+
+def test_applying_the_normalizers_bundle_objects_equals_applying_the_bytes(feed) -> None:
+    """The market-data job hands the books the normalizer's bundle instead of decoding its bytes:
+    outputs, state and books must be the same as from the bytes (the two-job pipeline's path)."""
+    payloads, _ = feed
+    outcomes = normalized_outcomes(payloads, per_bundle=61)
+    assert any(outcome.bundle.details for outcome in outcomes), "the feed must exercise details"
+    by_bytes, bytes_state = BookCache(CONFIG), FakeState()
+    by_object, object_state = BookCache(CONFIG), FakeState()
+    for outcome in outcomes:
+        expected = by_bytes.process("k", outcome.normalized, bytes_state)
+        assert by_object.process("k", outcome.normalized, object_state, outcome.bundle) == expected
+
+    def without_token(data: dict) -> dict:  # the token names a cache instance: random by design
+        return {name: value for name, value in data.items() if name != "token"}
+
+    assert without_token(object_state.data) == without_token(bytes_state.data)
+    assert final_books(by_object._entries["k"]) == final_books(by_bytes._entries["k"])
 
 
 def test_an_undecodable_record_changes_neither_state_nor_books(feed) -> None:

@@ -27,11 +27,18 @@ import org.apache.flink.types.Row;
  * records while a batch is on the wire (a slow insert no longer back-pressures the operator
  * upstream, e.g. the order book's Redis writes). At most one batch is in flight -- batches go out in
  * order and memory stays bounded -- and a checkpoint's flush waits for it and sends the rest before
- * the barrier passes. A failed send fails the task at its next record or flush.
+ * the barrier passes. When the linger ends while the previous batch is still on the wire, the
+ * writer keeps buffering and looks again {@link #BUSY_RETRY_MS} later instead of waiting: the task
+ * thread waits for the external system only when the buffer is full or at a checkpoint (a Redis
+ * server that is slow to be scheduled on a busy machine no longer stalls the books). A failed send
+ * fails the task at its next record or flush.
  *
  * @param <B> a batch taken from the buffer ({@link #take}), handed to {@link #send}
  */
 abstract class BatchingWriter<B> implements SinkWriter<Row> {
+    /** How soon a linger that ended while a batch was in flight looks again. */
+    static final long BUSY_RETRY_MS = 1;
+
     private final ProcessingTimeService time;
     private final long lingerMs;
     private final int maxBytes;
@@ -83,6 +90,11 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
 
     private void onTimer() throws IOException, InterruptedException {
         timer = null;
+        if (inFlight != null && !inFlight.isDone()) {
+            // the previous batch is still on the wire: keep buffering rather than block the task
+            timer = time.registerTimer(time.getCurrentProcessingTime() + BUSY_RETRY_MS, ts -> onTimer());
+            return;
+        }
         sendInBackground();
     }
 
