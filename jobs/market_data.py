@@ -51,6 +51,9 @@ class NormalizeAndMaintainBooks(KeyedProcessFunction):
         self.books = BookStep(runtime_context, self.config)
         self.collector = CollectorFreeze()  # no 0.1 s full-collection pauses (see the module)
 
+    def close(self) -> None:
+        self.collector.release()  # this job's garbage cycles must not outlive it in the TaskManager
+
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
         key = ctx.get_current_key()

@@ -86,6 +86,9 @@ class Normalize(KeyedProcessFunction):
         self.step = NormalizeStep(runtime_context, self.source_topic)
         self.collector = CollectorFreeze()  # no 0.1 s full-collection pauses (see the module)
 
+    def close(self) -> None:
+        self.collector.release()  # this job's garbage cycles must not outlive it in the TaskManager
+
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
         outcome, source_key = self.step.process(ctx.get_current_key(), value)

@@ -10,7 +10,10 @@ thread, which is the p99 of the produce -> Redis latency.
 :class:`CollectorFreeze` moves everything the collector tracks into the permanent generation
 (:func:`gc.freeze`) at most once per interval, so a full collection scans only what was allocated
 since. Frozen objects are still freed by reference counting; only garbage *cycles* that were
-young at a freeze would outlive it (none were found, see above).
+young at a freeze would outlive it (none were found, see above) -- until :meth:`CollectorFreeze.release`:
+the operators call it when they close, so the cycles a cancelled or restarted job leaves behind (its
+functions, books and state objects) are collected instead of staying in the TaskManager for good
+(TaskManager RSS grew 2.3 -> 3.3 GB over four 10 M bench jobs on one stack without it).
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ FREEZE_EVERY_S = 1.0
 class CollectorFreeze:
     """Call :meth:`tick` once per record; it freezes the collector's objects every ``interval_s``."""
 
-    __slots__ = ("interval_s", "clock", "freeze", "_last", "freezes")
+    __slots__ = ("interval_s", "clock", "freeze", "unfreeze", "_last", "freezes")
 
     def __init__(
         self,
         interval_s: float = FREEZE_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
         freeze: Callable[[], None] = gc.freeze,
+        unfreeze: Callable[[], None] = gc.unfreeze,
     ) -> None:
         self.interval_s = interval_s
         self.clock = clock
         self.freeze = freeze
+        self.unfreeze = unfreeze
         self._last = float("-inf")
         #: freezes done so far
         self.freezes = 0
@@ -49,3 +54,10 @@ class CollectorFreeze:
         self._last = now
         self.freezes += 1
         return True
+
+    def release(self) -> None:
+        """Give every frozen object back to the collector (an operator's ``close``): garbage cycles
+        among them -- a closed job's objects -- are collected by the next full collection. Other
+        operators of the interpreter freeze again at their next tick."""
+        self.unfreeze()
+        self._last = float("-inf")

@@ -4,6 +4,7 @@ collector's generations."""
 from __future__ import annotations
 
 import gc
+import weakref
 
 from itchflow.pipeline.collector import CollectorFreeze
 
@@ -29,3 +30,39 @@ def test_a_real_freeze_moves_live_objects_to_the_permanent_generation() -> None:
     finally:
         gc.unfreeze()
     assert kept[-1] == [9_999]  # frozen objects stay what they were
+
+
+def test_release_lets_the_collector_free_cycles_that_died_while_frozen() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a reference cycle: only the cyclic collector frees it
+
+    gc.collect()
+    freezer = CollectorFreeze(60.0)
+    try:
+        node = Node()
+        alive = weakref.ref(node)
+        assert freezer.tick()
+        del node  # garbage now, but frozen: collections ignore it
+        gc.collect()
+        assert alive() is not None
+        freezer.release()
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert alive() is None
+    finally:
+        gc.unfreeze()
+
+
+def test_after_release_the_next_tick_freezes_again() -> None:
+    calls: list[str] = []
+    freezer = CollectorFreeze(
+        60.0,
+        clock=lambda: 5.0,
+        freeze=lambda: calls.append("freeze"),
+        unfreeze=lambda: calls.append("unfreeze"),
+    )
+    assert freezer.tick() and not freezer.tick()
+    freezer.release()
+    assert freezer.tick()
+    assert calls == ["freeze", "unfreeze", "freeze"]
