@@ -13,7 +13,7 @@ since. Frozen objects are still freed by reference counting; only garbage *cycle
 young at a freeze would outlive it (none were found, see above) -- until :meth:`CollectorFreeze.release`:
 the operators call it when they close, so the cycles a cancelled or restarted job leaves behind (its
 functions, books and state objects) are collected instead of staying in the TaskManager for good
-(TaskManager RSS grew 2.3 -> 3.3 GB over four 10 M bench jobs on one stack without it).
+(a TaskManager's RSS grew with every bench job on one stack before: 2.3 -> 3.3 GB over four 10 M jobs).
 """
 
 from __future__ import annotations
