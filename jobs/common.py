@@ -9,6 +9,7 @@ from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from connectors.kafka import MAX_PARALLELISM, KafkaSettings, add_kafka_jars
+from itchflow.pipeline.collector import CollectorFreeze
 
 
 def job_arg_parser(description: str) -> argparse.ArgumentParser:
@@ -74,3 +75,15 @@ def stream_environment(args: argparse.Namespace) -> StreamExecutionEnvironment:
     if args.parallelism:
         env.set_parallelism(args.parallelism)
     return env
+
+
+class FreezesCollector:
+    """Mixin for the jobs' Python operators: ``open`` sets ``self.collector`` and
+    ``process_element`` ticks it (no 0.1 s full-collection pauses, see
+    :mod:`itchflow.pipeline.collector`); ``close`` gives the frozen objects back to the collector, so
+    a closed job's garbage cycles do not outlive it in the TaskManager."""
+
+    collector: CollectorFreeze
+
+    def close(self) -> None:
+        self.collector.release()

@@ -27,7 +27,7 @@ from itchflow.codeversion import check_loaded, source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.collector import CollectorFreeze
-from jobs.common import job_arg_parser, kafka_settings, stream_environment
+from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, stream_environment
 from jobs.normalize import DEAD_LETTERS, NormalizeStep
 from jobs.order_book import BookStep, add_book_arguments, book_config, sink_books
 
@@ -35,7 +35,7 @@ JOB_NAME = "itchflow-market-data"
 NORMALIZED_OUT = OutputTag("normalized", KEYED_BYTES)
 
 
-class NormalizeAndMaintainBooks(KeyedProcessFunction):
+class NormalizeAndMaintainBooks(FreezesCollector, KeyedProcessFunction):
     """Per raw record: normalize (normalized record on ``NORMALIZED_OUT``, dead letters on
     ``DEAD_LETTERS``), then apply the normalized record to the key's books (ClickHouse rows on the
     main output, Redis pipelines on ``REDIS_OUT``)."""
@@ -50,9 +50,6 @@ class NormalizeAndMaintainBooks(KeyedProcessFunction):
         self.normalize = NormalizeStep(runtime_context, self.source_topic)
         self.books = BookStep(runtime_context, self.config)
         self.collector = CollectorFreeze()  # no 0.1 s full-collection pauses (see the module)
-
-    def close(self) -> None:
-        self.collector.release()  # this job's garbage cycles must not outlive it in the TaskManager
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()

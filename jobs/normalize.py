@@ -32,7 +32,7 @@ from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.normalize_stage import JOB_NAME, NormalizeOutcome, RecordSource, normalize_record
-from jobs.common import job_arg_parser, kafka_settings, stream_environment
+from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, stream_environment
 
 DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
 
@@ -74,7 +74,7 @@ class NormalizeStep:
         return outcome, source.key
 
 
-class Normalize(KeyedProcessFunction):
+class Normalize(FreezesCollector, KeyedProcessFunction):
     """Loads the key's sequence state, calls the core, saves state, emits."""
 
     def __init__(self, source_topic: str, code: str) -> None:
@@ -85,9 +85,6 @@ class Normalize(KeyedProcessFunction):
         check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
         self.step = NormalizeStep(runtime_context, self.source_topic)
         self.collector = CollectorFreeze()  # no 0.1 s full-collection pauses (see the module)
-
-    def close(self) -> None:
-        self.collector.release()  # this job's garbage cycles must not outlive it in the TaskManager
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()

@@ -36,7 +36,7 @@ from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache
-from jobs.common import job_arg_parser, kafka_settings, stream_environment
+from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, stream_environment
 
 JOB_NAME = "itchflow-order-book"
 LOG = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class BookStep:
             yield REDIS_OUT, Row(output.redis_commands, output.redis)
 
 
-class MaintainBooks(KeyedProcessFunction):
+class MaintainBooks(FreezesCollector, KeyedProcessFunction):
     """Per record (a bundle of one partition's symbols): apply it to the key's live books, keep the
     state (token, snapshots, log) current, emit one chunk per ClickHouse table and one Redis pipeline."""
 
@@ -141,9 +141,6 @@ class MaintainBooks(KeyedProcessFunction):
         check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
         self.step = BookStep(runtime_context, self.config)
         self.collector = CollectorFreeze()  # no 0.1 s full-collection pauses (see the module)
-
-    def close(self) -> None:
-        self.collector.release()  # this job's garbage cycles must not outlive it in the TaskManager
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()

@@ -78,6 +78,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pipeline.add_argument(
         "--depth", type=int, default=10, help="L2 levels the order-book job keeps (default 10)"
     )
+    pipeline.add_argument(
+        "--job-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass ARG to every job of the run, once per flag, e.g. --job-arg=--clickhouse-linger-ms=5000 "
+        "or --job-arg=--kafka-properties=FILE (see `.venv/bin/python -m jobs.market_data --help`)",
+    )
     replay = parser.add_argument_group("replay")
     replay.add_argument(
         "--speed", type=float, help="pace the throughput replay by feed time, X times real time"
@@ -138,6 +146,7 @@ def run_command(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         linger_ms=args.linger_ms,
         depth=args.depth,
+        job_args=tuple(args.job_arg),
         latency_rate=args.latency_rate,
         latency_messages=args.latency_messages,
         warmup_messages=args.warmup_messages,

@@ -75,6 +75,8 @@ class BenchOptions:
     batch_size: int = 1000
     linger_ms: float = 10.0
     depth: int = 10
+    job_args: tuple[str, ...] = ()
+    """Extra arguments for every job of the run (``--job-arg``)."""
     warmup_messages: int = 1_000_000
     latency_rate: float = 20_000.0
     """Messages per second of the paced latency replay; 0 skips it."""
@@ -283,6 +285,7 @@ class BenchRun:
         common = default_job_args(self.config)
         if options.execution_mode:
             common += ["--execution-mode", options.execution_mode]
+        common += options.job_args
         outputs = (
             "--output-topic",
             names.topic("normalized"),

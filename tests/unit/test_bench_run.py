@@ -326,3 +326,24 @@ def test_the_latency_reader_follows_the_busiest_symbols() -> None:
     assert busiest_symbols(feed, 2) == ["BBB", "CCC"]  # six each, ties by name
     assert busiest_symbols(feed, 10) == ["BBB", "CCC", "AAA"]
     assert busiest_symbols(feed[:1], 5) == ["AAA"]
+
+
+def test_job_args_reach_the_options_in_order_and_the_book_jobs_accept_the_sink_lingers() -> None:
+    from itchflow.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["bench", "--job-arg=--clickhouse-linger-ms=5000", "--job-arg=--redis-linger-ms=1"]
+    )
+    assert args.job_arg == ["--clickhouse-linger-ms=5000", "--redis-linger-ms=1"]
+    assert build_parser().parse_args(["bench"]).job_arg == []
+
+    import argparse
+
+    from jobs.order_book import add_book_arguments
+
+    parser = argparse.ArgumentParser()
+    add_book_arguments(parser)
+    chosen = parser.parse_args(args.job_arg)
+    assert (chosen.clickhouse_linger_ms, chosen.redis_linger_ms) == (5000, 1)
+    defaults = parser.parse_args([])
+    assert (defaults.clickhouse_linger_ms, defaults.redis_linger_ms) == (1000, 2)

@@ -20,7 +20,7 @@ from itchflow.book import MarketBooks
 from itchflow.itch.codec import decode
 from itchflow.normalize.bundle import decode_normalized
 from itchflow.pipeline.book_stage import BookStageConfig
-from itchflow.pipeline.normalize_stage import RecordSource, normalize_record
+from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, normalize_record
 from itchflow.pipeline.partition_books import BookCache, PartitionBooks, book_key
 from itchflow.synth import generate
 
@@ -37,12 +37,12 @@ def bundle_feed(payloads: list[bytes], per_bundle: int) -> list[bytes]:
     return [outcome.normalized for outcome in normalized_outcomes(payloads, per_bundle)]
 
 
-def normalized_outcomes(payloads: list[bytes], per_bundle: int) -> list:
+def normalized_outcomes(payloads: list[bytes], per_bundle: int) -> list[NormalizeOutcome]:
     """:func:`bundle_feed`'s records as the normalizer's outcomes (bytes and bundle objects)."""
     symbols: dict[int, str] = {}
     batches: dict[int, int] = {}
     sent: dict[int, int] = {}
-    records = []
+    records: list[NormalizeOutcome] = []
     state = None
     for number, start in enumerate(range(0, len(payloads), per_bundle)):
         by_locate: dict[int, list[bytes]] = {}

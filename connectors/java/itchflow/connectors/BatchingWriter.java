@@ -82,7 +82,7 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
         if (size >= maxBytes) {
             sendInBackground();
         } else if (timer == null && lingerMs > 0) {
-            timer = time.registerTimer(time.getCurrentProcessingTime() + lingerMs, ts -> onTimer());
+            armTimer(lingerMs);
         } else if (lingerMs == 0) {
             sendInBackground();
         }
@@ -91,11 +91,14 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
     private void onTimer() throws IOException, InterruptedException {
         timer = null;
         if (inFlight != null && !inFlight.isDone()) {
-            // the previous batch is still on the wire: keep buffering rather than block the task
-            timer = time.registerTimer(time.getCurrentProcessingTime() + BUSY_RETRY_MS, ts -> onTimer());
+            armTimer(BUSY_RETRY_MS); // the previous batch is still on the wire: keep buffering
             return;
         }
         sendInBackground();
+    }
+
+    private void armTimer(long delayMs) {
+        timer = time.registerTimer(time.getCurrentProcessingTime() + delayMs, ts -> onTimer());
     }
 
     private void cancelTimer() {
