@@ -92,6 +92,22 @@ def _latency_line(latency: Mapping[str, Any] | None) -> str:
         f"({latency['samples']:,} stream entries; {latency['messages']:,} messages paced at "
         f"{latency['rate_msgs_per_s']:,.0f} msgs/s; batch sent -> Redis stream read)"
         + _in_job_line(latency.get("in_job_ms"))
+        + _near_checkpoints_line(latency.get("checkpoints"))
+    )
+
+
+def _near_checkpoints_line(split: Mapping[str, Any] | None) -> str:
+    if not split or not split.get("triggered"):
+        return ""
+
+    def part(summary: Mapping[str, Any] | None) -> str:
+        if not summary:
+            return "no entries"
+        return f"p50 {summary['p50']:.1f}   p99 {summary['p99']:.1f}   max {summary['max']:.1f} ms   ({summary['samples']:,})"
+
+    return (
+        f"\n  by time       within {split['after_ms'] / 1000:g} s after one of the phase's {split['triggered']} checkpoint(s): "
+        f"{part(split['near'])}\n                elsewhere: {part(split['elsewhere'])}"
     )
 
 

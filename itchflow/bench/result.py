@@ -65,7 +65,7 @@ def build_result(
     reference: dict,
     throughput: Phase,
     problems: list[str],
-    latency: tuple[Phase, list[int], int, list[float]] | None,
+    latency: tuple[Phase, list[tuple[int, int]], int, list[float]] | None,
     sampler: FlinkSampler | None,
     peak_rss: dict[str, float],
     cpp: dict[str, Any] | None,
@@ -80,7 +80,7 @@ def build_result(
         "correct": not problems,
         "mismatches": problems[:20],
         "mismatch_count": len(problems),
-        "latency_ms": _latency_result(latency, options),
+        "latency_ms": _latency_result(latency, options, sampler),
         "stages": _stages(throughput, sampler),
         "flink_vertices": _vertex_loads(throughput, sampler),
         "cpu": _cpu(throughput),
@@ -110,11 +110,14 @@ def build_result(
 
 
 def _latency_result(
-    latency: tuple[Phase, list[int], int, list[float]] | None, options: BenchOptions
+    latency: tuple[Phase, list[tuple[int, int]], int, list[float]] | None,
+    options: BenchOptions,
+    sampler: FlinkSampler | None,
 ) -> dict[str, Any] | None:
     if latency is None:
         return None
-    phase, latencies, unmatched, in_job = latency
+    phase, pairs, unmatched, in_job = latency
+    latencies = [latency_ns for _, latency_ns in pairs]
     summary = stats.summarize_latencies(latencies)
     result: dict[str, Any] = (
         summary.to_dict() if summary else {"p50": None, "p99": None, "max": None, "samples": 0}
@@ -134,9 +137,37 @@ def _latency_result(
                 "records": int(sum(in_job)),
                 "to": "record applied to the books (the job's producedToBook histogram: bucket upper bounds)",
             },
+            "checkpoints": _near_checkpoints(pairs, phase, sampler),
         }
     )
     return result
+
+
+CHECKPOINT_SHADOW_MS = 1000.0
+"""How long after a checkpoint's trigger a stream entry counts as arriving "near" it (the stall of a
+checkpoint on the local stack lasted ~0.2-0.6 s: its end-to-end time plus the catch-up after it)."""
+
+
+def _near_checkpoints(
+    pairs: list[tuple[int, int]], phase: Phase, sampler: FlinkSampler | None
+) -> dict[str, Any] | None:
+    """The latency split: entries that arrived within :data:`CHECKPOINT_SHADOW_MS` after a
+    checkpoint trigger of the phase, and the others."""
+    if sampler is None or not pairs:
+        return None
+    window = (phase.started_epoch_ms, phase.finished_epoch_ms)
+    triggers = sorted(
+        t
+        for history in sampler.checkpoints.values()
+        for t in stats.checkpoint_triggers(history.values(), window)
+    )
+    near, elsewhere = stats.split_near_checkpoints(pairs, triggers, CHECKPOINT_SHADOW_MS)
+    parts = {"near": stats.summarize_latencies(near), "elsewhere": stats.summarize_latencies(elsewhere)}
+    return {
+        "triggered": len(triggers),
+        "after_ms": CHECKPOINT_SHADOW_MS,
+        **{name: summary.to_dict() if summary else None for name, summary in parts.items()},
+    }
 
 
 def _window(samples: list[tuple[float, float]], phase: Phase) -> list[tuple[float, float]]:

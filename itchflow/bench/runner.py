@@ -35,10 +35,10 @@ from itchflow.bench.probes import (
 from itchflow.bench.replaying import (
     TRADING_DATE,
     FirstHandoff,
+    PacedRuns,
     RecordingEncoder,
     busiest_symbols,
     limited,
-    paced,
     replay_with_progress,
 )
 from itchflow.bench.result import MACHINE, SAMPLE_INTERVAL_S, BenchRunInfo, Phase, build_result
@@ -372,10 +372,11 @@ class BenchRun:
         self.log(f"throughput: replaying {self.options.messages:,} messages at {self._pace()}")
         return self._replay(self.names.venue, file_payloads(feed), record=False, speed=self.options.speed)
 
-    def measure_latency(self, feed: Path) -> tuple[Phase, list[int], int, list[float]]:
+    def measure_latency(self, feed: Path) -> tuple[Phase, list[tuple[int, int]], int, list[float]]:
         """The first ``latency_messages`` of the feed paced at ``latency_rate`` under a fresh venue,
-        while a child process stamps the arrival of every top-of-book stream entry in Redis; also
-        the book job's own produce -> books-applied histogram over the phase (bucket counts)."""
+        while a child process stamps the arrival of every top-of-book stream entry in Redis:
+        ``(phase, (arrived_ns, latency_ns) pairs, unmatched, in_job)``, ``in_job`` being the book
+        job's own produce -> books-applied histogram over the phase (bucket counts)."""
         from itchflow.replay import file_payloads
 
         options, venue = self.options, self.names.latency_venue
@@ -391,12 +392,12 @@ class BenchRun:
         self.log(f"latency: {count:,} messages paced at {options.latency_rate:,.0f} msgs/s")
         try:
             phase = self._replay(
-                venue, paced(limited(file_payloads(feed), count), options.latency_rate), record=True
+                venue, PacedRuns(file_payloads(feed).runs, count, options.latency_rate), record=True
             )
             time.sleep(1.0)  # the Redis writer may flush a moment after ClickHouse's
         finally:
             arrivals = reader.stop()
-        latencies, unmatched = stats.match_latencies(arrivals, phase.sent)
+        pairs, unmatched = stats.match_arrivals(arrivals, phase.sent)
         in_job = self._book_histogram()
         deadline = time.monotonic() + 5.0  # the REST metrics lag by up to a second
         while sum(in_job) - sum(before) < phase.records and time.monotonic() < deadline:
@@ -404,7 +405,7 @@ class BenchRun:
             in_job = self._book_histogram()
         return (
             phase,
-            latencies,
+            pairs,
             unmatched,
             [after - prior for after, prior in zip(in_job, before, strict=True)],
         )

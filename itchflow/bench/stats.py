@@ -84,17 +84,18 @@ class SentBatch:
     sent_ns: int
 
 
-def match_latencies(
+def match_arrivals(
     arrivals: Iterable[tuple[str, int, int]], sent: Mapping[str, Sequence[SentBatch]]
-) -> tuple[list[int], int]:
-    """``(latencies_ns, unmatched)``: for each ``(symbol, seq, arrived_ns)``, arrival minus the send
-    time of the batch that carried message ``seq`` of ``symbol``.
+) -> tuple[list[tuple[int, int]], int]:
+    """``(pairs, unmatched)``: for each ``(symbol, seq, arrived_ns)``, the pair ``(arrived_ns,
+    latency_ns)``, latency being arrival minus the send time of the batch that carried message
+    ``seq`` of ``symbol``.
 
     ``sent[symbol]`` must be ordered by ``first_seq`` (the replay numbers a symbol's batches in
     order). Arrivals whose seq no sent batch carries are counted as unmatched, never guessed.
     """
     starts = {symbol: [batch.first_seq for batch in batches] for symbol, batches in sent.items()}
-    latencies: list[int] = []
+    pairs: list[tuple[int, int]] = []
     unmatched = 0
     for symbol, seq, arrived_ns in arrivals:
         batches = sent.get(symbol)
@@ -105,8 +106,36 @@ def match_latencies(
         if index < 0 or seq >= batches[index].first_seq + batches[index].count:
             unmatched += 1
             continue
-        latencies.append(arrived_ns - batches[index].sent_ns)
-    return latencies, unmatched
+        pairs.append((arrived_ns, arrived_ns - batches[index].sent_ns))
+    return pairs, unmatched
+
+
+def match_latencies(
+    arrivals: Iterable[tuple[str, int, int]], sent: Mapping[str, Sequence[SentBatch]]
+) -> tuple[list[int], int]:
+    """``(latencies_ns, unmatched)``: the latencies of :func:`match_arrivals`."""
+    pairs, unmatched = match_arrivals(arrivals, sent)
+    return [latency for _, latency in pairs], unmatched
+
+
+def split_near_checkpoints(
+    pairs: Iterable[tuple[int, int]], triggers_ms: Iterable[float], after_ms: float
+) -> tuple[list[int], list[int]]:
+    """``(near, elsewhere)``: the latencies (ns) of ``(arrived_ns, latency_ns)`` pairs whose entry
+    arrived within ``after_ms`` after a checkpoint was triggered (epoch ms, the trigger included), and
+    the others. Where the tail lies: checkpoints come every few seconds and each stalls the
+    pipeline for a moment."""
+    starts = sorted(triggers_ms)
+    near: list[int] = []
+    elsewhere: list[int] = []
+    for arrived_ns, latency_ns in pairs:
+        arrived_ms = arrived_ns / NANOS_PER_MILLI
+        index = bisect.bisect_right(starts, arrived_ms) - 1
+        if index >= 0 and arrived_ms - starts[index] <= after_ms:
+            near.append(latency_ns)
+        else:
+            elsewhere.append(latency_ns)
+    return near, elsewhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +171,16 @@ def stage_window(samples: Sequence[tuple[float, float]]) -> StageWindow | None:
 def rate(count: float, seconds: float) -> float:
     """``count / seconds``, 0.0 for a zero or negative duration."""
     return count / seconds if seconds > 0 else 0.0
+
+
+def checkpoint_triggers(history: Iterable[Mapping], window_ms: tuple[float, float]) -> list[float]:
+    """When (epoch ms) the checkpoints of a ``/jobs/<id>/checkpoints`` history that were triggered
+    inside ``window_ms`` (inclusive) were triggered, whatever became of them; savepoints left out."""
+    return sorted(
+        float(entry["trigger_timestamp"])
+        for entry in history
+        if not entry.get("is_savepoint") and window_ms[0] <= entry.get("trigger_timestamp", 0) <= window_ms[1]
+    )
 
 
 def summarize_checkpoints(

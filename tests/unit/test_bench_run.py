@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from itchflow.avro.bundle import SegmentInput, decode_raw
 from itchflow.bench import feed as bench_feed
 from itchflow.bench.probes import BooksBehind, cpu_used, messages_applied, thread_label, wait_for_books
-from itchflow.bench.replaying import FirstHandoff, RecordingEncoder, busiest_symbols, limited, paced
+from itchflow.bench.replaying import FirstHandoff, PacedRuns, RecordingEncoder, busiest_symbols, limited
 from itchflow.bench.report import missing_keys, render
-from itchflow.bench.result import BenchRunInfo, Phase, build_result
+from itchflow.bench.result import BenchRunInfo, Phase, _near_checkpoints, build_result
 from itchflow.bench.runner import BenchOptions, RunNames, effective_execution_mode
 from itchflow.bench.stats import SentBatch
 from itchflow.errors import UserError
@@ -123,14 +124,46 @@ class FakeClock:
         self.now += seconds
 
 
-def test_paced_hands_out_message_i_at_i_over_rate() -> None:
+def test_paced_runs_hand_out_every_message_due_at_i_over_rate() -> None:
     clock = FakeClock()
+    clock.now = 0.0
+    feed = [[b"a", b"b", b"c"], [b"d", b"e", b"f"]]
+    paced = PacedRuns(lambda: iter(feed), count=5, rate=4, tick_s=0.25, clock=clock, sleep=clock.sleep)
     handed = []
-    for payload in paced([b"a", b"b", b"c", b"d"], rate=500, clock=clock, sleep=clock.sleep):
-        handed.append((payload, round(clock.now - 100.0, 6)))
-        clock.now += 0.0015 if payload == b"b" else 0.0  # handing out "b" took 1.5 ms
-    assert handed == [(b"a", 0.0), (b"b", 0.002), (b"c", 0.0035), (b"d", 0.006)]
-    assert clock.slept == pytest.approx([0.002, 0.0025])  # "c" was due 0.5 ms later: too little to sleep
+    for run in paced.runs():
+        handed.append((run, clock.now))
+        clock.now += 0.6 if run == [b"a"] else 0.0  # handing out "a" took 0.6 s: "b" and "c" are due
+    # message i is due at i / 4 s; nothing due -> sleep until the next one, but at least the tick
+    assert handed == [
+        ([b"a"], 0.0),
+        ([b"b", b"c"], 0.6),
+        ([b"d"], pytest.approx(0.85)),
+        ([b"e"], pytest.approx(1.1)),
+    ]
+    assert clock.slept == pytest.approx([0.25, 0.25])
+
+
+def test_paced_runs_stop_at_the_count_or_the_end_of_the_feed_and_iterate_as_payloads() -> None:
+    clock = FakeClock()
+    feed = [[b"a", b"b"], [], [b"c"]]
+    assert list(PacedRuns(lambda: iter(feed), 10, rate=1e9, clock=clock, sleep=clock.sleep)) == [
+        b"a",
+        b"b",
+        b"c",
+    ]
+    assert list(PacedRuns(lambda: iter(feed), 2, rate=1e9, clock=clock, sleep=clock.sleep)) == [b"a", b"b"]
+    with pytest.raises(ValueError):
+        PacedRuns(lambda: iter(feed), 2, rate=0)
+
+
+def test_the_first_handoff_passes_paced_runs_on_as_runs() -> None:
+    clock = FakeClock()
+    handoff = FirstHandoff(
+        PacedRuns(lambda: iter([[b"x", b"y"]]), 2, rate=1e9, clock=clock, sleep=clock.sleep)
+    )
+    assert handoff.runs is not None and handoff.monotonic is None
+    assert [payload for run in handoff.runs() for payload in run] == [b"x", b"y"]
+    assert handoff.monotonic is not None
 
 
 def test_limited_and_first_handoff() -> None:
@@ -198,7 +231,7 @@ def hand_made_result(problems: list[str] | None = None) -> dict:
     in_job[2], in_job[5] = 3, 1  # 3 records applied within 5 ms, 1 within 50 ms
     latency = (
         Phase(venue=names.latency_venue, messages=100, replay_seconds=0.01),
-        [1_000_000, 3_000_000],
+        [(1_700_000_000_000_000_000, 1_000_000), (1_700_000_000_500_000_000, 3_000_000)],
         0,
         in_job,
     )
@@ -235,6 +268,30 @@ def test_the_result_object_has_every_promised_field() -> None:
     assert result["offline_python"]["msgs_per_s"] == 200_000
     assert result["run"]["partitions"] == 4 and result["taskmanager_metaspace_mb"] == 80.5
     json.dumps(result)  # --json prints it as is
+
+
+def test_the_latency_is_split_at_the_phases_checkpoints() -> None:
+    phase = Phase(
+        venue="V", messages=3, replay_seconds=1.0, started_epoch_ms=10_000.0, finished_epoch_ms=20_000.0
+    )
+    sampler = SimpleNamespace(
+        checkpoints={
+            "market_data": {
+                1: {"trigger_timestamp": 9_000, "status": "COMPLETED"},  # before the phase: not counted
+                2: {"trigger_timestamp": 12_000, "status": "COMPLETED"},
+            }
+        }
+    )
+    ms = 1_000_000
+    pairs = [(11_000 * ms, 10 * ms), (12_500 * ms, 300 * ms), (13_500 * ms, 20 * ms)]
+    split = _near_checkpoints(pairs, phase, sampler)  # type: ignore[arg-type]
+    assert split is not None and split["triggered"] == 1
+    assert split["near"]["samples"] == 1 and split["near"]["max"] == 300.0
+    assert split["elsewhere"]["samples"] == 2 and split["elsewhere"]["max"] == 20.0
+    result = hand_made_result()
+    result["latency_ms"]["checkpoints"] = split
+    assert "within 1 s after one of the phase's 1 checkpoint(s): p50 300.0" in render(result)
+    assert _near_checkpoints(pairs, phase, None) is None
 
 
 def test_missing_keys_names_what_is_absent() -> None:

@@ -6,9 +6,12 @@ import pytest
 
 from itchflow.bench.stats import (
     SentBatch,
+    checkpoint_triggers,
+    match_arrivals,
     match_latencies,
     percentile,
     rate,
+    split_near_checkpoints,
     stage_window,
     summarize_checkpoints,
     summarize_latencies,
@@ -71,6 +74,40 @@ def test_arrivals_no_batch_carried_are_counted_not_guessed() -> None:
     sent = {"AAPL": [SentBatch(5, 2, 1_000)]}  # seqs 5 and 6 only
     arrivals = [("AAPL", 4, 2_000), ("AAPL", 7, 2_000), ("IBM", 0, 2_000), ("AAPL", 6, 1_250)]
     assert match_latencies(arrivals, sent) == ([250], 3)
+
+
+def test_each_matched_arrival_keeps_its_arrival_time() -> None:
+    sent = {"AAPL": [SentBatch(0, 3, 1_000), SentBatch(3, 2, 5_000)], "MSFT": [SentBatch(0, 1, 2_000)]}
+    arrivals = [("AAPL", 0, 1_500), ("IBM", 0, 1_600), ("AAPL", 3, 9_000), ("MSFT", 0, 2_100)]
+    assert match_arrivals(arrivals, sent) == ([(1_500, 500), (9_000, 4_000), (2_100, 100)], 1)
+
+
+def test_entries_that_arrive_within_the_shadow_of_a_checkpoint_are_split_off() -> None:
+    ms = 1_000_000  # ns
+    pairs = [
+        (999 * ms, 1),  # before the first trigger
+        (1_000 * ms, 2),  # at it
+        (2_000 * ms, 3),  # 1000 ms after it: still near (inclusive)
+        (2_001 * ms, 4),
+        (5_500 * ms, 5),  # 500 ms after the second
+        (7_000 * ms, 6),
+    ]
+    near, elsewhere = split_near_checkpoints(pairs, [5_000.0, 1_000.0], after_ms=1_000.0)
+    assert near == [2, 3, 5]
+    assert elsewhere == [1, 4, 6]
+    assert split_near_checkpoints(pairs, [], after_ms=1_000.0) == ([], [1, 2, 3, 4, 5, 6])
+
+
+def test_checkpoint_triggers_of_a_window_include_failed_ones_but_not_savepoints() -> None:
+    history = [
+        checkpoint(1, 500, 9_999),
+        checkpoint(3, 3_000, 200),
+        checkpoint(2, 1_000, 100),
+        checkpoint(5, 3_500, 0, status="FAILED"),
+        checkpoint(6, 3_600, 5_000, is_savepoint=True),
+        checkpoint(7, 9_000, 8_888),
+    ]
+    assert checkpoint_triggers(history, (1_000, 4_000)) == [1_000.0, 3_000.0, 3_500.0]
 
 
 def test_stage_window_runs_from_the_last_idle_sample_to_the_first_final_one() -> None:
