@@ -6,10 +6,13 @@ checkpoint barrier passes. Credentials: the user comes from the job's flags, the
 TaskManager's environment variable (default ``ITCHFLOW_CLICKHOUSE_PASSWORD``).
 
 Each INSERT makes a MergeTree part that the server later merges, so fewer, larger inserts cost the
-server much less per row: one per second per table per writer (measured with
-``scripts/profile_stages.py --clickhouse-url``: 1.47 us/msg with 200 ms batches, 0.70 us/msg with
-1 s). Redis carries the low-latency view; ClickHouse rows land within about a second (and always
-before a checkpoint completes).
+server much less per row (measured with ``scripts/profile_stages.py --clickhouse-url``: 1.47 us/msg
+with 200 ms batches, 0.70 us/msg with 1 s). While rows keep coming the writer inserts every
+``linger_ms`` (3 s by default: each insert is a burst of server CPU that the 2-core local stack felt
+as a latency spike on the Redis path; at 1 s the tail outside checkpoints was twice as long), and
+``idle_ms`` after the last row when the stream pauses, so the end of a burst is not held back.
+Redis carries the low-latency view; ClickHouse rows land within the linger (and always before a
+checkpoint completes).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ def clickhouse_sink(
     user: str | None = None,
     password_env: str = "ITCHFLOW_CLICKHOUSE_PASSWORD",
     data_format: str = "RowBinary",
-    linger_ms: int = 1000,
+    linger_ms: int = 3000,
+    idle_ms: int = 200,
     max_bytes: int = 16 << 20,
 ) -> Sink:
     jvm = get_gateway().jvm
     return Sink(
         jvm.itchflow.connectors.ClickHouseSink(
-            url, user or "", password_env, data_format, linger_ms, max_bytes
+            url, user or "", password_env, data_format, linger_ms, idle_ms, max_bytes
         )
     )

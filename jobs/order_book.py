@@ -203,7 +203,12 @@ def sink_books(books: DataStream, args: argparse.Namespace) -> None:
     # when chained). Records reach it through Flink's local buffers; it still flushes before every
     # checkpoint barrier completes.
     books.sink_to(
-        clickhouse_sink(args.clickhouse_url, args.clickhouse_user, linger_ms=args.clickhouse_linger_ms)
+        clickhouse_sink(
+            args.clickhouse_url,
+            args.clickhouse_user,
+            linger_ms=args.clickhouse_linger_ms,
+            idle_ms=args.clickhouse_idle_ms,
+        )
     ).name("clickhouse-sink").uid("clickhouse-sink").disable_chaining()
     books.get_side_output(REDIS_OUT).sink_to(redis_sink(args.redis_url, linger_ms=args.redis_linger_ms)).name(
         "redis-sink"
@@ -220,8 +225,15 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--clickhouse-linger-ms",
         type=int,
-        default=1000,
-        help="how long ClickHouse rows wait to fill an insert (default 1000; every checkpoint flushes too)",
+        default=3000,
+        help="how long ClickHouse rows wait to fill an insert while rows keep coming (default 3000; "
+        "every checkpoint flushes too)",
+    )
+    parser.add_argument(
+        "--clickhouse-idle-ms",
+        type=int,
+        default=200,
+        help="insert this long after the last row when the stream pauses (default 200; 0: linger only)",
     )
     parser.add_argument(
         "--redis-linger-ms",

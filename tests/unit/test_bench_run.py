@@ -403,4 +403,8 @@ def test_job_args_reach_the_options_in_order_and_the_book_jobs_accept_the_sink_l
     chosen = parser.parse_args(args.job_arg)
     assert (chosen.clickhouse_linger_ms, chosen.redis_linger_ms) == (5000, 1)
     defaults = parser.parse_args([])
-    assert (defaults.clickhouse_linger_ms, defaults.redis_linger_ms) == (1000, 2)
+    assert (defaults.clickhouse_linger_ms, defaults.clickhouse_idle_ms, defaults.redis_linger_ms) == (
+        3000,
+        200,
+        2,
+    )

@@ -18,10 +18,12 @@ import org.apache.flink.types.Row;
  * A sink writer that collects pre-encoded bytes and sends them in large batches.
  *
  * <p>Flushes when the buffer reaches {@code maxBytes}, when the oldest buffered record is
- * {@code lingerMs} old (a processing-time timer, so a quiet feed still flushes), and always when
- * Flink flushes the writer before a checkpoint barrier: everything written before a checkpoint is
- * in the external system when the checkpoint completes (at-least-once; the Python side makes every
- * write idempotent, so a replay after a restore changes nothing).
+ * {@code lingerMs} old (a processing-time timer, so a quiet feed still flushes), when no record came
+ * for {@code idleMs} (if set, below {@code lingerMs}: a long linger batches a busy stream without
+ * holding the last rows of a burst that long), and always when Flink flushes the writer before a
+ * checkpoint barrier: everything written before a checkpoint is in the external system when the
+ * checkpoint completes (at-least-once; the Python side makes every write idempotent, so a replay
+ * after a restore changes nothing).
  *
  * <p>Batches closed by size or linger are sent by a background thread, so the task keeps taking
  * records while a batch is on the wire (a slow insert no longer back-pressures the operator
@@ -41,7 +43,10 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
 
     private final ProcessingTimeService time;
     private final long lingerMs;
+    private final long idleMs;
     private final int maxBytes;
+    private long oldestMs;
+    private long lastAppendMs;
     private final ExecutorService sender;
     private ScheduledFuture<?> timer;
     private Future<?> inFlight;
@@ -49,8 +54,14 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
     protected final Counter flushes;
 
     BatchingWriter(WriterInitContext context, long lingerMs, int maxBytes, String name) {
+        this(context, lingerMs, 0, maxBytes, name);
+    }
+
+    /** {@code idleMs} 0 (or not below {@code lingerMs}): no idle flush, only the linger. */
+    BatchingWriter(WriterInitContext context, long lingerMs, long idleMs, int maxBytes, String name) {
         this.time = context.getProcessingTimeService();
         this.lingerMs = lingerMs;
+        this.idleMs = idleMs > 0 && idleMs < lingerMs ? idleMs : 0;
         this.maxBytes = maxBytes;
         this.recordsOut = context.metricGroup().counter("itchflowSinkRecordsOut");
         this.flushes = context.metricGroup().counter("itchflowSinkFlushes");
@@ -78,27 +89,46 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
         if (inFlight != null && inFlight.isDone()) {
             awaitInFlight(); // surfaces a failed send
         }
+        long now = time.getCurrentProcessingTime();
+        if (isEmpty()) {
+            oldestMs = now;
+        }
+        lastAppendMs = now;
         int size = append(record);
         if (size >= maxBytes) {
             sendInBackground();
         } else if (timer == null && lingerMs > 0) {
-            armTimer(lingerMs);
+            armTimer(deadline());
         } else if (lingerMs == 0) {
             sendInBackground();
         }
     }
 
+    /** When the buffer is due: its linger, or earlier when the input has been idle for idleMs. */
+    private long deadline() {
+        long linger = oldestMs + lingerMs;
+        return idleMs > 0 ? Math.min(linger, lastAppendMs + idleMs) : linger;
+    }
+
     private void onTimer() throws IOException, InterruptedException {
         timer = null;
+        if (isEmpty()) {
+            return;
+        }
+        long now = time.getCurrentProcessingTime();
+        if (now < deadline()) {
+            armTimer(deadline()); // records kept coming since: the idle deadline moved on
+            return;
+        }
         if (inFlight != null && !inFlight.isDone()) {
-            armTimer(BUSY_RETRY_MS); // the previous batch is still on the wire: keep buffering
+            armTimer(now + BUSY_RETRY_MS); // the previous batch is still on the wire: keep buffering
             return;
         }
         sendInBackground();
     }
 
-    private void armTimer(long delayMs) {
-        timer = time.registerTimer(time.getCurrentProcessingTime() + delayMs, ts -> onTimer());
+    private void armTimer(long atMs) {
+        timer = time.registerTimer(atMs, ts -> onTimer());
     }
 
     private void cancelTimer() {

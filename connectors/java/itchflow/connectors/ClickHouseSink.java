@@ -31,14 +31,17 @@ public class ClickHouseSink implements Sink<Row> {
     private final String passwordEnv;
     private final String format;
     private final long lingerMs;
+    private final long idleMs;
     private final int maxBytes;
 
-    public ClickHouseSink(String url, String user, String passwordEnv, String format, long lingerMs, int maxBytes) {
+    public ClickHouseSink(
+            String url, String user, String passwordEnv, String format, long lingerMs, long idleMs, int maxBytes) {
         this.url = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
         this.user = user;
         this.passwordEnv = passwordEnv;
         this.format = format;
         this.lingerMs = lingerMs;
+        this.idleMs = idleMs;
         this.maxBytes = maxBytes;
     }
 
@@ -53,7 +56,7 @@ public class ClickHouseSink implements Sink<Row> {
         private final String authorization;
 
         Writer(WriterInitContext context) {
-            super(context, lingerMs, maxBytes, "clickhouse");
+            super(context, lingerMs, idleMs, maxBytes, "clickhouse");
             String password = passwordEnv == null || passwordEnv.isEmpty() ? null : System.getenv(passwordEnv);
             if (user != null && !user.isEmpty()) {
                 String pair = user + ":" + (password == null ? "" : password);
