@@ -18,7 +18,8 @@ One run:
    its ``seq`` (the envelope's ``produced_at_ns``; stream entries do not carry it). It runs before
    the throughput phase: the local broker's cost per request grows with the records a partition
    holds, and the run's topics are nearly empty then. The book job's ``producedToBook`` histogram
-   over the phase splits it: batch sent -> books applied (bucket bounds).
+   over the phase splits it: batch sent -> books applied (bucket bounds); and by time: the entries
+   that arrived within 1 s after a checkpoint trigger of the phase, and the others.
 4. **Throughput** -- the whole feed is replayed at full speed (or ``--speed``). ``msgs_per_s`` is the
    feed's messages divided by the time from the first message handed to the producer to the moment
    every symbol's last sequence number is seen in ClickHouse ``book_status`` (polled every 0.2 s).
