@@ -110,14 +110,6 @@ def match_arrivals(
     return pairs, unmatched
 
 
-def match_latencies(
-    arrivals: Iterable[tuple[str, int, int]], sent: Mapping[str, Sequence[SentBatch]]
-) -> tuple[list[int], int]:
-    """``(latencies_ns, unmatched)``: the latencies of :func:`match_arrivals`."""
-    pairs, unmatched = match_arrivals(arrivals, sent)
-    return [latency for _, latency in pairs], unmatched
-
-
 def split_near_checkpoints(
     pairs: Iterable[tuple[int, int]], triggers_ms: Iterable[float], after_ms: float
 ) -> tuple[list[int], list[int]]:

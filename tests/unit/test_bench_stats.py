@@ -8,7 +8,6 @@ from itchflow.bench.stats import (
     SentBatch,
     checkpoint_triggers,
     match_arrivals,
-    match_latencies,
     percentile,
     rate,
     split_near_checkpoints,
@@ -65,21 +64,15 @@ def test_each_arrival_is_timed_from_the_batch_that_carried_its_seq() -> None:
         "MSFT": [SentBatch(0, 1, 2_000)],
     }
     arrivals = [("AAPL", 0, 1_500), ("AAPL", 2, 1_700), ("AAPL", 3, 9_000), ("MSFT", 0, 2_100)]
-    latencies, unmatched = match_latencies(arrivals, sent)
-    assert latencies == [500, 700, 4_000, 100]
+    pairs, unmatched = match_arrivals(arrivals, sent)
+    assert pairs == [(1_500, 500), (1_700, 700), (9_000, 4_000), (2_100, 100)]  # (arrived, latency)
     assert unmatched == 0
 
 
 def test_arrivals_no_batch_carried_are_counted_not_guessed() -> None:
     sent = {"AAPL": [SentBatch(5, 2, 1_000)]}  # seqs 5 and 6 only
     arrivals = [("AAPL", 4, 2_000), ("AAPL", 7, 2_000), ("IBM", 0, 2_000), ("AAPL", 6, 1_250)]
-    assert match_latencies(arrivals, sent) == ([250], 3)
-
-
-def test_each_matched_arrival_keeps_its_arrival_time() -> None:
-    sent = {"AAPL": [SentBatch(0, 3, 1_000), SentBatch(3, 2, 5_000)], "MSFT": [SentBatch(0, 1, 2_000)]}
-    arrivals = [("AAPL", 0, 1_500), ("IBM", 0, 1_600), ("AAPL", 3, 9_000), ("MSFT", 0, 2_100)]
-    assert match_arrivals(arrivals, sent) == ([(1_500, 500), (9_000, 4_000), (2_100, 100)], 1)
+    assert match_arrivals(arrivals, sent) == ([(1_250, 250)], 3)
 
 
 def test_entries_that_arrive_within_the_shadow_of_a_checkpoint_are_split_off() -> None:
