@@ -30,8 +30,10 @@ from itchflow.demo import (
     applied_sequences,
     clickhouse_client,
     ensure_jobs,
+    redis_sequences,
     wait_until_applied,
 )
+from itchflow.errors import UserError
 from itchflow.flinkctl import cancel, list_jobs, rest_get, stop_with_savepoint, wait_until_tasks_running
 from itchflow.replay import ReplaySummary, make_producer, run_replay_file
 from itchflow.stack import procs
@@ -278,6 +280,62 @@ def test_upgrade_through_a_savepoint_equals_an_uninterrupted_run(pipeline) -> No
 
     wait_until_applied(config, venue, second.last_seq_by_symbol(), timeout_s=180, show=False)
     assert_books_equal(reference(config, path), streamed_books(config, venue), config)
+
+
+def resubmit_from_savepoint(config: StackConfig, job_ids: dict, jobs, *job_args: str) -> str:
+    """Stop the book job with a savepoint and submit it again from there (``job_args`` to the job)."""
+    script, name = jobs[-1]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            savepoint = stop_with_savepoint(config.flink_rest_url, job_ids[name])
+            break
+        except UserError as exc:  # right after a submission: "not all required tasks are running"
+            if "not all required tasks" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+    args = ["submit", script, "--parallelism", "2", "--from-savepoint", savepoint]
+    result = run_cli(config, *args, *(["--", *job_args] if job_args else []))
+    job_ids[name] = result.stdout.strip().splitlines()[-1]
+    wait_until_tasks_running(config.flink_rest_url, job_ids[name], timeout_s=180)
+    return job_ids[name]
+
+
+def test_rows_the_clickhouse_writer_held_at_a_savepoint_are_inserted_after_the_restore(pipeline) -> None:
+    """The ClickHouse writers do not insert at a checkpoint barrier: their unsent rows go into the
+    checkpoint, and a restored writer inserts them. Here the writers hold every row of a replay (a
+    60 s linger, no idle insert) when the job is stopped with a savepoint; resumed with the default
+    batching, ClickHouse must end up with every row -- none lost, none doubled."""
+    config, job_ids, suffix, jobs = pipeline
+    resubmit_from_savepoint(
+        config, job_ids, jobs, "--clickhouse-linger-ms", "60000", "--clickhouse-idle-ms", "0"
+    )
+    path = SHARED_DATA / "RITCH_ex20101224.TEST_ITCH_50.gz"
+    venue = "E2E-HELD" + suffix
+    summary = replay(config, path, venue, "held-1")
+    last_seq = summary.last_seq_by_symbol()
+    cache = redis.Redis(host=config.host, port=config.redis_port)
+    deadline = time.monotonic() + 180
+    while any(
+        redis_sequences(cache, venue, sorted(last_seq)).get(s, -1) < seq for s, seq in last_seq.items()
+    ):
+        assert time.monotonic() < deadline, "the books did not reach Redis"
+        time.sleep(0.5)
+    client = clickhouse_client(config)
+    assert applied_sequences(client, venue) == {}  # every ClickHouse row is still in the writers
+
+    resubmit_from_savepoint(config, job_ids, jobs)  # the savepoint holds the rows
+    wait_until_applied(config, venue, last_seq, timeout_s=180, show=False)
+    expected = reference(config, path)
+    assert_books_equal(expected, streamed_books(config, venue), config)
+    tob = dict(
+        client.query(
+            "SELECT symbol, count() FROM top_of_book FINAL WHERE venue = {v:String} GROUP BY symbol",
+            parameters={"v": venue},
+        ).result_rows
+    )
+    assert tob == {s: cache.xlen(f"{REDIS_PREFIX}:tob-stream:{venue}:{s}") for s in last_seq if s in tob}
+    assert set(tob) == {s for s in last_seq if cache.xlen(f"{REDIS_PREFIX}:tob-stream:{venue}:{s}")}
 
 
 def test_killing_the_taskmanager_mid_replay_loses_and_doubles_nothing(pipeline, tmp_path: Path) -> None:

@@ -25,6 +25,11 @@ import org.apache.flink.types.Row;
  * checkpoint completes (at-least-once; the Python side makes every write idempotent, so a replay
  * after a restore changes nothing).
  *
+ * <p>A subclass may keep its buffer in the checkpoint instead ({@link #keepsBufferInCheckpoint}):
+ * then the flush before a barrier sends nothing and the writer's state (a {@code StatefulSinkWriter}
+ * of the subclass) holds the buffered records and the batch still on the wire, which a restored
+ * writer sends again -- still at-least-once, and a checkpoint never waits for the external system.
+ *
  * <p>Batches closed by size or linger are sent by a background thread, so the task keeps taking
  * records while a batch is on the wire (a slow insert no longer back-pressures the operator
  * upstream, e.g. the order book's Redis writes). At most one batch is in flight -- batches go out in
@@ -50,6 +55,7 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
     private final ExecutorService sender;
     private ScheduledFuture<?> timer;
     private Future<?> inFlight;
+    private B inFlightBatch;
     protected final Counter recordsOut;
     protected final Counter flushes;
 
@@ -146,6 +152,7 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
         awaitInFlight();
         B batch = take();
         flushes.inc();
+        inFlightBatch = batch;
         inFlight = sender.submit(() -> {
             send(batch);
             return null;
@@ -158,6 +165,7 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
             return;
         }
         inFlight = null;
+        inFlightBatch = null;
         try {
             pending.get();
         } catch (ExecutionException e) {
@@ -175,9 +183,34 @@ abstract class BatchingWriter<B> implements SinkWriter<Row> {
         }
     }
 
-    /** Before every checkpoint barrier and at the end of input: everything is sent when this returns. */
+    /**
+     * Whether the buffer goes into the checkpoint rather than to the external system before each
+     * barrier (default false: {@link #flush} sends everything).
+     */
+    protected boolean keepsBufferInCheckpoint() {
+        return false;
+    }
+
+    /**
+     * For a subclass's {@code snapshotState}: the batch still on the wire (its send not finished), or
+     * null; a batch whose send failed fails the checkpoint here (it is retried from the last one).
+     */
+    protected B unconfirmedBatch() throws IOException, InterruptedException {
+        if (inFlight != null && inFlight.isDone()) {
+            awaitInFlight(); // surfaces a failed send
+        }
+        return inFlight == null ? null : inFlightBatch;
+    }
+
+    /**
+     * Before every checkpoint barrier and at the end of input: everything is sent when this returns
+     * (before a barrier, unless {@link #keepsBufferInCheckpoint}).
+     */
     @Override
     public void flush(boolean endOfInput) throws IOException, InterruptedException {
+        if (!endOfInput && keepsBufferInCheckpoint()) {
+            return; // the subclass's snapshotState puts the buffer into the checkpoint
+        }
         cancelTimer();
         awaitInFlight();
         if (!isEmpty()) {
