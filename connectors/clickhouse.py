@@ -1,8 +1,9 @@
 """ClickHouse sink for jobs: batches pre-encoded RowBinary chunks per table (Java writer).
 
 The job emits ``Row(table, rowbinary_bytes)`` (type :data:`CLICKHOUSE_ROWS`); the Java writer
-(``connectors/java/.../ClickHouseSink.java``) inserts them in large batches and always before a
-checkpoint barrier passes. Credentials: the user comes from the job's flags, the password from the
+(``connectors/java/.../ClickHouseSink.java``) inserts them in large batches; what it holds at a
+checkpoint barrier goes into the checkpoint (a restored writer inserts it), so a checkpoint never
+waits for ClickHouse. Credentials: the user comes from the job's flags, the password from the
 TaskManager's environment variable (default ``ITCHFLOW_CLICKHOUSE_PASSWORD``).
 
 Each INSERT makes a MergeTree part that the server later merges, so fewer, larger inserts cost the
@@ -11,8 +12,7 @@ with 200 ms batches, 0.70 us/msg with 1 s). While rows keep coming the writer in
 ``linger_ms`` (3 s by default: each insert is a burst of server CPU that the 2-core local stack felt
 as a latency spike on the Redis path; at 1 s the tail outside checkpoints was twice as long), and
 ``idle_ms`` after the last row when the stream pauses, so the end of a burst is not held back.
-Redis carries the low-latency view; ClickHouse rows land within the linger (and always before a
-checkpoint completes).
+Redis carries the low-latency view; ClickHouse rows land within the linger.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ State per key, touched once per record and in proportion to it: the books' snaps
 compaction (RocksDB MapState), the records applied since (ListState) and a token naming the live
 books that equal it (see ``itchflow.pipeline.partition_books``). The work is in
 ``itchflow.pipeline.book_stage`` (one symbol) and ``partition_books`` (one key); this file wires
-Kafka, state, metrics and the two sinks (Java writers that batch and flush before every checkpoint
-barrier). Writes are idempotent (deterministic ClickHouse keys, Redis stream ids), so a restore
+Kafka, state, metrics and the two sinks (Java writers that batch; at a checkpoint barrier the Redis
+writer sends what it holds and the ClickHouse writer puts it into the checkpoint). Writes are idempotent (deterministic ClickHouse keys, Redis stream ids), so a restore
 never doubles a row.
 
     itchflow submit order_book [--parallelism 2]
@@ -200,8 +200,8 @@ def sink_books(books: DataStream, args: argparse.Namespace) -> None:
     """The book operator's ClickHouse rows (main output) and Redis pipelines (``REDIS_OUT``) to their sinks."""
     # Its own task (not chained): an HTTP insert blocks its thread for tens of ms, which must not
     # hold up the books or the Redis writes behind it (measured: p50 produce -> Redis 0.6 s at 5k msg/s
-    # when chained). Records reach it through Flink's local buffers; it still flushes before every
-    # checkpoint barrier completes.
+    # when chained). Records reach it through Flink's local buffers; what it holds at a checkpoint
+    # barrier goes into the checkpoint (inserting it there back-pressured the books, see README).
     books.sink_to(
         clickhouse_sink(
             args.clickhouse_url,
@@ -227,7 +227,7 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=3000,
         help="how long ClickHouse rows wait to fill an insert while rows keep coming (default 3000; "
-        "every checkpoint flushes too)",
+        "rows held at a checkpoint go into it)",
     )
     parser.add_argument(
         "--clickhouse-idle-ms",
