@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 NANOS_PER_MILLI = 1_000_000
@@ -165,14 +165,19 @@ def rate(count: float, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
 
 
+def _checkpoints_in(history: Iterable[Mapping], window_ms: tuple[float, float] | None) -> Iterator[Mapping]:
+    """The checkpoints (not savepoints) of a ``/jobs/<id>/checkpoints`` history triggered inside
+    ``window_ms`` (epoch ms, inclusive; None: all)."""
+    for entry in history:
+        triggered = entry.get("trigger_timestamp", 0)
+        if not entry.get("is_savepoint") and (window_ms is None or window_ms[0] <= triggered <= window_ms[1]):
+            yield entry
+
+
 def checkpoint_triggers(history: Iterable[Mapping], window_ms: tuple[float, float]) -> list[float]:
     """When (epoch ms) the checkpoints of a ``/jobs/<id>/checkpoints`` history that were triggered
     inside ``window_ms`` (inclusive) were triggered, whatever became of them; savepoints left out."""
-    return sorted(
-        float(entry["trigger_timestamp"])
-        for entry in history
-        if not entry.get("is_savepoint") and window_ms[0] <= entry.get("trigger_timestamp", 0) <= window_ms[1]
-    )
+    return sorted(float(entry["trigger_timestamp"]) for entry in _checkpoints_in(history, window_ms))
 
 
 def summarize_checkpoints(
@@ -186,12 +191,7 @@ def summarize_checkpoints(
     completed: list[float] = []
     failed = 0
     state_bytes = 0
-    for entry in history:
-        if entry.get("is_savepoint"):
-            continue
-        triggered = entry.get("trigger_timestamp", 0)
-        if window_ms is not None and not window_ms[0] <= triggered <= window_ms[1]:
-            continue
+    for entry in _checkpoints_in(history, window_ms):
         if entry.get("status") == "COMPLETED":
             completed.append(float(entry["end_to_end_duration"]))
             state_bytes = max(state_bytes, int(entry.get("state_size") or 0))

@@ -10,6 +10,7 @@ import java.net.HttpURLConnection;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collection;
 import java.util.LinkedHashMap;
@@ -91,24 +92,22 @@ public class ClickHouseSink implements Sink<Row>, SupportsWriterState<Row, byte[
 
     /** The writer's state: {@code int chunks}, then per chunk the table (UTF) and its rows (int length, bytes). */
     static byte[] encode(List<Map<String, BatchingWriter.Buffer>> batches) throws IOException {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        DataOutputStream out = new DataOutputStream(bytes);
-        int chunks = 0;
-        for (Map<String, BatchingWriter.Buffer> batch : batches) {
-            for (BatchingWriter.Buffer buffer : batch.values()) {
-                chunks += buffer.size() > 0 ? 1 : 0;
-            }
-        }
-        out.writeInt(chunks);
+        List<Map.Entry<String, BatchingWriter.Buffer>> chunks = new ArrayList<>();
         for (Map<String, BatchingWriter.Buffer> batch : batches) {
             for (Map.Entry<String, BatchingWriter.Buffer> entry : batch.entrySet()) {
-                BatchingWriter.Buffer buffer = entry.getValue();
-                if (buffer.size() > 0) {
-                    out.writeUTF(entry.getKey());
-                    out.writeInt(buffer.size());
-                    out.write(buffer.array(), 0, buffer.size());
+                if (entry.getValue().size() > 0) {
+                    chunks.add(entry);
                 }
             }
+        }
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        DataOutputStream out = new DataOutputStream(bytes);
+        out.writeInt(chunks.size());
+        for (Map.Entry<String, BatchingWriter.Buffer> chunk : chunks) {
+            BatchingWriter.Buffer buffer = chunk.getValue();
+            out.writeUTF(chunk.getKey());
+            out.writeInt(buffer.size());
+            out.write(buffer.array(), 0, buffer.size());
         }
         out.flush();
         return bytes.toByteArray();
