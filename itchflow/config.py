@@ -91,6 +91,15 @@ class StackConfig:
         return self.home / "checkpoints"
 
     @property
+    def changelog_dir(self) -> Path:
+        """The changelog state backend's files (``dstl.dfs.base-path``), one folder per job."""
+        return self.checkpoint_dir / "changelog"
+
+    def job_checkpoint_folders(self, job_id: str) -> tuple[Path, Path]:
+        """What Flink keeps of a job here: its checkpoints and its changelog."""
+        return self.checkpoint_dir / job_id, self.changelog_dir / job_id
+
+    @property
     def savepoint_dir(self) -> Path:
         return self.home / "savepoints"
 

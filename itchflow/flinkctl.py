@@ -6,11 +6,14 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +99,8 @@ def submit(
     if parallelism:
         command += ["-p", str(parallelism)]
     if from_savepoint:
-        command += ["-s", from_savepoint]
+        # `flink run -s` restores in NO_CLAIM mode unless told otherwise, whatever config.yaml says
+        command += ["-s", snapshot_to_claim(config, from_savepoint), "--claimMode", "claim"]
         if allow_non_restored_state:
             command.append("--allowNonRestoredState")
     command += job_args
@@ -113,6 +117,26 @@ def submit(
             f"Check that the Flink cluster answers at http://{host}:{port} (`itchflow stack status`)."
         )
     return match.group(1)
+
+
+def snapshot_to_claim(config: StackConfig, snapshot: str) -> str:
+    """What a job restored from ``snapshot`` may own: ``flink-conf/config.yaml`` restores in CLAIM mode
+    (the changelog state backend cannot take NO_CLAIM's first full snapshot), and a claimed snapshot is
+    deleted once later checkpoints subsume it. A local savepoint is therefore copied to
+    ``<savepoint dir>/claimed/`` (savepoints are self-contained) and the copy is claimed, so the one
+    the user took stays intact. A retained checkpoint (``chk-N``: its files live in the job's shared
+    folder) and a remote URI are claimed as they are."""
+    parsed = urllib.parse.urlparse(snapshot)
+    if parsed.scheme not in ("", "file"):
+        return snapshot
+    folder = Path(parsed.path if parsed.scheme else snapshot)
+    if folder.name == "_metadata":
+        folder = folder.parent
+    if folder.name.startswith("chk-") or not (folder / "_metadata").is_file():
+        return snapshot  # not a savepoint folder: Flink reports what is wrong with it
+    copy = config.savepoint_dir / "claimed" / f"{folder.name}-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(folder, copy)
+    return str(copy)
 
 
 def _rest_host_port(config: StackConfig, rest_address: str | None) -> tuple[str, int]:

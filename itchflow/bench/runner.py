@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -454,8 +455,23 @@ class BenchRun:
                 self.log(f"could not cancel job {job_id}: {exc}")
         if cancelled:
             self.jobs_record.unlink(missing_ok=True)
+            self._delete_retained_checkpoints()
         self._delete_topics(lambda name: name in self.topics_created)
         self._delete_results()
+
+    def _delete_retained_checkpoints(self) -> None:
+        """The cancelled jobs' checkpoints and changelog, which the stack retains on cancellation for
+        an operator to restore by hand: a bench job's are of no use, and a 10 M run leaves GBs."""
+        from itchflow.flinkctl import wait_for_state
+
+        for job_id in self.jobs.values():
+            try:  # Flink may still be writing a last checkpoint until the job is CANCELED
+                wait_for_state(self.config.flink_rest_url, job_id, {"CANCELED"}, timeout_s=60)
+            except UserError as exc:
+                self.log(f"kept the checkpoints of job {job_id}: {exc}")
+                continue
+            for folder in self.config.job_checkpoint_folders(job_id):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def run_cpp(self, feed: Path) -> dict[str, Any]:
         from itchflow.bench.cpp import run_cpp

@@ -169,6 +169,8 @@ def flink_site_settings(config: StackConfig) -> dict[str, object]:
         "jobmanager.rpc.port": config.flink_rpc_port,
         "execution.checkpointing.dir": config.checkpoint_dir.as_uri(),
         "execution.checkpointing.savepoint-dir": config.savepoint_dir.as_uri(),
+        # the changelog state backend's files (config.yaml), one folder per job like the checkpoints
+        "dstl.dfs.base-path": config.changelog_dir.as_uri(),
         "io.tmp.dirs": str(config.home / "tmp"),
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,

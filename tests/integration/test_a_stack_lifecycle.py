@@ -168,6 +168,10 @@ def test_submitted_job_runs_on_rocksdb_with_5s_checkpoints_and_transforms_record
         completed = rest_get(config.flink_rest_url, f"/jobs/{job_id}/checkpoints")["counts"]["completed"]
         time.sleep(1)
     assert completed >= 1
+    # the changelog state backend (flink-conf/config.yaml) writes where the stack points it
+    assert checkpoint_config["state_changelog_enabled"] is True
+    assert checkpoint_config["changelog_storage"] == "filesystem"
+    assert any(config.job_checkpoint_folders(job_id)[1].rglob("*")), "no changelog written for the job"
 
     listing = run_cli(config, "jobs").stdout
     assert job_id in listing and "RUNNING" in listing

@@ -58,6 +58,8 @@ def test_the_run_cleans_up_its_jobs_and_topics(local_stack: StackConfig, bench_r
     assert all(
         states.get(job_id) in ("CANCELED", "CANCELLING") for job_id in bench_result["run"]["jobs"].values()
     )
+    for job_id in bench_result["run"]["jobs"].values():  # retained on cancellation, deleted by the bench
+        assert not [folder for folder in local_stack.job_checkpoint_folders(job_id) if folder.exists()]
     admin = KafkaAdminClient(bootstrap_servers=local_stack.bootstrap_servers)
     try:
         assert not [name for name in admin.list_topics() if name.startswith("itchflow-bench-")]

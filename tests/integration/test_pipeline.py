@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -283,7 +284,8 @@ def test_upgrade_through_a_savepoint_equals_an_uninterrupted_run(pipeline) -> No
 
 
 def resubmit_from_savepoint(config: StackConfig, job_ids: dict, jobs, *job_args: str) -> str:
-    """Stop the book job with a savepoint and submit it again from there (``job_args`` to the job)."""
+    """Stop the book job with a savepoint and submit it again from there (``job_args`` to the job);
+    returns the savepoint's path."""
     script, name = jobs[-1]
     deadline = time.monotonic() + 60
     while True:
@@ -298,7 +300,7 @@ def resubmit_from_savepoint(config: StackConfig, job_ids: dict, jobs, *job_args:
     result = run_cli(config, *args, *(["--", *job_args] if job_args else []))
     job_ids[name] = result.stdout.strip().splitlines()[-1]
     wait_until_tasks_running(config.flink_rest_url, job_ids[name], timeout_s=180)
-    return job_ids[name]
+    return savepoint
 
 
 def test_rows_the_clickhouse_writer_held_at_a_savepoint_are_inserted_after_the_restore(pipeline) -> None:
@@ -324,7 +326,7 @@ def test_rows_the_clickhouse_writer_held_at_a_savepoint_are_inserted_after_the_r
     client = clickhouse_client(config)
     assert applied_sequences(client, venue) == {}  # every ClickHouse row is still in the writers
 
-    resubmit_from_savepoint(config, job_ids, jobs)  # the savepoint holds the rows
+    savepoint = resubmit_from_savepoint(config, job_ids, jobs)  # the savepoint holds the rows
     wait_until_applied(config, venue, last_seq, timeout_s=180, show=False)
     expected = reference(config, path)
     assert_books_equal(expected, streamed_books(config, venue), config)
@@ -336,6 +338,14 @@ def test_rows_the_clickhouse_writer_held_at_a_savepoint_are_inserted_after_the_r
     )
     assert tob == {s: cache.xlen(f"{REDIS_PREFIX}:tob-stream:{venue}:{s}") for s in last_seq if s in tob}
     assert set(tob) == {s for s in last_seq if cache.xlen(f"{REDIS_PREFIX}:tob-stream:{venue}:{s}")}
+    # the restored job claimed a copy (CLAIM mode, see snapshot_to_claim), not the savepoint itself
+    checkpoints = f"/jobs/{job_ids[jobs[-1][1]]}/checkpoints"
+    deadline = time.monotonic() + 60
+    # more than the 3 retained: the snapshot the job restored from is subsumed (and deleted)
+    while rest_get(config.flink_rest_url, checkpoints)["counts"]["completed"] < 4:
+        assert time.monotonic() < deadline, "the restored job did not complete 4 checkpoints"
+        time.sleep(1)
+    assert (Path(urllib.parse.urlparse(savepoint).path) / "_metadata").is_file()
 
 
 def test_killing_the_taskmanager_mid_replay_loses_and_doubles_nothing(pipeline, tmp_path: Path) -> None:
