@@ -70,6 +70,9 @@ class StackConfig:
     partitions: int = 4
     clickhouse_user: str | None = None
     startup_timeout_s: float = 120.0
+    clickhouse_nice: int = 19
+    """CPU priority the local ClickHouse (chDB) gives up (``nice``): on a small machine its insert
+    bursts otherwise take the cores the latency path needs; in production it has its own."""
 
     # --- derived locations -------------------------------------------------------------
     @property
@@ -150,7 +153,9 @@ _ENV_INT_FIELDS = {
     "clickhouse_port": "ITCHFLOW_CLICKHOUSE_PORT",
     "redis_port": "ITCHFLOW_REDIS_PORT",
     "partitions": "ITCHFLOW_PARTITIONS",
+    "clickhouse_nice": "ITCHFLOW_CLICKHOUSE_NICE",
 }
+_INT_RANGES = {"partitions": (1, 1024), "clickhouse_nice": (0, 19)}  # ports: 1-65535
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -196,7 +201,7 @@ def load_stack_config(
         raise UserError(f"unknown stack settings: {', '.join(sorted(unknown))}")
     for field_name in _ENV_INT_FIELDS:
         if field_name in values:
-            low, high = (1, 1024) if field_name == "partitions" else (1, 65535)
+            low, high = _INT_RANGES.get(field_name, (1, 65535))
             values[field_name] = _parse_int(field_name.replace("_", " "), values[field_name], low, high)  # type: ignore[arg-type]
     values["home"] = Path(values["home"]).expanduser().resolve()  # type: ignore[arg-type]
     config = StackConfig(**values)  # type: ignore[arg-type]

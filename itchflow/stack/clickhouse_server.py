@@ -115,6 +115,7 @@ class ServerConfig:
     shutdown_grace: float = 30.0
     max_sessions: int = 512
     display_name: str = "itchflow-chdb"
+    nice: int = 0
 
     @property
     def effective_user(self) -> str:
@@ -678,6 +679,14 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         "--keep-alive-timeout", type=float, default=60.0, help="idle connection timeout, seconds"
     )
     parser.add_argument("--max-sessions", type=int, default=512, help="most concurrent HTTP sessions")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        choices=range(20),
+        metavar="0-19",
+        help="lower the process's CPU priority by this much before the engine starts (default 0)",
+    )
     args = parser.parse_args(argv)
     password = ""
     if args.password_env:
@@ -697,12 +706,16 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_level=args.log_level,
         keep_alive_timeout=args.keep_alive_timeout,
         max_sessions=args.max_sessions,
+        nice=args.nice,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the process exit code."""
-    return serve(parse_args(argv))
+    config = parse_args(argv)
+    if config.nice:
+        os.nice(config.nice)  # before chDB starts its threads: they inherit it
+    return serve(config)
 
 
 if __name__ == "__main__":

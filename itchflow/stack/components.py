@@ -97,6 +97,8 @@ def _clickhouse_command(config: StackConfig) -> list[str]:
     ]
     if config.clickhouse_user:
         command += ["--user", config.clickhouse_user, "--password-env", "ITCHFLOW_CLICKHOUSE_PASSWORD"]
+    if config.clickhouse_nice:
+        command += ["--nice", str(config.clickhouse_nice)]
     return command
 
 

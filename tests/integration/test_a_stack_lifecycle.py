@@ -83,6 +83,17 @@ def test_clickhouse_http_round_trip_through_clickhouse_connect(lifecycle) -> Non
     back = client.query("SELECT id, sym, px FROM lifecycle_rt ORDER BY id").result_rows
     assert [tuple(r) for r in back] == rows
     assert client.query("SELECT sum(px) FROM lifecycle_rt").result_rows[0][0] == sum(r[2] for r in rows)
+    # every thread of the engine, those it started for the queries above too, yields the CPU (but
+    # ClickHouse's MemoryWorker, which sets its own priority)
+    record = procs.ProcessRegistry(config.run_dir).get("clickhouse")
+    assert record is not None and config.clickhouse_nice == 19
+    threads = [
+        t
+        for t in Path(f"/proc/{record.pid}/task").iterdir()
+        if "MemoryWorker" not in t.joinpath("comm").read_text()
+    ]
+    nice = {int(t.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16]) for t in threads}
+    assert len(threads) > 1 and nice == {19}
 
 
 def test_redis_answers_ping(lifecycle) -> None:
@@ -171,7 +182,11 @@ def test_submitted_job_runs_on_rocksdb_with_5s_checkpoints_and_transforms_record
     # the changelog state backend (flink-conf/config.yaml) writes where the stack points it
     assert checkpoint_config["state_changelog_enabled"] is True
     assert checkpoint_config["changelog_storage"] == "filesystem"
-    assert any(config.job_checkpoint_folders(job_id)[1].rglob("*")), "no changelog written for the job"
+    changelog = config.job_checkpoint_folders(job_id)[1]
+    deadline = time.monotonic() + 30  # the next checkpoint after the records persists their state changes
+    while not any(changelog.rglob("*")):
+        assert time.monotonic() < deadline, f"no changelog written for the job in {changelog}"
+        time.sleep(1)
 
     listing = run_cli(config, "jobs").stdout
     assert job_id in listing and "RUNNING" in listing

@@ -46,6 +46,15 @@ def test_bad_port_is_a_readable_error(tmp_path: Path, value: str) -> None:
         load_stack_config(env={"ITCHFLOW_HOME": str(tmp_path), "ITCHFLOW_KAFKA_PORT": value})
 
 
+@pytest.mark.parametrize("value", ["x", "20", "-1"])
+def test_clickhouse_nice_is_0_to_19(tmp_path: Path, value: str) -> None:
+    home = {"ITCHFLOW_HOME": str(tmp_path)}
+    assert load_stack_config(env=home).clickhouse_nice == 19
+    assert load_stack_config(env={**home, "ITCHFLOW_CLICKHOUSE_NICE": "0"}).clickhouse_nice == 0
+    with pytest.raises(UserError, match="clickhouse nice must be"):
+        load_stack_config(env={**home, "ITCHFLOW_CLICKHOUSE_NICE": value})
+
+
 def test_two_components_on_one_port_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="both configured on port 8081"):
         load_stack_config(env={"ITCHFLOW_HOME": str(tmp_path), "ITCHFLOW_REDIS_PORT": "8081"})
