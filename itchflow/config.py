@@ -95,7 +95,7 @@ class StackConfig:
 
     @property
     def changelog_dir(self) -> Path:
-        """The changelog state backend's files (``dstl.dfs.base-path``), one folder per job."""
+        """The changelog state backend's files (``state.changelog.dstl.dfs.base-path``), one folder per job."""
         return self.checkpoint_dir / "changelog"
 
     def job_checkpoint_folders(self, job_id: str) -> tuple[Path, Path]:

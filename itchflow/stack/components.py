@@ -172,7 +172,7 @@ def flink_site_settings(config: StackConfig) -> dict[str, object]:
         "execution.checkpointing.dir": config.checkpoint_dir.as_uri(),
         "execution.checkpointing.savepoint-dir": config.savepoint_dir.as_uri(),
         # the changelog state backend's files (config.yaml), one folder per job like the checkpoints
-        "dstl.dfs.base-path": config.changelog_dir.as_uri(),
+        "state.changelog.dstl.dfs.base-path": config.changelog_dir.as_uri(),
         "io.tmp.dirs": str(config.home / "tmp"),
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,

@@ -59,10 +59,10 @@ def test_the_changelog_has_a_folder_wherever_config_yaml_enables_it(tmp_path: Pa
     assert committed["execution.state-recovery.claim-mode"] == "CLAIM"  # see snapshot_to_claim
     config = stack(tmp_path / "home")
     settings = flink_site_settings(config)
-    assert settings["dstl.dfs.base-path"] == config.changelog_dir.as_uri()
+    assert settings["state.changelog.dstl.dfs.base-path"] == config.changelog_dir.as_uri()
     assert config.changelog_dir.parent == config.checkpoint_dir
     assert config.job_checkpoint_folders("j1") == (config.checkpoint_dir / "j1", config.changelog_dir / "j1")
     compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
     for name in ("jobmanager", "taskmanager"):
         properties = yaml.safe_load(compose[name]["environment"]["FLINK_PROPERTIES"])
-        assert properties["dstl.dfs.base-path"].startswith("file:///"), name
+        assert properties["state.changelog.dstl.dfs.base-path"].startswith("file:///"), name
