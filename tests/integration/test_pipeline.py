@@ -341,7 +341,7 @@ def test_rows_the_clickhouse_writer_held_at_a_savepoint_are_inserted_after_the_r
     # the restored job claimed a copy (CLAIM mode, see snapshot_to_claim), not the savepoint itself
     checkpoints = f"/jobs/{job_ids[jobs[-1][1]]}/checkpoints"
     deadline = time.monotonic() + 60
-    # more than the 3 retained: the snapshot the job restored from is subsumed (and deleted)
+    # more than the 3 retained: the snapshot the job restored from (a claimed copy) is subsumed
     while rest_get(config.flink_rest_url, checkpoints)["counts"]["completed"] < 4:
         assert time.monotonic() < deadline, "the restored job did not complete 4 checkpoints"
         time.sleep(1)
