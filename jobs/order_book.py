@@ -7,8 +7,8 @@ compaction (RocksDB MapState), the records applied since (ListState) and a token
 books that equal it (see ``itchflow.pipeline.partition_books``). The work is in
 ``itchflow.pipeline.book_stage`` (one symbol) and ``partition_books`` (one key); this file wires
 Kafka, state, metrics and the two sinks (Java writers that batch; at a checkpoint barrier the Redis
-writer sends what it holds and the ClickHouse writer puts it into the checkpoint). Writes are idempotent (deterministic ClickHouse keys, Redis stream ids), so a restore
-never doubles a row.
+writer sends what it holds and the ClickHouse writer puts it into the checkpoint). Writes are
+idempotent (deterministic ClickHouse keys, Redis stream ids), so a restore never doubles a row.
 
     itchflow submit order_book [--parallelism 2]
 """

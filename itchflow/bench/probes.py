@@ -82,7 +82,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _THREAD_NUMBER = re.compile(r"[\s#\-]*\d+$")
 
 
-def _stat(path: str) -> tuple[str, list[str]] | None:
+def read_proc_stat(path: str) -> tuple[str, list[str]] | None:
     """(command name, fields from field 3 on) of a ``/proc/.../stat`` file, or None if gone."""
     try:
         with open(path, encoding="ascii", errors="replace") as handle:
@@ -110,14 +110,14 @@ def cpu_seconds(groups: Mapping[str, int], own_pid: int | None = None) -> dict[s
     wanted = {group: name for name, group in groups.items()}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            parsed = _stat(f"/proc/{entry}/stat")
+            parsed = read_proc_stat(f"/proc/{entry}/stat")
             if parsed and len(parsed[1]) > 2 and int(parsed[1][2]) in wanted:
                 members[int(entry)] = wanted[int(parsed[1][2])]
     if own_pid is not None:
         members[own_pid] = "bench (replay)"
     totals: dict[str, tuple[float, float]] = {}
     for pid, component in members.items():
-        parsed = _stat(f"/proc/{pid}/stat")
+        parsed = read_proc_stat(f"/proc/{pid}/stat")
         if parsed is None:
             continue
         name = parsed[0]

@@ -18,6 +18,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
+from itchflow.bench.probes import read_proc_stat
 from itchflow.config import TopicSpec
 from itchflow.errors import UserError
 from itchflow.flinkctl import rest_get, wait_until_tasks_running
@@ -87,13 +88,9 @@ def test_clickhouse_http_round_trip_through_clickhouse_connect(lifecycle) -> Non
     # ClickHouse's MemoryWorker, which sets its own priority)
     record = procs.ProcessRegistry(config.run_dir).get("clickhouse")
     assert record is not None and config.clickhouse_nice == 19
-    threads = [
-        t
-        for t in Path(f"/proc/{record.pid}/task").iterdir()
-        if "MemoryWorker" not in t.joinpath("comm").read_text()
-    ]
-    nice = {int(t.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16]) for t in threads}
-    assert len(threads) > 1 and nice == {19}
+    stats = [read_proc_stat(f"{task}/stat") for task in Path(f"/proc/{record.pid}/task").iterdir()]
+    nice = {int(fields[16]) for name, fields in filter(None, stats) if "MemoryWorker" not in name}
+    assert len(stats) > 1 and nice == {19}
 
 
 def test_redis_answers_ping(lifecycle) -> None:

@@ -93,14 +93,17 @@ public class ClickHouseSink implements Sink<Row>, SupportsWriterState<Row, byte[
     /** The writer's state: {@code int chunks}, then per chunk the table (UTF) and its rows (int length, bytes). */
     static byte[] encode(List<Map<String, BatchingWriter.Buffer>> batches) throws IOException {
         List<Map.Entry<String, BatchingWriter.Buffer>> chunks = new ArrayList<>();
+        int size = Integer.BYTES;
         for (Map<String, BatchingWriter.Buffer> batch : batches) {
             for (Map.Entry<String, BatchingWriter.Buffer> entry : batch.entrySet()) {
                 if (entry.getValue().size() > 0) {
                     chunks.add(entry);
+                    size += 2 + 3 * entry.getKey().length() + Integer.BYTES + entry.getValue().size();
                 }
             }
         }
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        // sized up front (worst-case UTF): the rows, megabytes at a checkpoint, are not copied on regrowth
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream(size);
         DataOutputStream out = new DataOutputStream(bytes);
         out.writeInt(chunks.size());
         for (Map.Entry<String, BatchingWriter.Buffer> chunk : chunks) {
