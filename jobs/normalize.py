@@ -5,7 +5,8 @@ record keeps that key, so the order-book job keeps a partition's books together.
 ``ItchBatch`` of an older producer, keyed by symbol, gives a record keyed ``venue:symbol``.)
 
 Keyed (in the JVM) by the raw record's key; per key one small state (per symbol: the producer
-session and batch sequence, for gap and duplicate tracking). The work is in
+session and batch sequence, for gap and duplicate tracking), kept live in memory and written as a
+log of each record's changes plus a snapshot every 128 records (``SequenceCache``). The work is in
 ``itchflow.pipeline.normalize_stage``; this file only wires Kafka, state, metrics and outputs.
 
     itchflow submit normalize [--parallelism 2]
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from connectors.kafka import (
     KEYED_BYTES,
@@ -31,10 +32,40 @@ from itchflow.codeversion import check_loaded, source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
-from itchflow.pipeline.normalize_stage import JOB_NAME, NormalizeOutcome, RecordSource, normalize_record
+from itchflow.pipeline.normalize_stage import (
+    JOB_NAME,
+    NormalizeOutcome,
+    RecordSource,
+    SequenceCache,
+    normalize_record,
+)
 from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, stream_environment
 
 DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
+
+
+class _FlinkSequenceState:
+    """:class:`~itchflow.pipeline.normalize_stage.SequenceStore` over this key's Flink state."""
+
+    __slots__ = ("_snapshot", "_log")
+
+    def __init__(self, snapshot, log) -> None:
+        self._snapshot, self._log = snapshot, log
+
+    def snapshot(self) -> tuple | None:
+        return self._snapshot.value()
+
+    def put_snapshot(self, value: tuple) -> None:
+        self._snapshot.update(value)
+
+    def log(self):
+        return list(self._log.get() or ())
+
+    def append_log(self, changed) -> None:
+        self._log.add(changed)
+
+    def clear_log(self) -> None:
+        self._log.clear()
 
 
 class NormalizeStep:
@@ -43,9 +74,13 @@ class NormalizeStep:
 
     def __init__(self, runtime_context: RuntimeContext, source_topic: str) -> None:
         self.source_topic = source_topic
-        self.sequence = runtime_context.get_state(
-            ValueStateDescriptor("sequence", Types.PICKLED_BYTE_ARRAY())
+        # "sequence" keeps its name and form (savepoints of the earlier layout restore); the log
+        # holds what each record changed since the last compaction (see SequenceCache)
+        self.state = _FlinkSequenceState(
+            runtime_context.get_state(ValueStateDescriptor("sequence", Types.PICKLED_BYTE_ARRAY())),
+            runtime_context.get_list_state(ListStateDescriptor("sequence-log", Types.PICKLED_BYTE_ARRAY())),
         )
+        self.sequences = SequenceCache()
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.messages_in = metrics.counter("messagesIn")
         self.events_out = metrics.counter("eventsOut")
@@ -60,17 +95,19 @@ class NormalizeStep:
         key_text = key[0] if isinstance(key, (Row, tuple, list)) else str(key)
         partition, offset, timestamp_ms, payload = split_record(value)
         source = RecordSource(self.source_topic, partition, offset, timestamp_ms, key_text.encode())
-        outcome = normalize_record(bytes(payload), source, self.sequence.value())
-        if outcome.state is not None:
-            self.sequence.update(outcome.state)
+        outcome = normalize_record(bytes(payload), source, self.sequences.state(key_text, self.state))
+        self.sequences.save(key_text, self.state, outcome)
         self.messages_in.inc(outcome.messages_in)
         if outcome.ts_produced:
             self.latency[bucket_of((outcome.ts_recv - outcome.ts_produced) / 1e6)].inc()
         self.events_out.inc(outcome.events_out)
-        self.gap_messages.inc(outcome.gap_messages)
+        # each counter call crosses into the JVM: only the ones with something to count
+        if outcome.gap_messages:
+            self.gap_messages.inc(outcome.gap_messages)
         if outcome.duplicates:
             self.duplicates.inc(outcome.duplicates)
-        self.dead_letters.inc(len(outcome.dead_letters))
+        if outcome.dead_letters:
+            self.dead_letters.inc(len(outcome.dead_letters))
         return outcome, source.key
 
 

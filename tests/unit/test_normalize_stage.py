@@ -204,3 +204,149 @@ def test_executions_refer_to_orders_of_their_own_symbol_only() -> None:
     outcome = normalize_record(bundle_record(foreign), BUNDLE_SOURCE, first.state)
     assert [decode_dead_letter(raw).reason for raw in outcome.dead_letters] == ["locate_mismatch"]
     assert outcome.normalized is None
+
+
+# ----------------------------------------------------------------------- state per Flink key
+
+
+class MemoryStore:
+    """A SequenceStore in memory (what Flink's value + list state hold), counting its writes."""
+
+    def __init__(self, snapshot: tuple | None = None) -> None:
+        self.value, self.entries = snapshot, []
+        self.snapshot_writes = 0
+
+    def snapshot(self):
+        return self.value
+
+    def put_snapshot(self, value):
+        self.value = value
+        self.snapshot_writes += 1
+
+    def log(self):
+        return list(self.entries)
+
+    def append_log(self, changed):
+        self.entries.append(dict(changed))
+
+    def clear_log(self):
+        self.entries = []
+
+
+def feed_of_bundles(count: int, seed: int = 7) -> list[bytes]:
+    """Bundles over 12 symbols: mostly in order, some segments re-sent (duplicates), some gaps."""
+    import random
+
+    rng = random.Random(seed)
+    symbols = [(f"S{index:02d}", index + 1) for index in range(12)]
+    batches = {symbol: 0 for symbol, _ in symbols}
+    seqs = {symbol: 0 for symbol, _ in symbols}
+    records, ref = [], 0
+    for bundle_sequence in range(1, count + 1):
+        segments = []
+        for symbol, locate in rng.sample(symbols, rng.randint(1, 5)):
+            if batches[symbol] and rng.random() < 0.1:  # the last batch of the symbol, re-sent
+                batch, first = batches[symbol], seqs[symbol] - 1
+            else:
+                skip = 2 if rng.random() < 0.05 else 0  # a lost batch of 1 message: a gap
+                batch, first = batches[symbol] + 1 + skip, seqs[symbol] + skip
+                batches[symbol], seqs[symbol] = batch, first + 1
+            ref += 1
+            segments.append(segment(symbol, locate, batch, first, [ref]))
+        records.append(bundle_record(*segments, bundle_sequence=bundle_sequence))
+    return records
+
+
+def test_the_cached_state_gives_every_record_the_outcome_of_the_whole_state_chain() -> None:
+    from itchflow.pipeline.normalize_stage import SequenceCache
+
+    records = feed_of_bundles(300)
+    cache, store = SequenceCache(compact_every=16), MemoryStore()
+    reference = None
+    duplicates = gaps = 0
+    for record in records:
+        expected = normalize_record(record, BUNDLE_SOURCE, reference, now_ns=1)
+        reference = expected.state
+        outcome = normalize_record(record, BUNDLE_SOURCE, cache.state("k", store), now_ns=1)
+        cache.save("k", store, outcome)
+        assert (outcome.normalized, outcome.duplicates, outcome.gap_messages) == (
+            expected.normalized,
+            expected.duplicates,
+            expected.gap_messages,
+        )
+        duplicates, gaps = duplicates + outcome.duplicates, gaps + outcome.gap_messages
+        # a restore at this point (a new operator instance over the same state) sees the same state
+        restored = SequenceCache(compact_every=16)
+        assert state_from_tuple(restored.state("k", store)) == state_from_tuple(reference)
+        assert len(store.entries) < 16
+    assert duplicates and gaps  # the feed exercised both
+    assert cache.loads == 1 and store.snapshot_writes == 300 // 16
+
+
+def test_a_record_logs_only_the_entries_it_changed() -> None:
+    from itchflow.pipeline.normalize_stage import SequenceCache
+
+    cache, store = SequenceCache(), MemoryStore()
+    first = normalize_record(
+        bundle_record(segment("AAA", 1, 1, 0, [1]), segment("BBB", 2, 1, 0, [2])), BUNDLE_SOURCE, None
+    )
+    cache.state("k", store)
+    cache.save("k", store, first)
+    # AAA re-sent (a duplicate: unchanged), CCC new
+    second = normalize_record(
+        bundle_record(segment("AAA", 1, 1, 0, [1]), segment("CCC", 3, 1, 0, [3]), bundle_sequence=2),
+        BUNDLE_SOURCE,
+        cache.state("k", store),
+    )
+    cache.save("k", store, second)
+    assert store.entries == [
+        {("XNAS", "AAA"): ("s1", 1, 1), ("XNAS", "BBB"): ("s1", 1, 1)},
+        {("XNAS", "CCC"): ("s1", 1, 1)},
+    ]
+    assert store.value is None  # no compaction yet: nothing but the log was written
+    # a record that changes nothing (all duplicates) writes nothing
+    again = normalize_record(
+        bundle_record(segment("CCC", 3, 1, 0, [3])), BUNDLE_SOURCE, cache.state("k", store)
+    )
+    cache.save("k", store, again)
+    assert again.duplicate and len(store.entries) == 2
+
+
+def test_state_of_the_earlier_layout_loads_and_is_rewritten_as_a_snapshot() -> None:
+    from itchflow.pipeline.normalize_stage import SequenceCache
+
+    # earlier code wrote the whole state into the value per record and had no log
+    earlier = normalize_record(bundle_record(segment("AAA", 1, 1, 0, [1])), BUNDLE_SOURCE, None).state
+    cache, store = SequenceCache(), MemoryStore(earlier)
+    again = normalize_record(
+        bundle_record(segment("AAA", 1, 1, 0, [1])), BUNDLE_SOURCE, cache.state("k", store)
+    )
+    assert again.duplicate
+    # a version-1 state (one symbol's tuple, from when the job was keyed by symbol): the next change
+    # rewrites the snapshot in the current form instead of logging on top of it
+    old = SequenceCache()
+    store = MemoryStore((1, "s1", 1, 1))
+    outcome = normalize_record(
+        raw_record(batch_sequence=2, first_message_seq=1), SOURCE, old.state("k", store)
+    )
+    assert outcome.gap_messages == 0 and outcome.normalized is not None
+    old.save("k", store, outcome)
+    assert store.entries == [] and state_from_tuple(store.value) == {("XNAS", "MEAT"): ("s1", 2, 3)}
+
+
+def test_keys_evicted_from_the_cache_reload_their_own_state() -> None:
+    from itchflow.pipeline.normalize_stage import SequenceCache
+
+    cache = SequenceCache(compact_every=4, max_keys=1)
+    stores = {"a": MemoryStore(), "b": MemoryStore()}
+    reference: dict[str, tuple | None] = {"a": None, "b": None}
+    for index, record in enumerate(feed_of_bundles(40, seed=3)):
+        key = "ab"[index % 2]
+        expected = normalize_record(record, BUNDLE_SOURCE, reference[key], now_ns=1)
+        reference[key] = expected.state
+        outcome = normalize_record(record, BUNDLE_SOURCE, cache.state(key, stores[key]), now_ns=1)
+        cache.save(key, stores[key], outcome)
+        assert outcome.normalized == expected.normalized
+    assert cache.loads == 40
+    for key, store in stores.items():
+        assert state_from_tuple(SequenceCache().state(key, store)) == state_from_tuple(reference[key])
