@@ -383,39 +383,13 @@ class ReplaySummary:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
 
 
-PRODUCER_LINGER_MS = 1
-"""The Kafka client's own linger. The batcher already lingers (``--linger-ms``) and one record is a
-whole bundle, so the client sends at once; records that close while a request is in flight (one at a
-time, below) still go out together in the next one."""
-
-
 def make_producer(bootstrap_servers: str, client_properties: dict[str, str] | None = None):
-    """kafka-python producer with the field's settings: acks=all, lz4, idempotence, batching."""
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
+    """The replay's Kafka producer (:class:`itchflow.producer.Producer`, librdkafka): acks=all, lz4,
+    idempotence, one request in flight; ``client_properties`` in librdkafka's names override them.
+    An unreachable broker is reported by the replay's first call to it (a :class:`UserError`)."""
+    from itchflow.producer import Producer
 
-    try:
-        return KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            compression_type="lz4",
-            linger_ms=PRODUCER_LINGER_MS,
-            batch_size=1 << 20,
-            max_request_size=16 << 20,
-            # one request in flight: a retried batch can never overtake the next one, whatever the
-            # broker does with idempotent-producer sequence numbers (per-symbol order is the contract)
-            max_in_flight_requests_per_connection=1,
-            retries=10,
-            request_timeout_ms=30000,
-            client_id="itchflow-replay",
-            **(client_properties or {}),
-        )
-    except (KafkaError, OSError) as exc:
-        raise UserError(
-            f"cannot reach the Kafka broker at {bootstrap_servers} ({exc}). "
-            "Start the local stack with `itchflow stack up`, or pass --bootstrap-servers."
-        ) from exc
+    return Producer(bootstrap_servers, client_properties)
 
 
 def replay(
@@ -437,7 +411,7 @@ def replay(
     """Produce ``payloads`` (raw ITCH messages in feed order) as per-partition bundles; waits for
     every ack. ``encode`` turns a :class:`ClosedBundle` into the record value (default: the
     ``ItchBundle`` Avro encoding, stamped with the wall clock when the bundle closes)."""
-    from kafka.errors import KafkaError
+    from itchflow.producer import ProduceError
 
     encode = encode or _avro_encoder(venue, trading_date, session)
     # Kafka numbers a topic's partitions 0 .. n-1: the batcher's partition numbers are the topic's
@@ -478,7 +452,7 @@ def replay(
             send(bundle)
         producer.flush()
         _settle(futures)
-    except KafkaError as exc:
+    except ProduceError as exc:
         raise UserError(
             f"producing to {topic!r} failed: {exc}. Is the broker up? `itchflow stack status`"
         ) from exc

@@ -192,3 +192,32 @@ def test_replay_of_a_bad_file_fails_clearly(local_stack, tmp_path: Path) -> None
     assert missing.returncode != 0 and "no such file" in missing.stderr
     bad_date = run_cli(local_stack, "replay", str(bad), "--date", "30/12/2019", check=False)
     assert bad_date.returncode != 0 and "YYYY-MM-DD" in bad_date.stderr
+
+
+def test_the_replay_producer_keeps_kafka_partitioning_and_reports_refused_records(local_stack) -> None:
+    from itchflow.producer import ProduceError, Producer
+
+    topic = f"producer-{uuid.uuid4().hex[:8]}"
+    ensure_topics(local_stack, [TopicSpec(topic, 4)])
+    producer = Producer(local_stack.bootstrap_servers)
+    assert producer.partitions_for(topic) == {0, 1, 2, 3}
+    assert producer.partitions_for(f"missing-{uuid.uuid4().hex[:8]}") is None
+    # keyed records without a partition land where the Java client (and partition_for) puts them
+    keys = [f"SYM{index}" for index in range(40)]
+    deliveries = [
+        producer.send(topic, key=key.encode(), value=f"v{index}".encode()) for index, key in enumerate(keys)
+    ]
+    # an explicit partition wins over the key
+    deliveries.append(producer.send(topic, key=b"SYM0", value=b"explicit", partition=3))
+    producer.flush()
+    for delivery in deliveries:
+        delivery.get(timeout=10)
+    with pytest.raises(ProduceError):  # larger than the client's limit: refused, reported, no crash
+        producer.send(topic, value=b"x" * (17 << 20))
+    producer.close()
+    records = consume_all(local_stack.bootstrap_servers, topic, len(deliveries))
+    placed = {(r.key.decode(), r.value.decode()): r.partition for r in records}
+    expected = {(key, f"v{index}"): partition_for(key, 4) for index, key in enumerate(keys)}
+    expected[("SYM0", "explicit")] = 3
+    assert placed == expected
+    assert len(set(expected.values())) == 4  # the keys spread over every partition
