@@ -11,7 +11,8 @@ One run:
    cancelled (anyone else's are only reported: they share the CPU); the run gets its own topics,
    consumer groups and venue tags (``BENCH<time>``), and a fresh pipeline (``--pipeline``: the
    ``market_data`` job, or the ``normalize`` and ``order_book`` jobs; ``--execution-mode``,
-   ``--parallelism``); a short warm-up replay under its own venue.
+   ``--parallelism``); a warm-up replay under its own venue, in few large bundles (at least 20,000
+   messages / 100 ms: the phases after it share its topics, see ``WARMUP_BATCH_SIZE``).
 3. **Latency** -- the first ``--latency-messages`` of the feed, paced at ``--latency-rate`` messages
    per second under another venue, while a child process reads every top-of-book Redis stream
    (``XREAD``). Latency of an entry = its arrival minus the time the replay sent the batch carrying

@@ -47,6 +47,12 @@ from itchflow.config import TOPIC_CONFIGS, StackConfig, TopicSpec
 from itchflow.errors import UserError
 
 LATENCY_STREAMS = 100
+WARMUP_BATCH_SIZE, WARMUP_LINGER_MS = 20_000, 100.0
+"""The warm-up's bundles (at least): few, large records. tansu's memory engine answers a produce or
+fetch more slowly the more records a partition holds (README, Performance), and the paced latency
+phase after the warm-up shares its topics: with the run's own 1,000-message bundles a 1 M warm-up
+left ~320 records in every partition before the phase began; this leaves a few dozen. The warm-up
+runs the same code on the same messages either way."""
 """Top-of-book streams the latency reader follows: the busiest symbols of the phase (~70% of its
 entries in a Zipf feed of 1,000 symbols; each is in nearly every bundle of its partition). Reading
 all 1,000 cost Valkey ~2.5 ms per XREAD, a sixth of a core taken from the pipeline it measures."""
@@ -365,7 +371,16 @@ class BenchRun:
         if count == 0:
             return
         self.log(f"warm-up: {count:,} messages")
-        self._replay(self.names.warmup_venue, limited(file_payloads(feed), count), record=False, show=False)
+        self._replay(
+            self.names.warmup_venue,
+            limited(file_payloads(feed), count),
+            record=False,
+            show=False,
+            bundles=(
+                max(self.options.batch_size, WARMUP_BATCH_SIZE),
+                max(self.options.linger_ms, WARMUP_LINGER_MS),
+            ),
+        )
 
     def measure_throughput(self, feed: Path) -> Phase:
         from itchflow.replay import file_payloads
@@ -498,8 +513,10 @@ class BenchRun:
         record: bool,
         speed: float | None = None,
         show: bool | None = None,
+        bundles: tuple[int, float] | None = None,
     ) -> Phase:
-        """Produce ``payloads`` under ``venue`` and wait until every book applied its last message."""
+        """Produce ``payloads`` under ``venue`` and wait until every book applied its last message;
+        ``bundles``: (batch size, linger ms) instead of the run's."""
         from itchflow.replay import make_producer, replay
 
         show = self.options.show_progress if show is None else show
@@ -518,8 +535,8 @@ class BenchRun:
                 venue=venue,
                 trading_date=TRADING_DATE,
                 session=venue,
-                batch_size=self.options.batch_size,
-                linger_ms=self.options.linger_ms,
+                batch_size=bundles[0] if bundles else self.options.batch_size,
+                linger_ms=bundles[1] if bundles else self.options.linger_ms,
                 speed=speed,
                 encode=encoder,
             )

@@ -103,6 +103,36 @@ def test_the_execution_mode_defaults_to_the_clusters() -> None:
     assert effective_execution_mode(BenchOptions()) in ("process", "thread")
 
 
+def test_the_warm_up_sends_large_bundles_and_the_measured_phases_the_runs_own(tmp_path: Path) -> None:
+    from itchflow.bench.runner import BenchRun
+    from itchflow.config import StackConfig
+
+    feed = tmp_path / "feed.itch"
+    feed.write_bytes(b"")
+    calls: dict[str, tuple[int, float] | None] = {}
+    run = BenchRun(
+        StackConfig(home=tmp_path), BenchOptions(messages=1000, warmup_messages=5), log=lambda m: None
+    )
+    run._replay = lambda venue, payloads, record, speed=None, show=None, bundles=None: calls.update(  # type: ignore[method-assign]
+        {venue: bundles}
+    )
+    run.warm_up(feed)
+    run.measure_throughput(feed)
+    # a bundle closes at 20,000 messages or 100 ms at the least in the warm-up (few records in the
+    # broker's partitions before the latency phase); the measured phases replay as the user asked
+    assert calls == {run.names.warmup_venue: (20_000, 100.0), run.names.venue: None}
+    large = BenchRun(
+        StackConfig(home=tmp_path),
+        BenchOptions(messages=1000, warmup_messages=5, batch_size=50_000, linger_ms=250),
+        log=lambda m: None,
+    )
+    large._replay = lambda venue, payloads, record, speed=None, show=None, bundles=None: calls.update(  # type: ignore[method-assign]
+        {"large": bundles}
+    )
+    large.warm_up(feed)
+    assert calls["large"] == (50_000, 250)
+
+
 def test_the_wait_for_books_grows_with_the_feed() -> None:
     assert BenchOptions(messages=1_000_000).wait_s == 400
     assert BenchOptions(messages=1_000_000, timeout_s=30).wait_s == 30
