@@ -205,6 +205,15 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         )
         super().__init__((config.host, config.port), handler)
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that drops its connection (e.g. resets an idle keep-alive one) is routine: one
+        line, not socketserver's traceback; anything else is logged with its traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            log.info("client %s:%s dropped the connection (%s)", *client_address[:2], error)
+            return
+        log.exception("request from %s:%s failed outside the query handler", *client_address[:2])
+
     def request_started(self) -> None:
         """Count a request in flight."""
         with self._active_cond:

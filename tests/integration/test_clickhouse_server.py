@@ -539,3 +539,28 @@ def test_back_to_back_requests_of_one_session_are_never_locked_out(endpoint: End
     path = f"/?session_id=b2b-{uuid.uuid4().hex}&query="
     statuses = [http_request(endpoint.port, "POST", path, b"SELECT 1")[0] for _ in range(200)]
     assert statuses == [200] * 200
+
+
+def test_a_client_resetting_its_connection_is_one_log_line_not_a_traceback(endpoint: Endpoint) -> None:
+    import struct
+
+    before = len(endpoint.log())
+    stderr = endpoint.process.stderr
+    assert stderr is not None
+    os.set_blocking(stderr.fileno(), False)
+    stderr.read()  # what the endpoint wrote to stderr so far
+    # a client that resets its connection (as an HTTP pool may with an idle keep-alive one) while
+    # the server reads a request line from it
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", endpoint.port), timeout=10)
+        sock.sendall(b"GET /pi")
+        time.sleep(0.2)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends RST
+        sock.close()
+    deadline = time.monotonic() + 10
+    while endpoint.log()[before:].count("dropped the connection") < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert endpoint.log()[before:].count("dropped the connection") == 3
+    written = (stderr.read() or b"").decode()
+    assert "Traceback" not in written and "Traceback" not in endpoint.log()[before:]
+    assert http_request(endpoint.port, "GET", "/ping")[0] == 200  # and it serves on
