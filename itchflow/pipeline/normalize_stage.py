@@ -190,9 +190,10 @@ class SequenceStore(Protocol):
 class SequenceCache:
     """Each Flink key's sequence state, live in memory between records.
 
-    Writing the whole per-key state for every record (a dict of every symbol of a partition, ~5.7 KB
-    pickled at 250 symbols) was 11% of the market-data task's CPU at a paced 20 k msg/s and 45% of
-    the bytes its state wrote (py-spy of a TaskManager; README, Performance). Instead a record
+    Reading and writing the whole per-key state for every record (a dict of every symbol of a
+    partition, ~5.5 KB pickled at 250 symbols) took ~11% of the market-data task's Python time at a
+    paced 20 k msg/s (py-spy samples of a TaskManager) and was 45% of the bytes its state wrote
+    (README, Performance). Instead a record
     appends only the entries it changed to the key's log, and every ``compact_every`` records the
     whole state becomes the new snapshot and the log is cleared. A key's first record in this
     operator instance reads snapshot + log; later ones read nothing.
