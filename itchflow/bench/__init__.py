@@ -111,6 +111,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="messages of the latency replay (default 200,000)",
     )
     replay.add_argument(
+        "--latency-streams",
+        type=int,
+        help="top-of-book streams (of the phase's busiest symbols) the latency reader follows "
+        "(default 25: each costs Valkey in every XREAD, on the machine under test)",
+    )
+    replay.add_argument(
         "--warmup-messages",
         type=int,
         default=1_000_000,
@@ -151,6 +157,7 @@ def run_command(args: argparse.Namespace) -> int:
         job_args=tuple(args.job_arg),
         latency_rate=args.latency_rate,
         latency_messages=args.latency_messages,
+        **({"latency_streams": args.latency_streams} if args.latency_streams is not None else {}),
         warmup_messages=args.warmup_messages,
         timeout_s=args.timeout,
         cpp=args.cpp,

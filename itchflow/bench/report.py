@@ -93,6 +93,7 @@ def _latency_line(latency: Mapping[str, Any] | None) -> str:
         f"{latency['rate_msgs_per_s']:,.0f} msgs/s; batch sent -> Redis stream read)"
         + _in_job_line(latency.get("in_job_ms"))
         + _near_checkpoints_line(latency.get("checkpoints"))
+        + "".join(f"\n{line}" for line in _cpu_lines(latency.get("cpu"), "during the phase", shown=6))
     )
 
 
@@ -144,12 +145,15 @@ def _memory_line(rss: Mapping[str, float], metaspace_mb: float | None) -> str:
     )
 
 
-def _cpu_lines(cpu: Mapping[str, Any] | None, shown: int = 8) -> list[str]:
+def _cpu_lines(cpu: Mapping[str, Any] | None, title: str = "with this run", shown: int = 8) -> list[str]:
     if not cpu:
         return []
+    outside = cpu["outside_stack_cores"]
+    stolen = min(cpu.get("stolen_cores", 0.0), outside)
     lines = [
-        f"  CPU            {cpu['cores_busy']:.2f} cores busy with this run over {cpu['seconds']:.1f} s "
-        f"(machine {cpu['machine_cores_busy']:.2f}, of which {cpu['outside_stack_cores']:.2f} outside this stack);",
+        f"  CPU            {cpu['cores_busy']:.2f} cores busy {title} over {cpu['seconds']:.1f} s "
+        f"(machine {cpu['machine_cores_busy']:.2f}, of which {outside:.2f} outside this stack: "
+        f"{stolen:.2f} stolen by the hypervisor, {outside - stolen:.2f} other processes);",
         "                 CPU seconds (waiting for a CPU) by process/thread:",
     ]
     for label, used in list(cpu["by_thread"].items())[:shown]:

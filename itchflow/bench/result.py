@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 SAMPLE_INTERVAL_S = 1.0
 """How often the Flink counters are sampled."""
 MACHINE = "(whole machine)"
-"""The label of the whole machine's CPU in :attr:`Phase.cpu_seconds`."""
+"""The label of the whole machine's CPU in :attr:`Phase.cpu_seconds`: (busy seconds including steal,
+seconds stolen by the hypervisor) where the processes have (CPU, run-queue wait)."""
 
 
 @dataclass
@@ -138,6 +139,7 @@ def _latency_result(
                 "to": "record applied to the books (the job's producedToBook histogram: bucket upper bounds)",
             },
             "checkpoints": _near_checkpoints(pairs, phase, sampler),
+            "cpu": _cpu(phase, top=8),
         }
     )
     return result
@@ -275,15 +277,17 @@ def _vertex_loads(phase: Phase, sampler: FlinkSampler | None) -> list[dict[str, 
 
 
 def _cpu(phase: Phase, top: int = 12) -> dict[str, Any]:
-    """Where the machine's CPU went during the throughput phase (seconds and cores)."""
+    """Where the machine's CPU went during ``phase`` (seconds and cores): the stack's processes, the
+    rest of the machine, and the share the hypervisor took (steal: the host's load, not ours)."""
     used = dict(phase.cpu_seconds)
-    machine = used.pop(MACHINE, (0.0, 0.0))[0]
+    machine, stolen = used.pop(MACHINE, (0.0, 0.0))
     ours = sum(cpu for cpu, _ in used.values())
     return {
         "seconds": round(phase.seconds, 2),
         "cores_busy": round(stats.rate(ours, phase.seconds), 2),
         "machine_cores_busy": round(stats.rate(machine, phase.seconds), 2),
         "outside_stack_cores": round(stats.rate(max(machine - ours, 0.0), phase.seconds), 2),
+        "stolen_cores": round(stats.rate(stolen, phase.seconds), 2),
         "by_thread": {
             label: {"cpu_s": round(cpu, 1), "runqueue_wait_s": round(wait, 1)}
             for label, (cpu, wait) in list(used.items())[:top]

@@ -11,7 +11,15 @@ import pytest
 
 from itchflow.avro.bundle import SegmentInput, decode_raw
 from itchflow.bench import feed as bench_feed
-from itchflow.bench.probes import BooksBehind, cpu_used, messages_applied, thread_label, wait_for_books
+from itchflow.bench.probes import (
+    CLOCK_TICKS,
+    BooksBehind,
+    _machine_split,
+    cpu_used,
+    messages_applied,
+    thread_label,
+    wait_for_books,
+)
 from itchflow.bench.replaying import FirstHandoff, PacedRuns, RecordingEncoder, busiest_symbols, limited
 from itchflow.bench.report import missing_keys, render
 from itchflow.bench.result import BenchRunInfo, Phase, _near_checkpoints, build_result
@@ -91,6 +99,7 @@ def test_run_names_keep_runs_apart() -> None:
         {"parallelism": 0},
         {"speed": 0.0},
         {"latency_messages": 0},
+        {"latency_streams": 0},
     ],
 )
 def test_options_refuse_what_cannot_run(bad: dict) -> None:
@@ -254,13 +263,20 @@ def hand_made_result(problems: list[str] | None = None) -> dict:
         cpu_seconds={
             "flink-taskmanager: order-book -> (": (1.5, 0.5),
             "kafka": (0.25, 0.0),
-            "(whole machine)": (3.5, 0),
+            "(whole machine)": (3.5, 1.0),  # busy including steal, stolen
         },
     )
     in_job = [0.0] * 13
     in_job[2], in_job[5] = 3, 1  # 3 records applied within 5 ms, 1 within 50 ms
     latency = (
-        Phase(venue=names.latency_venue, messages=100, replay_seconds=0.01),
+        Phase(
+            venue=names.latency_venue,
+            messages=100,
+            replay_seconds=0.01,
+            started=5.0,
+            finished=9.0,
+            cpu_seconds={"redis": (1.0, 2.0), "(whole machine)": (6.0, 2.0)},
+        ),
         [(1_700_000_000_000_000_000, 1_000_000), (1_700_000_000_500_000_000, 3_000_000)],
         0,
         in_job,
@@ -294,6 +310,13 @@ def test_the_result_object_has_every_promised_field() -> None:
     assert (in_job["p50"], in_job["p90"], in_job["p99"], in_job["records"]) == (5, 50, 50, 4)
     assert result["peak_rss_mb"] == 1234.5
     assert result["cpu"]["cores_busy"] == 0.88 and result["cpu"]["outside_stack_cores"] == 0.88
+    assert result["cpu"]["stolen_cores"] == 0.5  # 1 s of steal over the 2 s phase
+    phase_cpu = result["latency_ms"]["cpu"]  # the paced phase's own: 4 s, 1 s ours of 6 s busy
+    assert (phase_cpu["cores_busy"], phase_cpu["machine_cores_busy"], phase_cpu["stolen_cores"]) == (
+        0.25,
+        1.5,
+        0.5,
+    )
     assert result["cpp"]["itch_book (decode + book)"]["x_pipeline"] == 4.0
     assert result["offline_python"]["msgs_per_s"] == 200_000
     assert result["run"]["partitions"] == 4 and result["taskmanager_metaspace_mb"] == 80.5
@@ -341,6 +364,14 @@ def test_the_table_shows_the_rate_and_the_verdict() -> None:
     assert "2,000 msgs/s" in text and "correct        yes" in text
     assert "p99" in text and "TaskManager + Python workers 1,234 MB" in text
     assert "books applied in the job: p50 <= 5 ms   p90 <= 50 ms   p99 <= 50 ms   (4 records)" in text
+    # the throughput phase: 0.88 outside the stack, 0.5 of it steal; the paced phase: 1.25, 0.5
+    assert (
+        "(machine 1.75, of which 0.88 outside this stack: 0.50 stolen by the hypervisor, 0.38 other" in text
+    )
+    assert (
+        "0.25 cores busy during the phase over 4.0 s (machine 1.50, of which 1.25 outside this stack: 0.50 stolen"
+        in text
+    )
     assert "FAIL" not in text
     failed = render(hand_made_result(problems=["AAPL: resting orders 5 != 4"]))
     assert "FAIL: 1 differences" in failed and "AAPL: resting orders 5 != 4" in failed
@@ -438,3 +469,11 @@ def test_job_args_reach_the_options_in_order_and_the_book_jobs_accept_the_sink_l
         200,
         2,
     )
+
+
+def test_machine_cpu_counts_steal_as_busy_and_apart() -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice (ticks); guest is inside user
+    busy, stolen = _machine_split("cpu  100 20 30 400 50 5 5 40 7 0")
+    assert busy * CLOCK_TICKS == pytest.approx(200) and stolen * CLOCK_TICKS == pytest.approx(40)
+    busy, stolen = _machine_split("cpu  100 20 30 400 50 5 5")  # an old kernel: no steal column
+    assert busy * CLOCK_TICKS == pytest.approx(160) and stolen == 0
