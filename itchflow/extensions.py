@@ -3,7 +3,9 @@
 * ``itchflow/book/_cbook.c`` -- the order book and the order-book stage's event loop
   (:mod:`itchflow.book.native`);
 * ``itchflow/normalize/_cscan.c`` -- the normalizer's fast path (frequent valid messages to rows,
-  rows to packed columns; :mod:`itchflow.normalize.normalizer`).
+  rows to packed columns; :mod:`itchflow.normalize.normalizer`);
+* ``itchflow/avro/_cavro.c`` -- the Avro encoding of the raw and normalized bundle envelopes
+  (:mod:`itchflow.avro.bundle`, :mod:`itchflow.normalize.bundle`; fastavro is the twin).
 
 Each has a pure-Python twin that stays the reference (the tests compare them) and the fallback: without
 a compiler set-up only warns, and the jobs run the Python code. ``ITCHFLOW_NATIVE=python`` makes the
@@ -43,7 +45,8 @@ class Extension:
 
 BOOK = Extension(_ROOT / "book" / "_cbook.c")
 SCAN = Extension(_ROOT / "normalize" / "_cscan.c")
-EXTENSIONS = (BOOK, SCAN)
+AVRO = Extension(_ROOT / "avro" / "_cavro.c")
+EXTENSIONS = (BOOK, SCAN, AVRO)
 
 
 _checked_built = False

@@ -16,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
+from typing import Any
 
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.raw import BATCH_SCHEMA, ITCH_NAMESPACE, pack_payloads
-from itchflow.avro.registry import SchemaRegistry, default_registry
+from itchflow.avro.registry import HEADER_SIZE, SchemaRegistry, default_registry
+from itchflow.extensions import native_function
 
 BUNDLE_SCHEMA = f"{ITCH_NAMESPACE}.ItchBundle"
 _RAW_SCHEMAS = (BUNDLE_SCHEMA, BATCH_SCHEMA)
@@ -120,8 +123,56 @@ def make_bundle(
     )
 
 
+_SEGMENT_FIELDS = (
+    "symbol",
+    "stock_locate",
+    "batch_sequence",
+    "first_message_seq",
+    "message_count",
+    "first_timestamp",
+    "last_timestamp",
+)
+"""ItchSegment's fields in schema order, as the C codec reads and sets them."""
+_HEAD_KINDS, _SEGMENT_KINDS, _TAIL_KINDS = "sisiill", "sillill", "b"
+"""Avro kinds (string, int, long, bytes) of the fields before ``segments``, of a segment, after it."""
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def days_since_epoch(day: date | int) -> int:
+    """An Avro ``date`` (days since 1970-01-01) of a date, as fastavro writes it."""
+    return day if isinstance(day, int) else day.toordinal() - _EPOCH_ORDINAL
+
+
+@cache
+def date_of_days(days: int) -> date:
+    """The date an Avro ``date`` names (a handful of trading dates per process)."""
+    return date.fromordinal(days + _EPOCH_ORDINAL)
+
+
 def encode_bundle(bundle: ItchBundle, registry: SchemaRegistry | None = None) -> bytes:
-    """Single-object encode ``bundle`` for ``market-data-raw``."""
+    """Single-object encode ``bundle`` for ``market-data-raw`` (in C when built: the same bytes)."""
+    encode = native_function("itchflow.avro._cavro", "encode_items") if registry is None else None
+    if encode is not None:
+        try:
+            return encode(
+                default_registry().current(BUNDLE_SCHEMA).header,
+                (
+                    bundle.venue,
+                    days_since_epoch(bundle.trading_date),
+                    bundle.session,
+                    bundle.partition,
+                    bundle.partitions,
+                    bundle.bundle_sequence,
+                    bundle.produced_at_ns,
+                ),
+                bundle.segments,
+                _SEGMENT_FIELDS,
+                _HEAD_KINDS + _SEGMENT_KINDS + _TAIL_KINDS,
+                None,
+                (bundle.payloads,),
+            )
+        except (TypeError, OverflowError):
+            pass  # a value the schema cannot hold: fastavro says which
     datum = {
         "venue": bundle.venue,
         "trading_date": bundle.trading_date,
@@ -147,6 +198,32 @@ def encode_bundle(bundle: ItchBundle, registry: SchemaRegistry | None = None) ->
     return (registry or default_registry()).encode(BUNDLE_SCHEMA, datum)
 
 
+def _native_decode(data: bytes) -> ItchBundle | None:
+    """The bundle in ``data`` read by the C codec, when it is built and ``data`` is a well-formed
+    record of the current ItchBundle schema; None otherwise (fastavro then decides)."""
+    decode = native_function("itchflow.avro._cavro", "decode_items")
+    if decode is None or data[:HEADER_SIZE] != default_registry().current(BUNDLE_SCHEMA).header:
+        return None
+    try:
+        head, segments, tail = decode(
+            data, HEADER_SIZE, _HEAD_KINDS, ItchSegment, _SEGMENT_FIELDS, _SEGMENT_KINDS, _TAIL_KINDS
+        )
+    except ValueError:  # malformed: fastavro's error is the one reported
+        return None
+    venue, days, session, partition, partitions, bundle_sequence, produced_at_ns = head
+    return ItchBundle(
+        venue=venue,
+        trading_date=date_of_days(days),
+        session=session,
+        partition=partition,
+        partitions=partitions,
+        bundle_sequence=bundle_sequence,
+        produced_at_ns=produced_at_ns,
+        segments=tuple(segments),
+        payloads=tail[0],
+    )
+
+
 def decode_raw(data: bytes, registry: SchemaRegistry | None = None) -> ItchBundle:
     """Decode any ``market-data-raw`` value (an ``ItchBundle``, or an ``ItchBatch`` as one segment).
 
@@ -156,9 +233,18 @@ def decode_raw(data: bytes, registry: SchemaRegistry | None = None) -> ItchBundl
         InvalidRecord: bad header, unknown schema, malformed Avro, or impossible envelope counters
             (``bad_envelope``).
     """
+    native = _native_decode(data) if registry is None else None
+    if native is not None:
+        return _checked(native, BUNDLE_SCHEMA)
     name, record = (registry or default_registry()).decode_any(data, _RAW_SCHEMAS)
+    bundle = _bundle_of_record(name, record)
+    return _checked(bundle, name)
+
+
+def _bundle_of_record(name: str, record: dict[str, Any]) -> ItchBundle:
+    """The bundle of a record fastavro decoded (an ``ItchBatch`` as one segment)."""
     if name == BATCH_SCHEMA:
-        bundle = ItchBundle(
+        return ItchBundle(
             venue=record["venue"],
             trading_date=record["trading_date"],
             session=record["session"],
@@ -179,18 +265,25 @@ def decode_raw(data: bytes, registry: SchemaRegistry | None = None) -> ItchBundl
             ),
             payloads=record["payloads"],
         )
-    else:
-        bundle = ItchBundle(
-            venue=record["venue"],
-            trading_date=record["trading_date"],
-            session=record["session"],
-            partition=record["partition"],
-            partitions=record["partitions"],
-            bundle_sequence=record["bundle_sequence"],
-            produced_at_ns=record["produced_at_ns"],
-            segments=tuple(ItchSegment(**segment) for segment in record["segments"]),
-            payloads=record["payloads"],
-        )
+    return ItchBundle(
+        venue=record["venue"],
+        trading_date=record["trading_date"],
+        session=record["session"],
+        partition=record["partition"],
+        partitions=record["partitions"],
+        bundle_sequence=record["bundle_sequence"],
+        produced_at_ns=record["produced_at_ns"],
+        segments=tuple(ItchSegment(**segment) for segment in record["segments"]),
+        payloads=record["payloads"],
+    )
+
+
+def _checked(bundle: ItchBundle, name: str) -> ItchBundle:
+    """``bundle`` (decoded from a ``name`` record) once its envelope counters are possible.
+
+    Raises:
+        InvalidRecord: ``bad_envelope``.
+    """
     if not bundle.segments:
         raise InvalidRecord(InvalidReason.BAD_ENVELOPE, "a bundle without segments")
     if name != BATCH_SCHEMA and not (

@@ -14,9 +14,15 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
+from typing import Any
 
+import fastavro
+
+from itchflow.avro.bundle import days_since_epoch
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.registry import SchemaRegistry, default_registry
+from itchflow.extensions import native_function
 from itchflow.normalize.batch import (
     NORMALIZED_NAMESPACE,
     NORMALIZED_SCHEMA,
@@ -164,9 +170,80 @@ def bundle_of_batch(batch: NormalizedBatch) -> NormalizedBundle:
     )
 
 
+_RUN_FIELDS = (
+    "symbol",
+    "stock_locate",
+    "batch_sequence",
+    "sequence_status",
+    "gap_batches",
+    "gap_messages",
+    "start",
+    "count",
+)
+"""NormalizedRun's fields in schema order, as the C codec reads them."""
+_KINDS = "sisiillll" + "silellii" + "b" * len(EventColumns.__slots__) + "r"
+"""Avro kinds of the fields before ``runs``, of a run, of the columns, and ``details`` (written by
+fastavro: ``r``, copied as encoded) -- see ``itchflow/avro/_cavro.c``."""
+_FIELD_KINDS = {"string": "s", "int": "i", "long": "l"}
+
+
+@cache
+def _native_layout() -> tuple[bytes, dict[SequenceStatus, int], dict[str, tuple[int, tuple[str, ...], str]]]:
+    """What the C codec needs of the current schema: its header, the positions of SequenceStatus's
+    symbols, and per ``details`` branch (short name) its union position, field names and kinds (only
+    branches of string/int/long fields: a detail of another branch leaves the record to fastavro)."""
+    entry = default_registry().current(BUNDLE_SCHEMA)
+    named: dict[str, Any] = {}
+    fastavro.parse_schema(entry.schema, named_schemas=named)
+    symbols = named[f"{NORMALIZED_NAMESPACE}.SequenceStatus"]["symbols"]
+    union = next(field["type"] for field in entry.schema["fields"] if field["name"] == "details")["items"]
+    branches = {}
+    for position, record in enumerate(union):
+        kinds = "".join(
+            _FIELD_KINDS.get(field["type"], "?") if isinstance(field["type"], str) else "?"
+            for field in record["fields"]
+        )
+        if "?" not in kinds:
+            branches[record["name"]] = (position, tuple(field["name"] for field in record["fields"]), kinds)
+    return (
+        entry.header,
+        {SequenceStatus(symbol): position for position, symbol in enumerate(symbols)},
+        branches,
+    )
+
+
 def encode_normalized_bundle(bundle: NormalizedBundle, registry: SchemaRegistry | None = None) -> bytes:
-    """Single-object encode ``bundle`` for ``market-data-normalized``."""
+    """Single-object encode ``bundle`` for ``market-data-normalized`` (the envelope, runs and columns
+    in C when built, the details by fastavro: the same bytes as fastavro alone)."""
     columns = bundle.columns
+    encode = native_function("itchflow.avro._cavro", "encode_items") if registry is None else None
+    if encode is not None:
+        header, statuses, branches = _native_layout()
+        try:
+            details = native_function("itchflow.avro._cavro", "encode_union_records")(
+                bundle.details, branches
+            )
+            return encode(
+                header,
+                (
+                    bundle.venue,
+                    days_since_epoch(bundle.trading_date),
+                    bundle.session,
+                    bundle.price_scale,
+                    bundle.event_count,
+                    bundle.min_ts_event,
+                    bundle.max_ts_event,
+                    bundle.ts_produced,
+                    bundle.ts_recv,
+                ),
+                bundle.runs,
+                _RUN_FIELDS,
+                _KINDS,
+                statuses,
+                (*(getattr(columns, name) for name in EventColumns.__slots__), details),
+            )
+        except (TypeError, ValueError, OverflowError):
+            pass  # a value the schema cannot hold: fastavro says which
     datum = {
         "venue": bundle.venue,
         "trading_date": bundle.trading_date,
