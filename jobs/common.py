@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyflink.common import Configuration
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.common import Configuration, WatermarkStrategy
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
-from connectors.kafka import MAX_PARALLELISM, KafkaSettings, add_kafka_jars
+from connectors.kafka import MAX_PARALLELISM, KafkaSettings, add_kafka_jars, keyed_record_source
 from itchflow.pipeline.collector import CollectorFreeze
 
 
@@ -39,6 +39,12 @@ def job_arg_parser(description: str) -> argparse.ArgumentParser:
         help="PyFlink Python execution mode (default: flink-conf/config.yaml's python.execution-mode)",
     )
     parser.add_argument("--parallelism", type=int, help="job parallelism (default: the cluster's)")
+    parser.add_argument(
+        "--source-parallelism",
+        type=int,
+        help="parallelism of the Kafka source (default: the job's). Each source subtask is one consumer "
+        "polling the broker; the keyed operators after it keep the job's parallelism",
+    )
     return parser
 
 
@@ -75,6 +81,18 @@ def stream_environment(args: argparse.Namespace) -> StreamExecutionEnvironment:
     if args.parallelism:
         env.set_parallelism(args.parallelism)
     return env
+
+
+def kafka_source(
+    env: StreamExecutionEnvironment, args: argparse.Namespace, settings: KafkaSettings, topic: str, name: str
+) -> DataStream:
+    """The job's keyed-record source of ``topic``, named and uid'd ``name``, at ``--source-parallelism``."""
+    source = env.from_source(
+        keyed_record_source(settings, topic), WatermarkStrategy.no_watermarks(), name
+    ).uid(name)
+    if args.source_parallelism:
+        source = source.set_parallelism(args.source_parallelism)
+    return source
 
 
 class FreezesCollector:

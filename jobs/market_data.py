@@ -18,16 +18,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyflink.common import Row, WatermarkStrategy
+from pyflink.common import Row
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 
 from connectors.clickhouse import CLICKHOUSE_ROWS
-from connectors.kafka import KEYED_BYTES, key_by_record_key, keyed_bytes_sink, keyed_record_source
+from connectors.kafka import KEYED_BYTES, key_by_record_key, keyed_bytes_sink
 from itchflow.codeversion import check_loaded, source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.collector import CollectorFreeze
-from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, stream_environment
+from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, kafka_source, stream_environment
 from jobs.normalize import DEAD_LETTERS, NormalizeStep
 from jobs.order_book import BookStep, add_book_arguments, book_config, sink_books
 
@@ -80,9 +80,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = book_config(args)
     env = stream_environment(args)
     settings = kafka_settings(args, default_group=JOB_NAME)
-    raw = env.from_source(
-        keyed_record_source(settings, args.input_topic), WatermarkStrategy.no_watermarks(), "raw-source"
-    ).uid("raw-source")
+    raw = kafka_source(env, args, settings, args.input_topic, "raw-source")
     books = (
         key_by_record_key(raw)
         .process(

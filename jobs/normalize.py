@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyflink.common import Row, Types, WatermarkStrategy
+from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
@@ -25,7 +25,6 @@ from connectors.kafka import (
     KEYED_BYTES,
     key_by_record_key,
     keyed_bytes_sink,
-    keyed_record_source,
     split_record,
 )
 from itchflow.codeversion import check_loaded, source_fingerprint
@@ -39,7 +38,7 @@ from itchflow.pipeline.normalize_stage import (
     SequenceCache,
     normalize_record,
 )
-from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, stream_environment
+from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, kafka_source, stream_environment
 
 DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
 
@@ -150,9 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     env = stream_environment(args)
     settings = kafka_settings(args, default_group=JOB_NAME)
-    raw = env.from_source(
-        keyed_record_source(settings, args.input_topic), WatermarkStrategy.no_watermarks(), "raw-source"
-    ).uid("raw-source")
+    raw = kafka_source(env, args, settings, args.input_topic, "raw-source")
     normalized = build(raw, args.input_topic)
     normalized.sink_to(keyed_bytes_sink(settings, args.output_topic)).name("normalized-sink").uid(
         "normalized-sink"

@@ -21,12 +21,12 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 
-from pyflink.common import Row, Types, WatermarkStrategy
+from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
 from connectors.clickhouse import CLICKHOUSE_ROWS, clickhouse_sink
-from connectors.kafka import key_by_record_key, keyed_record_source, split_record
+from connectors.kafka import key_by_record_key, split_record
 from connectors.redis import REDIS_COMMANDS, redis_sink
 from itchflow.avro import InvalidRecord
 from itchflow.codeversion import check_loaded, source_fingerprint
@@ -36,7 +36,7 @@ from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache
-from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, stream_environment
+from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, kafka_source, stream_environment
 
 JOB_NAME = "itchflow-order-book"
 LOG = logging.getLogger(__name__)
@@ -186,11 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = book_config(args)
     env = stream_environment(args)
     settings = kafka_settings(args, default_group=JOB_NAME)
-    normalized = env.from_source(
-        keyed_record_source(settings, args.input_topic),
-        WatermarkStrategy.no_watermarks(),
-        "normalized-source",
-    ).uid("normalized-source")
+    normalized = kafka_source(env, args, settings, args.input_topic, "normalized-source")
     books = build(normalized, config)
     sink_books(books, args)
     env.execute(JOB_NAME)

@@ -14,13 +14,16 @@ One run:
    ``--parallelism``); a warm-up replay under its own venue, in few large bundles (at least 20,000
    messages / 100 ms: the phases after it share its topics, see ``WARMUP_BATCH_SIZE``).
 3. **Latency** -- the first ``--latency-messages`` of the feed, paced at ``--latency-rate`` messages
-   per second under another venue, while a child process reads every top-of-book Redis stream
-   (``XREAD``). Latency of an entry = its arrival minus the time the replay sent the batch carrying
+   per second under another venue, while a child process reads the top-of-book Redis streams of the
+   phase's busiest symbols (``XREAD``, ``--latency-streams``, default 25). Latency of an entry = its arrival minus the time the replay sent the batch carrying
    its ``seq`` (the envelope's ``produced_at_ns``; stream entries do not carry it). It runs before
    the throughput phase: the local broker's cost per request grows with the records a partition
    holds, and the run's topics are nearly empty then. The book job's ``producedToBook`` histogram
    over the phase splits it: batch sent -> books applied (bucket bounds); and by time: the entries
-   that arrived within 1 s after a checkpoint trigger of the phase, and the others.
+   that arrived within 1 s after a checkpoint trigger of the phase, and the others. The phase's CPU
+   is printed with it: the stack's processes, the rest of the machine, and the steal (CPU time the
+   hypervisor gave to other guests: on a shared host the one difference between two runs of the same
+   code that no process shows).
 4. **Throughput** -- the whole feed is replayed at full speed (or ``--speed``). ``msgs_per_s`` is the
    feed's messages divided by the time from the first message handed to the producer to the moment
    every symbol's last sequence number is seen in ClickHouse ``book_status`` (polled every 0.2 s).
