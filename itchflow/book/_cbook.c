@@ -63,6 +63,9 @@ typedef struct {
     int has_last;
     int64_t last_price, last_shares, last_ts;
     uint64_t last_match;
+    /* the depth the stage last emitted (BookStage.depth for this book): bids best first, then asks */
+    Level *shown;
+    Py_ssize_t shown_bids, shown_asks, shown_cap;
 } Book;
 
 /* ------------------------------------------------------------------ hash table */
@@ -345,6 +348,7 @@ static void Book_clear_data(Book *b) {
 
 static void Book_dealloc(Book *b) {
     Book_clear_data(b);
+    PyMem_Free(b->shown);
     Py_XDECREF(b->venue);
     Py_XDECREF(b->symbol);
     Py_XDECREF(b->extra_counts);
@@ -514,6 +518,107 @@ static PyObject *Book_depth_columns(Book *b, PyObject *args) {
     Py_DECREF(bids);
     Py_DECREF(asks);
     return out;
+}
+
+/* make the shown depth hold n levels */
+static int shown_reserve(Book *b, Py_ssize_t n) {
+    if (n <= b->shown_cap) return 0;
+    Level *items = PyMem_Realloc(b->shown, (size_t)n * sizeof(Level));
+    if (!items) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->shown = items;
+    b->shown_cap = n;
+    return 0;
+}
+
+/* show_depth(levels) -> bool: whether the best `levels` levels per side differ from the depth last
+ * shown, which then becomes them. BookStage._depth_reason's "depth != self.depth" for this book,
+ * without building and dropping six lists of Python ints per batch. */
+static PyObject *Book_show_depth(Book *b, PyObject *arg) {
+    Py_ssize_t levels = PyLong_AsSsize_t(arg);
+    if (levels == -1 && PyErr_Occurred()) return NULL;
+    if (levels < 0) levels = 0;
+    Py_ssize_t nb = b->bids.len < levels ? b->bids.len : levels, na = b->asks.len < levels ? b->asks.len : levels;
+    int changed = nb != b->shown_bids || na != b->shown_asks;
+    for (Py_ssize_t k = 0; !changed && k < nb; k++) {
+        const Level *now = &b->bids.items[b->bids.len - 1 - k], *was = &b->shown[k];
+        changed = now->price != was->price || now->shares != was->shares || now->orders != was->orders;
+    }
+    for (Py_ssize_t k = 0; !changed && k < na; k++) {
+        const Level *now = &b->asks.items[k], *was = &b->shown[nb + k];
+        changed = now->price != was->price || now->shares != was->shares || now->orders != was->orders;
+    }
+    if (!changed) Py_RETURN_FALSE;
+    if (shown_reserve(b, nb + na) < 0) return NULL;
+    for (Py_ssize_t k = 0; k < nb; k++) b->shown[k] = b->bids.items[b->bids.len - 1 - k];
+    if (na) memcpy(&b->shown[nb], b->asks.items, (size_t)na * sizeof(Level));
+    b->shown_bids = nb;
+    b->shown_asks = na;
+    Py_RETURN_TRUE;
+}
+
+/* shown_depth() -> the depth last shown as depth_columns gives it (six lists) */
+static PyObject *Book_shown_depth(Book *b, PyObject *unused) {
+    Side bids = {b->shown, b->shown_bids, b->shown_bids}, asks = {b->shown + b->shown_bids, b->shown_asks, b->shown_asks};
+    PyObject *bid_columns = level_columns(&bids, 0, bids.len, 0);
+    if (!bid_columns) return NULL;
+    PyObject *ask_columns = level_columns(&asks, 0, asks.len, 0);
+    if (!ask_columns) {
+        Py_DECREF(bid_columns);
+        return NULL;
+    }
+    PyObject *out = PyList_New(6);
+    if (out) {
+        for (int k = 0; k < 3; k++) {
+            PyList_SET_ITEM(out, k, Py_NewRef(PyTuple_GET_ITEM(bid_columns, k)));
+            PyList_SET_ITEM(out, 3 + k, Py_NewRef(PyTuple_GET_ITEM(ask_columns, k)));
+        }
+    }
+    Py_DECREF(bid_columns);
+    Py_DECREF(ask_columns);
+    return out;
+}
+
+/* set_shown_depth(columns): the depth last shown, six sequences as shown_depth gives them (a restore) */
+static PyObject *Book_set_shown_depth(Book *b, PyObject *columns) {
+    PyObject *seq = PySequence_Fast(columns, "the depth is six sequences of ints");
+    if (!seq) return NULL;
+    PyObject *result = NULL, *cols[6] = {NULL};
+    if (PySequence_Fast_GET_SIZE(seq) != 6) {
+        PyErr_SetString(PyExc_ValueError, "the depth is six sequences of ints");
+        goto done;
+    }
+    for (int k = 0; k < 6; k++) {
+        cols[k] = PySequence_Fast(PySequence_Fast_GET_ITEM(seq, k), "the depth is six sequences of ints");
+        if (!cols[k]) goto done;
+    }
+    Py_ssize_t nb = PySequence_Fast_GET_SIZE(cols[0]), na = PySequence_Fast_GET_SIZE(cols[3]);
+    for (int k = 0; k < 3; k++)
+        if (PySequence_Fast_GET_SIZE(cols[k]) != nb || PySequence_Fast_GET_SIZE(cols[3 + k]) != na) {
+            PyErr_SetString(PyExc_ValueError, "depth columns of one side differ in length");
+            goto done;
+        }
+    if (shown_reserve(b, nb + na) < 0) goto done;
+    for (int side = 0; side < 2; side++) {
+        Py_ssize_t n = side ? na : nb, at = side ? nb : 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t v[3];
+            for (int k = 0; k < 3; k++) {
+                v[k] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(cols[3 * side + k], i));
+                if (v[k] == -1 && PyErr_Occurred()) goto done;
+            }
+            b->shown[at + i] = (Level){v[0], v[1], v[2]};
+        }
+    }
+    b->shown_bids = nb;
+    b->shown_asks = na;
+    result = Py_NewRef(Py_None);
+done:
+    for (int k = 0; k < 6; k++) Py_XDECREF(cols[k]);
+    Py_DECREF(seq);
+    return result;
 }
 
 static PyObject *Book_order_values(Book *b, PyObject *arg) {
@@ -1472,6 +1577,9 @@ static PyMethodDef Book_methods[] = {
     {"replace_order", (PyCFunction)Book_replace_order, METH_VARARGS, NULL},
     {"record_trade", (PyCFunction)(void (*)(void))Book_record_trade, METH_VARARGS | METH_KEYWORDS, NULL},
     {"depth_columns", (PyCFunction)Book_depth_columns, METH_VARARGS, NULL},
+    {"show_depth", (PyCFunction)Book_show_depth, METH_O, NULL},
+    {"shown_depth", (PyCFunction)Book_shown_depth, METH_NOARGS, NULL},
+    {"set_shown_depth", (PyCFunction)Book_set_shown_depth, METH_O, NULL},
     {"order_values", (PyCFunction)Book_order_values, METH_O, NULL},
     {"export_orders", (PyCFunction)Book_export_orders, METH_NOARGS, NULL},
     {"import_orders", (PyCFunction)Book_import_orders, METH_VARARGS, NULL},

@@ -435,12 +435,13 @@ class BookStage:
         "max_ts_event",
         "stream_ms",
         "top",
-        "depth",
         "cadence_bucket",
         "structural",
         "_encoders",
         "_depth_known",
         "_reader",
+        "_native",
+        "_depth",
     )
 
     def __init__(self, *, venue: str, symbol: str, config: BookStageConfig) -> None:
@@ -464,8 +465,8 @@ class BookStage:
         #: millisecond part of the last stream entry id
         self.stream_ms = 0
         self.top: TopOfBook = _EMPTY_TOP
-        #: the depth last emitted
-        self.depth: DepthColumns = [[], [], [], [], [], []]
+        #: the depth last emitted (see :attr:`depth`)
+        self.depth = [[], [], [], [], [], []]
         #: floor(event time / cadence) of the last depth snapshot; -1 before the first
         self.cadence_bucket = -1
         #: structural problem codes found by the last full integrity check, comma-joined
@@ -482,8 +483,29 @@ class BookStage:
 
     @book.setter
     def book(self, book: Any) -> None:
+        try:
+            depth = self.depth  # the depth last emitted stays with the stage, whoever keeps it
+        except AttributeError:  # the first book (__init__)
+            depth = None
         self._book = book
         self._reader = _reader_for(book)
+        self._native = is_native(book)
+        if depth is not None:
+            self.depth = depth
+
+    @property
+    def depth(self) -> DepthColumns:
+        """The depth last emitted: the book's top ``depth_levels`` levels after the last batch that
+        could have moved them. A C book keeps it itself (``show_depth`` compares and updates it
+        without a Python int per level), so set :attr:`book` first."""
+        return self._book.shown_depth() if self._native else self._depth
+
+    @depth.setter
+    def depth(self, depth: DepthColumns) -> None:
+        if self._native:
+            self._book.set_shown_depth(depth)
+        else:
+            self._depth = depth
 
     # ------------------------------------------------------------------ state
 
@@ -822,7 +844,7 @@ class BookStage:
                 if reason == "change":
                     redis.append(command)
             else:
-                out.depth_snapshots.append(_encode_depth(prefix, seq, reason, ts_event, self.depth))
+                out.depth_snapshots.append(_encode_depth(prefix, seq, reason, ts_event, self._depth))
                 if reason == "change":
                     redis.append(self._depth_command(seq, ts_event))
         out.book_status.append(self._status_row(seq, ts_event))
@@ -851,9 +873,14 @@ class BookStage:
         bucket = self.max_ts_event // self.config.cadence_ns
         if deep:
             self._depth_known = True
-            depth = self._reader.depth(self.config.depth_levels)
-            if depth != self.depth:
-                self.depth = depth
+            if self._native:
+                changed = self._book.show_depth(self.config.depth_levels)
+            else:
+                depth = self._reader.depth(self.config.depth_levels)
+                changed = depth != self._depth
+                if changed:
+                    self._depth = depth
+            if changed:
                 self.cadence_bucket = max(bucket, self.cadence_bucket)  # this interval has its snapshot
                 return "change"
         if bucket > self.cadence_bucket:
@@ -886,7 +913,7 @@ class BookStage:
 
     def _depth_command(self, seq: int, ts_event: int) -> bytes:
         """``HSET {depth key} bids <json> asks <json> seq <seq> ts_event <ts>`` as RESP."""
-        bid_prices, bid_shares, bid_orders, ask_prices, ask_shares, ask_orders = self.depth
+        bid_prices, bid_shares, bid_orders, ask_prices, ask_shares, ask_orders = self._depth
         bids = _levels_json(bid_prices, bid_shares, bid_orders)
         asks = _levels_json(ask_prices, ask_shares, ask_orders)
         seq_text, ts_text = b"%d" % seq, b"%d" % ts_event

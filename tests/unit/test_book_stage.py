@@ -387,6 +387,27 @@ def test_depth_rows_on_change_of_the_top_levels_and_on_each_new_cadence_interval
     assert json.loads(changed.hset(DEPTH_KEY)["bids"]) == [[PX_1000, 100, 1], [PX_999, 60, 1]]
 
 
+def test_a_level_whose_order_count_alone_changes_is_a_depth_change_and_a_restore_keeps_the_depth() -> None:
+    stage = new_stage(BookStageConfig(depth_levels=2))
+    stage.apply(batch_of([add_order(1, "B", PX_1000, 200), add_order(2, "S", PX_1001, 100)]))
+    # 200 shares at 10.00 stay 200, in two orders now; then the ask keeps 100 shares, in two orders
+    bid = decode(stage.apply(batch_of([add_order(3, "B", PX_1000, 100), executed(1, 100)], first_seq=2)))
+    ask = decode(stage.apply(batch_of([add_order(4, "S", PX_1001, 50), executed(2, 50)], first_seq=4)))
+    depth = ("reason", "bid_shares", "bid_orders", "ask_shares", "ask_orders")
+    assert [tuple(row[name] for name in depth) for row in bid.table("depth_snapshots")] == [
+        ("change", [200], [2], [100], [1])
+    ]
+    assert [tuple(row[name] for name in depth) for row in ask.table("depth_snapshots")] == [
+        ("change", [200], [2], [100], [2])
+    ]
+    assert stage.depth == [[PX_1000], [200], [2], [PX_1001], [100], [2]]
+    restored = BookStage.restore(stage.snapshot(), venue=VENUE, symbol=SYMBOL, config=stage.config)
+    assert restored.depth == stage.depth
+    # the same levels again after the restore: no depth row (the restored depth is the one compared)
+    again = decode(restored.apply(batch_of([add_order(5, "B", PX_999, 10), delete(5)], first_seq=6)))
+    assert again.table("depth_snapshots") == []
+
+
 # --- status and integrity -----------------------------------------------------------------------------------
 
 
