@@ -1003,7 +1003,7 @@ static inline int append_new(PyObject *list, PyObject *item) {
 }
 
 /*
- * apply_events(columns, last_seq, seq_base, top, depth_levels, deep, attributed, emit=None)
+ * apply_events(columns, last_seq, seq_base, top, depth_levels, deep, attributed, emit=None, first=0, count=-1)
  *
  * BookStage._apply_events for this book: `columns` is the ColumnViews tuple (kind, flags, side,
  * ts_event, seq, order_ref, new_order_ref, match_number, shares, price); `top` the 6-tuple of the
@@ -1012,15 +1012,16 @@ static inline int append_new(PyObject *list, PyObject *item) {
  * last_seq, last_ts_event, max_ts_event, top, top_rows, trade_rows, deep, encoded_top).
  * Without `emit` (None), top_rows lists (book seq, ts_event, *top) per change and encoded_top is None;
  * with emit = (key_prefix, xadd_head, field_names, stream_ms), top_rows is empty and encoded_top is
- * (changes, top_of_book RowBinary rows, [XADD commands], stream_ms after them).
+ * (changes, top_of_book RowBinary rows, [XADD commands], stream_ms after them). With `count` >= 0
+ * only events first .. first + count - 1 of the columns are the batch (a bundle's run, unsliced).
  */
 static PyObject *Book_apply_events(Book *b, PyObject *args) {
     PyObject *columns, *top_in, *attributed, *emit_spec = Py_None;
     long long last_seq, base;
-    Py_ssize_t levels;
+    Py_ssize_t levels, first = 0, count = -1;
     int deep;
-    if (!PyArg_ParseTuple(args, "OLLOnpO|O", &columns, &last_seq, &base, &top_in, &levels, &deep, &attributed,
-                          &emit_spec))
+    if (!PyArg_ParseTuple(args, "OLLOnpO|Onn", &columns, &last_seq, &base, &top_in, &levels, &deep, &attributed,
+                          &emit_spec, &first, &count))
         return NULL;
     if (!PyTuple_Check(columns) || PyTuple_GET_SIZE(columns) != 10) {
         PyErr_SetString(PyExc_TypeError, "columns must be the 10 column views");
@@ -1059,12 +1060,19 @@ static PyObject *Book_apply_events(Book *b, PyObject *args) {
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(columns, k), &col[k].view, PyBUF_SIMPLE) < 0) goto done;
         col[k].held = 1;
         col[k].width = widths[k];
-        Py_ssize_t count = col[k].view.len / widths[k];
-        if (count * widths[k] != col[k].view.len || (n >= 0 && count != n)) {
+        Py_ssize_t length = col[k].view.len / widths[k];
+        if (length * widths[k] != col[k].view.len || (n >= 0 && length != n)) {
             PyErr_SetString(PyExc_ValueError, "event columns differ in length");
             goto done;
         }
-        n = count;
+        n = length;
+    }
+    if (count < 0) { /* every event of the columns, else events first .. first + count - 1 */
+        first = 0;
+        count = n;
+    } else if (first < 0 || first > n || count > n - first) {
+        PyErr_SetString(PyExc_ValueError, "the events' range lies outside the columns");
+        goto done;
     }
     top_rows = PyList_New(0);
     trade_rows = PyList_New(0);
@@ -1076,7 +1084,7 @@ static PyObject *Book_apply_events(Book *b, PyObject *args) {
     int64_t max_ts = 0, last_ts = 0;
     int64_t bid_price = top[0], ask_price = top[3];
 
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = first; i < first + count; i++) {
         int64_t seq = load_i64(&col[4], i);
         if (seq <= last_seq) {
             duplicates++;
@@ -1279,7 +1287,7 @@ static PyObject *Book_apply_events(Book *b, PyObject *args) {
     } else {
         Py_INCREF(encoded);
     }
-    result = Py_BuildValue("(nnLLL(LLLLLL)OOON)", n - duplicates, duplicates, last_seq, (long long)last_ts,
+    result = Py_BuildValue("(nnLLL(LLLLLL)OOON)", count - duplicates, duplicates, last_seq, (long long)last_ts,
                            (long long)max_ts, (long long)top[0], (long long)top[1], (long long)top[2],
                            (long long)top[3], (long long)top[4], (long long)top[5], top_rows, trade_rows,
                            deep ? Py_True : Py_False, encoded);

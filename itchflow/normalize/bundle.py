@@ -119,9 +119,8 @@ class _SlicedColumns:
         return self._views
 
 
-def run_slices(bundle: NormalizedBundle) -> Iterator[tuple[NormalizedRun, ColumnViews, tuple[Detail, ...]]]:
-    """Each run with its column views (zero-copy slices) and its details re-indexed from 0."""
-    views = bundle.columns.views()
+def run_details(bundle: NormalizedBundle) -> list[tuple[Detail, ...]]:
+    """Each run's details (in run order), re-indexed from the run's first event."""
     runs = bundle.runs
     by_run: list[list[Detail]] = [[] for _ in runs]
     if bundle.details:  # one pass over the details, not one per run (a bundle has hundreds of runs)
@@ -131,9 +130,15 @@ def run_slices(bundle: NormalizedBundle) -> Iterator[tuple[NormalizedRun, Column
             at = bisect_right(starts, index) - 1
             if at >= 0 and index < starts[at] + runs[at].count:
                 by_run[at].append((name, {**fields, "index": index - starts[at]}))
-    for run, own in zip(runs, by_run, strict=True):
+    return [tuple(own) for own in by_run]
+
+
+def run_slices(bundle: NormalizedBundle) -> Iterator[tuple[NormalizedRun, ColumnViews, tuple[Detail, ...]]]:
+    """Each run with its column views (zero-copy slices) and its details re-indexed from 0."""
+    views = bundle.columns.views()
+    for run, own in zip(bundle.runs, run_details(bundle), strict=True):
         start = run.start
-        yield run, ColumnViews(*[view[start : start + run.count] for view in views]), tuple(own)
+        yield run, ColumnViews(*[view[start : start + run.count] for view in views]), own
 
 
 def run_batches(bundle: NormalizedBundle) -> Iterator[RunBatch]:

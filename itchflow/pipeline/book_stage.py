@@ -586,11 +586,23 @@ class BookStage:
         return out.stage_output()
 
     def apply_columns(
-        self, session: str, views: ColumnViews, details: tuple[Detail, ...], out: Outputs
+        self,
+        session: str,
+        views: ColumnViews,
+        details: tuple[Detail, ...],
+        out: Outputs,
+        start: int = 0,
+        count: int = -1,
     ) -> None:
-        """Apply this symbol's events given as column views (``details`` indexed like them);
-        append what they produce to ``out``. What :meth:`apply` does, without per-batch objects."""
-        count = len(views.kind)
+        """Apply this symbol's events given as column views (``details`` indexed from the first of
+        them); append what they produce to ``out``. What :meth:`apply` does, without per-batch
+        objects. With ``count`` >= 0 the events are ``start .. start + count - 1`` of the views (a
+        bundle's run: the C book reads them in place, the Python book gets slices)."""
+        if count < 0:
+            count = len(views.kind)
+        elif not self._native:
+            views = ColumnViews(*[view[start : start + count] for view in views])
+            start = 0
         if count == 0:
             return
         if session in self.retired_sessions:
@@ -600,7 +612,7 @@ class BookStage:
             self._start_session(session)
         book = self.book
         unknown_before = book.unknown_refs
-        done = self._apply_events(views, _attributed_seqs(views, details))
+        done = self._apply_events(views, _attributed_seqs(views, details, start), start, count)
         out.duplicates_skipped += done.duplicates
         if done.applied == 0:
             return
@@ -626,8 +638,12 @@ class BookStage:
 
     # ------------------------------------------------------------------ the hot loop
 
-    def _apply_events(self, views: ColumnViews, attributed: frozenset[int]) -> _Applied:
+    def _apply_events(
+        self, views: ColumnViews, attributed: frozenset[int], start: int = 0, count: int = -1
+    ) -> _Applied:
         """Apply every new event of the batch to the book; collect top-of-book changes and trades.
+        (The C book takes the batch as ``count`` events from ``start`` of the views; the Python
+        book's views are the batch.)
 
         One long function on purpose: it runs once per event (locals, no calls but the book's).
         The best levels are re-read only after an event that may have changed them: one that adds
@@ -652,6 +668,8 @@ class BookStage:
                     not self._depth_known,
                     attributed,
                     emit,
+                    start,
+                    count,
                 )
             )
         reader = self._reader
@@ -1020,13 +1038,14 @@ def _levels_json(prices: list[int], shares: list[int], orders: list[int]) -> byt
     )
 
 
-def _attributed_seqs(views: ColumnViews, details: tuple[Detail, ...]) -> frozenset[int]:
-    """Seqs of the adds that carry an MPID (ITCH F): the book counts them apart from A."""
+def _attributed_seqs(views: ColumnViews, details: tuple[Detail, ...], start: int = 0) -> frozenset[int]:
+    """Seqs of the adds that carry an MPID (ITCH F): the book counts them apart from A. (Details are
+    indexed from event ``start`` of the views.)"""
     if not details:
         return frozenset()
     indexes = [fields["index"] for name, fields in details if name == "Attribution"]
     seqs = views.seq
-    return frozenset(seqs[index] for index in indexes)
+    return frozenset(seqs[start + index] for index in indexes)
 
 
 class _PlainUnpickler(pickle.Unpickler):

@@ -31,7 +31,7 @@ import os
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol
 
-from itchflow.normalize.bundle import NormalizedBundle, decode_normalized, run_slices
+from itchflow.normalize.bundle import NormalizedBundle, decode_normalized, run_details
 from itchflow.pipeline.book_stage import BookStage, BookStageConfig, Outputs
 
 COUNTER_NAMES = (
@@ -105,7 +105,8 @@ class PartitionBooks:
         market_wide = 0
         stages, config, dirty = self.stages, self.config, self.dirty
         venue, session = bundle.venue, bundle.session
-        for run, views, details in run_slices(bundle):
+        views = bundle.columns.views()  # each run read in place: no slices per run
+        for run, details in zip(bundle.runs, run_details(bundle), strict=True):
             symbol = run.symbol
             if not symbol:
                 market_wide += 1  # system events, MWCB: no book
@@ -114,7 +115,7 @@ class PartitionBooks:
             stage = stages.get(key)
             if stage is None:
                 stage = stages[key] = BookStage(venue=venue, symbol=symbol, config=config)
-            stage.apply_columns(session, views, details, out)
+            stage.apply_columns(session, views, details, out, run.start, run.count)
             dirty.add(key)
         self.log_records += 1
         self.log_bytes += size
