@@ -210,18 +210,8 @@ def _native_decode(data: bytes) -> ItchBundle | None:
         )
     except ValueError:  # malformed: fastavro's error is the one reported
         return None
-    venue, days, session, partition, partitions, bundle_sequence, produced_at_ns = head
-    return ItchBundle(
-        venue=venue,
-        trading_date=date_of_days(days),
-        session=session,
-        partition=partition,
-        partitions=partitions,
-        bundle_sequence=bundle_sequence,
-        produced_at_ns=produced_at_ns,
-        segments=tuple(segments),
-        payloads=tail[0],
-    )
+    venue, days, *envelope = head  # the fields before segments, in ItchBundle's order
+    return ItchBundle(venue, date_of_days(days), *envelope, tuple(segments), tail[0])
 
 
 def decode_raw(data: bytes, registry: SchemaRegistry | None = None) -> ItchBundle:

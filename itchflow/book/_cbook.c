@@ -491,19 +491,12 @@ fail:
     return NULL;
 }
 
-/* depth_columns(levels=-1): [bid_prices, bid_shares, bid_orders, ask_prices, ask_shares, ask_orders],
- * best level first, the best `levels` per side (every level when negative). */
-static PyObject *Book_depth_columns(Book *b, PyObject *args) {
-    Py_ssize_t levels = -1;
-    if (!PyArg_ParseTuple(args, "|n", &levels)) return NULL;
-    Py_ssize_t nb = b->bids.len, na = b->asks.len;
-    if (levels >= 0) {
-        if (nb > levels) nb = levels;
-        if (na > levels) na = levels;
-    }
-    PyObject *bids = level_columns(&b->bids, b->bids.len - nb, b->bids.len, 1);
+/* the six depth lists of bid levels start .. stop (reversed: best first) and ask levels 0 .. na */
+static PyObject *six_columns(const Side *bid_side, Py_ssize_t start, Py_ssize_t stop, int reverse,
+                             const Side *ask_side, Py_ssize_t na) {
+    PyObject *bids = level_columns(bid_side, start, stop, reverse);
     if (!bids) return NULL;
-    PyObject *asks = level_columns(&b->asks, 0, na, 0);
+    PyObject *asks = level_columns(ask_side, 0, na, 0);
     if (!asks) {
         Py_DECREF(bids);
         return NULL;
@@ -518,6 +511,19 @@ static PyObject *Book_depth_columns(Book *b, PyObject *args) {
     Py_DECREF(bids);
     Py_DECREF(asks);
     return out;
+}
+
+/* depth_columns(levels=-1): [bid_prices, bid_shares, bid_orders, ask_prices, ask_shares, ask_orders],
+ * best level first, the best `levels` per side (every level when negative). */
+static PyObject *Book_depth_columns(Book *b, PyObject *args) {
+    Py_ssize_t levels = -1;
+    if (!PyArg_ParseTuple(args, "|n", &levels)) return NULL;
+    Py_ssize_t nb = b->bids.len, na = b->asks.len;
+    if (levels >= 0) {
+        if (nb > levels) nb = levels;
+        if (na > levels) na = levels;
+    }
+    return six_columns(&b->bids, b->bids.len - nb, b->bids.len, 1, &b->asks, na);
 }
 
 /* make the shown depth hold n levels */
@@ -562,23 +568,7 @@ static PyObject *Book_show_depth(Book *b, PyObject *arg) {
 /* shown_depth() -> the depth last shown as depth_columns gives it (six lists) */
 static PyObject *Book_shown_depth(Book *b, PyObject *unused) {
     Side bids = {b->shown, b->shown_bids, b->shown_bids}, asks = {b->shown + b->shown_bids, b->shown_asks, b->shown_asks};
-    PyObject *bid_columns = level_columns(&bids, 0, bids.len, 0);
-    if (!bid_columns) return NULL;
-    PyObject *ask_columns = level_columns(&asks, 0, asks.len, 0);
-    if (!ask_columns) {
-        Py_DECREF(bid_columns);
-        return NULL;
-    }
-    PyObject *out = PyList_New(6);
-    if (out) {
-        for (int k = 0; k < 3; k++) {
-            PyList_SET_ITEM(out, k, Py_NewRef(PyTuple_GET_ITEM(bid_columns, k)));
-            PyList_SET_ITEM(out, 3 + k, Py_NewRef(PyTuple_GET_ITEM(ask_columns, k)));
-        }
-    }
-    Py_DECREF(bid_columns);
-    Py_DECREF(ask_columns);
-    return out;
+    return six_columns(&bids, 0, bids.len, 0, &asks, asks.len);
 }
 
 /* set_shown_depth(columns): the depth last shown, six sequences as shown_depth gives them (a restore) */
