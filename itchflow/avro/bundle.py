@@ -135,6 +135,52 @@ _SEGMENT_FIELDS = (
 """ItchSegment's fields in schema order, as the C codec reads and sets them."""
 _HEAD_KINDS, _SEGMENT_KINDS, _TAIL_KINDS = "sisiill", "sillill", "b"
 """Avro kinds (string, int, long, bytes) of the fields before ``segments``, of a segment, after it."""
+_RAW_LAYOUT = (
+    *zip(
+        ("venue", "trading_date", "session", "partition", "partitions", "bundle_sequence", "produced_at_ns"),
+        _HEAD_KINDS,
+        strict=True,
+    ),
+    ("segments", tuple(zip(_SEGMENT_FIELDS, _SEGMENT_KINDS, strict=True))),
+    ("payloads", _TAIL_KINDS),
+)
+"""The current ItchBundle schema as the C codec writes it (see :func:`schema_layout`)."""
+
+
+def _kind(avro_type: Any) -> Any:
+    """The C codec's letter for a field type (``?``: one it does not write), an array of records as
+    its items' (name, letter) pairs, an array of a union as ``r`` (written apart)."""
+    if isinstance(avro_type, str):
+        return {"string": "s", "int": "i", "long": "l", "bytes": "b"}.get(avro_type, "?")
+    if isinstance(avro_type, dict):
+        kind = avro_type.get("type")
+        if kind == "int" and avro_type.get("logicalType") in (None, "date"):
+            return "i"
+        if kind == "enum":
+            return "e"
+        if kind == "array":
+            items = avro_type["items"]
+            if isinstance(items, dict) and items.get("type") == "record":
+                return tuple((field["name"], _kind(field["type"])) for field in items["fields"])
+            if isinstance(items, list):
+                return "r"
+    return "?"
+
+
+def schema_layout(schema: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A record schema's fields as (name, C codec letter): what the C codec assumes of it. The callers
+    use the C code only while the current schema still has the layout it was written for (a schema
+    revision then runs on fastavro until the codec is updated; tests/unit/test_avro_native.py says so)."""
+    return tuple((field["name"], _kind(field["type"])) for field in schema["fields"])
+
+
+@cache
+def native_header(name: str, layout: tuple[tuple[str, Any], ...]) -> bytes | None:
+    """The single-object header of the current schema ``name`` if it has ``layout``, else None."""
+    entry = default_registry().current(name)
+    return entry.header if schema_layout(entry.schema) == layout else None
+
+
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
@@ -152,10 +198,11 @@ def date_of_days(days: int) -> date:
 def encode_bundle(bundle: ItchBundle, registry: SchemaRegistry | None = None) -> bytes:
     """Single-object encode ``bundle`` for ``market-data-raw`` (in C when built: the same bytes)."""
     encode = native_function("itchflow.avro._cavro", "encode_items") if registry is None else None
-    if encode is not None:
+    header = native_header(BUNDLE_SCHEMA, _RAW_LAYOUT) if encode is not None else None
+    if encode is not None and header is not None:
         try:
             return encode(
-                default_registry().current(BUNDLE_SCHEMA).header,
+                header,
                 (
                     bundle.venue,
                     days_since_epoch(bundle.trading_date),
@@ -202,7 +249,10 @@ def _native_decode(data: bytes) -> ItchBundle | None:
     """The bundle in ``data`` read by the C codec, when it is built and ``data`` is a well-formed
     record of the current ItchBundle schema; None otherwise (fastavro then decides)."""
     decode = native_function("itchflow.avro._cavro", "decode_items")
-    if decode is None or data[:HEADER_SIZE] != default_registry().current(BUNDLE_SCHEMA).header:
+    if decode is None:
+        return None
+    header = native_header(BUNDLE_SCHEMA, _RAW_LAYOUT)
+    if header is None or data[:HEADER_SIZE] != header:
         return None
     try:
         head, segments, tail = decode(
@@ -210,8 +260,9 @@ def _native_decode(data: bytes) -> ItchBundle | None:
         )
     except ValueError:  # malformed: fastavro's error is the one reported
         return None
-    venue, days, *envelope = head  # the fields before segments, in ItchBundle's order
-    return ItchBundle(venue, date_of_days(days), *envelope, tuple(segments), tail[0])
+    venue, days, session, partition, partitions, sequence, produced_at_ns = head
+    envelope = (venue, date_of_days(days), session, partition, partitions, sequence, produced_at_ns)
+    return ItchBundle(*envelope, tuple(segments), tail[0])
 
 
 def decode_raw(data: bytes, registry: SchemaRegistry | None = None) -> ItchBundle:

@@ -19,7 +19,7 @@ from typing import Any
 
 import fastavro
 
-from itchflow.avro.bundle import days_since_epoch
+from itchflow.avro.bundle import days_since_epoch, native_header
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.registry import SchemaRegistry, default_registry
 from itchflow.extensions import native_function
@@ -186,9 +186,28 @@ _RUN_FIELDS = (
     "count",
 )
 """NormalizedRun's fields in schema order, as the C codec reads them."""
-_KINDS = "sisiillll" + "silellii" + "b" * len(EventColumns.__slots__) + "r"
-"""Avro kinds of the fields before ``runs``, of a run, of the columns, and ``details`` (written by
-fastavro: ``r``, copied as encoded) -- see ``itchflow/avro/_cavro.c``."""
+_HEAD = (
+    "venue",
+    "trading_date",
+    "session",
+    "price_scale",
+    "event_count",
+    "min_ts_event",
+    "max_ts_event",
+    "ts_produced",
+    "ts_recv",
+)
+_HEAD_KINDS, _RUN_KINDS = "sisiillll", "silellii"
+_KINDS = _HEAD_KINDS + _RUN_KINDS + "b" * len(EventColumns.__slots__) + "r"
+"""Avro kinds of the fields before ``runs``, of a run, of the columns, and ``details`` (its union
+array written by ``encode_union_records``, copied as encoded: ``r``) -- see ``itchflow/avro/_cavro.c``."""
+_LAYOUT = (
+    *zip(_HEAD, _HEAD_KINDS, strict=True),
+    ("runs", tuple(zip(_RUN_FIELDS, _RUN_KINDS, strict=True))),
+    *((name, "b") for name in EventColumns.__slots__),
+    ("details", "r"),
+)
+"""The current NormalizedBundle schema as the C codec writes it (see ``schema_layout``)."""
 _FIELD_KINDS = {"string": "s", "int": "i", "long": "l"}
 
 
@@ -222,7 +241,7 @@ def encode_normalized_bundle(bundle: NormalizedBundle, registry: SchemaRegistry 
     in C when built, the details by fastavro: the same bytes as fastavro alone)."""
     columns = bundle.columns
     encode = native_function("itchflow.avro._cavro", "encode_items") if registry is None else None
-    if encode is not None:
+    if encode is not None and native_header(BUNDLE_SCHEMA, _LAYOUT) is not None:
         header, statuses, branches = _native_layout()
         try:
             details = native_function("itchflow.avro._cavro", "encode_union_records")(

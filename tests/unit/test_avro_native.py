@@ -16,8 +16,23 @@ from pathlib import Path
 import pytest
 
 from itchflow.avro import InvalidRecord
-from itchflow.avro.bundle import ItchBundle, ItchSegment, decode_raw, encode_bundle
+from itchflow.avro import bundle as avro_bundle
+from itchflow.avro.bundle import (
+    _RAW_LAYOUT,
+    ItchBundle,
+    ItchSegment,
+    decode_raw,
+    encode_bundle,
+    native_header,
+    schema_layout,
+)
+from itchflow.avro.bundle import (
+    BUNDLE_SCHEMA as RAW_SCHEMA,
+)
+from itchflow.avro.registry import default_registry
 from itchflow.extensions import native_function
+from itchflow.normalize.bundle import _LAYOUT as _NORMALIZED_LAYOUT
+from itchflow.normalize.bundle import BUNDLE_SCHEMA as NORMALIZED_SCHEMA
 from itchflow.normalize.bundle import NormalizedBundle, decode_normalized, encode_normalized_bundle
 from itchflow.normalize.normalizer import normalize_bundle
 from itchflow.replay import BundleBatcher, file_payloads
@@ -154,3 +169,30 @@ def test_every_truncation_and_many_corruptions_decode_alike(
         assert native == python
         refused += isinstance(python, tuple)
     assert refused > len(damaged) // 2  # the damage reached the refusals, not only lucky bytes
+
+
+def test_the_codec_layouts_are_the_current_schemas() -> None:
+    # a schema revision makes this fail: the C layout must follow (until then fastavro runs, below)
+    assert native_header(RAW_SCHEMA, _RAW_LAYOUT) is not None
+    assert native_header(NORMALIZED_SCHEMA, _NORMALIZED_LAYOUT) is not None
+
+
+def test_a_schema_the_codec_was_not_written_for_is_left_to_fastavro(
+    sample: list[ItchBundle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = default_registry().current(RAW_SCHEMA).schema
+    revised = {**schema, "fields": [*schema["fields"], {"name": "extra", "type": "long", "default": 0}]}
+    assert schema_layout(revised) != schema_layout(schema) == _RAW_LAYOUT
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the C codec ran for a schema it was not written for")
+
+    monkeypatch.setenv("ITCHFLOW_NATIVE", "native")
+    monkeypatch.setattr(avro_bundle, "_RAW_LAYOUT", schema_layout(revised))
+    monkeypatch.setattr(avro_bundle, "native_function", lambda module, name: refuse)
+    native_header.cache_clear()
+    try:
+        value = encode_bundle(sample[0])  # fastavro: the C function would raise
+        assert decode_raw(value) == sample[0]
+    finally:
+        native_header.cache_clear()
