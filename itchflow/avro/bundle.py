@@ -147,7 +147,7 @@ _RAW_LAYOUT = (
 """The current ItchBundle schema as the C codec writes it (see :func:`schema_layout`)."""
 
 
-def _kind(avro_type: Any) -> Any:
+def field_kind(avro_type: Any) -> Any:
     """The C codec's letter for a field type (``?``: one it does not write), an array of records as
     its items' (name, letter) pairs, an array of a union as ``r`` (written apart)."""
     if isinstance(avro_type, str):
@@ -161,7 +161,7 @@ def _kind(avro_type: Any) -> Any:
         if kind == "array":
             items = avro_type["items"]
             if isinstance(items, dict) and items.get("type") == "record":
-                return tuple((field["name"], _kind(field["type"])) for field in items["fields"])
+                return tuple((field["name"], field_kind(field["type"])) for field in items["fields"])
             if isinstance(items, list):
                 return "r"
     return "?"
@@ -171,7 +171,7 @@ def schema_layout(schema: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """A record schema's fields as (name, C codec letter): what the C codec assumes of it. The callers
     use the C code only while the current schema still has the layout it was written for (a schema
     revision then runs on fastavro until the codec is updated; tests/unit/test_avro_native.py says so)."""
-    return tuple((field["name"], _kind(field["type"])) for field in schema["fields"])
+    return tuple((field["name"], field_kind(field["type"])) for field in schema["fields"])
 
 
 @cache

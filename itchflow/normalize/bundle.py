@@ -19,7 +19,7 @@ from typing import Any
 
 import fastavro
 
-from itchflow.avro.bundle import days_since_epoch, native_header
+from itchflow.avro.bundle import days_since_epoch, field_kind, native_header
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.registry import SchemaRegistry, default_registry
 from itchflow.extensions import native_function
@@ -208,32 +208,29 @@ _LAYOUT = (
     ("details", "r"),
 )
 """The current NormalizedBundle schema as the C codec writes it (see ``schema_layout``)."""
-_FIELD_KINDS = {"string": "s", "int": "i", "long": "l"}
 
 
 @cache
-def _native_layout() -> tuple[bytes, dict[SequenceStatus, int], dict[str, tuple[int, tuple[str, ...], str]]]:
-    """What the C codec needs of the current schema: its header, the positions of SequenceStatus's
-    symbols, and per ``details`` branch (short name) its union position, field names and kinds (only
-    branches of string/int/long fields: a detail of another branch leaves the record to fastavro)."""
-    entry = default_registry().current(BUNDLE_SCHEMA)
+def _native_layout() -> tuple[dict[SequenceStatus, int], dict[str, tuple[int, tuple[str, ...], str]]]:
+    """What the C codec needs of the current schema besides its header: the positions of
+    SequenceStatus's symbols, and per ``details`` branch (short name) its union position, field names
+    and kinds (only branches of string/int/long fields: a detail of another branch leaves the record
+    to fastavro)."""
+    schema = default_registry().current(BUNDLE_SCHEMA).schema
     named: dict[str, Any] = {}
-    fastavro.parse_schema(entry.schema, named_schemas=named)
+    fastavro.parse_schema(schema, named_schemas=named)
     symbols = named[f"{NORMALIZED_NAMESPACE}.SequenceStatus"]["symbols"]
-    union = next(field["type"] for field in entry.schema["fields"] if field["name"] == "details")["items"]
+    union = next(field["type"] for field in schema["fields"] if field["name"] == "details")["items"]
     branches = {}
     for position, record in enumerate(union):
-        kinds = "".join(
-            _FIELD_KINDS.get(field["type"], "?") if isinstance(field["type"], str) else "?"
-            for field in record["fields"]
-        )
-        if "?" not in kinds:
-            branches[record["name"]] = (position, tuple(field["name"] for field in record["fields"]), kinds)
-    return (
-        entry.header,
-        {SequenceStatus(symbol): position for position, symbol in enumerate(symbols)},
-        branches,
-    )
+        kinds = [field_kind(field["type"]) for field in record["fields"]]
+        if all(kind in ("s", "i", "l") for kind in kinds):
+            branches[record["name"]] = (
+                position,
+                tuple(field["name"] for field in record["fields"]),
+                "".join(kinds),
+            )
+    return {SequenceStatus(symbol): position for position, symbol in enumerate(symbols)}, branches
 
 
 def encode_normalized_bundle(bundle: NormalizedBundle, registry: SchemaRegistry | None = None) -> bytes:
@@ -241,8 +238,9 @@ def encode_normalized_bundle(bundle: NormalizedBundle, registry: SchemaRegistry 
     in C when built, the details by fastavro: the same bytes as fastavro alone)."""
     columns = bundle.columns
     encode = native_function("itchflow.avro._cavro", "encode_items") if registry is None else None
-    if encode is not None and native_header(BUNDLE_SCHEMA, _LAYOUT) is not None:
-        header, statuses, branches = _native_layout()
+    header = native_header(BUNDLE_SCHEMA, _LAYOUT) if encode is not None else None
+    if encode is not None and header is not None:
+        statuses, branches = _native_layout()
         try:
             details = native_function("itchflow.avro._cavro", "encode_union_records")(
                 bundle.details, branches
