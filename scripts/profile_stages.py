@@ -5,6 +5,7 @@ at a given rate would produce.
     .venv/bin/python scripts/profile_stages.py FEED [--rate 250000] [--linger-ms 10] [--batch-size 1000] [--partitions 4]
     .venv/bin/python scripts/profile_stages.py FEED --clickhouse-url http://127.0.0.1:28123   # + inserts
     .venv/bin/python scripts/profile_stages.py FEED --cprofile book                           # hot functions
+    .venv/bin/python scripts/profile_stages.py FEED --envelopes      # the envelopes' Avro: C vs fastavro
 
 FEED is any ITCH file (e.g. a cached ``itchflow bench`` feed under ``<stack home>/bench-cache/``).
 
@@ -24,6 +25,10 @@ FEED is any ITCH file (e.g. a cached ``itchflow bench`` feed under ``<stack home
 3. With ``--clickhouse-url``: the book stage's ClickHouse rows inserted as the Java writer would
    (RowBinary, per table, one insert per ``--sink-linger-ms`` of replay time), wall-clock timed,
    under a throw-away venue deleted afterwards.
+
+4. With ``--envelopes``: the bundle envelopes' Avro per record, by the C codec
+   (``itchflow/avro/_cavro.c``) and by fastavro (an explicit registry takes the fastavro path), on
+   the same records: raw encode, raw decode, normalized encode.
 
 The gap between these numbers and a bench run's per-stage rates is what Flink/PyFlink add per record
 (``itchflow bench`` shows the per-thread CPU of a real run).
@@ -46,7 +51,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from itchflow.avro.bundle import encode_bundle  # noqa: E402
+from itchflow.avro.bundle import decode_raw, encode_bundle  # noqa: E402
+from itchflow.avro.registry import default_registry  # noqa: E402
+from itchflow.normalize.bundle import decode_normalized, encode_normalized_bundle  # noqa: E402
 from itchflow.pipeline.book_stage import BookStageConfig  # noqa: E402
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402
 from itchflow.pipeline.partition_books import PartitionBooks  # noqa: E402
@@ -161,6 +168,40 @@ def books_all(
     return chunks
 
 
+def envelope_lines(
+    encoded: list[tuple[float, ClosedBundle, bytes]], normalized: list[tuple[float, bytes, bytes]]
+) -> None:
+    """us per record of each envelope step by the C codec (the default path) and by fastavro."""
+    raw = [decode_raw(value) for _, _, value in encoded]
+    bundles = [decode_normalized(value) for _, _, value in normalized]
+    fastavro_path = default_registry()
+    values = [value for _, _, value in encoded]
+
+    def each(step: Callable, items: list) -> Callable:
+        def run(registry) -> None:
+            for (
+                item
+            ) in items:  # results dropped as the job drops them (kept, the collector's scans would count)
+                step(item, registry)
+
+        return run
+
+    steps = (
+        ("raw encode", each(encode_bundle, raw), len(raw)),
+        ("raw decode", each(decode_raw, values), len(values)),
+        ("normalized encode", each(encode_normalized_bundle, bundles), len(bundles)),
+    )
+    print(f"\n  {'envelope (us/record)':<22}{'C':>9}{'fastavro':>11}")
+    for name, run, records in steps:
+        started = time.process_time()
+        run(None)
+        native = time.process_time() - started
+        started = time.process_time()
+        run(fastavro_path)
+        reference = time.process_time() - started
+        print(f"  {name:<22}{native * 1e6 / records:>9.1f}{reference * 1e6 / records:>11.1f}")
+
+
 def insert_all(url: str, chunks: list[tuple[float, str, bytes]], linger_s: float) -> tuple[float, int, int]:
     """POST the chunks per table and per ``linger_s`` window, as the Java writer; (seconds, inserts, bytes)."""
     windows: dict[tuple[int, str], list[bytes]] = defaultdict(list)
@@ -202,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cprofile", choices=("encode", "normalize", "book"), help="print this stage's hot functions"
     )
+    parser.add_argument(
+        "--envelopes", action="store_true", help="also time the envelopes' Avro: the C codec against fastavro"
+    )
     args = parser.parse_args(argv)
 
     venue = f"PROFILE{time.time_ns() // 1_000_000}"
@@ -233,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  {'all three':<18}{total:>9.2f}{total * 1e6 / messages:>12.2f}{'':>13}{messages / total:>16,.0f}"
     )
+    if args.envelopes:
+        envelope_lines(encoded, normalized)  # type: ignore[arg-type]
     if args.clickhouse_url:
         try:
             seconds, inserts, sent = insert_all(
