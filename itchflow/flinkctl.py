@@ -35,16 +35,20 @@ class JobInfo:
     start_time_ms: int
 
 
+SHARED_MODULES = ("common", "operators")
+"""Modules of ``jobs/`` that the entry points import; not jobs themselves."""
+
+
 def job_script(name: str) -> Path:
     """``smoke`` or ``jobs/smoke.py`` -> the job file; a readable error lists what exists."""
     candidate = Path(name)
     if candidate.suffix == ".py" and candidate.exists():
         return candidate.resolve()
     script = JOBS_DIR / f"{candidate.stem}.py"
-    if script.exists() and not candidate.stem.startswith("_") and candidate.stem != "common":
+    if script.exists() and not candidate.stem.startswith("_") and candidate.stem not in SHARED_MODULES:
         return script
     available = sorted(
-        p.stem for p in JOBS_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem not in ("common",)
+        p.stem for p in JOBS_DIR.glob("*.py") if not p.stem.startswith("_") and p.stem not in SHARED_MODULES
     )
     raise UserError(f"no job named {name!r}; available: {', '.join(available)}")
 

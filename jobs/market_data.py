@@ -6,9 +6,9 @@ state; the normalized record goes to market-data-normalized for the other consum
 the dead-letter topic), then apply the same normalized record to the key's books (token, snapshots,
 log; ClickHouse and Redis as the order-book job). One Kafka hop and one Python crossing less than the
 two jobs: measured with ``itchflow bench`` (default ``--pipeline market-data``) ~25% more messages/s
-and a fraction of the produce->Redis latency. The work is ``jobs.normalize.NormalizeStep`` and
-``jobs.order_book.BookStep``: the same code as the two jobs, which stay for deployments that scale
-or upgrade normalization apart from the books.
+and a fraction of the produce->Redis latency. The operator (``jobs/operators.py``) runs the same
+steps as the two jobs, which stay for deployments that scale or upgrade normalization apart from
+the books.
 
     itchflow submit market_data [--parallelism 2]
 """
@@ -17,50 +17,57 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from pyflink.common import Row
-from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream import StreamExecutionEnvironment
 
 from connectors.clickhouse import CLICKHOUSE_ROWS
-from connectors.kafka import KEYED_BYTES, key_by_record_key, keyed_bytes_sink
-from itchflow.codeversion import check_loaded, source_fingerprint
+from connectors.kafka import key_by_record_key
+from itchflow.codeversion import source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.book_stage import BookStageConfig
-from itchflow.pipeline.collector import CollectorFreeze
-from jobs.common import FreezesCollector, job_arg_parser, kafka_settings, kafka_source, stream_environment
-from jobs.normalize import DEAD_LETTERS, NormalizeStep
-from jobs.order_book import BookStep, add_book_arguments, book_config, sink_books
+from jobs.common import (
+    Sinks,
+    Sources,
+    add_book_arguments,
+    book_config,
+    book_sinks,
+    create_tables,
+    job_arg_parser,
+    kafka_settings,
+    kafka_sink,
+    kafka_source,
+    stream_environment,
+)
+from jobs.operators import DEAD_LETTERS, NORMALIZED_OUT, REDIS_OUT, NormalizeAndMaintainBooks
 
 JOB_NAME = "itchflow-market-data"
-NORMALIZED_OUT = OutputTag("normalized", KEYED_BYTES)
 
 
-class NormalizeAndMaintainBooks(FreezesCollector, KeyedProcessFunction):
-    """Per raw record: normalize (normalized record on ``NORMALIZED_OUT``, dead letters on
-    ``DEAD_LETTERS``), then apply the normalized record to the key's books (ClickHouse rows on the
-    main output, Redis pipelines on ``REDIS_OUT``)."""
+@dataclass(frozen=True)
+class MarketDataConfig:
+    source_topic: str = RAW_TOPIC
+    """The raw topic's name, recorded in every dead letter's provenance."""
+    books: BookStageConfig = field(default_factory=BookStageConfig)
 
-    def __init__(self, source_topic: str, config: BookStageConfig, code: str) -> None:
-        self.source_topic = source_topic
-        self.config = config
-        self.code = code
 
-    def open(self, runtime_context: RuntimeContext) -> None:
-        check_loaded(self.code)  # thread mode: the TaskManager may hold modules of older code
-        self.normalize = NormalizeStep(runtime_context, self.source_topic)
-        self.books = BookStep(runtime_context, self.config)
-        self.collector = CollectorFreeze()  # no 0.1 s full-collection pauses (see the module)
-
-    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
-        self.collector.tick()
-        key = ctx.get_current_key()
-        outcome, source_key = self.normalize.process(key, value)
-        for letter in outcome.dead_letters:
-            yield DEAD_LETTERS, Row(source_key, letter)
-        if outcome.normalized is not None:
-            yield NORMALIZED_OUT, Row(outcome.output_key, outcome.normalized)
-            # the normalizer's bundle object: the books need not decode the bytes they log
-            yield from self.books.process(key, outcome.normalized, outcome.bundle)
+def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, config: MarketDataConfig) -> None:
+    """sources ``raw`` -> normalize and the books -> sinks ``normalized``, ``dead-letters``,
+    ``clickhouse`` and ``redis``."""
+    raw = sources["raw"](env)
+    books = (
+        key_by_record_key(raw)
+        .process(
+            NormalizeAndMaintainBooks(config.source_topic, config.books, source_fingerprint()),
+            output_type=CLICKHOUSE_ROWS,
+        )
+        .name("market-data")
+        .uid("market-data-v1")
+    )
+    sinks["normalized"](books.get_side_output(NORMALIZED_OUT))
+    sinks["dead-letters"](books.get_side_output(DEAD_LETTERS))
+    sinks["clickhouse"](books)
+    sinks["redis"](books.get_side_output(REDIS_OUT))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -77,26 +84,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     add_book_arguments(parser)
     args = parser.parse_args(argv)
-    config = book_config(args)
+    sinks = book_sinks(args)
+    create_tables(args)
     env = stream_environment(args)
     settings = kafka_settings(args, default_group=JOB_NAME)
-    raw = kafka_source(env, args, settings, args.input_topic, "raw-source")
-    books = (
-        key_by_record_key(raw)
-        .process(
-            NormalizeAndMaintainBooks(args.input_topic, config, source_fingerprint()),
-            output_type=CLICKHOUSE_ROWS,
-        )
-        .name("market-data")
-        .uid("market-data-v1")
-    )
-    books.get_side_output(NORMALIZED_OUT).sink_to(
-        keyed_bytes_sink(settings, args.output_topic, args.topic_linger_ms)
-    ).name("normalized-sink").uid("normalized-sink")
-    books.get_side_output(DEAD_LETTERS).sink_to(
-        keyed_bytes_sink(settings, args.dead_letter_topic, args.topic_linger_ms)
-    ).name("dead-letter-sink").uid("dead-letter-sink")
-    sink_books(books, args)
+    sources = {"raw": kafka_source(args, settings, args.input_topic, "raw-source")}
+    sinks |= {
+        "normalized": kafka_sink(settings, args.output_topic, "normalized-sink", args.topic_linger_ms),
+        "dead-letters": kafka_sink(
+            settings, args.dead_letter_topic, "dead-letter-sink", args.topic_linger_ms
+        ),
+    }
+    config = MarketDataConfig(source_topic=args.input_topic, books=book_config(args))
+    build(env, sources, sinks, config)
     env.execute(JOB_NAME)
 
 

@@ -12,18 +12,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyflink.common import Row, Types, WatermarkStrategy
-from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
 from pyflink.datastream.state import ValueStateDescriptor
 
-from connectors.kafka import (
-    KEYED_BYTES,
-    key_by_record_key,
-    keyed_bytes_sink,
-    keyed_record_source,
-    split_record,
+from connectors.kafka import KEYED_BYTES, key_by_record_key, split_record
+from jobs.common import (
+    Sinks,
+    Sources,
+    job_arg_parser,
+    kafka_settings,
+    kafka_sink,
+    kafka_source,
+    stream_environment,
 )
-from jobs.common import job_arg_parser, kafka_settings, stream_environment
 
 JOB_NAME = "itchflow-smoke"
 
@@ -46,14 +48,15 @@ def _key_text(key) -> str:
     return key[0] if isinstance(key, (Row, tuple, list)) else str(key)
 
 
-def build(source: DataStream) -> DataStream:
-    """The pipeline, independent of where records come from and go to."""
-    return (
-        key_by_record_key(source)
+def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, config: None = None) -> None:
+    """sources ``input`` -> count per key -> sinks ``output``."""
+    counted = (
+        key_by_record_key(sources["input"](env))
         .process(CountPerKey(), output_type=KEYED_BYTES)
         .name("count-per-key")
         .uid("count-per-key")
     )
+    sinks["output"](counted)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,11 +66,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     env = stream_environment(args)
     settings = kafka_settings(args, default_group=JOB_NAME)
-    source = env.from_source(
-        keyed_record_source(settings, args.input_topic), WatermarkStrategy.no_watermarks(), "kafka-source"
-    )
-    source = source.uid("kafka-source")
-    build(source).sink_to(keyed_bytes_sink(settings, args.output_topic)).name("kafka-sink").uid("kafka-sink")
+    sources = {"input": kafka_source(args, settings, args.input_topic, "kafka-source")}
+    sinks = {"output": kafka_sink(settings, args.output_topic, "kafka-sink")}
+    build(env, sources, sinks)
     env.execute(JOB_NAME)
 
 

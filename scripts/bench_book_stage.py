@@ -38,6 +38,7 @@ from itchflow import synth  # noqa: E402
 from itchflow.avro.bundle import encode_bundle  # noqa: E402
 from itchflow.normalize.bundle import decode_normalized  # noqa: E402
 from itchflow.pipeline.book_stage import BookStageConfig  # noqa: E402
+from itchflow.pipeline.keyed_state import MemoryKeyedState  # noqa: E402
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402
 from itchflow.pipeline.partition_books import BookCache, PartitionBooks  # noqa: E402
 from itchflow.replay import SYSTEM_SYMBOL, BundleBatcher, file_payloads  # noqa: E402
@@ -91,38 +92,6 @@ def cut_feed(payloads: Iterable[bytes], partitions: int, batch_size: int) -> Fee
     return Feed(messages, len(closed), segments, symbol_messages, dead_letters, records)
 
 
-class DictState:
-    """Dict-backed stand-in for the job's Flink state of one key (token, snapshots map, log list)."""
-
-    __slots__ = ("_token", "_snapshots", "_log")
-
-    def __init__(self) -> None:
-        self._token: bytes | None = None
-        self._snapshots: dict[str, bytes] = {}
-        self._log: list[bytes] = []
-
-    def token(self) -> bytes | None:
-        return self._token
-
-    def set_token(self, token: bytes) -> None:
-        self._token = token
-
-    def snapshots(self) -> Iterable[tuple[str, bytes]]:
-        return list(self._snapshots.items())
-
-    def put_snapshot(self, key: str, state: bytes) -> None:
-        self._snapshots[key] = state
-
-    def log(self) -> Iterable[bytes]:
-        return list(self._log)
-
-    def append_log(self, payload: bytes) -> None:
-        self._log.append(payload)
-
-    def clear_log(self) -> None:
-        self._log = []
-
-
 def run_apply(records: list[tuple[bytes, bytes]], config: BookStageConfig) -> int:
     """``PartitionBooks.apply`` per record, compacting when due; events applied."""
     books: dict[bytes, PartitionBooks] = {}
@@ -138,14 +107,14 @@ def run_apply(records: list[tuple[bytes, bytes]], config: BookStageConfig) -> in
 
 
 def run_cache(records: list[tuple[bytes, bytes]], config: BookStageConfig) -> int:
-    """``BookCache.process`` per record with a :class:`DictState` per key; events applied."""
+    """``BookCache.process`` per record with a :class:`MemoryKeyedState` per key; events applied."""
     cache = BookCache(config)
-    states: dict[bytes, DictState] = {}
+    states: dict[bytes, MemoryKeyedState] = {}
     events = 0
     for key, payload in records:
         state = states.get(key)
         if state is None:
-            state = states[key] = DictState()
+            state = states[key] = MemoryKeyedState()
         events += cache.process(key, payload, state).counters["events_applied"]
     if cache.restores != len(states):
         raise AssertionError(f"{cache.restores} restores for {len(states)} keys: the cache missed")

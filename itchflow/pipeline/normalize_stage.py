@@ -1,15 +1,13 @@
 """The pure core of the normalization job: one ``market-data-raw`` record in, outputs out.
 
-The Flink job (``jobs/normalize.py``) only loads the key's state, calls :func:`normalize_record`,
+The Flink operator (``jobs/operators.py``) only loads the key's state, calls :func:`normalize_record`,
 saves the new state and emits what it returns. Everything here is testable without a JVM.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from itchflow.avro import InvalidRecord
 from itchflow.avro.bundle import ItchBundle, decode_raw
@@ -18,6 +16,7 @@ from itchflow.normalize import check_sequence
 from itchflow.normalize.bundle import NormalizedBundle, encode_normalized_bundle
 from itchflow.normalize.normalizer import normalize_bundle
 from itchflow.normalize.sequence import SequenceState, SequenceStatus
+from itchflow.pipeline.keyed_state import KeyedState
 
 JOB_NAME = "itchflow-normalize"
 STATE_VERSION = 2
@@ -172,21 +171,6 @@ def normalize_record(
 # ------------------------------------------------------------------ the state, per Flink key
 
 
-class SequenceStore(Protocol):
-    """One Flink key's sequence state: a snapshot (:func:`state_to_tuple`'s form, as of the last
-    compaction) and a log of what each record changed since (dicts of entries, in order)."""
-
-    def snapshot(self) -> tuple | None: ...
-
-    def put_snapshot(self, value: tuple) -> None: ...
-
-    def log(self) -> Iterable[SequenceStates]: ...
-
-    def append_log(self, changed: SequenceStates) -> None: ...
-
-    def clear_log(self) -> None: ...
-
-
 class SequenceCache:
     """Each Flink key's sequence state, live in memory between records.
 
@@ -219,7 +203,7 @@ class SequenceCache:
         #: key -> [state tuple or None, records logged since the snapshot]
         self._entries: dict[object, list] = {}
 
-    def state(self, key: object, store: SequenceStore) -> tuple | None:
+    def state(self, key: object, store: KeyedState) -> tuple | None:
         """The key's state (:func:`state_to_tuple`'s form; treat it as read-only)."""
         entry = self._entries.get(key)
         if entry is None:
@@ -229,7 +213,7 @@ class SequenceCache:
             self._entries[key] = entry
         return entry[0]
 
-    def save(self, key: object, store: SequenceStore, outcome: NormalizeOutcome) -> None:
+    def save(self, key: object, store: KeyedState, outcome: NormalizeOutcome) -> None:
         """Record what ``outcome`` (of the key's last :meth:`state`) changed, in memory and in ``store``."""
         state = outcome.state
         if not outcome.changed or state is None:  # changed entries imply a state
@@ -237,16 +221,16 @@ class SequenceCache:
         entry = self._entries[key]
         entry[0] = state
         if entry[1] + 1 >= self.compact_every:
-            store.put_snapshot(state)
+            store.set_value(state)
             store.clear_log()
             entry[1] = 0
         else:
             store.append_log(outcome.changed)
             entry[1] += 1
 
-    def _load(self, store: SequenceStore) -> list:
+    def _load(self, store: KeyedState) -> list:
         self.loads += 1
-        snapshot = store.snapshot()
+        snapshot = store.value()
         changes = list(store.log() or ())
         if snapshot and snapshot[0] != STATE_VERSION:
             # an older layout (normalize_record reads it): the next change rewrites the snapshot,

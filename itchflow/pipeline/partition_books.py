@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from itchflow.normalize.bundle import NormalizedBundle, decode_normalized, run_details
 from itchflow.pipeline.book_stage import BookStage, BookStageConfig, Outputs
+from itchflow.pipeline.keyed_state import KeyedState
 
 COUNTER_NAMES = (
     "events_applied",
@@ -144,24 +145,6 @@ class PartitionBooks:
         return snapshots
 
 
-class BookState(Protocol):
-    """The Flink state of one key, as :class:`BookCache` uses it (the job adapts Flink's state)."""
-
-    def token(self) -> bytes | None: ...
-
-    def set_token(self, token: bytes) -> None: ...
-
-    def snapshots(self) -> Iterable[tuple[str, bytes]]: ...
-
-    def put_snapshot(self, key: str, state: bytes) -> None: ...
-
-    def log(self) -> Iterable[bytes]: ...
-
-    def append_log(self, payload: bytes) -> None: ...
-
-    def clear_log(self) -> None: ...
-
-
 class BookCache:
     """Live :class:`PartitionBooks` per Flink key, checked against the state token on every record."""
 
@@ -179,7 +162,7 @@ class BookCache:
         self._entries: dict[object, PartitionBooks] = {}
 
     def process(
-        self, key: object, payload: bytes, state: BookState, bundle: NormalizedBundle | None = None
+        self, key: object, payload: bytes, state: KeyedState, bundle: NormalizedBundle | None = None
     ) -> BundleOutput:
         """Apply one record of ``key``, reading and writing ``state`` as the module docstring says.
         ``bundle``, when given, is ``payload`` already decoded (the normalizer's own bundle, in the
@@ -190,9 +173,9 @@ class BookCache:
         """
         entries = self._entries
         books = entries.get(key)
-        token = state.token()
+        token = state.value()
         if books is None or token is None or books.token != token:
-            books = PartitionBooks.restore(self.config, state.snapshots(), state.log())
+            books = PartitionBooks.restore(self.config, state.entries(), state.log())
             self.restores += 1
             entries[key] = books
         if bundle is None:
@@ -204,13 +187,13 @@ class BookCache:
             raise
         if books.compaction_due():
             for book, snapshot in books.compact():
-                state.put_snapshot(book, snapshot)
+                state.put_entry(book, snapshot)
             state.clear_log()
         else:
             state.append_log(payload)
         self.counter += 1
         books.token = f"{self.instance}:{self.counter}".encode()
-        state.set_token(books.token)
+        state.set_value(books.token)
         del entries[key]
         entries[key] = books  # most recently used last
         if len(entries) > self.max_keys:

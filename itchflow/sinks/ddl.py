@@ -33,3 +33,25 @@ def apply_ddl(client, database: str | None = None) -> int:
     for statement in statements:
         client.command(statement)
     return len(statements)
+
+
+def create_tables(
+    url: str, user: str | None = None, password_env: str = "ITCHFLOW_CLICKHOUSE_PASSWORD"
+) -> int:
+    """Run the DDL against the ClickHouse server at ``url`` (HTTP); the password comes from the
+    environment variable ``password_env``. Idempotent; returns the number of statements."""
+    from urllib.parse import urlparse
+
+    import clickhouse_connect
+
+    parsed = urlparse(url)
+    client = clickhouse_connect.get_client(
+        host=parsed.hostname,
+        port=parsed.port or 8123,
+        username=user or "default",
+        password=os.environ.get(password_env, ""),
+    )
+    try:
+        return apply_ddl(client)
+    finally:
+        client.close()

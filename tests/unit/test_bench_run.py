@@ -457,7 +457,7 @@ def test_job_args_reach_the_options_in_order_and_the_book_jobs_accept_the_sink_l
 
     import argparse
 
-    from jobs.order_book import add_book_arguments
+    from jobs.common import add_book_arguments
 
     parser = argparse.ArgumentParser()
     add_book_arguments(parser)

@@ -10,6 +10,7 @@ from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.itch.codec import encode
 from itchflow.itch.messages import AddOrder, OrderDelete, OrderExecuted
 from itchflow.normalize.bundle import decode_normalized, run_batches
+from itchflow.pipeline.keyed_state import MemoryKeyedState
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record, state_from_tuple
 
 pytestmark = pytest.mark.usefixtures("implementation")  # each test on the Python and the C code
@@ -209,30 +210,6 @@ def test_executions_refer_to_orders_of_their_own_symbol_only() -> None:
 # ----------------------------------------------------------------------- state per Flink key
 
 
-class MemoryStore:
-    """A SequenceStore in memory (what Flink's value + list state hold), counting its writes."""
-
-    def __init__(self, snapshot: tuple | None = None) -> None:
-        self.value, self.entries = snapshot, []
-        self.snapshot_writes = 0
-
-    def snapshot(self):
-        return self.value
-
-    def put_snapshot(self, value):
-        self.value = value
-        self.snapshot_writes += 1
-
-    def log(self):
-        return list(self.entries)
-
-    def append_log(self, changed):
-        self.entries.append(dict(changed))
-
-    def clear_log(self):
-        self.entries = []
-
-
 def feed_of_bundles(count: int, seed: int = 7) -> list[bytes]:
     """Bundles over 12 symbols: mostly in order, some segments re-sent (duplicates), some gaps."""
     import random
@@ -261,7 +238,7 @@ def test_the_cached_state_gives_every_record_the_outcome_of_the_whole_state_chai
     from itchflow.pipeline.normalize_stage import SequenceCache
 
     records = feed_of_bundles(300)
-    cache, store = SequenceCache(compact_every=16), MemoryStore()
+    cache, store = SequenceCache(compact_every=16), MemoryKeyedState()
     reference = None
     duplicates = gaps = 0
     for record in records:
@@ -278,15 +255,15 @@ def test_the_cached_state_gives_every_record_the_outcome_of_the_whole_state_chai
         # a restore at this point (a new operator instance over the same state) sees the same state
         restored = SequenceCache(compact_every=16)
         assert state_from_tuple(restored.state("k", store)) == state_from_tuple(reference)
-        assert len(store.entries) < 16
+        assert len(list(store.log())) < 16
     assert duplicates and gaps  # the feed exercised both
-    assert cache.loads == 1 and store.snapshot_writes == 300 // 16
+    assert cache.loads == 1 and store.value_writes == 300 // 16
 
 
 def test_a_record_logs_only_the_entries_it_changed() -> None:
     from itchflow.pipeline.normalize_stage import SequenceCache
 
-    cache, store = SequenceCache(), MemoryStore()
+    cache, store = SequenceCache(), MemoryKeyedState()
     first = normalize_record(
         bundle_record(segment("AAA", 1, 1, 0, [1]), segment("BBB", 2, 1, 0, [2])), BUNDLE_SOURCE, None
     )
@@ -299,17 +276,17 @@ def test_a_record_logs_only_the_entries_it_changed() -> None:
         cache.state("k", store),
     )
     cache.save("k", store, second)
-    assert store.entries == [
+    assert list(store.log()) == [
         {("XNAS", "AAA"): ("s1", 1, 1), ("XNAS", "BBB"): ("s1", 1, 1)},
         {("XNAS", "CCC"): ("s1", 1, 1)},
     ]
-    assert store.value is None  # no compaction yet: nothing but the log was written
+    assert store.value() is None  # no compaction yet: nothing but the log was written
     # a record that changes nothing (all duplicates) writes nothing
     again = normalize_record(
         bundle_record(segment("CCC", 3, 1, 0, [3])), BUNDLE_SOURCE, cache.state("k", store)
     )
     cache.save("k", store, again)
-    assert again.duplicate and len(store.entries) == 2
+    assert again.duplicate and len(list(store.log())) == 2
 
 
 def test_state_of_the_earlier_layout_loads_and_is_rewritten_as_a_snapshot() -> None:
@@ -317,7 +294,7 @@ def test_state_of_the_earlier_layout_loads_and_is_rewritten_as_a_snapshot() -> N
 
     # earlier code wrote the whole state into the value per record and had no log
     earlier = normalize_record(bundle_record(segment("AAA", 1, 1, 0, [1])), BUNDLE_SOURCE, None).state
-    cache, store = SequenceCache(), MemoryStore(earlier)
+    cache, store = SequenceCache(), MemoryKeyedState(earlier)
     again = normalize_record(
         bundle_record(segment("AAA", 1, 1, 0, [1])), BUNDLE_SOURCE, cache.state("k", store)
     )
@@ -325,20 +302,20 @@ def test_state_of_the_earlier_layout_loads_and_is_rewritten_as_a_snapshot() -> N
     # a version-1 state (one symbol's tuple, from when the job was keyed by symbol): the next change
     # rewrites the snapshot in the current form instead of logging on top of it
     old = SequenceCache()
-    store = MemoryStore((1, "s1", 1, 1))
+    store = MemoryKeyedState((1, "s1", 1, 1))
     outcome = normalize_record(
         raw_record(batch_sequence=2, first_message_seq=1), SOURCE, old.state("k", store)
     )
     assert outcome.gap_messages == 0 and outcome.normalized is not None
     old.save("k", store, outcome)
-    assert store.entries == [] and state_from_tuple(store.value) == {("XNAS", "MEAT"): ("s1", 2, 3)}
+    assert list(store.log()) == [] and state_from_tuple(store.value()) == {("XNAS", "MEAT"): ("s1", 2, 3)}
 
 
 def test_keys_evicted_from_the_cache_reload_their_own_state() -> None:
     from itchflow.pipeline.normalize_stage import SequenceCache
 
     cache = SequenceCache(compact_every=4, max_keys=1)
-    stores = {"a": MemoryStore(), "b": MemoryStore()}
+    stores = {"a": MemoryKeyedState(), "b": MemoryKeyedState()}
     reference: dict[str, tuple | None] = {"a": None, "b": None}
     for index, record in enumerate(feed_of_bundles(40, seed=3)):
         key = "ab"[index % 2]

@@ -7,9 +7,7 @@ the same messages one by one; restores against an uninterrupted run.
 
 from __future__ import annotations
 
-import copy
 import random
-from collections.abc import Iterable
 from datetime import date
 
 import pytest
@@ -20,6 +18,7 @@ from itchflow.book import MarketBooks
 from itchflow.itch.codec import decode
 from itchflow.normalize.bundle import decode_normalized
 from itchflow.pipeline.book_stage import BookStageConfig
+from itchflow.pipeline.keyed_state import MemoryKeyedState
 from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, normalize_record
 from itchflow.pipeline.partition_books import BookCache, PartitionBooks, book_key
 from itchflow.synth import generate
@@ -82,39 +81,9 @@ def feed() -> tuple[list[bytes], list[bytes]]:
     return payloads, bundle_feed(payloads, per_bundle=97)
 
 
-class FakeState:
-    """Dict-backed stand-in for the job's Flink state; counts the reads a cache hit must avoid."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, object] = {"token": None, "snapshots": {}, "log": []}
-        self.full_reads = 0
-
-    def token(self) -> bytes | None:
-        return self.data["token"]  # type: ignore[return-value]
-
-    def set_token(self, token: bytes) -> None:
-        self.data["token"] = token
-
-    def snapshots(self) -> Iterable[tuple[str, bytes]]:
-        self.full_reads += 1
-        return list(self.data["snapshots"].items())  # type: ignore[union-attr]
-
-    def put_snapshot(self, key: str, state: bytes) -> None:
-        self.data["snapshots"][key] = state  # type: ignore[index]
-
-    def log(self) -> Iterable[bytes]:
-        return list(self.data["log"])  # type: ignore[call-overload]
-
-    def append_log(self, payload: bytes) -> None:
-        self.data["log"].append(payload)  # type: ignore[union-attr]
-
-    def clear_log(self) -> None:
-        self.data["log"] = []
-
-    def checkpoint(self) -> FakeState:
-        copied = FakeState()
-        copied.data = copy.deepcopy(self.data)
-        return copied
+def contents(state: MemoryKeyedState) -> tuple:
+    """(token, snapshots, log) of a key's state."""
+    return state.value(), dict(state.entries()), list(state.log())
 
 
 def final_books(books: PartitionBooks) -> dict[str, tuple]:
@@ -159,24 +128,24 @@ def test_a_record_touches_many_books_and_market_wide_runs_are_counted_not_booked
 
 def test_the_cache_reuses_live_books_and_writes_snapshots_only_at_compaction(feed) -> None:
     _, records = feed
-    cache, state = BookCache(CONFIG), FakeState()
+    cache, state = BookCache(CONFIG), MemoryKeyedState()
     for number, record in enumerate(records[:12], start=1):
         cache.process("k", record, state)
-        assert len(state.data["log"]) == number % CONFIG.compact_every_records  # type: ignore[arg-type]
-    assert state.full_reads == 1 and cache.restores == 1  # the first record only
-    assert state.data["snapshots"]
+        assert len(list(state.log())) == number % CONFIG.compact_every_records
+    assert state.entry_reads == 1 and cache.restores == 1  # the first record only
+    assert contents(state)[1]
 
 
 def test_restoring_from_any_checkpoint_gives_the_outputs_and_books_of_an_uninterrupted_run(feed) -> None:
     _, records = feed
-    clean_cache, clean_state = BookCache(CONFIG), FakeState()
+    clean_cache, clean_state = BookCache(CONFIG), MemoryKeyedState()
     clean = [clean_cache.process("k", record, clean_state) for record in records]
     clean_books = final_books(clean_cache._entries["k"])
     rng = random.Random(3)
     for _ in range(4):
         checkpoint_at = rng.randrange(1, len(records) - 1)
         fail_at = rng.randrange(checkpoint_at, len(records))
-        cache, state = BookCache(CONFIG), FakeState()
+        cache, state = BookCache(CONFIG), MemoryKeyedState()
         saved = state.checkpoint()
         for number, record in enumerate(records[:fail_at]):
             if number == checkpoint_at:
@@ -191,14 +160,14 @@ def test_restoring_from_any_checkpoint_gives_the_outputs_and_books_of_an_uninter
 
 def test_a_stale_cache_is_not_trusted_after_a_restore_in_the_same_process(feed) -> None:
     _, records = feed
-    cache, state = BookCache(CONFIG), FakeState()
+    cache, state = BookCache(CONFIG), MemoryKeyedState()
     for record in records[:3]:
         cache.process("k", record, state)
     checkpoint = state.checkpoint()
     for record in records[3:9]:
         cache.process("k", record, state)  # the cache's books are now 6 records ahead of the checkpoint
     replayed = [cache.process("k", record, checkpoint) for record in records[3:9]]
-    reference_cache, reference_state = BookCache(CONFIG), FakeState()
+    reference_cache, reference_state = BookCache(CONFIG), MemoryKeyedState()
     expected = [reference_cache.process("k", record, reference_state) for record in records[:9]][3:]
     assert replayed == expected
 
@@ -209,27 +178,25 @@ def test_applying_the_normalizers_bundle_objects_equals_applying_the_bytes(feed)
     payloads, _ = feed
     outcomes = normalized_outcomes(payloads, per_bundle=61)
     assert any(outcome.bundle.details for outcome in outcomes), "the feed must exercise details"
-    by_bytes, bytes_state = BookCache(CONFIG), FakeState()
-    by_object, object_state = BookCache(CONFIG), FakeState()
+    by_bytes, bytes_state = BookCache(CONFIG), MemoryKeyedState()
+    by_object, object_state = BookCache(CONFIG), MemoryKeyedState()
     for outcome in outcomes:
         expected = by_bytes.process("k", outcome.normalized, bytes_state)
         assert by_object.process("k", outcome.normalized, object_state, outcome.bundle) == expected
 
-    def without_token(data: dict) -> dict:  # the token names a cache instance: random by design
-        return {name: value for name, value in data.items() if name != "token"}
-
-    assert without_token(object_state.data) == without_token(bytes_state.data)
+    # the token names a cache instance: random by design
+    assert contents(object_state)[1:] == contents(bytes_state)[1:]
     assert final_books(by_object._entries["k"]) == final_books(by_bytes._entries["k"])
 
 
 def test_an_undecodable_record_changes_neither_state_nor_books(feed) -> None:
     _, records = feed
-    cache, state = BookCache(CONFIG), FakeState()
+    cache, state = BookCache(CONFIG), MemoryKeyedState()
     cache.process("k", records[0], state)
-    before = copy.deepcopy(state.data)
+    before = contents(state)
     with pytest.raises(InvalidRecord):
         cache.process("k", b"\xc3\x01garbage", state)
-    assert state.data == before
-    reads = state.full_reads
+    assert contents(state) == before
+    reads = state.entry_reads
     cache.process("k", records[1], state)
-    assert state.full_reads == reads  # the live books were still trusted
+    assert state.entry_reads == reads  # the live books were still trusted

@@ -1,0 +1,265 @@
+"""The jobs' Flink operators: thin adapters that load state, call the core, save state, emit.
+
+The work is in the pure core (``itchflow.pipeline``): :mod:`~itchflow.pipeline.normalize_stage`
+normalizes a raw record, :mod:`~itchflow.pipeline.partition_books` applies a normalized record to a
+key's books. Here each gets its Flink state (one adapter, :class:`FlinkKeyedState`), its metrics and
+its outputs; the entry points (``normalize.py``, ``order_book.py``, ``market_data.py``) wire these
+operators between sources and sinks in their ``build`` functions.
+
+Outputs: the main output of the book operators is ClickHouse rows (``Row(table, RowBinary)``), the
+normalize operator's is normalized records (``Row(key, value)``); side outputs are tagged below.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
+
+from connectors.kafka import KEYED_BYTES, split_record
+from connectors.redis import REDIS_COMMANDS
+from itchflow.avro import InvalidRecord
+from itchflow.codeversion import check_loaded
+from itchflow.normalize.bundle import NormalizedBundle
+from itchflow.pipeline.book_stage import BookStageConfig
+from itchflow.pipeline.collector import CollectorFreeze
+from itchflow.pipeline.latency import bucket_names, bucket_of
+from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, SequenceCache, normalize_record
+from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache
+
+LOG = logging.getLogger(__name__)
+
+DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
+"""Dead letters (``Row(source key, DeadLetter Avro)``) of the normalize operators."""
+NORMALIZED_OUT = OutputTag("normalized", KEYED_BYTES)
+"""The market-data operator's normalized records (``Row(key, NormalizedBundle Avro)``)."""
+REDIS_OUT = OutputTag("redis-commands", REDIS_COMMANDS)
+"""The book operators' Redis pipelines (``Row(command count, RESP bytes)``)."""
+
+BOOK_METRICS = {
+    "events_applied": "eventsApplied",
+    "duplicates_skipped": "duplicateEvents",
+    "tob_changes": "topOfBookChanges",
+    "trades": "trades",
+    "unknown_refs": "unknownOrderRefs",
+    "market_wide_runs": "marketWideRuns",
+}
+"""Book counters (:data:`~itchflow.pipeline.partition_books.COUNTER_NAMES`) -> Flink metric names."""
+
+# PICKLED_BYTE_ARRAY, not PRIMITIVE_ARRAY(BYTE): thread mode cannot read an empty primitive-array
+# state (PyFlink 2.3 converter bug); the values are the core's own bytes and tuples.
+_STATE_TYPE = Types.PICKLED_BYTE_ARRAY()
+
+
+class FlinkKeyedState:
+    """:class:`~itchflow.pipeline.keyed_state.KeyedState` over the current key's Flink states:
+    a ValueState, a ListState (the log) and, when the stage keeps entries, a MapState."""
+
+    __slots__ = ("_value", "_entries", "_log")
+
+    def __init__(
+        self, runtime_context: RuntimeContext, value: str, log: str, entries: str | None = None
+    ) -> None:
+        """Declare the states under these names (savepoints know them by name: never rename)."""
+        self._value = runtime_context.get_state(ValueStateDescriptor(value, _STATE_TYPE))
+        self._log = runtime_context.get_list_state(ListStateDescriptor(log, _STATE_TYPE))
+        self._entries = (
+            None
+            if entries is None
+            else runtime_context.get_map_state(MapStateDescriptor(entries, Types.STRING(), _STATE_TYPE))
+        )
+
+    def value(self):
+        return self._value.value()
+
+    def set_value(self, value) -> None:
+        self._value.update(value)
+
+    def entries(self):
+        return [] if self._entries is None else list(self._entries.items())
+
+    def put_entry(self, name: str, value) -> None:
+        if self._entries is None:
+            raise TypeError("this state was declared without entries")
+        self._entries.put(name, value)
+
+    def log(self):
+        return list(self._log.get() or ())
+
+    def append_log(self, item) -> None:
+        self._log.add(item)
+
+    def clear_log(self) -> None:
+        self._log.clear()
+
+
+def _key_text(key: object) -> str:
+    return key[0] if isinstance(key, (Row, tuple, list)) else str(key)
+
+
+class NormalizeStep:
+    """Normalization of one keyed raw record with its state and metrics (for an operator's
+    ``open`` / ``process_element``)."""
+
+    def __init__(self, runtime_context: RuntimeContext, source_topic: str) -> None:
+        self.source_topic = source_topic
+        # "sequence" keeps its name and form (savepoints of the earlier layout restore); the log
+        # holds what each record changed since the last compaction (see SequenceCache)
+        self.state = FlinkKeyedState(runtime_context, value="sequence", log="sequence-log")
+        self.sequences = SequenceCache()
+        metrics = runtime_context.get_metrics_group().add_group("itchflow")
+        self.messages_in = metrics.counter("messagesIn")
+        self.events_out = metrics.counter("eventsOut")
+        self.dead_letters = metrics.counter("deadLetters")
+        self.duplicates = metrics.counter("duplicateBatches")
+        self.gap_messages = metrics.counter("gapMessages")
+        self.latency = [metrics.counter(name) for name in bucket_names("producedToNormalizer")]
+
+    def process(self, key: object, value: bytes) -> tuple[NormalizeOutcome, bytes]:
+        """Normalize one keyed raw record (state read and written, metrics counted): the outcome and
+        the record's key (what its dead letters are keyed by)."""
+        key_text = _key_text(key)
+        partition, offset, timestamp_ms, payload = split_record(value)
+        source = RecordSource(self.source_topic, partition, offset, timestamp_ms, key_text.encode())
+        outcome = normalize_record(bytes(payload), source, self.sequences.state(key_text, self.state))
+        self.sequences.save(key_text, self.state, outcome)
+        self.messages_in.inc(outcome.messages_in)
+        if outcome.ts_produced:
+            self.latency[bucket_of((outcome.ts_recv - outcome.ts_produced) / 1e6)].inc()
+        self.events_out.inc(outcome.events_out)
+        # each counter call crosses into the JVM: only the ones with something to count
+        if outcome.gap_messages:
+            self.gap_messages.inc(outcome.gap_messages)
+        if outcome.duplicates:
+            self.duplicates.inc(outcome.duplicates)
+        if outcome.dead_letters:
+            self.dead_letters.inc(len(outcome.dead_letters))
+        return outcome, source.key
+
+
+class BookStep:
+    """One normalized record applied to a key's order books, with their state and metrics (for an
+    operator's ``open`` / ``process_element``)."""
+
+    def __init__(self, runtime_context: RuntimeContext, config: BookStageConfig) -> None:
+        # v2 layout: per partition key a token, the books' snapshots and the records applied since
+        self.state = FlinkKeyedState(runtime_context, value="token", log="log", entries="snapshots")
+        self.books = BookCache(config)
+        metrics = runtime_context.get_metrics_group().add_group("itchflow")
+        self.counters = {name: metrics.counter(BOOK_METRICS[name]) for name in COUNTER_NAMES}
+        self.latency = [metrics.counter(name) for name in bucket_names("producedToBook")]
+        self.bad_records = metrics.counter("badRecords")
+        self.restores = metrics.counter("bookRestores")
+        # No Python gauges: in thread mode Flink's metrics thread would call into the embedded
+        # interpreter to read them, which crashed the TaskManager (SIGSEGV in pemja) when the web UI
+        # or REST polled metrics. Counters are Java-side and safe; latency is measured by `itchflow bench`.
+
+    def process(
+        self, key: object, payload: bytes, bundle: NormalizedBundle | None = None
+    ) -> Iterator[Row | tuple[OutputTag, Row]]:
+        """Apply one normalized record of ``key`` (``bundle``: the same, decoded, when the caller has
+        it); its outputs: ClickHouse rows on the main output, the Redis pipeline on ``REDIS_OUT``.
+        An undecodable record is counted and skipped."""
+        restores = self.books.restores
+        try:
+            output = self.books.process(key, payload, self.state, bundle)
+        except InvalidRecord as error:
+            self.bad_records.inc()  # not our normalizer's output: counted and skipped, never a crash loop
+            LOG.warning("order book: skipped an undecodable normalized record: %s", error)
+            return
+        self.latency[bucket_of((time.time_ns() - output.ts_produced) / 1e6)].inc()
+        if self.books.restores != restores:
+            self.restores.inc()
+        for name, count in output.counters.items():
+            if count:
+                self.counters[name].inc(count)
+        for table, rows in output.clickhouse:
+            yield Row(table, rows)
+        if output.redis_commands:
+            yield REDIS_OUT, Row(output.redis_commands, output.redis)
+
+
+class _Operator(KeyedProcessFunction):
+    """What every operator here does on open and close: check that the TaskManager runs the code
+    that was submitted (thread mode keeps modules of older jobs loaded), freeze the collector per
+    record (no 0.1 s full-collection pauses, see :mod:`itchflow.pipeline.collector`) and give the
+    frozen objects back on close, so a closed job's garbage cycles do not outlive it."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        check_loaded(self.code)
+        self.collector = CollectorFreeze()
+        self.open_steps(runtime_context)
+
+    def open_steps(self, runtime_context: RuntimeContext) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.collector.release()
+
+
+class Normalize(_Operator):
+    """Raw record -> normalized record (main output), dead letters on :data:`DEAD_LETTERS`."""
+
+    def __init__(self, source_topic: str, code: str) -> None:
+        super().__init__(code)
+        self.source_topic = source_topic
+
+    def open_steps(self, runtime_context: RuntimeContext) -> None:
+        self.step = NormalizeStep(runtime_context, self.source_topic)
+
+    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
+        self.collector.tick()
+        outcome, source_key = self.step.process(ctx.get_current_key(), value)
+        if outcome.normalized is not None:
+            yield Row(outcome.output_key, outcome.normalized)
+        for letter in outcome.dead_letters:
+            yield DEAD_LETTERS, Row(source_key, letter)
+
+
+class MaintainBooks(_Operator):
+    """Normalized record (a bundle of one partition's symbols) -> the key's books: ClickHouse rows
+    (main output), one Redis pipeline on :data:`REDIS_OUT`."""
+
+    def __init__(self, config: BookStageConfig, code: str) -> None:
+        super().__init__(code)
+        self.config = config
+
+    def open_steps(self, runtime_context: RuntimeContext) -> None:
+        self.step = BookStep(runtime_context, self.config)
+
+    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
+        self.collector.tick()
+        yield from self.step.process(ctx.get_current_key(), bytes(split_record(value)[3]))
+
+
+class NormalizeAndMaintainBooks(_Operator):
+    """Both of the above per raw record, with both states: normalize (normalized record on
+    :data:`NORMALIZED_OUT`, dead letters on :data:`DEAD_LETTERS`), then apply the normalized record to
+    the key's books (ClickHouse rows on the main output, Redis pipelines on :data:`REDIS_OUT`)."""
+
+    def __init__(self, source_topic: str, config: BookStageConfig, code: str) -> None:
+        super().__init__(code)
+        self.source_topic = source_topic
+        self.config = config
+
+    def open_steps(self, runtime_context: RuntimeContext) -> None:
+        self.normalize = NormalizeStep(runtime_context, self.source_topic)
+        self.books = BookStep(runtime_context, self.config)
+
+    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
+        self.collector.tick()
+        key = ctx.get_current_key()
+        outcome, source_key = self.normalize.process(key, value)
+        for letter in outcome.dead_letters:
+            yield DEAD_LETTERS, Row(source_key, letter)
+        if outcome.normalized is not None:
+            yield NORMALIZED_OUT, Row(outcome.output_key, outcome.normalized)
+            # the normalizer's bundle object: the books need not decode the bytes they log
+            yield from self.books.process(key, outcome.normalized, outcome.bundle)
