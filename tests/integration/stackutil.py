@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from itchflow.config import StackConfig, load_stack_config
+from tests.samples import SAMPLES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "itch"
+SHARED_DATA = SAMPLES
 
 
 def free_ports(count: int) -> list[int]:

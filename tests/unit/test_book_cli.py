@@ -9,8 +9,9 @@ import pytest
 
 from itchflow import synth
 from itchflow.cli import main
+from tests.samples import SAMPLES
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "itch"
+DATA = SAMPLES
 MEATPY = DATA / "meatpy_sample.itch50"
 
 # Worked by hand from the 20 messages of meatpy_sample.itch50 (S O, S S, R MEAT=1, R PYTH=2, S Q, ...):

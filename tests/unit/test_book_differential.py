@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import gzip
 import random
-from pathlib import Path
 
 import pytest
 
 from itchflow import synth
 from itchflow.book import BOOK_MESSAGE_TYPES, MarketBooks, OrderBook
 from itchflow.itch.codec import decode, decode_many
+from tests.samples import SAMPLES
 from tests.unit.simple_book import SimpleMarket
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "itch"
+DATA = SAMPLES
 SAMPLES = ["RITCH_ex20101224.TEST_ITCH_50.gz", "omi_Nasdaq_itch50_sample.bin", "meatpy_sample.itch50"]
 
 

@@ -15,13 +15,19 @@ import pytest
 
 from itchflow.itch.codec import decode, decode_many, encode
 from itchflow.itch.framing import Framing, detect_format, iter_messages, iter_mold_packets, iter_payloads
+from tests.samples import SAMPLES_DIR, sample
 from tests.unit.test_itch_spec import SPEC_LENGTHS, parse_by_spec
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "itch"
-STREAM_FILES = sorted(p for p in DATA.glob("*") if p.is_file() and p.suffix != ".md") if DATA.is_dir() else []
-PCAP_FILES = sorted(DATA.glob("pcap/*.pcap")) if DATA.is_dir() else []
+DATA = SAMPLES_DIR
+# without the samples each test still runs once, and fails saying what is missing
+STREAM_FILES = sorted(p for p in DATA.glob("*") if p.is_file() and p.suffix != ".md") or [DATA]
+PCAP_FILES = sorted(DATA.glob("pcap/*.pcap")) or [DATA]
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data not found at {DATA}")
+
+@pytest.fixture(autouse=True)
+def samples_present() -> None:
+    sample()  # fails the test, saying where the samples belong, when they are missing
+
 
 # What PROVENANCE.md says about each file (message totals), as a second, human-written check.
 DOCUMENTED_TOTALS = {

@@ -13,9 +13,10 @@ from itchflow.itch import cli as itch_cli
 from itchflow.itch.codec import encode
 from itchflow.itch.messages import AddOrder, CrossTrade, OrderDelete, StockDirectory, SystemEvent, Trade
 from itchflow.itch.stats import compute_stats, format_timestamp
+from tests.samples import SAMPLES
 
 T0 = 34_200_000_000_000  # 09:30:00
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "itch"
+DATA = SAMPLES
 
 
 def directory(locate: int, stock: str) -> StockDirectory:
@@ -107,7 +108,6 @@ def test_format_timestamp() -> None:
     assert format_timestamp(None) == "-"
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data not found at {DATA}")
 def test_stats_of_the_zero_prefix_sample_through_the_real_cli(capsys: pytest.CaptureFixture[str]) -> None:
     from itchflow.cli import main
 

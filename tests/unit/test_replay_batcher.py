@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from itchflow.avro.bundle import SegmentInput, decode_raw, encode_bundle, make_b
 from itchflow.errors import UserError
 from itchflow.itch.framing import iter_payloads as file_messages
 from itchflow.replay import BundleBatcher, ClosedBundle, partition_for, replay
+from tests.samples import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "itch"
 DAY = date(2019, 12, 30)
 
 # --------------------------------------------------------------------------------- reference murmur2

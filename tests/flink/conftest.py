@@ -1,0 +1,311 @@
+"""The Flink test layer: jobs built with their ``build(env, sources, sinks, config)`` on a local
+mini-cluster, fed from in-memory collections, their outputs collected back into the test.
+
+* Sources are collections of ``Row(key, header + value)`` -- what the Kafka source emits -- made
+  from ITCH files the way ``itchflow replay`` bundles them (same keys, salted in the JVM as the
+  Kafka deserializer salts them).
+* Sinks are collecting: every sink of a job is mapped to ``Row(sink name, key, value)``, the
+  streams are united, and ``execute_and_collect`` hands the rows to the test.
+* What the sinks carry is decoded independently of the code under test: ClickHouse RowBinary by
+  the column types of the DDL (``schemas/clickhouse/*.sql``), Redis commands by a RESP reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import sysconfig
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import hiredis
+from pyflink.common import Configuration, Row
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.java_gateway import get_gateway
+
+from connectors.kafka import KEYED_RECORD, MAX_PARALLELISM, RECORD_HEADER, add_kafka_jars
+from itchflow.avro.bundle import encode_bundle
+from itchflow.replay import BundleBatcher, file_payloads
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TRADING_DATE = date(2019, 12, 30)
+DEPTH = 10
+GARBAGE = b"\x00\x01 not an ItchBundle"
+BRIDGE_HEADER = RECORD_HEADER.pack(0, 0, 0)
+
+
+# ----------------------------------------------------------------------------- the mini-cluster
+
+
+def mini_cluster_env(parallelism: int) -> StreamExecutionEnvironment:
+    """A local environment as the jobs run on the cluster: thread mode, the project's Java helpers."""
+    config = Configuration()
+    config.set_string("python.execution-mode", "thread")
+    config.set_string("python.executable", sys.executable)
+    # the embedded interpreter needs pemja from site-packages, and this checkout's code first
+    site_packages = sysconfig.get_paths()["purelib"]
+    config.set_string("python.pythonpath", os.pathsep.join([str(PROJECT_ROOT), site_packages]))
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    add_kafka_jars(env)
+    env.set_max_parallelism(MAX_PARALLELISM)
+    env.set_parallelism(parallelism)
+    return env
+
+
+def balanced_key(key: str) -> str:
+    """The key the Kafka source's deserializer gives a record key (bundle keys are salted)."""
+    return get_gateway().jvm.itchflow.connectors.KeyedRecordDeserializer(MAX_PARALLELISM).balancedKey(key)
+
+
+class Collector:
+    """Collecting sinks: ``sink(name)`` for each of a job's sinks; :meth:`run` executes the job and
+    returns what each sink received, collected in the JVM (``collectAsync``) and read over py4j."""
+
+    def __init__(self) -> None:
+        self.iterators: dict[str, list] = defaultdict(list)
+
+    def sink(self, name: str) -> Callable[[DataStream], None]:
+        def attach(stream: DataStream) -> None:
+            self.iterators[name].append(stream._j_data_stream.collectAsync())
+
+        return attach
+
+    def bridge(
+        self, name: str
+    ) -> tuple[Callable[[DataStream], None], Callable[[StreamExecutionEnvironment], DataStream]]:
+        """A sink of ``Row(key, value)`` records (also collected as ``name``) and a source of the
+        same records as ``Row(key, header + value)``: one job's output topic as another's input."""
+        held: list[DataStream] = []
+
+        def attach(stream: DataStream) -> None:
+            self.sink(name)(stream)
+            # no gateway inside an operator: the key stays as the topic has it (unsalted)
+            held.append(
+                stream.map(
+                    lambda row, header=BRIDGE_HEADER: Row(bytes(row[0]).decode(), header + bytes(row[1])),
+                    KEYED_RECORD,
+                )
+            )
+
+        return attach, lambda env: held[0]
+
+    def run(self, env: StreamExecutionEnvironment) -> dict[str, list[tuple[bytes, bytes]]]:
+        env.execute("flink-test")
+        by_sink: dict[str, list[tuple[bytes, bytes]]] = defaultdict(list)
+        for name, iterators in self.iterators.items():
+            for iterator in iterators:
+                while iterator.hasNext():
+                    row = iterator.next()
+                    by_sink[name].append((_bytes(row.getField(0)), _bytes(row.getField(1))))
+                iterator.close()
+        return by_sink
+
+
+def _bytes(value: object) -> bytes:
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int):
+        return str(value).encode()
+    return bytes(value)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------- the feeds
+
+
+@dataclass
+class Feed:
+    """One ITCH file replayed under ``venue``: its raw records and the garbage mixed in."""
+
+    path: Path
+    venue: str
+    records: list[tuple[str, bytes]] = field(default_factory=list)
+    garbage: set[tuple[int, int]] = field(default_factory=set)
+    """(partition, offset) of each undecodable record mixed in."""
+
+
+def raw_feed(
+    path: Path, venue: str, partitions: int = 8, batch_size: int = 400, garbage_every: int = 25
+) -> Feed:
+    """``path`` bundled and encoded as ``itchflow replay`` produces it (``partitions`` partitions,
+    bundles of at most ``batch_size`` messages), keyed as the Kafka source keys it; the first and
+    every ``garbage_every``-th record are followed by an undecodable one on the same key."""
+    batcher = BundleBatcher(
+        partitions=partitions, batch_size=batch_size, linger_ms=float("inf"), clock=lambda: 0.0
+    )
+    closed = []
+    for payload in file_payloads(path):
+        closed.extend(batcher.add(payload))
+    closed.extend(batcher.flush())
+    feed = Feed(path, venue)
+    offsets: dict[int, int] = defaultdict(int)
+    keys = {p: balanced_key(f"{venue}:#{p}/{partitions}") for p in range(partitions)}
+
+    def add(partition: int, value: bytes) -> None:
+        feed.records.append((keys[partition], RECORD_HEADER.pack(partition, offsets[partition], 0) + value))
+        offsets[partition] += 1
+
+    for number, bundle in enumerate(closed, start=1):
+        envelope = bundle.envelope(
+            venue=venue, trading_date=TRADING_DATE, session=f"{venue}-1", produced_at_ns=0
+        )
+        add(bundle.partition, encode_bundle(envelope))
+        if number == 1 or number % garbage_every == 0:
+            feed.garbage.add((bundle.partition, offsets[bundle.partition]))
+            add(bundle.partition, GARBAGE)
+    return feed
+
+
+def collection_source(feeds: list[Feed]) -> Callable[[StreamExecutionEnvironment], DataStream]:
+    """A source of every feed's records, feeds one after the other (each key's order kept)."""
+    rows = [Row(key, value) for feed in feeds for key, value in feed.records]
+    return lambda env: env.from_collection(rows, type_info=KEYED_RECORD)
+
+
+# ---------------------------------------------------------------------------- the reference
+
+
+def reference(path: Path) -> dict[str, dict]:
+    """Every symbol's book as ``itchflow book --json`` rebuilds it offline."""
+    result = subprocess.run(
+        [sys.executable, "-m", "itchflow.cli", "book", str(path), "--json", "--depth", str(DEPTH)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+    )
+    return json.loads(result.stdout)["symbols"]
+
+
+# --------------------------------------------------------------- decoding what the sinks carry
+
+
+def ddl_columns() -> dict[str, list[tuple[str, str]]]:
+    """Each table's (column, type) in order, read from the DDL files."""
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for path in sorted((PROJECT_ROOT / "schemas" / "clickhouse").glob("*.sql")):
+        text = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("--"))
+        for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*?)\)\s*ENGINE", text, re.S):
+            columns = []
+            for line in body.splitlines():
+                line = re.sub(r"\s+COMMENT\s+'.*'", "", line).strip().rstrip(",")
+                if line:
+                    column, column_type = line.split(None, 1)
+                    columns.append((column, column_type.strip()))
+            tables[name] = columns
+    return tables
+
+
+_FIXED = {"UInt8": "<B", "UInt32": "<I", "UInt64": "<Q", "Int64": "<q", "DateTime64(9, 'UTC')": "<q"}
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+
+
+def _read(column_type: str, data: bytes, at: int) -> tuple[object, int]:
+    if column_type in ("String", "LowCardinality(String)"):
+        length, at = _varint(data, at)
+        return data[at : at + length].decode(), at + length
+    if column_type.startswith("Array(") and column_type.endswith(")"):
+        count, at = _varint(data, at)
+        values = []
+        for _ in range(count):
+            value, at = _read(column_type[6:-1], data, at)
+            values.append(value)
+        return values, at
+    unpacker = struct.Struct(_FIXED[column_type])
+    return unpacker.unpack_from(data, at)[0], at + unpacker.size
+
+
+def decode_rows(
+    table: str, data: bytes, columns: dict[str, list[tuple[str, str]]]
+) -> Iterator[dict[str, object]]:
+    """The rows of one RowBinary chunk of ``table``."""
+    at = 0
+    while at < len(data):
+        row = {}
+        for column, column_type in columns[table]:
+            row[column], at = _read(column_type, data, at)
+        yield row
+
+
+def decode_commands(data: bytes) -> list[list[bytes]]:
+    """The Redis commands of one RESP pipeline (arrays of bulk strings)."""
+    reader = hiredis.Reader()
+    reader.feed(data)
+    commands = []
+    while (command := reader.gets()) is not False:
+        commands.append(command)
+    return commands
+
+
+@dataclass
+class Outputs:
+    """What a job wrote, decoded: ClickHouse rows per table, the final Redis hashes, the stream
+    entry ids per stream, and the other sinks' raw ``(key, value)`` records."""
+
+    rows: dict[str, list[dict[str, object]]]
+    hashes: dict[str, dict[str, str]]
+    streams: dict[str, list[bytes]]
+    other: dict[str, list[tuple[bytes, bytes]]]
+
+    def final_books(self, venue: str) -> dict[str, dict]:
+        """Per symbol of ``venue``: the last depth snapshot, the last status and the Redis depth."""
+        books: dict[str, dict] = defaultdict(dict)
+        for table, into in (("depth_snapshots", "depth"), ("book_status", "status")):
+            for row in self.rows.get(table, []):
+                if row["venue"] == venue:
+                    book = books[str(row["symbol"])]
+                    if into not in book or book[into]["seq"] < row["seq"]:
+                        book[into] = row
+        for symbol, book in books.items():
+            redis_depth = self.hashes.get(f"itchflow:depth:{venue}:{symbol}", {})
+            book["redis_bids"] = json.loads(redis_depth.get("bids", "[]"))
+            book["redis_asks"] = json.loads(redis_depth.get("asks", "[]"))
+            depth = book.get("depth")
+            book["ch_bids"] = _levels(depth, "bid") if depth else []
+            book["ch_asks"] = _levels(depth, "ask") if depth else []
+        return books
+
+
+def _levels(row: dict, side: str) -> list[list[int]]:
+    return [
+        list(level)
+        for level in zip(row[f"{side}_prices"], row[f"{side}_shares"], row[f"{side}_orders"], strict=True)
+    ]
+
+
+def decode_outputs(collected: dict[str, list[tuple[bytes, bytes]]]) -> Outputs:
+    columns = ddl_columns()
+    rows: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for table, chunk in collected.pop("clickhouse", []):
+        rows[table.decode()].extend(decode_rows(table.decode(), chunk, columns))
+    hashes: dict[str, dict[str, str]] = defaultdict(dict)
+    streams: dict[str, list[bytes]] = defaultdict(list)
+    for count, pipeline in collected.pop("redis", []):
+        commands = decode_commands(pipeline)
+        assert len(commands) == int(count), "the command count travels with the pipeline"
+        for command in commands:
+            verb, key = command[0].upper(), command[1].decode()
+            if verb == b"HSET":
+                pairs = command[2:]
+                hashes[key].update(
+                    {pairs[i].decode(): pairs[i + 1].decode() for i in range(0, len(pairs), 2)}
+                )
+            elif verb == b"XADD":
+                streams[key].append(command[command.index(b"~") + 2] if b"~" in command else command[2])
+    return Outputs(dict(rows), dict(hashes), dict(streams), collected)

@@ -1,0 +1,144 @@
+"""The normalize, order-book and market-data jobs, built with their ``build(...)`` functions, on a
+local mini-cluster at parallelism 1 and 2: the books they write to ClickHouse and Redis equal the
+offline reference (``itchflow book --json``) for the real samples and a synthetic feed; every
+undecodable record becomes exactly one dead letter and changes no book.
+
+The two pipelines: ``split`` (the normalize job's output topic bridged in memory into the order-book
+job, as Kafka joins them in production) and ``market-data`` (both in one operator). Each run feeds
+every feed at once, each under its own venue, so the keys of different feeds never meet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyflink.datastream import StreamExecutionEnvironment
+
+from itchflow import synth
+from itchflow.avro.deadletter import decode_dead_letter
+from itchflow.pipeline.book_stage import BookStageConfig
+from jobs import market_data, normalize, order_book
+from tests.samples import sample
+
+from .conftest import (
+    Collector,
+    Feed,
+    Outputs,
+    collection_source,
+    decode_outputs,
+    mini_cluster_env,
+    raw_feed,
+    reference,
+)
+
+pytestmark = pytest.mark.flink
+
+SAMPLES = {
+    "RITCH": "RITCH_ex20101224.TEST_ITCH_50.gz",
+    "OMI": "omi_Nasdaq_itch50_sample.bin",
+    "MEAT": "meatpy_sample.itch50",
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    synthetic = tmp_path_factory.mktemp("feeds") / "synth.itch"
+    synth.write(synthetic, symbols=40, messages=30_000, seed=17)
+    return {**{venue: sample(name) for venue, name in SAMPLES.items()}, "SYNTH": synthetic}
+
+
+@pytest.fixture(scope="module")
+def references(files: dict[str, Path]) -> dict[str, dict[str, dict]]:
+    return {venue: reference(path) for venue, path in files.items()}
+
+
+def run_split(env: StreamExecutionEnvironment, feeds: list[Feed]) -> Outputs:
+    collector = Collector()
+    to_books, from_normalize = collector.bridge("normalized")
+    normalize.build(
+        env,
+        {"raw": collection_source(feeds)},
+        {"normalized": to_books, "dead-letters": collector.sink("dead-letters")},
+        normalize.NormalizeConfig(),
+    )
+    order_book.build(
+        env,
+        {"normalized": from_normalize},
+        {"clickhouse": collector.sink("clickhouse"), "redis": collector.sink("redis")},
+        BookStageConfig(depth_levels=10),
+    )
+    return decode_outputs(collector.run(env))
+
+
+def run_market_data(env: StreamExecutionEnvironment, feeds: list[Feed]) -> Outputs:
+    collector = Collector()
+    sinks = {name: collector.sink(name) for name in ("normalized", "dead-letters", "clickhouse", "redis")}
+    market_data.build(env, {"raw": collection_source(feeds)}, sinks, market_data.MarketDataConfig())
+    return decode_outputs(collector.run(env))
+
+
+PIPELINES = {"split": run_split, "market-data": run_market_data}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[("split", 1), ("market-data", 1), ("split", 2), ("market-data", 2)],
+    ids=lambda param: f"{param[0]}-p{param[1]}",
+)
+def run(request: pytest.FixtureRequest, files: dict[str, Path]) -> tuple[list[Feed], Outputs]:
+    pipeline, parallelism = request.param
+    env = mini_cluster_env(parallelism)  # first: the feeds' keys are salted by the project's Java helper
+    feeds = [raw_feed(path, f"{venue}-{pipeline}-P{parallelism}") for venue, path in files.items()]
+    return feeds, PIPELINES[pipeline](env, feeds)
+
+
+def test_books_equal_the_offline_reference(run, references) -> None:
+    feeds, outputs = run
+    mismatches = []
+    for feed in feeds:
+        expected = references[feed.venue.split("-")[0]]
+        assert expected, f"{feed.path.name}: the reference has no symbols"
+        books = outputs.final_books(feed.venue)
+        for symbol, book in expected.items():
+            got = books.get(symbol, {})
+            for sink in ("ch", "redis"):
+                if (got.get(f"{sink}_bids", []), got.get(f"{sink}_asks", [])) != (book["bids"], book["asks"]):
+                    mismatches.append(
+                        f"{feed.venue} {symbol} {sink}: {got.get(f'{sink}_bids')} != {book['bids']}"
+                    )
+            status = got.get("status", {"unknown_refs": 0, "orders": 0})
+            if (status["unknown_refs"], status["orders"]) != (book["unknown_refs"], book["orders"]):
+                mismatches.append(f"{feed.venue} {symbol} status {status} != {book}")
+        # '@<locate>': messages whose locate the feed's directory never named (the reference skips them)
+        named = {symbol for symbol in books if not symbol.startswith("@")}
+        assert named <= set(expected), f"{feed.venue}: books of symbols the reference lacks"
+    assert not mismatches, "\n".join(mismatches[:20])
+
+
+def test_every_printable_trade_is_one_trades_row(run, references) -> None:
+    feeds, outputs = run
+    for feed in feeds:
+        expected = references[feed.venue.split("-")[0]]
+        rows = [
+            row
+            for row in outputs.rows.get("trades", [])
+            if row["venue"] == feed.venue and row["symbol"] in expected
+        ]
+        keys = {(row["symbol"], row["seq"]) for row in rows}
+        assert len(keys) == len(rows), f"{feed.venue}: a trade row was written twice"
+        printed = sum(1 for row in rows if row["printable"] == 1)
+        assert printed == sum(book["trade_count"] for book in expected.values()), feed.venue
+
+
+def test_each_undecodable_record_is_one_dead_letter(run) -> None:
+    feeds, outputs = run
+    letters = [decode_dead_letter(value) for _, value in outputs.other.get("dead-letters", [])]
+    for feed in feeds:
+        assert feed.garbage, f"{feed.venue}: the feed must carry garbage to test this"
+        garbage = [
+            (letter.source_partition, letter.source_offset)
+            for letter in letters
+            if letter.key.decode().startswith(f"{feed.venue}:#") and letter.reason == "bad_magic"
+        ]
+        assert sorted(garbage) == sorted(feed.garbage), feed.venue
