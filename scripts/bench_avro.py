@@ -17,8 +17,9 @@ from datetime import date
 from pathlib import Path
 
 from itchflow.avro import ItchBatch, decode_batch, encode_batch, make_batch
+from itchflow.avro.normalized import decode_normalized_batch, encode_normalized_batch
 from itchflow.itch.codec import decode_many, encode
-from itchflow.normalize import decode_normalized_batch, encode_normalized_batch, normalize_batch
+from itchflow.normalize import normalize_batch
 
 DEFAULT_FILE = (
     Path(__file__).resolve().parents[1].parent

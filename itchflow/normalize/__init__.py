@@ -26,13 +26,10 @@ See ``schemas/README.md`` for the record layout and the column encodings.
 """
 
 from itchflow.normalize.batch import (
-    NORMALIZED_SCHEMA,
     ColumnViews,
     Detail,
     EventColumns,
     NormalizedBatch,
-    decode_normalized_batch,
-    encode_normalized_batch,
     iter_events,
 )
 from itchflow.normalize.clock import NANOS_PER_DAY, NEW_YORK, midnight_epoch_ns, ts_event_ns
@@ -66,7 +63,6 @@ __all__ = [
     "FLAG_PRINTABLE",
     "NANOS_PER_DAY",
     "NEW_YORK",
-    "NORMALIZED_SCHEMA",
     "PRICE_DECIMALS",
     "AuxiliaryMessage",
     "BrokenTrade",
@@ -94,8 +90,6 @@ __all__ = [
     "Trade",
     "TradingState",
     "check_sequence",
-    "decode_normalized_batch",
-    "encode_normalized_batch",
     "iter_events",
     "midnight_epoch_ns",
     "normalize_batch",

@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any, Literal, NamedTuple
 
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
-from itchflow.avro.registry import SchemaRegistry, default_registry
 from itchflow.normalize.events import (
     FLAG_HAS_PRICE,
     FLAG_PRINTABLE,
@@ -39,9 +38,6 @@ from itchflow.normalize.events import (
     TradingState,
 )
 from itchflow.normalize.sequence import SequenceStatus
-
-NORMALIZED_NAMESPACE = "itchflow.normalized.v1"
-NORMALIZED_SCHEMA = f"{NORMALIZED_NAMESPACE}.NormalizedBatch"
 
 BYTE_COLUMNS = ("kind", "flags", "side")
 """uint8 columns."""
@@ -153,83 +149,6 @@ class NormalizedBatch:
     columns: EventColumns
     details: tuple[Detail, ...] = ()
     price_scale: int = PRICE_DECIMALS
-
-
-_DETAIL_PREFIX = NORMALIZED_NAMESPACE + "."
-
-
-def columns_datum(columns: EventColumns) -> dict[str, bytes]:
-    """The packed columns as the Avro fields of the same names."""
-    return {name: getattr(columns, name) for name in EventColumns.__slots__}
-
-
-def encode_normalized_batch(batch: NormalizedBatch, registry: SchemaRegistry | None = None) -> bytes:
-    """Single-object encode ``batch`` for ``market-data-normalized``."""
-    columns = batch.columns
-    datum = {
-        "venue": batch.venue,
-        "trading_date": batch.trading_date,
-        "symbol": batch.symbol,
-        "stock_locate": batch.stock_locate,
-        "session": batch.session,
-        "batch_sequence": batch.batch_sequence,
-        "sequence_status": batch.sequence_status.value,
-        "gap_batches": batch.gap_batches,
-        "gap_messages": batch.gap_messages,
-        "price_scale": batch.price_scale,
-        "event_count": batch.event_count,
-        "min_ts_event": batch.min_ts_event,
-        "max_ts_event": batch.max_ts_event,
-        "ts_produced": batch.ts_produced,
-        "ts_recv": batch.ts_recv,
-        **columns_datum(columns),
-        "details": [(_DETAIL_PREFIX + name, fields) for name, fields in batch.details],
-    }
-    return (registry or default_registry()).encode(NORMALIZED_SCHEMA, datum)
-
-
-def decode_normalized_batch(data: bytes, registry: SchemaRegistry | None = None) -> NormalizedBatch:
-    """Decode a ``market-data-normalized`` value and check its columns are consistent.
-
-    Raises:
-        InvalidRecord: bad header, unknown schema, malformed Avro, or ``bad_columns`` (a column of the
-            wrong length, an unknown event kind, a detail index out of range).
-    """
-    record = (registry or default_registry()).decode(NORMALIZED_SCHEMA, data, return_record_name=True)
-    return batch_from_record(record)
-
-
-def batch_from_record(record: dict) -> NormalizedBatch:
-    """The checked :class:`NormalizedBatch` of a decoded ``NormalizedBatch`` Avro record."""
-    count = record["event_count"]
-    columns = EventColumns(*(record[name] for name in EventColumns.__slots__))
-    check_columns(columns, count)
-    prefix = len(_DETAIL_PREFIX)
-    details = tuple((name[prefix:], fields) for name, fields in record["details"])
-    for _, fields in details:
-        if not 0 <= fields["index"] < count:
-            raise InvalidRecord(
-                InvalidReason.BAD_COLUMNS, f"detail index {fields['index']} outside 0..{count - 1}"
-            )
-    return NormalizedBatch(
-        venue=record["venue"],
-        trading_date=record["trading_date"],
-        symbol=record["symbol"],
-        stock_locate=record["stock_locate"],
-        session=record["session"],
-        batch_sequence=record["batch_sequence"],
-        sequence_status=SequenceStatus(record["sequence_status"]),
-        gap_batches=record["gap_batches"],
-        gap_messages=record["gap_messages"],
-        event_count=count,
-        min_ts_event=record["min_ts_event"],
-        max_ts_event=record["max_ts_event"],
-        ts_produced=record["ts_produced"],
-        ts_recv=record["ts_recv"],
-        columns=columns,
-        details=details,
-        price_scale=record["price_scale"],
-    )
 
 
 def check_columns(columns: EventColumns, count: int) -> None:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from itchflow.avro import InvalidReason, InvalidRecord, ItchBatch, make_batch, pack_payloads
+from itchflow.avro.normalized import decode_normalized_batch, encode_normalized_batch
 from itchflow.itch import messages as itch
 from itchflow.itch.codec import decode_many, encode
 from itchflow.normalize import (
@@ -35,8 +36,6 @@ from itchflow.normalize import (
     SystemEvent,
     Trade,
     TradingState,
-    decode_normalized_batch,
-    encode_normalized_batch,
     iter_events,
     midnight_epoch_ns,
     normalize_batch,

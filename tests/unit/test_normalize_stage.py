@@ -7,9 +7,10 @@ import pytest
 from itchflow.avro import encode_batch, make_batch
 from itchflow.avro.bundle import SegmentInput, encode_bundle, make_bundle
 from itchflow.avro.deadletter import decode_dead_letter
+from itchflow.avro.normalized import decode_normalized
 from itchflow.itch.codec import encode
 from itchflow.itch.messages import AddOrder, OrderDelete, OrderExecuted
-from itchflow.normalize.bundle import decode_normalized, run_batches
+from itchflow.normalize.bundle import run_batches
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record, state_from_tuple
 
 pytestmark = pytest.mark.usefixtures("implementation")  # each test on the Python and the C code
