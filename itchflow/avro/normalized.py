@@ -2,10 +2,11 @@
 
 ``itchflow.normalized.v1.NormalizedBundle`` (``schemas/normalized/NormalizedBundle.avsc``) is what
 the normalizer writes: one per source raw record, the packed event columns of
-:mod:`itchflow.normalize.batch` over every event of the record, each symbol's events one contiguous
-run. :func:`encode_normalized_bundle` writes it (the envelope, runs and columns in C when built,
-the same bytes as fastavro); :func:`decode_normalized` reads any ``market-data-normalized`` value
-and checks that it is consistent.
+:mod:`itchflow.normalize.columns` over every event of the record, each symbol's events one
+contiguous run. :func:`encode_normalized_bundle` writes it (the envelope, runs and columns in C when
+built, the same bytes as fastavro); :func:`decode_normalized` reads any ``market-data-normalized``
+value and checks that it is consistent -- including a per-symbol ``NormalizedBatch`` of an older
+normalizer, as a bundle with one run (nothing writes those any more).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from itchflow.avro.bundle import days_since_epoch, field_kind, native_header
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.registry import SchemaRegistry, default_registry
 from itchflow.extensions import native_function
-from itchflow.normalize.batch import Detail, EventColumns, NormalizedBatch, check_columns
-from itchflow.normalize.bundle import NormalizedBundle, NormalizedRun, bundle_of_batch
+from itchflow.normalize.bundle import NormalizedBundle, NormalizedRun
+from itchflow.normalize.columns import Detail, EventColumns, check_columns
 from itchflow.normalize.sequence import SequenceStatus
 
 NORMALIZED_NAMESPACE = "itchflow.normalized.v1"
 BUNDLE_SCHEMA = f"{NORMALIZED_NAMESPACE}.NormalizedBundle"
 NORMALIZED_SCHEMA = f"{NORMALIZED_NAMESPACE}.NormalizedBatch"
+"""The per-symbol record of older normalizers (read only, see :func:`decode_normalized`)."""
 _SCHEMAS = (BUNDLE_SCHEMA, NORMALIZED_SCHEMA)
 _DETAIL_PREFIX = NORMALIZED_NAMESPACE + "."
 
@@ -33,42 +35,6 @@ _DETAIL_PREFIX = NORMALIZED_NAMESPACE + "."
 def columns_datum(columns: EventColumns) -> dict[str, bytes]:
     """The packed columns as the Avro fields of the same names."""
     return {name: getattr(columns, name) for name in EventColumns.__slots__}
-
-
-def encode_normalized_batch(batch: NormalizedBatch, registry: SchemaRegistry | None = None) -> bytes:
-    """Single-object encode ``batch`` for ``market-data-normalized``."""
-    columns = batch.columns
-    datum = {
-        "venue": batch.venue,
-        "trading_date": batch.trading_date,
-        "symbol": batch.symbol,
-        "stock_locate": batch.stock_locate,
-        "session": batch.session,
-        "batch_sequence": batch.batch_sequence,
-        "sequence_status": batch.sequence_status.value,
-        "gap_batches": batch.gap_batches,
-        "gap_messages": batch.gap_messages,
-        "price_scale": batch.price_scale,
-        "event_count": batch.event_count,
-        "min_ts_event": batch.min_ts_event,
-        "max_ts_event": batch.max_ts_event,
-        "ts_produced": batch.ts_produced,
-        "ts_recv": batch.ts_recv,
-        **columns_datum(columns),
-        "details": [(_DETAIL_PREFIX + name, fields) for name, fields in batch.details],
-    }
-    return (registry or default_registry()).encode(NORMALIZED_SCHEMA, datum)
-
-
-def decode_normalized_batch(data: bytes, registry: SchemaRegistry | None = None) -> NormalizedBatch:
-    """Decode a ``market-data-normalized`` value and check its columns are consistent.
-
-    Raises:
-        InvalidRecord: bad header, unknown schema, malformed Avro, or ``bad_columns`` (a column of the
-            wrong length, an unknown event kind, a detail index out of range).
-    """
-    record = (registry or default_registry()).decode(NORMALIZED_SCHEMA, data, return_record_name=True)
-    return batch_from_record(record)
 
 
 def _checked_details(record: dict[str, Any], count: int) -> tuple[Detail, ...]:
@@ -83,29 +49,34 @@ def _checked_details(record: dict[str, Any], count: int) -> tuple[Detail, ...]:
     return details
 
 
-def batch_from_record(record: dict) -> NormalizedBatch:
-    """The checked :class:`NormalizedBatch` of a decoded ``NormalizedBatch`` Avro record."""
+def _bundle_of_batch(record: dict[str, Any]) -> NormalizedBundle:
+    """A ``NormalizedBatch`` record (one symbol, written by an older normalizer) as a bundle with one
+    run. Read only: it may still sit on the topic, or in an order-book savepoint's record log."""
     count = record["event_count"]
     columns = EventColumns(*(record[name] for name in EventColumns.__slots__))
     check_columns(columns, count)
-    details = _checked_details(record, count)
-    return NormalizedBatch(
-        venue=record["venue"],
-        trading_date=record["trading_date"],
+    run = NormalizedRun(
         symbol=record["symbol"],
         stock_locate=record["stock_locate"],
-        session=record["session"],
         batch_sequence=record["batch_sequence"],
         sequence_status=SequenceStatus(record["sequence_status"]),
         gap_batches=record["gap_batches"],
         gap_messages=record["gap_messages"],
+        start=0,
+        count=count,
+    )
+    return NormalizedBundle(
+        venue=record["venue"],
+        trading_date=record["trading_date"],
+        session=record["session"],
         event_count=count,
         min_ts_event=record["min_ts_event"],
         max_ts_event=record["max_ts_event"],
         ts_produced=record["ts_produced"],
         ts_recv=record["ts_recv"],
+        runs=(run,) if count else (),
         columns=columns,
-        details=details,
+        details=_checked_details(record, count),
         price_scale=record["price_scale"],
     )
 
@@ -240,7 +211,7 @@ def decode_normalized(data: bytes, registry: SchemaRegistry | None = None) -> No
     """
     name, record = (registry or default_registry()).decode_any(data, _SCHEMAS, return_record_name=True)
     if name == NORMALIZED_SCHEMA:
-        return bundle_of_batch(batch_from_record(record))
+        return _bundle_of_batch(record)
     count = record["event_count"]
     columns = EventColumns(*(record[column] for column in EventColumns.__slots__))
     check_columns(columns, count)

@@ -1,10 +1,10 @@
 """The normalized topic's bundles: events of many symbols as one set of packed columns.
 
 ``NormalizedBundle`` mirrors ``schemas/normalized/NormalizedBundle.avsc``: one per source raw
-record, the columns of :class:`~itchflow.normalize.batch.NormalizedBatch` over every event of the
-record, each symbol's events in one contiguous :class:`NormalizedRun`. Its Avro encoding is
+record, the packed columns of :mod:`itchflow.normalize.columns` over every event of the record,
+each symbol's events in one contiguous :class:`NormalizedRun`. Its Avro encoding is
 :mod:`itchflow.avro.normalized`. :func:`run_batches` gives each run as a per-symbol batch view whose
-columns are zero-copy slices of the bundle's.
+columns are zero-copy slices of the bundle's; :func:`iter_events` the events as dataclasses.
 """
 
 from __future__ import annotations
@@ -15,8 +15,29 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from itchflow.normalize.batch import ColumnViews, Detail, EventColumns, NormalizedBatch
-from itchflow.normalize.events import PRICE_DECIMALS
+from itchflow.avro.invalid import InvalidReason, InvalidRecord
+from itchflow.normalize.columns import ColumnViews, Detail, EventColumns
+from itchflow.normalize.events import (
+    FLAG_HAS_PRICE,
+    FLAG_PRINTABLE,
+    PRICE_DECIMALS,
+    AuxiliaryMessage,
+    BrokenTrade,
+    CrossTrade,
+    EventKind,
+    NormalizedEvent,
+    OperationalHalt,
+    OrderAdded,
+    OrderCancelled,
+    OrderDeleted,
+    OrderExecuted,
+    OrderReplaced,
+    RegShoRestriction,
+    StockDirectory,
+    SystemEvent,
+    Trade,
+    TradingState,
+)
 from itchflow.normalize.sequence import SequenceStatus
 
 
@@ -55,8 +76,8 @@ class NormalizedBundle:
 class RunBatch:
     """A run of a bundle seen as a per-symbol batch (what ``BookStage.apply`` takes).
 
-    Has the attributes of :class:`NormalizedBatch` that consumers of one symbol's events read;
-    ``columns.views()`` are slices of the bundle's column views (no copy).
+    Has what consumers of one symbol's events read; ``columns.views()`` are slices of the bundle's
+    column views (no copy) and ``details`` are indexed from the run's first event.
     """
 
     __slots__ = (
@@ -125,32 +146,116 @@ def run_batches(bundle: NormalizedBundle) -> Iterator[RunBatch]:
         yield RunBatch(bundle, run, views, details)
 
 
-def bundle_of_batch(batch: NormalizedBatch) -> NormalizedBundle:
-    """A per-symbol batch as a bundle with one run."""
-    run = NormalizedRun(
-        symbol=batch.symbol,
-        stock_locate=batch.stock_locate,
-        batch_sequence=batch.batch_sequence,
-        sequence_status=batch.sequence_status,
-        gap_batches=batch.gap_batches,
-        gap_messages=batch.gap_messages,
-        start=0,
-        count=batch.event_count,
-    )
-    return NormalizedBundle(
-        venue=batch.venue,
-        trading_date=batch.trading_date,
-        session=batch.session,
-        event_count=batch.event_count,
-        min_ts_event=batch.min_ts_event,
-        max_ts_event=batch.max_ts_event,
-        ts_produced=batch.ts_produced,
-        ts_recv=batch.ts_recv,
-        runs=(run,) if batch.event_count else (),
-        columns=batch.columns,
-        details=batch.details,
-        price_scale=batch.price_scale,
-    )
+def iter_events(bundle: NormalizedBundle) -> Iterator[NormalizedEvent]:
+    """The bundle's events as dataclasses, in column order, each with its run's symbol (readable
+    form for tests and tools; hot paths use the columns)."""
+    venue = bundle.venue
+    views = bundle.columns.views()
+    details = {fields["index"]: (name, fields) for name, fields in bundle.details}
+    kinds, flags, sides = views.kind, views.flags, views.side
+    for run in bundle.runs:
+        symbol = run.symbol
+        for i in range(run.start, run.start + run.count):
+            kind = kinds[i]
+            ts, seq = views.ts_event[i], views.seq[i]
+            if kind == EventKind.ORDER_ADDED:
+                detail = details.get(i)
+                yield OrderAdded(
+                    ts,
+                    seq,
+                    venue,
+                    symbol,
+                    views.order_ref[i],
+                    chr(sides[i]),
+                    views.shares[i],
+                    views.price[i],
+                    detail[1]["mpid"] if detail else None,
+                )
+            elif kind == EventKind.ORDER_EXECUTED:
+                yield OrderExecuted(
+                    ts,
+                    seq,
+                    venue,
+                    symbol,
+                    views.order_ref[i],
+                    views.shares[i],
+                    views.match_number[i],
+                    bool(flags[i] & FLAG_PRINTABLE),
+                    views.price[i] if flags[i] & FLAG_HAS_PRICE else None,
+                )
+            elif kind == EventKind.ORDER_CANCELLED:
+                yield OrderCancelled(ts, seq, venue, symbol, views.order_ref[i], views.shares[i])
+            elif kind == EventKind.ORDER_DELETED:
+                yield OrderDeleted(ts, seq, venue, symbol, views.order_ref[i])
+            elif kind == EventKind.ORDER_REPLACED:
+                yield OrderReplaced(
+                    ts,
+                    seq,
+                    venue,
+                    symbol,
+                    views.order_ref[i],
+                    views.new_order_ref[i],
+                    views.shares[i],
+                    views.price[i],
+                )
+            elif kind == EventKind.TRADE:
+                yield Trade(
+                    ts,
+                    seq,
+                    venue,
+                    symbol,
+                    views.order_ref[i],
+                    chr(sides[i]),
+                    views.shares[i],
+                    views.price[i],
+                    views.match_number[i],
+                )
+            elif kind == EventKind.BROKEN_TRADE:
+                yield BrokenTrade(ts, seq, venue, symbol, views.match_number[i])
+            else:
+                yield _event_with_detail(kind, ts, seq, venue, symbol, views, i, details.get(i))
+
+
+def _event_with_detail(
+    kind: int,
+    ts: int,
+    seq: int,
+    venue: str,
+    symbol: str,
+    views: ColumnViews,
+    i: int,
+    detail: Detail | None,
+) -> NormalizedEvent:
+    if detail is None:
+        raise InvalidRecord(
+            InvalidReason.BAD_COLUMNS, f"event {i} of kind {EventKind(kind).name} has no detail"
+        )
+    fields = detail[1]
+    if kind == EventKind.CROSS_TRADE:
+        return CrossTrade(
+            ts,
+            seq,
+            venue,
+            symbol,
+            views.shares[i],
+            views.price[i],
+            views.match_number[i],
+            fields["cross_type"],
+        )
+    if kind == EventKind.SYSTEM_EVENT:
+        return SystemEvent(ts, seq, venue, symbol, fields["event_code"])
+    if kind == EventKind.TRADING_STATE:
+        return TradingState(ts, seq, venue, symbol, fields["trading_state"], fields["reason"])
+    if kind == EventKind.REG_SHO:
+        return RegShoRestriction(ts, seq, venue, symbol, fields["reg_sho_action"])
+    if kind == EventKind.OPERATIONAL_HALT:
+        return OperationalHalt(
+            ts, seq, venue, symbol, fields["market_code"], fields["operational_halt_action"]
+        )
+    if kind == EventKind.STOCK_DIRECTORY:
+        values = {key: value for key, value in fields.items() if key != "index"}
+        return StockDirectory(ts, seq, venue, symbol, **values)
+    return AuxiliaryMessage(ts, seq, venue, symbol, fields["message_type"], fields["payload"])
 
 
 def __getattr__(name: str) -> Any:

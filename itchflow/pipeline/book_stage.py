@@ -83,7 +83,8 @@ from typing import Any
 
 from itchflow.book.engine import Applied, BookEngine, BookWire, engine_from_snapshot, new_engine
 from itchflow.book.values import DepthColumns, TopOfBook
-from itchflow.normalize import ColumnViews, Detail, NormalizedBatch
+from itchflow.normalize import ColumnViews, Detail
+from itchflow.normalize.bundle import RunBatch
 from itchflow.sinks.book_redis import book_keys
 from itchflow.sinks.book_tables import (
     BOOK_STATUS,
@@ -350,8 +351,9 @@ class BookStage:
 
     # ------------------------------------------------------------------ the one entry point
 
-    def apply(self, batch: NormalizedBatch) -> StageOutput:
-        """Apply one batch of this symbol's events; return the rows and commands it produced.
+    def apply(self, batch: RunBatch) -> StageOutput:
+        """Apply one batch of this symbol's events (a bundle's run of it); return the rows and
+        commands it produced.
 
         Raises:
             ValueError: the batch is of another venue or symbol.
