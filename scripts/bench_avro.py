@@ -1,8 +1,8 @@
-"""Micro-benchmark of the Avro topic encodings: messages/s for the raw envelope and the normalized batch.
+"""Micro-benchmark of the Avro topic encodings: messages/s for the raw and the normalized bundles.
 
     .venv/bin/python scripts/bench_avro.py [--batch-size 512] [--seconds 1.0] [--file PATH]
 
-Builds per-symbol batches of ``--batch-size`` messages from a real ITCH file (default: the BX sample in
+Builds bundles of one symbol's ``--batch-size`` messages from a real ITCH file (default: the BX sample in
 ``../shared/data/itch``), then times each step single-threaded in this process and prints messages/s.
 """
 
@@ -16,9 +16,10 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from itchflow.avro import ItchBatch, decode_batch, encode_batch, make_batch
+from itchflow.avro.bundle import ItchBundle, SegmentInput, decode_raw, encode_bundle, make_bundle
+from itchflow.avro.normalized import decode_normalized, encode_normalized_bundle
 from itchflow.itch.codec import decode_many, encode
-from itchflow.normalize import decode_normalized_batch, encode_normalized_batch, normalize_batch
+from itchflow.normalize import normalize_bundle
 
 DEFAULT_FILE = (
     Path(__file__).resolve().parents[1].parent
@@ -29,8 +30,9 @@ DEFAULT_FILE = (
 )
 
 
-def load_batches(path: Path, batch_size: int, trading_date: date, typed: bool = False) -> list[ItchBatch]:
-    """Per-symbol batches of ``batch_size`` messages (only full batches, so every batch has the same size)."""
+def load_bundles(path: Path, batch_size: int, trading_date: date) -> list[ItchBundle]:
+    """Bundles of one symbol's ``batch_size`` messages each (only full ones, so every bundle has the
+    same size)."""
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
@@ -39,28 +41,29 @@ def load_batches(path: Path, batch_size: int, trading_date: date, typed: bool = 
     groups: dict[int, list[bytes]] = defaultdict(list)
     for message in messages:
         groups[message.stock_locate].append(encode(message))
-    batches = []
+    bundles = []
     for locate, payloads in groups.items():
         if locate not in symbols:
             continue
         for sequence, start in enumerate(range(0, len(payloads) - batch_size + 1, batch_size), start=1):
-            batches.append(
-                make_batch(
-                    payloads[start : start + batch_size],
+            segment = SegmentInput(
+                symbols[locate], locate, sequence, start, payloads[start : start + batch_size]
+            )
+            bundles.append(
+                make_bundle(
+                    [segment],
                     venue="XBOS",
                     trading_date=trading_date,
                     session="bench",
-                    symbol=symbols[locate],
-                    stock_locate=locate,
-                    batch_sequence=sequence,
-                    first_message_seq=start,
+                    partition=0,
+                    partitions=1,
+                    bundle_sequence=len(bundles) + 1,
                     produced_at_ns=time.time_ns(),
-                    typed=typed,
                 )
             )
-    if not batches:
+    if not bundles:
         raise SystemExit(f"{path}: no symbol has {batch_size} messages")
-    return batches
+    return bundles
 
 
 def rate(
@@ -78,7 +81,7 @@ def rate(
         done += len(items)
         elapsed = time.perf_counter() - start
     per_second = done * messages_per_item / elapsed
-    print(f"  {label:44s} {per_second / 1e6:7.2f} M msgs/s   {elapsed / done * 1e6:8.1f} us/batch")
+    print(f"  {label:44s} {per_second / 1e6:7.2f} M msgs/s   {elapsed / done * 1e6:8.1f} us/bundle")
     return per_second
 
 
@@ -90,35 +93,29 @@ def main() -> None:
     args = parser.parse_args()
     size, seconds = args.batch_size, args.seconds
 
-    raw = load_batches(args.file, size, date(2019, 12, 30))
-    raw_bytes = [encode_batch(b) for b in raw]
-    decoded = [decode_batch(data) for data in raw_bytes]
-    normalized = [normalize_batch(b, ts_recv=1).batch for b in decoded]
-    normalized_bytes = [encode_normalized_batch(b) for b in normalized]
-    typed = load_batches(args.file, size, date(2019, 12, 30), typed=True)
-    typed_bytes = [encode_batch(b) for b in typed]
+    raw = load_bundles(args.file, size, date(2019, 12, 30))
+    raw_bytes = [encode_bundle(b) for b in raw]
+    decoded = [decode_raw(data) for data in raw_bytes]
+    normalized = [normalize_bundle(b, ts_recv=1).bundle for b in decoded]
+    normalized_bytes = [encode_normalized_bundle(b) for b in normalized]
 
-    print(f"{len(raw)} batches of {size} messages from {args.file.name}")
+    print(f"{len(raw)} bundles of one symbol's {size} messages from {args.file.name}")
     print(
-        f"  value size: raw envelope {sum(map(len, raw_bytes)) / len(raw) / size:.1f} B/msg, "
-        f"typed envelope {sum(map(len, typed_bytes)) / len(raw) / size:.1f} B/msg, "
+        f"  value size: raw {sum(map(len, raw_bytes)) / len(raw) / size:.1f} B/msg, "
         f"normalized {sum(map(len, normalized_bytes)) / len(raw) / size:.1f} B/msg"
     )
-    print("market-data-raw (ItchBatch, payload bytes):")
-    rate("encode_batch", raw, encode_batch, size, seconds)
-    rate("decode_batch", raw_bytes, decode_batch, size, seconds)
-    print("market-data-raw, typed mirror (one Avro record per message), for comparison:")
-    rate("encode_batch(typed)", typed, encode_batch, size, seconds)
-    rate("decode_batch(typed)", typed_bytes, decode_batch, size, seconds)
+    print("market-data-raw (ItchBundle, payload bytes):")
+    rate("encode_bundle", raw, encode_bundle, size, seconds)
+    rate("decode_raw", raw_bytes, decode_raw, size, seconds)
     print("normalization:")
-    rate("normalize_batch", decoded, lambda b: normalize_batch(b, ts_recv=1), size, seconds)
-    print("market-data-normalized (NormalizedBatch, packed columns):")
-    rate("encode_normalized_batch", normalized, encode_normalized_batch, size, seconds)
-    rate("decode_normalized_batch", normalized_bytes, decode_normalized_batch, size, seconds)
+    rate("normalize_bundle", decoded, lambda b: normalize_bundle(b, ts_recv=1), size, seconds)
+    print("market-data-normalized (NormalizedBundle, packed columns):")
+    rate("encode_normalized_bundle", normalized, encode_normalized_bundle, size, seconds)
+    rate("decode_normalized", normalized_bytes, decode_normalized, size, seconds)
     rate(
-        "decode_normalized_batch + views + sum(shares)",
+        "decode_normalized + views + sum(shares)",
         normalized_bytes,
-        lambda data: sum(decode_normalized_batch(data).columns.views().shares),
+        lambda data: sum(decode_normalized(data).columns.views().shares),
         size,
         seconds,
     )
@@ -126,7 +123,7 @@ def main() -> None:
     rate(
         "end to end",
         raw_bytes,
-        lambda data: encode_normalized_batch(normalize_batch(decode_batch(data), ts_recv=1).batch),
+        lambda data: encode_normalized_bundle(normalize_bundle(decode_raw(data), ts_recv=1).bundle),
         size,
         seconds,
     )

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itchflow import synth  # noqa: E402
 from itchflow.avro.bundle import encode_bundle  # noqa: E402
-from itchflow.normalize.bundle import decode_normalized  # noqa: E402
+from itchflow.avro.normalized import decode_normalized  # noqa: E402
 from itchflow.pipeline.book_stage import BookStageConfig  # noqa: E402
 from itchflow.pipeline.keyed_state import MemoryKeyedState  # noqa: E402
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402

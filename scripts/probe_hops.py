@@ -24,10 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itchflow.avro.bundle import decode_raw  # noqa: E402
+from itchflow.avro.normalized import decode_normalized  # noqa: E402
 from itchflow.bench.replaying import limited, paced  # noqa: E402
 from itchflow.bench.stats import describe_ms as percentiles  # noqa: E402
 from itchflow.config import NORMALIZED_TOPIC, RAW_TOPIC, load_stack_config  # noqa: E402
-from itchflow.normalize.bundle import decode_normalized  # noqa: E402
 from itchflow.replay import file_payloads, make_producer, replay  # noqa: E402
 
 

@@ -52,8 +52,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itchflow.avro.bundle import decode_raw, encode_bundle  # noqa: E402
+from itchflow.avro.normalized import decode_normalized, encode_normalized_bundle  # noqa: E402
 from itchflow.avro.registry import default_registry  # noqa: E402
-from itchflow.normalize.bundle import decode_normalized, encode_normalized_bundle  # noqa: E402
 from itchflow.pipeline.book_stage import BookStageConfig  # noqa: E402
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402
 from itchflow.pipeline.partition_books import PartitionBooks  # noqa: E402

@@ -6,15 +6,16 @@ for the record designs and the evolution rules.
 
 Public API:
 
-* raw feed (``market-data-raw``): :class:`ItchBatch`, :func:`make_batch`, :func:`encode_batch`,
-  :func:`decode_batch`, :func:`pack_payloads`, :func:`iter_payloads`; per-type ITCH records:
-  :func:`message_to_record`, :func:`record_to_message`, :func:`encode_message`, :func:`decode_message`
+* raw feed (``market-data-raw``): :mod:`itchflow.avro.bundle` (``ItchBundle``: ``make_bundle``,
+  ``encode_bundle``, ``decode_raw``), :func:`pack_payloads`, :func:`iter_payloads`; per-type ITCH
+  records: :func:`message_to_record`, :func:`record_to_message`, :func:`encode_message`,
+  :func:`decode_message`
+* normalized events (``market-data-normalized``): :mod:`itchflow.avro.normalized`
+  (``encode_normalized_bundle``, ``decode_normalized``)
 * dead letters: :class:`DeadLetter`, :func:`dead_letter_for`, :func:`encode_dead_letter`,
   :func:`decode_dead_letter`
 * bad input: :class:`InvalidRecord` with an :class:`InvalidReason`
 * schemas: :class:`SchemaRegistry`, :func:`default_registry`, :func:`schemas_dir`
-
-The normalized topic lives in :mod:`itchflow.normalize`.
 """
 
 from itchflow.avro.deadletter import (
@@ -27,13 +28,9 @@ from itchflow.avro.deadletter import (
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
 from itchflow.avro.raw import (
     BATCH_SCHEMA,
-    ItchBatch,
-    decode_batch,
     decode_message,
-    encode_batch,
     encode_message,
     iter_payloads,
-    make_batch,
     message_to_record,
     pack_payloads,
     record_name,
@@ -57,20 +54,16 @@ __all__ = [
     "DeadLetter",
     "InvalidReason",
     "InvalidRecord",
-    "ItchBatch",
     "SchemaEntry",
     "SchemaError",
     "SchemaRegistry",
     "dead_letter_for",
-    "decode_batch",
     "decode_dead_letter",
     "decode_message",
     "default_registry",
-    "encode_batch",
     "encode_dead_letter",
     "encode_message",
     "iter_payloads",
-    "make_batch",
     "message_to_record",
     "pack_payloads",
     "record_name",

@@ -2,13 +2,13 @@
 
 ``itchflow.itch.v1.ItchBundle`` (``schemas/itch/ItchBundle.avsc``, key ``<venue>:#<partition>/<partitions>``) is what ``itchflow replay``
 produces: per Kafka partition, every symbol's pending messages close together on size or time, one
-:class:`ItchSegment` per symbol (exactly the envelope of an :class:`~itchflow.avro.raw.ItchBatch`:
-per-symbol batch and message sequences), with all messages back to back in ``payloads``, segment
-after segment. A record therefore carries hundreds of messages however many symbols the feed has,
-and a quiet feed still flushes within the linger.
+:class:`ItchSegment` per symbol (its per-symbol batch and message sequences), with all messages back
+to back in ``payloads``, segment after segment. A record therefore carries hundreds of messages
+however many symbols the feed has, and a quiet feed still flushes within the linger.
 
 :func:`decode_raw` reads either kind of ``market-data-raw`` value -- a bundle, or a per-symbol
-``ItchBatch`` written by an older producer, seen as a bundle with one segment.
+``ItchBatch`` written by an older producer (``schemas/itch/ItchBatch.avsc``; nothing here writes
+one any more), seen as a bundle with one segment.
 """
 
 from __future__ import annotations

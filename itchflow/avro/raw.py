@@ -1,18 +1,20 @@
-"""The raw-feed topic: ITCH messages of one symbol per Kafka record (``itchflow.itch.v1.ItchBatch``).
+"""ITCH messages in Avro: the packed ``payloads`` of ``market-data-raw`` records and the per-type records.
 
-The hot path never decodes one Avro record per message: the envelope carries the messages as their
-original bytes, back to back with 2-byte big-endian length prefixes, decoded with the ITCH codec in
-one pass (:func:`iter_payloads`). An optional typed mirror (``messages``) holds one per-type Avro
-record per message for schema-aware consumers; :func:`message_to_record` and
-:func:`record_to_message` convert between those records and ``itchflow.itch.messages`` exactly.
+A raw record (:class:`~itchflow.avro.bundle.ItchBundle`) never carries one Avro record per message:
+it holds the messages' original bytes, back to back with 2-byte big-endian length prefixes
+(:func:`pack_payloads`), decoded with the ITCH codec in one pass (:func:`iter_payloads`). The
+per-type records (``schemas/itch/<MessageClass>.avsc``) are for schema-aware tools:
+:func:`message_to_record` and :func:`record_to_message` convert between them and
+``itchflow.itch.messages`` exactly.
+
+``itchflow.itch.v1.ItchBatch`` (:data:`BATCH_SCHEMA`, one symbol per record) is what older
+producers wrote; :func:`~itchflow.avro.bundle.decode_raw` still reads it, nothing writes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
 
@@ -23,33 +25,11 @@ from itchflow.itch.messages import MESSAGE_TYPES, Message
 
 ITCH_NAMESPACE = "itchflow.itch.v1"
 BATCH_SCHEMA = f"{ITCH_NAMESPACE}.ItchBatch"
+"""The per-symbol raw envelope of older producers (read only, see :func:`~itchflow.avro.bundle.decode_raw`)."""
 
 _UNSIGNED_64 = frozenset({"u64", "price8"})
 _TWO_63 = 1 << 63
 _TWO_64 = 1 << 64
-
-
-@dataclass(frozen=True, slots=True)
-class ItchBatch:
-    """One ``market-data-raw`` record: messages of one symbol; mirrors ``schemas/itch/ItchBatch.avsc``.
-
-    ``payloads`` (length-prefixed original ITCH bytes) is authoritative; ``messages`` is the
-    optional typed mirror (``None`` unless the producer asked for it).
-    """
-
-    venue: str
-    trading_date: date
-    session: str
-    symbol: str
-    stock_locate: int
-    batch_sequence: int
-    first_message_seq: int
-    message_count: int
-    first_timestamp: int
-    last_timestamp: int
-    produced_at_ns: int
-    payloads: bytes
-    messages: tuple[Message, ...] | None = None
 
 
 def pack_payloads(payloads: Iterable[bytes]) -> bytes:
@@ -105,98 +85,6 @@ def iter_payloads(payloads: bytes) -> Iterator[bytes]:
         index += 1
 
 
-def make_batch(
-    payloads: Sequence[bytes],
-    *,
-    venue: str,
-    trading_date: date,
-    session: str,
-    symbol: str,
-    stock_locate: int,
-    batch_sequence: int,
-    first_message_seq: int,
-    produced_at_ns: int,
-    typed: bool = False,
-) -> ItchBatch:
-    """Build the envelope for ``payloads`` (raw ITCH messages of one symbol, in feed order).
-
-    Counts and first/last timestamps are taken from the messages. With ``typed=True`` the typed
-    mirror is filled by decoding every message with the ITCH codec (slow; for interop only).
-    """
-    if not payloads:
-        raise ValueError("a batch holds at least one message")
-    messages = None
-    if typed:
-        from itchflow.itch.codec import decode
-
-        messages = tuple(decode(payload) for payload in payloads)
-    return ItchBatch(
-        venue=venue,
-        trading_date=trading_date,
-        session=session,
-        symbol=symbol,
-        stock_locate=stock_locate,
-        batch_sequence=batch_sequence,
-        first_message_seq=first_message_seq,
-        message_count=len(payloads),
-        first_timestamp=int.from_bytes(payloads[0][5:11], "big"),
-        last_timestamp=int.from_bytes(payloads[-1][5:11], "big"),
-        produced_at_ns=produced_at_ns,
-        payloads=pack_payloads(payloads),
-        messages=messages,
-    )
-
-
-def encode_batch(batch: ItchBatch, registry: SchemaRegistry | None = None) -> bytes:
-    """Single-object encode ``batch`` for ``market-data-raw`` (header + schemaless Avro body)."""
-    messages = batch.messages
-    datum = {
-        "venue": batch.venue,
-        "trading_date": batch.trading_date,
-        "session": batch.session,
-        "symbol": batch.symbol,
-        "stock_locate": batch.stock_locate,
-        "batch_sequence": batch.batch_sequence,
-        "first_message_seq": batch.first_message_seq,
-        "message_count": batch.message_count,
-        "first_timestamp": batch.first_timestamp,
-        "last_timestamp": batch.last_timestamp,
-        "produced_at_ns": batch.produced_at_ns,
-        "payloads": batch.payloads,
-        "messages": None if messages is None else [_union_record(message) for message in messages],
-    }
-    return (registry or default_registry()).encode(BATCH_SCHEMA, datum)
-
-
-def decode_batch(data: bytes, registry: SchemaRegistry | None = None) -> ItchBatch:
-    """Decode a ``market-data-raw`` value written with any published ``ItchBatch`` revision.
-
-    The payloads are not walked here (that is the consumer's single pass, :func:`iter_payloads`).
-
-    Raises:
-        InvalidRecord: bad header, unknown schema, malformed or truncated Avro, or an envelope whose
-            counters are impossible (``bad_envelope``).
-    """
-    record = (registry or default_registry()).decode(BATCH_SCHEMA, data, return_record_name=True)
-    typed = record.pop("messages", None)
-    batch = ItchBatch(**record)
-    if batch.batch_sequence < 1 or batch.first_message_seq < 0 or batch.message_count < 1:
-        raise InvalidRecord(
-            InvalidReason.BAD_ENVELOPE,
-            f"batch_sequence={batch.batch_sequence} first_message_seq={batch.first_message_seq} "
-            f"message_count={batch.message_count}",
-        )
-    if typed is not None:
-        try:
-            messages = tuple(record_to_message(name, fields) for name, fields in typed)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidRecord(
-                InvalidReason.MALFORMED_AVRO, f"typed messages: {exc}", cause_class=type(exc).__name__
-            ) from exc
-        batch = dataclasses.replace(batch, messages=messages)
-    return batch
-
-
 @cache
 def _unsigned_fields(registry: SchemaRegistry, name: str) -> frozenset[str]:
     """Fields of a per-type record that hold an unsigned 64-bit ITCH value (schema ``itch_type``)."""
@@ -250,7 +138,3 @@ def decode_message(data: bytes, registry: SchemaRegistry | None = None) -> Messa
     registry = registry or default_registry()
     name, record = registry.decode_any(data, _CLASSES_BY_NAME.keys())
     return record_to_message(name, record, registry)
-
-
-def _union_record(message: Message) -> tuple[str, dict[str, Any]]:
-    return record_name(type(message)), message_to_record(message)

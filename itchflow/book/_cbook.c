@@ -1,11 +1,12 @@
 /*
  * itchflow.book._cbook: the order-level book of itchflow/book/core.py in C, plus the order-book
- * stage's per-run event loop (itchflow/pipeline/book_stage.py, BookStage._apply_events).
+ * stage's per-run event loop (apply_events; its Python twin is itchflow/book/columns.py, and
+ * itchflow/book/engine.py puts either behind the stage's one interface).
  *
  * The Python OrderBook is the reference: every rule here (unknown references, overfills,
  * duplicate references, invalid events, time priority, trade prints) is the one core.py documents,
  * and tests/unit/test_native_book.py checks both against each other event by event on random
- * feeds. Built by `itchflow setup` (itchflow/native.py) with the system C compiler; without it
+ * feeds. Built by `itchflow setup` (itchflow/extensions.py) with the system C compiler; without it
  * the pipeline runs the Python book.
  *
  * Data structures:
@@ -815,11 +816,6 @@ static inline uint64_t load_u64(const Column *c, Py_ssize_t i) {
 
 static inline uint8_t load_u8(const Column *c, Py_ssize_t i) { return ((const uint8_t *)c->view.buf)[i]; }
 
-static PyObject *top_row(int64_t seq, int64_t ts, const int64_t top[6]) {
-    return Py_BuildValue("(LLLLLLLL)", (long long)seq, (long long)ts, (long long)top[0], (long long)top[1],
-                         (long long)top[2], (long long)top[3], (long long)top[4], (long long)top[5]);
-}
-
 static PyObject *trade_row(int64_t seq, int64_t ts, PyObject *source, uint64_t match, int64_t price, int64_t shares,
                            PyObject *side, long printable) {
     return Py_BuildValue("(LLOKLLOl)", (long long)seq, (long long)ts, source, (unsigned long long)match,
@@ -828,10 +824,11 @@ static PyObject *trade_row(int64_t seq, int64_t ts, PyObject *source, uint64_t m
 
 /* ------------------------------------------------------------------ encoding top-of-book changes
  *
- * With `emit`, apply_events encodes each top-of-book change as the stage's Python code does
- * (book_stage.py _emit/_stream_entries): a RowBinary top_of_book row (key prefix, then seq UInt64,
- * ts_event Int64, bid price Int64, shares UInt64, orders UInt32, ask price, shares, orders; little
- * endian) and an XADD whose head and encoded field names come from the stage's IntStreamEncoder. */
+ * apply_events encodes each top-of-book change as the Python engine does (itchflow/sinks/book_tables.py
+ * top_of_book_rows, itchflow/sinks/book_redis.py stream_entries): a RowBinary top_of_book row (key
+ * prefix, then seq UInt64, ts_event Int64, bid price Int64, shares UInt64, orders UInt32, ask price,
+ * shares, orders; little endian) and an XADD whose head and encoded field names come from the
+ * book's IntStreamEncoder. */
 
 typedef struct {
     char *data;
@@ -993,25 +990,24 @@ static inline int append_new(PyObject *list, PyObject *item) {
 }
 
 /*
- * apply_events(columns, last_seq, seq_base, top, depth_levels, deep, attributed, emit=None, first=0, count=-1)
+ * apply_events(columns, last_seq, seq_base, top, depth_levels, deep, attributed, emit, first=0, count=-1)
  *
- * BookStage._apply_events for this book: `columns` is the ColumnViews tuple (kind, flags, side,
- * ts_event, seq, order_ref, new_order_ref, match_number, shares, price); `top` the 6-tuple of the
- * stage's last top of book; `deep` whether the depth must be rebuilt regardless; `attributed` a
- * set of seqs of adds that carry an MPID. Returns the _Applied tuple: (applied, duplicates,
- * last_seq, last_ts_event, max_ts_event, top, top_rows, trade_rows, deep, encoded_top).
- * Without `emit` (None), top_rows lists (book seq, ts_event, *top) per change and encoded_top is None;
- * with emit = (key_prefix, xadd_head, field_names, stream_ms), top_rows is empty and encoded_top is
- * (changes, top_of_book RowBinary rows, [XADD commands], stream_ms after them). With `count` >= 0
- * only events first .. first + count - 1 of the columns are the batch (a bundle's run, unsliced).
+ * The per-run event loop (itchflow/book/columns.py is its Python twin): `columns` is the ColumnViews
+ * tuple (kind, flags, side, ts_event, seq, order_ref, new_order_ref, match_number, shares, price);
+ * `top` the 6-tuple of the stage's last top of book; `deep` whether the depth must be rebuilt
+ * regardless; `attributed` a set of seqs of adds that carry an MPID; emit = (key_prefix, xadd_head,
+ * field_names, stream_ms). Returns the itchflow.book.engine.Applied tuple: (applied, duplicates,
+ * last_seq, last_ts_event, max_ts_event, top, tob_changes, top_of_book RowBinary rows, [XADD
+ * commands], stream_ms after them, trade_rows, deep). With `count` >= 0 only events
+ * first .. first + count - 1 of the columns are the batch (a bundle's run, unsliced).
  */
 static PyObject *Book_apply_events(Book *b, PyObject *args) {
-    PyObject *columns, *top_in, *attributed, *emit_spec = Py_None;
+    PyObject *columns, *top_in, *attributed, *emit_spec;
     long long last_seq, base;
     Py_ssize_t levels, first = 0, count = -1;
     int deep;
-    if (!PyArg_ParseTuple(args, "OLLOnpO|Onn", &columns, &last_seq, &base, &top_in, &levels, &deep, &attributed,
-                          &emit_spec, &first, &count))
+    if (!PyArg_ParseTuple(args, "OLLOnpOO!|nn", &columns, &last_seq, &base, &top_in, &levels, &deep, &attributed,
+                          &PyTuple_Type, &emit_spec, &first, &count))
         return NULL;
     if (!PyTuple_Check(columns) || PyTuple_GET_SIZE(columns) != 10) {
         PyErr_SetString(PyExc_TypeError, "columns must be the 10 column views");
@@ -1036,12 +1032,9 @@ static PyObject *Book_apply_events(Book *b, PyObject *args) {
     static const Py_ssize_t widths[10] = {1, 1, 1, 8, 8, 8, 8, 8, 8, 8};
     Column col[10];
     memset(col, 0, sizeof(col));
-    PyObject *result = NULL, *top_rows = NULL, *trade_rows = NULL;
+    PyObject *result = NULL, *trade_rows = NULL;
     Emit emit;
-    int emitting = emit_spec != Py_None;
-    memset(&emit, 0, sizeof(emit));
-    if (emitting && (!PyTuple_Check(emit_spec) || emit_setup(&emit, emit_spec) < 0)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "emit must be a tuple");
+    if (emit_setup(&emit, emit_spec) < 0) {
         emit_free(&emit);
         return NULL;
     }
@@ -1064,9 +1057,8 @@ static PyObject *Book_apply_events(Book *b, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "the events' range lies outside the columns");
         goto done;
     }
-    top_rows = PyList_New(0);
     trade_rows = PyList_New(0);
-    if (!top_rows || !trade_rows) goto done;
+    if (!trade_rows) goto done;
 
     int64_t bid_floor = b->bids.len >= levels ? b->bids.items[b->bids.len - levels].price : INT64_MIN;
     int64_t ask_ceiling = b->asks.len >= levels ? b->asks.items[levels - 1].price : INT64_MAX;
@@ -1260,40 +1252,27 @@ static PyObject *Book_apply_events(Book *b, PyObject *args) {
                 changed = 1;
             }
         }
-        if (changed) {
-            if (emitting) {
-                if (emit_top(&emit, base + seq, ts, top) < 0) goto done;
-            } else if (append_new(top_rows, top_row(base + seq, ts, top)) < 0) {
-                goto done;
-            }
-        }
+        if (changed && emit_top(&emit, base + seq, ts, top) < 0) goto done;
     }
-    PyObject *encoded = Py_None;
-    if (emitting) {
-        PyObject *rows = PyBytes_FromStringAndSize(emit.rows.data ? emit.rows.data : "", emit.rows.len);
-        if (!rows) goto done;
-        encoded = Py_BuildValue("(nNOL)", emit.changes, rows, emit.entries, (long long)emit.stream_ms);
-        if (!encoded) goto done;
-    } else {
-        Py_INCREF(encoded);
-    }
-    result = Py_BuildValue("(nnLLL(LLLLLL)OOON)", count - duplicates, duplicates, last_seq, (long long)last_ts,
+    PyObject *rows = PyBytes_FromStringAndSize(emit.rows.data ? emit.rows.data : "", emit.rows.len);
+    if (!rows) goto done;
+    result = Py_BuildValue("(nnLLL(LLLLLL)nNOLOO)", count - duplicates, duplicates, last_seq, (long long)last_ts,
                            (long long)max_ts, (long long)top[0], (long long)top[1], (long long)top[2],
-                           (long long)top[3], (long long)top[4], (long long)top[5], top_rows, trade_rows,
-                           deep ? Py_True : Py_False, encoded);
+                           (long long)top[3], (long long)top[4], (long long)top[5], emit.changes, rows,
+                           emit.entries, (long long)emit.stream_ms, trade_rows, deep ? Py_True : Py_False);
 done:
     emit_free(&emit);
     for (int k = 0; k < 10; k++)
         if (col[k].held) PyBuffer_Release(&col[k].view);
-    Py_XDECREF(top_rows);
     Py_XDECREF(trade_rows);
     return result;
 }
 
 /* ------------------------------------------------------------------ per-batch outputs
  *
- * What BookStage._emit writes once per batch from the book's state, encoded here byte for byte as
- * the Python code does (tests/unit/test_native_book.py compares the stage's outputs on both books). */
+ * What the stage writes once per batch from the book's state, encoded here byte for byte as the
+ * Python engine does (itchflow/book/engine.py with itchflow/sinks/book_tables.py and book_redis.py;
+ * tests/unit/test_native_book.py compares the stage's outputs on both engines). */
 
 static inline void put_leb128(Buffer *buf, uint64_t v) {
     do {
@@ -1327,7 +1306,7 @@ static void put_levels_json(Buffer *buf, const Side *side, Py_ssize_t count, int
 /* encode_depth(levels, key_prefix, seq, reason, ts_event, depth_head)
  *   -> (depth_snapshots RowBinary row, "HSET depth-key bids .. asks .. seq .. ts_event .." RESP)
  * of the best `levels` levels per side; `reason` is the RowBinary-encoded reason string and
- * `depth_head` the command up to its first value (see book_stage._encoders). */
+ * `depth_head` the command up to its first value (see itchflow/sinks/book_redis.py). */
 static PyObject *Book_encode_depth(Book *b, PyObject *args) {
     Py_ssize_t levels;
     const char *prefix, *reason, *head;

@@ -39,7 +39,17 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from itchflow.book.values import BUY, SELL, BookDepth, IntegrityProblem, LastTrade, PriceLevel, RestingOrder
+from itchflow.book.values import (
+    BUY,
+    SELL,
+    BookDepth,
+    BookStructures,
+    DepthColumns,
+    IntegrityProblem,
+    LastTrade,
+    PriceLevel,
+    RestingOrder,
+)
 
 SNAPSHOT_VERSION = 1
 _SIDES = frozenset((BUY, SELL))
@@ -359,9 +369,40 @@ class OrderBook:
             asks=tuple(PriceLevel(price, *ask_levels[price]) for price in ask_prices),
         )
 
+    def depth_columns(self, levels: int = -1) -> DepthColumns:
+        """The best ``levels`` levels per side (all when negative) as :data:`DepthColumns`: what
+        :meth:`depth` holds, without an object per level."""
+        if levels < 0:
+            bid_prices, ask_prices = self._bid_prices[::-1], self._ask_prices[:]
+        elif levels:
+            bid_prices, ask_prices = self._bid_prices[-levels:][::-1], self._ask_prices[:levels]
+        else:
+            bid_prices, ask_prices = [], []
+        bids = [self._bid_levels[price] for price in bid_prices]
+        asks = [self._ask_levels[price] for price in ask_prices]
+        return [
+            bid_prices,
+            [level[0] for level in bids],
+            [level[1] for level in bids],
+            ask_prices,
+            [level[0] for level in asks],
+            [level[1] for level in asks],
+        ]
+
     def last_trade(self) -> LastTrade | None:
         """The latest trade print, or None before the first one."""
         return None if self._last_trade is None else LastTrade(*self._last_trade)
+
+    def last_trade_values(self) -> tuple[int, int, int, int] | None:
+        """:meth:`last_trade` as (price, shares, timestamp, match number), without an object."""
+        return self._last_trade
+
+    def structures(self) -> BookStructures:
+        """The live containers of the book, for a read-only loop between primitive calls (the
+        column loop of :mod:`itchflow.book.columns`): see :class:`~itchflow.book.values.BookStructures`."""
+        return BookStructures(
+            self._orders, self._bid_levels, self._ask_levels, self._bid_prices, self._ask_prices
+        )
 
     def order(self, reference: int) -> RestingOrder | None:
         """The live order with this reference, or None."""

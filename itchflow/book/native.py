@@ -6,7 +6,8 @@ expected answer and the tests' model all use it -- and ``tests/unit/test_native_
 two against each other event by event. ``NativeBook`` has the same primitives (``add_order``,
 ``execute_order``, ...), counters, queries and snapshot format (a snapshot of either restores into
 either), plus ``apply_events``: the order-book stage's whole per-run event loop in C
-(:meth:`itchflow.pipeline.book_stage.BookStage._apply_events` is its Python twin).
+(:func:`itchflow.book.columns.apply_columns` is its Python twin; :mod:`itchflow.book.engine` picks
+one of them per book).
 
 ``itchflow setup`` compiles the extension with the system C compiler (:mod:`itchflow.extensions`); without one the
 stage runs the Python book; ``ITCHFLOW_NATIVE=python`` forces it (A/B runs).
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from itchflow import extensions
-from itchflow.book.core import COUNTER_NAMES, OrderBook, check_snapshot_version, make_snapshot
+from itchflow.book.core import COUNTER_NAMES, check_snapshot_version, make_snapshot
 from itchflow.book.values import BUY, SELL, BookDepth, IntegrityProblem, LastTrade, PriceLevel, RestingOrder
 
 TARGET = extensions.BOOK.target
@@ -69,6 +70,10 @@ if _cbook is not None:
             last = self._last_trade
             return None if last is None else LastTrade(*last)
 
+        def last_trade_values(self) -> tuple[int, int, int, int] | None:
+            """:meth:`last_trade` as (price, shares, timestamp, match number), without an object."""
+            return self._last_trade
+
         def order(self, reference: int) -> RestingOrder | None:
             values = self.order_values(reference)
             if values is None:
@@ -112,21 +117,3 @@ if _cbook is not None:
 
 else:  # pragma: no cover - only without a C compiler
     NativeBook = None  # type: ignore[assignment,misc]
-
-
-def new_book(symbol: str, venue: str) -> Any:
-    """An empty stage book: :class:`NativeBook` when built (and not disabled), else :class:`OrderBook`."""
-    if use_native():
-        return NativeBook(symbol=symbol, venue=venue)
-    return OrderBook(symbol=symbol, venue=venue)
-
-
-def book_from_snapshot(snapshot: dict[str, Any]) -> Any:
-    """A stage book restored from a snapshot of either implementation (see :func:`new_book`)."""
-    if use_native():
-        return NativeBook.from_snapshot(snapshot)
-    return OrderBook.from_snapshot(snapshot)
-
-
-def is_native(book: object) -> bool:
-    return NativeBook is not None and isinstance(book, NativeBook)

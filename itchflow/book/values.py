@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 BUY = "B"
 SELL = "S"
+
+TopOfBook = tuple[int, int, int, int, int, int]
+"""(bid price, bid shares, bid orders, ask price, ask shares, ask orders); 0, 0, 0 for an empty side."""
+DepthColumns = list[list[int]]
+"""The top levels as six columns: ``[bid_prices, bid_shares, bid_orders, ask_prices, ask_shares,
+ask_orders]``, each list best level first (the shape of the ``depth_snapshots`` table)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +63,19 @@ class IntegrityProblem:
 
     code: str
     detail: str
+
+
+class BookStructures(NamedTuple):
+    """The live containers of an :class:`~itchflow.book.OrderBook` (see its module docstring), for
+    loops that read them between the book's primitive calls. Read only: they change as the book does,
+    and writing to them corrupts the book."""
+
+    orders: dict[int, tuple[int, int, bool]]
+    """reference -> (price, shares, is_bid), in time priority"""
+    bid_levels: dict[int, list[int]]
+    """price -> [shares, orders]"""
+    ask_levels: dict[int, list[int]]
+    bid_prices: list[int]
+    """ascending: the best bid is the last"""
+    ask_prices: list[int]
+    """ascending: the best ask is the first"""

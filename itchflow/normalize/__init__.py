@@ -1,41 +1,20 @@
-"""Normalization: raw ITCH batches -> one clean, columnar event model (pure core, no pyflink).
+"""Normalization: raw ITCH bundles -> one clean, columnar event model (pure core, no pyflink).
 
-* :func:`normalize_batch` -- an ``ItchBatch`` from ``market-data-raw`` to a :class:`NormalizedBatch`
-  (plus the messages it refused, as :class:`~itchflow.avro.InvalidRecord`)
-* :func:`check_sequence` -- per-symbol gap/duplicate tracking on the batch envelope
-* :func:`encode_normalized_batch` / :func:`decode_normalized_batch` -- the ``market-data-normalized`` value
-* :func:`iter_events` -- the batch's events as frozen dataclasses (:mod:`.events`)
+* :func:`normalize_bundle` -- an ``ItchBundle`` from ``market-data-raw`` to a :class:`NormalizedBundle`
+  with a run per symbol (plus the segments and messages it refused, as
+  :class:`~itchflow.avro.InvalidRecord`); :func:`normalize_messages` for decoded messages of one symbol
+* :func:`check_sequence` -- per-symbol gap/duplicate tracking on each segment's envelope
+* :func:`iter_events` -- a bundle's events as frozen dataclasses (:mod:`.events`)
 * :func:`ts_event_ns` / :func:`midnight_epoch_ns` -- ITCH time to UTC epoch nanoseconds
 
-Per Kafka record of ``market-data-raw`` (keyed by symbol), the normalization job does::
-
-    try:
-        raw = decode_batch(value)
-        check, state = check_sequence(
-            state, session=raw.session, batch_sequence=raw.batch_sequence,
-            first_message_seq=raw.first_message_seq, message_count=raw.message_count,
-        )
-        if check.status is SequenceStatus.DUPLICATE:
-            ...  # count it, emit nothing
-        result = normalize_batch(raw, sequence=check, ts_recv=time.time_ns())
-        ...  # emit encode_normalized_batch(result.batch); dead-letter every result.rejected
-    except InvalidRecord as error:
-        ...  # emit dead_letter_for(error, source_topic=..., ...)
-
-See ``schemas/README.md`` for the record layout and the column encodings.
+The ``market-data-normalized`` value's Avro encoding is :mod:`itchflow.avro.normalized`; the
+normalization job's core is :func:`itchflow.pipeline.normalize_stage.normalize_record`. See
+``schemas/README.md`` for the record layout and the column encodings.
 """
 
-from itchflow.normalize.batch import (
-    NORMALIZED_SCHEMA,
-    ColumnViews,
-    Detail,
-    EventColumns,
-    NormalizedBatch,
-    decode_normalized_batch,
-    encode_normalized_batch,
-    iter_events,
-)
+from itchflow.normalize.bundle import NormalizedBundle, NormalizedRun, iter_events
 from itchflow.normalize.clock import NANOS_PER_DAY, NEW_YORK, midnight_epoch_ns, ts_event_ns
+from itchflow.normalize.columns import ColumnViews, Detail, EventColumns
 from itchflow.normalize.events import (
     FLAG_HAS_PRICE,
     FLAG_PRINTABLE,
@@ -58,7 +37,7 @@ from itchflow.normalize.events import (
     Trade,
     TradingState,
 )
-from itchflow.normalize.normalizer import NormalizeResult, normalize_batch, normalize_messages
+from itchflow.normalize.normalizer import BundleResult, normalize_bundle, normalize_messages
 from itchflow.normalize.sequence import SequenceCheck, SequenceState, SequenceStatus, check_sequence
 
 __all__ = [
@@ -66,7 +45,6 @@ __all__ = [
     "FLAG_PRINTABLE",
     "NANOS_PER_DAY",
     "NEW_YORK",
-    "NORMALIZED_SCHEMA",
     "PRICE_DECIMALS",
     "AuxiliaryMessage",
     "BrokenTrade",
@@ -76,9 +54,10 @@ __all__ = [
     "Event",
     "EventColumns",
     "EventKind",
-    "NormalizeResult",
-    "NormalizedBatch",
+    "BundleResult",
+    "NormalizedBundle",
     "NormalizedEvent",
+    "NormalizedRun",
     "OperationalHalt",
     "OrderAdded",
     "OrderCancelled",
@@ -94,11 +73,9 @@ __all__ = [
     "Trade",
     "TradingState",
     "check_sequence",
-    "decode_normalized_batch",
-    "encode_normalized_batch",
     "iter_events",
     "midnight_epoch_ns",
-    "normalize_batch",
+    "normalize_bundle",
     "normalize_messages",
     "ts_event_ns",
 ]

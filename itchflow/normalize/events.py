@@ -4,7 +4,7 @@ Every event has the same four leading fields: ``ts_event`` (UTC epoch ns), ``seq
 message sequence within the producer session, a deterministic key), ``venue`` (ISO 10383 MIC) and
 ``symbol``. Prices are integer ticks of ``10**-PRICE_DECIMALS``; sizes are share counts.
 
-On the wire the events of one symbol travel as packed columns (see ``NormalizedBatch``); these
+On the wire the events travel as packed columns (see ``itchflow.normalize.columns``); these
 classes are the readable form for tests, tools and slow consumers.
 """
 

@@ -1,12 +1,12 @@
-"""``market-data-raw`` batch -> ``market-data-normalized`` batch: the pure normalization step.
+"""``market-data-raw`` bundle -> ``market-data-normalized`` bundle: the pure normalization step.
 
-One pass over the batch's ITCH bytes. The order-book messages that make up nearly all of a feed
+One pass over the bundle's ITCH bytes. The order-book messages that make up nearly all of a feed
 (A D U E X C P) are unpacked straight into column rows with one precompiled ``struct`` per type
 (no message objects: ~3x faster than decoding to dataclasses first); every other type goes through
 the ITCH codec. The rows are then transposed into packed columns.
 
-Whole-batch problems raise :class:`InvalidRecord`; single bad messages are left out of the events
-and returned as ``rejected`` so the job can dead-letter them while the rest of the batch flows on.
+A segment that cannot be resolved and single bad messages are left out of the events and returned
+as ``rejected`` (:class:`InvalidRecord`) so the job can dead-letter them while the rest flows on.
 """
 
 from __future__ import annotations
@@ -17,23 +17,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
 
-from itchflow.avro.bundle import ItchBundle, ItchSegment
+from itchflow.avro.bundle import ItchBundle, ItchSegment, SegmentInput, make_bundle
 from itchflow.avro.invalid import InvalidReason, InvalidRecord
-from itchflow.avro.raw import ItchBatch, make_batch
 from itchflow.extensions import use_native
 from itchflow.itch import messages as itch
 from itchflow.itch.codec import decode, decode_at, encode, message_length
 from itchflow.itch.messages import Message
-from itchflow.normalize.batch import (
-    EMPTY_COLUMNS,
-    Detail,
-    EventColumns,
-    NormalizedBatch,
-    pack_int64,
-    pack_uint64,
-)
 from itchflow.normalize.bundle import NormalizedBundle, NormalizedRun
 from itchflow.normalize.clock import NANOS_PER_DAY, midnight_epoch_ns
+from itchflow.normalize.columns import EMPTY_COLUMNS, Detail, EventColumns, pack_int64, pack_uint64
 from itchflow.normalize.events import FLAG_HAS_PRICE, FLAG_PRINTABLE, EventKind
 from itchflow.normalize.sequence import SequenceCheck, SequenceStatus
 
@@ -58,55 +50,11 @@ Row = tuple[int, int, int, int, int, int, int, int, int, int]
 _OK = SequenceCheck(SequenceStatus.OK)
 
 
-class NormalizeResult(NamedTuple):
-    """What :func:`normalize_batch` produced: the events, and the messages it refused."""
-
-    batch: NormalizedBatch
-    rejected: tuple[InvalidRecord, ...]
-
-
 @dataclass(slots=True)
 class _Rows:
     rows: list[Row] = field(default_factory=list)
     details: list[Detail] = field(default_factory=list)
     rejected: list[InvalidRecord] = field(default_factory=list)
-
-
-def normalize_batch(
-    batch: ItchBatch,
-    *,
-    directory: Mapping[int, str] | None = None,
-    sequence: SequenceCheck = _OK,
-    ts_recv: int = 0,
-) -> NormalizeResult:
-    """Normalize one raw batch (pure: same inputs, same output).
-
-    Args:
-        batch: the decoded ``market-data-raw`` envelope; venue and trading date come from it.
-        directory: stock locate -> symbol from the day's stock directory ('R' messages), used to
-            resolve a batch without a symbol and to cross-check one with a symbol.
-        sequence: the verdict of :func:`~itchflow.normalize.sequence.check_sequence` for this batch.
-        ts_recv: when the normalizer received the batch, epoch ns (the caller's clock).
-
-    Raises:
-        InvalidRecord: ``unknown_symbol``, ``symbol_mismatch`` or ``bad_envelope`` for the batch as a whole.
-    """
-    symbol = _resolve_symbol(batch, directory)
-    out = _Rows()
-    base = midnight_epoch_ns(batch.trading_date)
-    _, seen, truncated = _rows(
-        batch.payloads, 0, -1, batch.stock_locate, batch.first_message_seq, symbol, base, out, _fast_scan()
-    )
-    if seen != batch.message_count and not truncated:
-        out.rejected.append(
-            InvalidRecord(
-                InvalidReason.COUNT_MISMATCH,
-                f"message_count says {batch.message_count}, payloads hold {seen} messages",
-            )
-        )
-    return NormalizeResult(
-        _assemble(batch, symbol, out.rows, out.details, sequence, ts_recv), tuple(out.rejected)
-    )
 
 
 def normalize_messages(
@@ -122,23 +70,23 @@ def normalize_messages(
     directory: Mapping[int, str] | None = None,
     sequence: SequenceCheck = _OK,
     ts_recv: int = 0,
-) -> NormalizeResult:
-    """Normalize decoded ITCH messages of one symbol without a raw envelope (tools, tests, replays).
-
-    Same rules as :func:`normalize_batch`.
-    """
-    batch = make_batch(
-        [encode(message) for message in messages],
+) -> BundleResult:
+    """Normalize decoded ITCH messages of one symbol without a raw record (tools, tests): the
+    bundle of one segment holding them, by :func:`normalize_bundle`'s rules."""
+    segment = SegmentInput(
+        symbol, stock_locate, batch_sequence, first_message_seq, [encode(m) for m in messages]
+    )
+    bundle = make_bundle(
+        [segment],
         venue=venue,
         trading_date=trading_date,
         session=session,
-        symbol=symbol,
-        stock_locate=stock_locate,
-        batch_sequence=batch_sequence,
-        first_message_seq=first_message_seq,
+        partition=0,
+        partitions=1,
+        bundle_sequence=1,
         produced_at_ns=0,
     )
-    return normalize_batch(batch, directory=directory, sequence=sequence, ts_recv=ts_recv)
+    return normalize_bundle(bundle, [sequence], directory=directory, ts_recv=ts_recv)
 
 
 class BundleResult(NamedTuple):
@@ -275,24 +223,24 @@ def _in_segment(error: InvalidRecord, segment: ItchSegment) -> InvalidRecord:
     )
 
 
-def _resolve_symbol(batch: ItchBatch | ItchSegment, directory: Mapping[int, str] | None) -> str:
-    symbol = batch.symbol
+def _resolve_symbol(segment: ItchSegment, directory: Mapping[int, str] | None) -> str:
+    symbol = segment.symbol
     if len(symbol) > 8 or not symbol.isascii():
         raise InvalidRecord(
             InvalidReason.BAD_ENVELOPE, f"symbol {symbol!r} is not an ITCH symbol (<= 8 ASCII)"
         )
-    known = None if directory is None else directory.get(batch.stock_locate)
-    if not symbol and batch.stock_locate != 0:
+    known = None if directory is None else directory.get(segment.stock_locate)
+    if not symbol and segment.stock_locate != 0:
         if known is None:
             raise InvalidRecord(
                 InvalidReason.UNKNOWN_SYMBOL,
-                f"no symbol and stock_locate {batch.stock_locate} is not in the directory",
+                f"no symbol and stock_locate {segment.stock_locate} is not in the directory",
             )
         return known
     if known is not None and known != symbol:
         raise InvalidRecord(
             InvalidReason.SYMBOL_MISMATCH,
-            f"batch symbol {symbol!r} but the directory has {known!r} for stock_locate {batch.stock_locate}",
+            f"batch symbol {symbol!r} but the directory has {known!r} for stock_locate {segment.stock_locate}",
         )
     return symbol
 
@@ -630,35 +578,6 @@ def _directory_fields(message: itch.StockDirectory, index: int) -> dict[str, obj
         "etp_leverage_factor": message.etp_leverage_factor,
         "inverse_indicator": message.inverse_indicator,
     }
-
-
-def _assemble(
-    batch: ItchBatch,
-    symbol: str,
-    rows: list[Row],
-    details: list[Detail],
-    sequence: SequenceCheck,
-    ts_recv: int,
-) -> NormalizedBatch:
-    columns, low, high = _columns(rows)
-    return NormalizedBatch(
-        venue=batch.venue,
-        trading_date=batch.trading_date,
-        symbol=symbol,
-        stock_locate=batch.stock_locate,
-        session=batch.session,
-        batch_sequence=batch.batch_sequence,
-        sequence_status=sequence.status,
-        gap_batches=sequence.gap_batches,
-        gap_messages=sequence.gap_messages,
-        event_count=len(rows),
-        min_ts_event=low,
-        max_ts_event=high,
-        ts_produced=batch.produced_at_ns,
-        ts_recv=ts_recv,
-        columns=columns,
-        details=tuple(details),
-    )
 
 
 def _assemble_bundle(

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from itchflow.avro import InvalidRecord
 from itchflow.avro.bundle import ItchBundle, decode_raw
 from itchflow.avro.deadletter import dead_letter_for, encode_dead_letter
+from itchflow.avro.normalized import encode_normalized_bundle
 from itchflow.normalize import check_sequence
-from itchflow.normalize.bundle import NormalizedBundle, encode_normalized_bundle
+from itchflow.normalize.bundle import NormalizedBundle
 from itchflow.normalize.normalizer import normalize_bundle
 from itchflow.normalize.sequence import SequenceState, SequenceStatus
 from itchflow.pipeline.keyed_state import KeyedState

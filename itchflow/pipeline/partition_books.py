@@ -31,7 +31,8 @@ import os
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from itchflow.normalize.bundle import NormalizedBundle, decode_normalized, run_details
+from itchflow.avro.normalized import decode_normalized
+from itchflow.normalize.bundle import NormalizedBundle, run_details
 from itchflow.pipeline.book_stage import BookStage, BookStageConfig, Outputs
 from itchflow.pipeline.keyed_state import KeyedState
 

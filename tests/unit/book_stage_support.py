@@ -7,6 +7,7 @@ and a RESP (Redis protocol) parser.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -14,9 +15,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from itchflow.avro.raw import make_batch
 from itchflow.itch.framing import iter_payloads
-from itchflow.normalize import NormalizedBatch, normalize_batch, normalize_messages
+from itchflow.normalize import normalize_bundle, normalize_messages
+from itchflow.normalize.bundle import RunBatch, run_batches
 from itchflow.pipeline.book_stage import BookStage, BookStageConfig, StageOutput
 from itchflow.replay import BundleBatcher
 from tests.unit.book_factories import LOCATE, SYMBOL, T0
@@ -40,8 +41,8 @@ def epoch(itch_ns: int) -> int:
     return MIDNIGHT_NS + itch_ns
 
 
-def batch_of(messages: Sequence[Any], *, first_seq: int = 0, session: str = SESSION) -> NormalizedBatch:
-    """The normalized batch of ITCH message objects of SYMBOL; seqs run from ``first_seq``."""
+def batch_of(messages: Sequence[Any], *, first_seq: int = 0, session: str = SESSION) -> RunBatch:
+    """The normalized run of ITCH message objects of SYMBOL; seqs run from ``first_seq``."""
     result = normalize_messages(
         messages,
         venue=VENUE,
@@ -52,7 +53,8 @@ def batch_of(messages: Sequence[Any], *, first_seq: int = 0, session: str = SESS
         first_message_seq=first_seq,
     )
     assert not result.rejected, result.rejected
-    return result.batch
+    (run,) = run_batches(result.bundle)
+    return run
 
 
 def new_stage(config: BookStageConfig = CONFIG, symbol: str = SYMBOL) -> BookStage:
@@ -64,16 +66,16 @@ def new_stage(config: BookStageConfig = CONFIG, symbol: str = SYMBOL) -> BookSta
 
 @dataclass(frozen=True)
 class SymbolFeed:
-    """One symbol's part of a feed: its normalized batches and the raw messages behind them."""
+    """One symbol's part of a feed: its normalized runs and the raw messages behind them."""
 
     symbol: str
-    batches: list[NormalizedBatch]
+    batches: list[RunBatch]
     payloads: list[bytes]
 
 
 def symbol_feeds(payloads: Iterable[bytes], batch_size: int, session: str = SESSION) -> dict[str, SymbolFeed]:
-    """Cut a feed as the replay producer does (one partition: bundles of ``batch_size`` messages) and
-    normalize each symbol's segments as per-symbol batches."""
+    """Cut a feed as the replay producer does (one partition: bundles of ``batch_size`` messages),
+    normalize each bundle and give each symbol its runs."""
     batcher = BundleBatcher(partitions=1, batch_size=batch_size, linger_ms=float("inf"), clock=lambda: 0.0)
     closed = []
     for payload in payloads:
@@ -81,24 +83,17 @@ def symbol_feeds(payloads: Iterable[bytes], batch_size: int, session: str = SESS
     closed.extend(batcher.flush())
     feeds: dict[str, SymbolFeed] = {}
     for bundle in closed:
-        for segment in bundle.segments:
-            if not segment.symbol or segment.symbol.startswith("@"):
-                continue  # market-wide or unresolved: no book
-            raw = make_batch(
-                segment.payloads,
-                venue=VENUE,
-                trading_date=TRADING_DATE,
-                session=session,
-                symbol=segment.symbol,
-                stock_locate=segment.stock_locate,
-                batch_sequence=segment.batch_sequence,
-                first_message_seq=segment.first_message_seq,
-                produced_at_ns=0,
-            )
-            result = normalize_batch(raw)
-            assert not result.rejected, result.rejected
-            feed = feeds.setdefault(segment.symbol, SymbolFeed(segment.symbol, [], []))
-            feed.batches.append(result.batch)
+        segments = [s for s in bundle.segments if s.symbol and not s.symbol.startswith("@")]
+        if not segments:
+            continue  # market-wide or unresolved: no book
+        raw = dataclasses.replace(bundle, segments=tuple(segments))
+        result = normalize_bundle(
+            raw.envelope(venue=VENUE, trading_date=TRADING_DATE, session=session, produced_at_ns=0)
+        )
+        assert not result.rejected, result.rejected
+        for run, segment in zip(run_batches(result.bundle), segments, strict=True):
+            feed = feeds.setdefault(run.symbol, SymbolFeed(run.symbol, [], []))
+            feed.batches.append(run)
             feed.payloads.extend(segment.payloads)
     return feeds
 
@@ -241,6 +236,6 @@ def decode(output: StageOutput) -> Decoded:
     return Decoded({table: read_rows(table, chunk) for table, chunk in output.clickhouse}, commands)
 
 
-def run(stage: BookStage, batches: Iterable[NormalizedBatch]) -> Iterator[StageOutput]:
+def run(stage: BookStage, batches: Iterable[RunBatch]) -> Iterator[StageOutput]:
     for batch in batches:
         yield stage.apply(batch)

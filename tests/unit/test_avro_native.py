@@ -29,11 +29,12 @@ from itchflow.avro.bundle import (
 from itchflow.avro.bundle import (
     BUNDLE_SCHEMA as RAW_SCHEMA,
 )
+from itchflow.avro.normalized import _LAYOUT as _NORMALIZED_LAYOUT
+from itchflow.avro.normalized import BUNDLE_SCHEMA as NORMALIZED_SCHEMA
+from itchflow.avro.normalized import decode_normalized, encode_normalized_bundle
 from itchflow.avro.registry import default_registry
 from itchflow.extensions import native_function
-from itchflow.normalize.bundle import _LAYOUT as _NORMALIZED_LAYOUT
-from itchflow.normalize.bundle import BUNDLE_SCHEMA as NORMALIZED_SCHEMA
-from itchflow.normalize.bundle import NormalizedBundle, decode_normalized, encode_normalized_bundle
+from itchflow.normalize.bundle import NormalizedBundle
 from itchflow.normalize.normalizer import normalize_bundle
 from itchflow.replay import BundleBatcher, file_payloads
 from itchflow.synth import generate

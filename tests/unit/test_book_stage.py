@@ -14,6 +14,7 @@ from datetime import date
 import pytest
 
 from itchflow.book import IntegrityProblem, OrderBook
+from itchflow.book.engine import PythonEngine
 from itchflow.itch import messages as m
 from itchflow.pipeline.book_stage import BookStage, BookStageConfig
 from tests.unit.book_factories import (
@@ -433,7 +434,7 @@ class ProblemBook(OrderBook):
 
 def test_full_integrity_check_runs_every_n_batches_and_its_findings_persist_between() -> None:
     stage = new_stage(BookStageConfig(integrity_check_every=3))
-    stage.book = ProblemBook(symbol=SYMBOL, venue=VENUE)
+    stage.engine = PythonEngine(ProblemBook(symbol=SYMBOL, venue=VENUE), stage.wire)
     ProblemBook.checks = 0
     checks, codes = [], []
     for seq in range(5):

@@ -6,7 +6,7 @@ import pytest
 
 from itchflow.sinks.resp import IntStreamEncoder, xadd
 from itchflow.sinks.rowbinary import RowBinaryEncoder, encode_string, fixed_width_struct
-from tests.unit.book_stage_support import parse_resp, read_rows
+from tests.unit.book_stage_support import parse_resp
 
 FIELDS = ("bid_px", "bid_sz", "seq")
 
@@ -77,33 +77,3 @@ def test_fixed_width_struct_refuses_variable_width_types() -> None:
 )
 def test_encode_string_is_leb128_length_then_utf8(text: str, encoded: bytes) -> None:
     assert encode_string(text) == encoded
-
-
-@pytest.mark.parametrize(("bids", "asks"), [(0, 0), (3, 10), (130, 2)])
-def test_depth_rows_of_any_length_read_back_with_an_independent_reader(bids: int, asks: int) -> None:
-    from itchflow.pipeline.book_stage import _encode_depth
-    from itchflow.sinks.rowbinary import encode_string
-
-    depth = [
-        [1_000_000 - i for i in range(bids)],
-        [100 + i for i in range(bids)],
-        [1 + i % 3 for i in range(bids)],
-        [1_000_100 + i for i in range(asks)],
-        [200 + i for i in range(asks)],
-        [2 + i % 5 for i in range(asks)],
-    ]
-    prefix = encode_string("XNAS") + encode_string("AAPL")
-    (row,) = read_rows("depth_snapshots", _encode_depth(prefix, 42, "change", 123_456_789, depth))
-    assert row == {
-        "venue": "XNAS",
-        "symbol": "AAPL",
-        "seq": 42,
-        "reason": "change",
-        "ts_event": 123_456_789,
-        "bid_prices": depth[0],
-        "bid_shares": depth[1],
-        "bid_orders": depth[2],
-        "ask_prices": depth[3],
-        "ask_shares": depth[4],
-        "ask_orders": depth[5],
-    }

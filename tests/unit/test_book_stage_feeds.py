@@ -1,6 +1,5 @@
 """Order-book stage on whole feeds: differential against the message-level book, snapshot/restore
-anywhere, at-least-once replays into model sinks, the real samples against ``MarketBooks``, and the
-table layout against the DDL.
+anywhere, at-least-once replays into model sinks, and the real samples against ``MarketBooks``.
 """
 
 from __future__ import annotations
@@ -15,20 +14,13 @@ import pytest
 from itchflow import synth
 from itchflow.book import BOOK_MESSAGE_TYPES, MarketBooks, OrderBook
 from itchflow.itch.codec import decode as decode_message
-from itchflow.pipeline.book_stage import (
-    TABLE_COLUMNS,
-    BookStage,
-    BookStageConfig,
-    StageOutput,
-    _BookReader,
-    _reader_for,
-)
+from itchflow.pipeline.book_stage import BookStage, BookStageConfig, StageOutput
+from itchflow.sinks.book_tables import TABLE_COLUMNS
 from tests.unit.book_stage_support import (
     CONFIG,
     MIDNIGHT_NS,
     VENUE,
     SymbolFeed,
-    ddl_columns,
     decode,
     fields_of,
     parse_resp,
@@ -70,10 +62,6 @@ def synthetic_feeds() -> dict[str, SymbolFeed]:
 def run_live(feed: SymbolFeed, config: BookStageConfig = CONFIG) -> tuple[BookStage, list[StageOutput]]:
     stage = BookStage.restore(None, venue=VENUE, symbol=feed.symbol, config=config)
     return stage, [stage.apply(batch) for batch in feed.batches]
-
-
-def test_table_columns_are_the_ddl_columns() -> None:
-    assert {table: list(columns) for table, columns in TABLE_COLUMNS.items()} == ddl_columns()
 
 
 # --- differential: the columnar stage against the message-level book ----------------------------------------
@@ -159,7 +147,7 @@ def test_tracked_top_and_internal_reads_agree_with_the_public_queries(implementa
         assert type(stage.book).__name__ == {"python": "OrderBook", "native": "NativeBook"}[implementation]
         for batch in feed.batches:
             stage.apply(batch)
-            book, reader = stage.book, _reader_for(stage.book)
+            book = stage.book
             bid, ask = book.best_bid(), book.best_ask()
             assert stage.top == (
                 *((bid.price, bid.shares, bid.order_count) if bid else (0, 0, 0)),
@@ -167,7 +155,7 @@ def test_tracked_top_and_internal_reads_agree_with_the_public_queries(implementa
             )
             for levels in (1, 3, 10):
                 depth = book.depth(levels)
-                assert reader.depth(levels) == [
+                assert book.depth_columns(levels) == [
                     [level.price for level in depth.bids],
                     [level.shares for level in depth.bids],
                     [level.order_count for level in depth.bids],
@@ -175,9 +163,10 @@ def test_tracked_top_and_internal_reads_agree_with_the_public_queries(implementa
                     [level.shares for level in depth.asks],
                     [level.order_count for level in depth.asks],
                 ]
-            if isinstance(reader, _BookReader):  # the C book's loop reads its own structures
+            if isinstance(book, OrderBook):  # the C book's loop reads its own structures
+                orders = book.structures().orders
                 for order in list(book.orders())[:20]:
-                    assert reader.orders[order.reference] == (order.price, order.shares, order.side == "B")
+                    assert orders[order.reference] == (order.price, order.shares, order.side == "B")
 
 
 # --- snapshot / restore and at-least-once replays -----------------------------------------------------------
@@ -255,7 +244,7 @@ class ModelSinks:
 def test_a_failure_and_replay_from_the_last_checkpoint_leaves_the_sinks_as_a_clean_run() -> None:
     feeds = synthetic_feeds()
     records = [batch for feed in feeds.values() for batch in feed.batches]
-    records.sort(key=lambda batch: (batch.min_ts_event, batch.symbol))  # one interleaved partition
+    records.sort(key=lambda batch: (min(batch.columns.views().ts_event), batch.symbol))  # one partition
     assert len(records) > 300
     clean = ModelSinks()
     states: dict[str, bytes | None] = {}

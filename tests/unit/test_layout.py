@@ -55,3 +55,11 @@ def test_every_entry_point_has_a_build_function_taking_env_sources_sinks_config(
         builds = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "build"]
         assert len(builds) == 1, job
         assert [arg.arg for arg in builds[0].args.args] == ["env", "sources", "sinks", "config"], job
+
+
+def test_no_pipeline_module_is_over_600_lines() -> None:
+    sizes = {
+        path.name: len(path.read_text().splitlines())
+        for path in (ROOT / "itchflow" / "pipeline").glob("*.py")
+    }
+    assert {name: size for name, size in sizes.items() if size > 600} == {}

@@ -14,6 +14,7 @@ import pytest
 
 from itchflow import extensions, synth
 from itchflow.book import OrderBook, native
+from itchflow.book.engine import new_engine
 from itchflow.pipeline.book_stage import BookStage
 from tests.unit.book_stage_support import CONFIG, VENUE, SymbolFeed, symbol_feeds
 
@@ -29,6 +30,10 @@ def observable(book) -> tuple:
         book.to_snapshot(),
         book.depth(),
         book.depth(3),
+        book.depth_columns(),
+        book.depth_columns(0),
+        book.depth_columns(3),
+        book.last_trade_values(),
         book.best_bid(),
         book.best_ask(),
         book.spread(),
@@ -161,7 +166,8 @@ def test_the_extension_is_built_from_the_current_source() -> None:
     assert not any(e.stale() for e in extensions.EXTENSIONS), (
         "a C source changed since the build: `./dev setup`"
     )
-    assert native.new_book("X", "V").__class__ is NativeBook or not native.use_native()
+    wire = BookStage(venue="V", symbol="X", config=CONFIG).wire
+    assert new_engine("X", "V", wire).book.__class__ is NativeBook or not native.use_native()
 
 
 def stage_outputs(feed: SymbolFeed, implementation: str, monkeypatch: pytest.MonkeyPatch) -> list:

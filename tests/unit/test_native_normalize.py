@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from itchflow.avro import make_batch
 from itchflow.avro.bundle import SegmentInput, make_bundle
-from itchflow.normalize import normalize_batch
 from itchflow.normalize.normalizer import normalize_bundle
 from itchflow.replay import file_payloads
 
@@ -74,27 +72,26 @@ def results(monkeypatch: pytest.MonkeyPatch, run) -> tuple:
 
 
 @pytest.mark.parametrize("seed", [None, 1, 2, 3])
-def test_batches_normalize_identically(seed: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_symbol_bundles_normalize_identically(seed: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(seed)
     rejected = rows = 0
     for locate, payloads in by_locate().items():
         symbol = symbol_of(payloads)
         if seed is not None:
             payloads = damaged(payloads, rng)
-        batch = make_batch(
-            payloads,
+        bundle = make_bundle(
+            [SegmentInput(symbol, locate, 1, 10, payloads)],
             venue="XNAS",
             trading_date=DAY,
             session="s",
-            symbol=symbol,
-            stock_locate=locate,
-            batch_sequence=1,
-            first_message_seq=10,
+            partition=0,
+            partitions=1,
+            bundle_sequence=1,
             produced_at_ns=1,
         )
-        python, native = results(monkeypatch, lambda batch=batch: normalize_batch(batch))
+        python, native = results(monkeypatch, lambda bundle=bundle: normalize_bundle(bundle))
         rejected += len(python.rejected)
-        rows += python.batch.event_count
+        rows += python.bundle.event_count
     assert rows > 1000
     assert (rejected > 20) == (seed is not None)  # the damage reached the rejection paths
 

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itchflow.avro import InvalidReason, InvalidRecord, ItchBatch, make_batch, pack_payloads
+from itchflow.avro import InvalidReason, InvalidRecord, pack_payloads
+from itchflow.avro.bundle import ItchBundle, SegmentInput, make_bundle
+from itchflow.avro.normalized import decode_normalized, encode_normalized_bundle
 from itchflow.itch import messages as itch
 from itchflow.itch.codec import decode_many, encode
 from itchflow.normalize import (
@@ -34,11 +36,9 @@ from itchflow.normalize import (
     SystemEvent,
     Trade,
     TradingState,
-    decode_normalized_batch,
-    encode_normalized_batch,
     iter_events,
     midnight_epoch_ns,
-    normalize_batch,
+    normalize_bundle,
     normalize_messages,
     ts_event_ns,
 )
@@ -70,21 +70,26 @@ def delete(ref: int, ts: int = T_0930) -> itch.OrderDelete:
     return itch.OrderDelete(LOCATE, 0, ts, ref)
 
 
-def batch_of(
-    messages: list, *, symbol: str = SYMBOL, locate: int = LOCATE, day: date = WINTER, **fields
-) -> ItchBatch:
-    batch = make_batch(
-        [encode(m) for m in messages],
+def batch_of(messages: list, *, symbol: str = SYMBOL, locate: int = LOCATE, day: date = WINTER) -> ItchBundle:
+    """The raw bundle of one segment: ``messages`` of one symbol, seqs from 100."""
+    return make_bundle(
+        [SegmentInput(symbol, locate, 1, 100, [encode(m) for m in messages])],
         venue=VENUE,
         trading_date=day,
         session="s1",
-        symbol=symbol,
-        stock_locate=locate,
-        batch_sequence=1,
-        first_message_seq=100,
+        partition=0,
+        partitions=1,
+        bundle_sequence=1,
         produced_at_ns=5,
     )
-    return dataclasses.replace(batch, **fields)
+
+
+def with_payloads(bundle: ItchBundle, payloads: bytes, message_count: int | None = None) -> ItchBundle:
+    """``bundle`` (of one segment) holding ``payloads`` instead, announcing ``message_count`` messages."""
+    (segment,) = bundle.segments
+    if message_count is not None:
+        segment = dataclasses.replace(segment, message_count=message_count)
+    return dataclasses.replace(bundle, payloads=payloads, segments=(segment,))
 
 
 def sample_groups() -> dict[tuple[str, int], list[itch.Message]]:
@@ -206,10 +211,10 @@ def test_every_sample_message_becomes_the_event_the_reference_mapping_expects() 
     for (_, locate), messages in sample_groups().items():
         named = next((m.stock for m in messages if hasattr(m, "stock")), None)
         symbol = named if named is not None else f"L{locate}" if locate else ""
-        batch = batch_of(messages, symbol=symbol, locate=locate, day=WINTER)
-        result = normalize_batch(batch, ts_recv=9)
+        raw = batch_of(messages, symbol=symbol, locate=locate, day=WINTER)
+        result = normalize_bundle(raw, ts_recv=9)
         assert result.rejected == ()
-        events = list(iter_events(result.batch))
+        events = list(iter_events(result.bundle))
         expected = [
             expected_event(m, ts_event_ns(WINTER, m.timestamp), 100 + i, symbol)
             for i, m in enumerate(messages)
@@ -219,13 +224,15 @@ def test_every_sample_message_becomes_the_event_the_reference_mapping_expects() 
     assert len(kinds_seen) >= 11
 
 
-def test_normalized_batch_round_trips_through_avro_and_fills_the_header() -> None:
+def test_normalized_bundle_round_trips_through_avro_and_fills_the_header() -> None:
     messages = sample_groups()[("bx", 2)][:512]
     check = SequenceCheck(SequenceStatus.GAP, gap_batches=2, gap_messages=700)
-    batch = normalize_batch(batch_of(messages, symbol="BOB", locate=2), sequence=check, ts_recv=77).batch
-    decoded = decode_normalized_batch(encode_normalized_batch(batch))
-    assert decoded == batch
-    assert (decoded.sequence_status, decoded.gap_batches, decoded.gap_messages) == (
+    bundle = normalize_bundle(batch_of(messages, symbol="BOB", locate=2), [check], ts_recv=77).bundle
+    decoded = decode_normalized(encode_normalized_bundle(bundle))
+    assert decoded == bundle
+    (run,) = decoded.runs
+    assert (run.symbol, run.stock_locate, run.start, run.count) == ("BOB", 2, 0, 512)
+    assert (run.sequence_status, run.gap_batches, run.gap_messages) == (
         SequenceStatus.GAP,
         2,
         700,
@@ -239,29 +246,29 @@ def test_normalized_batch_round_trips_through_avro_and_fills_the_header() -> Non
 
 
 def test_columns_are_little_endian_arrays() -> None:
-    batch = normalize_batch(batch_of([add(0x0102030405060708, price=1_234_500)])).batch
-    assert batch.columns.order_ref == bytes.fromhex("0807060504030201")
-    assert batch.columns.price == (1_234_500).to_bytes(8, "little")
-    assert batch.columns.kind == bytes([EventKind.ORDER_ADDED])
-    assert batch.columns.side == b"B"
+    bundle = normalize_bundle(batch_of([add(0x0102030405060708, price=1_234_500)])).bundle
+    assert bundle.columns.order_ref == bytes.fromhex("0807060504030201")
+    assert bundle.columns.price == (1_234_500).to_bytes(8, "little")
+    assert bundle.columns.kind == bytes([EventKind.ORDER_ADDED])
+    assert bundle.columns.side == b"B"
 
 
 def test_market_wide_system_events_have_an_empty_symbol() -> None:
     start = itch.SystemEvent(0, 0, 3 * HOUR, "O")
-    result = normalize_batch(batch_of([start], symbol="", locate=0))
-    assert list(iter_events(result.batch)) == [
+    result = normalize_bundle(batch_of([start], symbol="", locate=0))
+    assert list(iter_events(result.bundle)) == [
         SystemEvent(ts_event_ns(WINTER, 3 * HOUR), 100, VENUE, "", "O")
     ]
 
 
 def test_auxiliary_messages_keep_their_exact_bytes() -> None:
     imbalance = itch.NetOrderImbalanceIndicator(LOCATE, 1, T_0930, 10, 20, "B", SYMBOL, 1, 2, 3, "O", "L")
-    (event,) = iter_events(normalize_batch(batch_of([imbalance])).batch)
+    (event,) = iter_events(normalize_bundle(batch_of([imbalance])).bundle)
     assert isinstance(event, AuxiliaryMessage)
     assert (event.message_type, event.payload) == ("I", encode(imbalance))
 
 
-def test_normalize_messages_equals_normalize_batch() -> None:
+def test_normalize_messages_equals_normalize_bundle_of_one_segment() -> None:
     messages = [add(1), delete(1)]
     by_messages = normalize_messages(
         messages,
@@ -272,33 +279,40 @@ def test_normalize_messages_equals_normalize_batch() -> None:
         session="s1",
         first_message_seq=100,
     )
-    assert by_messages.batch == dataclasses.replace(normalize_batch(batch_of(messages)).batch, ts_produced=0)
+    assert by_messages.bundle == dataclasses.replace(
+        normalize_bundle(batch_of(messages)).bundle, ts_produced=0
+    )
 
 
 # --- symbols and the directory -------------------------------------------------------------------------------
 
 
-def test_a_batch_without_symbol_is_resolved_through_the_directory() -> None:
-    result = normalize_batch(batch_of([add(1)], symbol=""), directory={LOCATE: SYMBOL})
-    assert result.batch.symbol == SYMBOL and result.batch.event_count == 1
+def test_a_segment_without_symbol_is_resolved_through_the_directory() -> None:
+    result = normalize_bundle(batch_of([add(1)], symbol=""), directory={LOCATE: SYMBOL})
+    assert [run.symbol for run in result.bundle.runs] == [SYMBOL] and result.bundle.event_count == 1
 
 
-def test_a_batch_without_symbol_and_unknown_locate_is_an_unknown_symbol() -> None:
-    with pytest.raises(InvalidRecord) as caught:
-        normalize_batch(batch_of([add(1)], symbol=""), directory={})
-    assert caught.value.reason is InvalidReason.UNKNOWN_SYMBOL
+def refused(result) -> InvalidReason:
+    """The reason the one segment of ``result``'s bundle was refused as a whole (no event of it kept)."""
+    (error,) = result.rejected
+    assert result.bundle.runs == () and result.bundle.event_count == 0
+    assert error.message_index is None
+    return error.reason
 
 
-def test_a_batch_whose_symbol_contradicts_the_directory_is_refused() -> None:
-    with pytest.raises(InvalidRecord) as caught:
-        normalize_batch(batch_of([add(1)]), directory={LOCATE: "OTHER"})
-    assert caught.value.reason is InvalidReason.SYMBOL_MISMATCH
+def test_a_segment_without_symbol_and_unknown_locate_is_an_unknown_symbol() -> None:
+    result = normalize_bundle(batch_of([add(1)], symbol=""), directory={})
+    assert refused(result) is InvalidReason.UNKNOWN_SYMBOL
 
 
-def test_a_batch_with_a_non_itch_symbol_is_a_bad_envelope() -> None:
-    with pytest.raises(InvalidRecord) as caught:
-        normalize_batch(batch_of([add(1)], symbol="TOOLONGSYMBOL"))
-    assert caught.value.reason is InvalidReason.BAD_ENVELOPE
+def test_a_segment_whose_symbol_contradicts_the_directory_is_refused() -> None:
+    result = normalize_bundle(batch_of([add(1)]), directory={LOCATE: "OTHER"})
+    assert refused(result) is InvalidReason.SYMBOL_MISMATCH
+
+
+def test_a_segment_with_a_non_itch_symbol_is_a_bad_envelope() -> None:
+    result = normalize_bundle(batch_of([add(1)], symbol="TOOLONGSYMBOL"))
+    assert refused(result) is InvalidReason.BAD_ENVELOPE
 
 
 # --- bad messages inside a good batch ------------------------------------------------------------------------
@@ -310,10 +324,10 @@ def reasons(result) -> list[tuple[InvalidReason, int | None]]:
 
 def test_a_message_of_another_locate_is_rejected_and_the_rest_keep_their_seq() -> None:
     stray = itch.OrderDelete(LOCATE + 1, 0, T_0930, 9)
-    result = normalize_batch(batch_of([add(1), stray, delete(1)]))
+    result = normalize_bundle(batch_of([add(1), stray, delete(1)]))
     assert reasons(result) == [(InvalidReason.LOCATE_MISMATCH, 1)]
     assert result.rejected[0].payload == encode(stray)
-    assert [(e.seq, e.kind) for e in iter_events(result.batch)] == [
+    assert [(e.seq, e.kind) for e in iter_events(result.bundle)] == [
         (100, EventKind.ORDER_ADDED),
         (102, EventKind.ORDER_DELETED),
     ]
@@ -322,57 +336,59 @@ def test_a_message_of_another_locate_is_rejected_and_the_rest_keep_their_seq() -
 def test_messages_for_another_symbol_are_rejected() -> None:
     other_add = itch.AddOrder(LOCATE, 0, T_0930, 5, "S", 1, "PYTH", 1)
     other_halt = itch.StockTradingAction(LOCATE, 0, T_0930, "PYTH", "H", " ", "")
-    result = normalize_batch(batch_of([other_add, other_halt, add(1)]))
+    result = normalize_bundle(batch_of([other_add, other_halt, add(1)]))
     assert reasons(result) == [(InvalidReason.SYMBOL_MISMATCH, 0), (InvalidReason.SYMBOL_MISMATCH, 1)]
-    assert result.batch.event_count == 1
+    assert result.bundle.event_count == 1
 
 
 def test_a_timestamp_beyond_the_trading_day_is_rejected() -> None:
-    result = normalize_batch(
+    result = normalize_bundle(
         batch_of([add(1, ts=24 * HOUR), itch.SystemEvent(LOCATE, 0, 25 * HOUR, "C"), delete(1)])
     )
     assert reasons(result) == [
         (InvalidReason.TIMESTAMP_OUT_OF_RANGE, 0),
         (InvalidReason.TIMESTAMP_OUT_OF_RANGE, 1),
     ]
-    assert result.batch.event_count == 1
+    assert result.bundle.event_count == 1
 
 
 def test_unknown_types_and_wrong_lengths_are_skipped_by_their_length_prefix() -> None:
     good = encode(add(1))
     payloads = pack_payloads([good, b"z" + bytes(10), good[:-1], encode(delete(1))])
-    result = normalize_batch(dataclasses.replace(batch_of([add(1)]), payloads=payloads, message_count=4))
+    result = normalize_bundle(with_payloads(batch_of([add(1)]), payloads, message_count=4))
     assert reasons(result) == [(InvalidReason.UNKNOWN_MESSAGE_TYPE, 1), (InvalidReason.BAD_MESSAGE_LENGTH, 2)]
     assert result.rejected[1].payload == good[:-1]
-    assert [e.seq for e in iter_events(result.batch)] == [100, 103]
+    assert [e.seq for e in iter_events(result.bundle)] == [100, 103]
 
 
 def test_a_truncated_tail_is_one_rejection_after_the_good_messages() -> None:
     payloads = pack_payloads([encode(add(1)), encode(delete(1))])[:-5]
-    result = normalize_batch(dataclasses.replace(batch_of([add(1)]), payloads=payloads, message_count=2))
+    result = normalize_bundle(with_payloads(batch_of([add(1)]), payloads, message_count=2))
     assert reasons(result) == [(InvalidReason.TRUNCATED_PAYLOAD, 1)]
-    assert result.batch.event_count == 1
+    assert result.bundle.event_count == 1
 
 
 def test_a_message_count_that_disagrees_with_the_payloads_is_reported() -> None:
-    result = normalize_batch(dataclasses.replace(batch_of([add(1), delete(1)]), message_count=3))
+    result = normalize_bundle(
+        with_payloads(batch_of([add(1), delete(1)]), pack_payloads([encode(add(1)), encode(delete(1))]), 3)
+    )
     assert reasons(result) == [(InvalidReason.COUNT_MISMATCH, None)]
-    assert result.batch.event_count == 2
+    assert result.bundle.event_count == 2
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_garbage_payloads_give_rejections_never_exceptions(garbage: bytes) -> None:
-    result = normalize_batch(dataclasses.replace(batch_of([add(1)]), payloads=garbage))
+    result = normalize_bundle(with_payloads(batch_of([add(1)]), garbage))
     assert all(isinstance(r, InvalidRecord) for r in result.rejected)
     # the batch claims one message: garbage yields at most one event, and whenever the bytes are not
     # exactly one length-prefixed message (framing checked here by hand), a rejection says so
-    assert result.batch.event_count <= 1
+    assert result.bundle.event_count <= 1
     framed_one = len(garbage) >= 2 and int.from_bytes(garbage[:2], "big") == len(garbage) - 2 > 0
     if not framed_one:
         assert result.rejected, garbage
-    assert result.batch.event_count + len(result.rejected) >= 1 or (
-        framed_one and result.batch.event_count == 0
+    assert result.bundle.event_count + len(result.rejected) >= 1 or (
+        framed_one and result.bundle.event_count == 0
     )
 
 
@@ -381,32 +397,32 @@ def test_garbage_payloads_give_rejections_never_exceptions(garbage: bytes) -> No
 
 @pytest.fixture(scope="module")
 def encoded() -> bytes:
-    return encode_normalized_batch(normalize_batch(batch_of([add(1), delete(1)])).batch)
+    return encode_normalized_bundle(normalize_bundle(batch_of([add(1), delete(1)])).bundle)
 
 
 def test_a_short_column_is_bad_columns() -> None:
-    batch = normalize_batch(batch_of([add(1), delete(1)])).batch
+    bundle = normalize_bundle(batch_of([add(1), delete(1)])).bundle
     short = dataclasses.replace(
-        batch, columns=dataclasses.replace(batch.columns, price=batch.columns.price[:-8])
+        bundle, columns=dataclasses.replace(bundle.columns, price=bundle.columns.price[:-8])
     )
     with pytest.raises(InvalidRecord) as caught:
-        decode_normalized_batch(encode_normalized_batch(short))
+        decode_normalized(encode_normalized_bundle(short))
     assert caught.value.reason is InvalidReason.BAD_COLUMNS
 
 
 def test_an_unknown_event_kind_is_bad_columns() -> None:
-    batch = normalize_batch(batch_of([add(1)])).batch
-    future = dataclasses.replace(batch, columns=dataclasses.replace(batch.columns, kind=bytes([99])))
+    bundle = normalize_bundle(batch_of([add(1)])).bundle
+    future = dataclasses.replace(bundle, columns=dataclasses.replace(bundle.columns, kind=bytes([99])))
     with pytest.raises(InvalidRecord) as caught:
-        decode_normalized_batch(encode_normalized_batch(future))
+        decode_normalized(encode_normalized_bundle(future))
     assert caught.value.reason is InvalidReason.BAD_COLUMNS
 
 
-def test_a_detail_pointing_outside_the_batch_is_bad_columns() -> None:
-    batch = normalize_batch(batch_of([add(1)])).batch
-    stray = dataclasses.replace(batch, details=(("Attribution", {"index": 5, "mpid": "GSCO"}),))
+def test_a_detail_pointing_outside_the_bundle_is_bad_columns() -> None:
+    bundle = normalize_bundle(batch_of([add(1)])).bundle
+    stray = dataclasses.replace(bundle, details=(("Attribution", {"index": 5, "mpid": "GSCO"}),))
     with pytest.raises(InvalidRecord) as caught:
-        decode_normalized_batch(encode_normalized_batch(stray))
+        decode_normalized(encode_normalized_bundle(stray))
     assert caught.value.reason is InvalidReason.BAD_COLUMNS
 
 
@@ -419,4 +435,4 @@ def test_damaged_normalized_values_raise_only_invalid_record(
     data[10 + flip % (len(data) - 10)] = byte
     for candidate in (bytes(data), encoded[: len(encoded) - cut % len(encoded)]):
         with contextlib.suppress(InvalidRecord):
-            decode_normalized_batch(candidate)
+            decode_normalized(candidate)

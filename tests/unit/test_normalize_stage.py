@@ -4,14 +4,15 @@ from datetime import date
 
 import pytest
 
-from itchflow.avro import encode_batch, make_batch
 from itchflow.avro.bundle import SegmentInput, encode_bundle, make_bundle
 from itchflow.avro.deadletter import decode_dead_letter
+from itchflow.avro.normalized import decode_normalized
 from itchflow.itch.codec import encode
 from itchflow.itch.messages import AddOrder, OrderDelete, OrderExecuted
-from itchflow.normalize.bundle import decode_normalized, run_batches
+from itchflow.normalize.bundle import run_batches
 from itchflow.pipeline.keyed_state import MemoryKeyedState
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record, state_from_tuple
+from tests.unit.old_records import itch_batch_value
 
 pytestmark = pytest.mark.usefixtures("implementation")  # each test on the Python and the C code
 
@@ -21,11 +22,12 @@ SOURCE = RecordSource("market-data-raw", 3, 42, 1_577_716_200_000, b"MEAT")
 
 
 def raw_record(batch_sequence: int = 1, first_message_seq: int = 0, session: str = "s1") -> bytes:
+    """A per-symbol ``ItchBatch`` of an older producer: the stage still takes them (schemas/README.md)."""
     payloads = [
         encode(AddOrder(7, 0, T0, 1001, "B", 100, "MEAT", 1_000_000)),
         encode(OrderDelete(7, 0, T0 + 5, 1001)),
     ]
-    batch = make_batch(
+    return itch_batch_value(
         payloads,
         venue="XNAS",
         trading_date=DAY,
@@ -36,7 +38,6 @@ def raw_record(batch_sequence: int = 1, first_message_seq: int = 0, session: str
         first_message_seq=first_message_seq,
         produced_at_ns=1,
     )
-    return encode_batch(batch)
 
 
 def test_a_per_symbol_batch_becomes_a_one_run_bundle_keyed_by_venue_and_symbol() -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from itchflow.avro import InvalidRecord
 from itchflow.avro.bundle import SegmentInput, encode_bundle, make_bundle
+from itchflow.avro.normalized import decode_normalized
 from itchflow.book import MarketBooks
 from itchflow.itch.codec import decode
-from itchflow.normalize.bundle import decode_normalized
 from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.keyed_state import MemoryKeyedState
 from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, normalize_record

@@ -1,4 +1,4 @@
-"""The raw batch envelope, the single-object wire format, dead letters, and bad bytes."""
+"""The raw bundle envelope, the single-object wire format, dead letters, and bad bytes."""
 
 from __future__ import annotations
 
@@ -17,17 +17,14 @@ from itchflow.avro import (
     HEADER_SIZE,
     InvalidReason,
     InvalidRecord,
-    ItchBatch,
     dead_letter_for,
-    decode_batch,
     decode_dead_letter,
     default_registry,
-    encode_batch,
     encode_dead_letter,
     iter_payloads,
-    make_batch,
     pack_payloads,
 )
+from itchflow.avro.bundle import ItchBundle, SegmentInput, decode_raw, encode_bundle, make_bundle
 from itchflow.itch.codec import decode, decode_many, encode
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "itch"
@@ -45,20 +42,19 @@ def payloads_by_locate() -> dict[int, list[bytes]]:
     return groups
 
 
-def batch_of(
-    payloads: list[bytes], *, symbol: str = "BOB", locate: int = 2, sequence: int = 1, **options
-) -> ItchBatch:
-    return make_batch(
-        payloads,
+def bundle_of(
+    payloads: list[bytes], *, symbol: str = "BOB", locate: int = 2, sequence: int = 1
+) -> ItchBundle:
+    """A bundle of one segment: ``payloads`` of one symbol."""
+    return make_bundle(
+        [SegmentInput(symbol, locate, sequence, 0, payloads)],
         venue="XBOS",
         trading_date=TRADING_DATE,
         session="XBOS-2019-12-30-test",
-        symbol=symbol,
-        stock_locate=locate,
-        batch_sequence=sequence,
-        first_message_seq=0,
+        partition=0,
+        partitions=1,
+        bundle_sequence=sequence,
         produced_at_ns=T_PRODUCED,
-        **options,
     )
 
 
@@ -68,32 +64,27 @@ def bob() -> list[bytes]:
 
 
 def test_envelope_round_trip_keeps_every_payload_byte_identical(bob: list[bytes]) -> None:
-    batch = batch_of(bob)
-    decoded = decode_batch(encode_batch(batch))
-    assert decoded == batch
+    bundle = bundle_of(bob)
+    decoded = decode_raw(encode_bundle(bundle))
+    assert decoded == bundle
     assert list(iter_payloads(decoded.payloads)) == bob
-    assert decoded.message_count == 512
-    assert decoded.first_timestamp == decode(bob[0]).timestamp
-    assert decoded.last_timestamp == decode(bob[-1]).timestamp
+    (segment,) = decoded.segments
+    assert segment.message_count == 512
+    assert segment.first_timestamp == decode(bob[0]).timestamp
+    assert segment.last_timestamp == decode(bob[-1]).timestamp
 
 
 def test_every_symbol_of_the_sample_round_trips_in_batches_of_512() -> None:
     for locate, payloads in payloads_by_locate().items():
         for sequence, start in enumerate(range(0, len(payloads), 512), start=1):
             chunk = payloads[start : start + 512]
-            batch = batch_of(chunk, symbol="" if locate == 0 else "X", locate=locate, sequence=sequence)
-            assert list(iter_payloads(decode_batch(encode_batch(batch)).payloads)) == chunk
-
-
-def test_typed_mirror_round_trips_to_the_codec_messages(bob: list[bytes]) -> None:
-    batch = batch_of(bob[:50], typed=True)
-    assert batch.messages == tuple(decode(p) for p in bob[:50])
-    assert decode_batch(encode_batch(batch)) == batch
+            bundle = bundle_of(chunk, symbol="" if locate == 0 else "X", locate=locate, sequence=sequence)
+            assert list(iter_payloads(decode_raw(encode_bundle(bundle)).payloads)) == chunk
 
 
 def test_values_start_with_the_single_object_header_of_the_current_schema(bob: list[bytes]) -> None:
-    data = encode_batch(batch_of(bob[:3]))
-    assert data[:HEADER_SIZE] == default_registry().current("itchflow.itch.v1.ItchBatch").header
+    data = encode_bundle(bundle_of(bob[:3]))
+    assert data[:HEADER_SIZE] == default_registry().current("itchflow.itch.v1.ItchBundle").header
 
 
 def test_pack_payloads_uses_two_byte_big_endian_lengths() -> None:
@@ -114,10 +105,17 @@ def test_iter_payloads_yields_the_good_messages_then_reports_the_truncation() ->
 
 
 def test_an_envelope_with_impossible_counters_is_a_bad_envelope(bob: list[bytes]) -> None:
-    batch = dataclasses.replace(batch_of(bob[:2]), batch_sequence=0)
-    with pytest.raises(InvalidRecord) as caught:
-        decode_batch(encode_batch(batch))
-    assert caught.value.reason is InvalidReason.BAD_ENVELOPE
+    bundle = bundle_of(bob[:2])
+    (segment,) = bundle.segments
+    for impossible in (
+        dataclasses.replace(bundle, bundle_sequence=0),
+        dataclasses.replace(bundle, partition=1),
+        dataclasses.replace(bundle, segments=(dataclasses.replace(segment, batch_sequence=0),)),
+        dataclasses.replace(bundle, segments=(dataclasses.replace(segment, message_count=0),)),
+    ):
+        with pytest.raises(InvalidRecord) as caught:
+            decode_raw(encode_bundle(impossible))
+        assert caught.value.reason is InvalidReason.BAD_ENVELOPE
 
 
 @pytest.mark.parametrize(
@@ -135,7 +133,7 @@ def test_an_envelope_with_impossible_counters_is_a_bad_envelope(bob: list[bytes]
 )
 def test_damaged_values_give_a_typed_reason(bob: list[bytes], mangle, reason: InvalidReason) -> None:
     with pytest.raises(InvalidRecord) as caught:
-        decode_batch(mangle(encode_batch(batch_of(bob[:20]))))
+        decode_raw(mangle(encode_bundle(bundle_of(bob[:20]))))
     assert caught.value.reason is reason
 
 
@@ -151,7 +149,7 @@ def test_a_value_of_another_topic_is_the_wrong_schema() -> None:
         ts_failed=0,
     )
     with pytest.raises(InvalidRecord) as caught:
-        decode_batch(encode_dead_letter(letter))
+        decode_raw(encode_dead_letter(letter))
     assert caught.value.reason is InvalidReason.WRONG_SCHEMA
 
 
@@ -159,7 +157,7 @@ def test_a_value_of_another_topic_is_the_wrong_schema() -> None:
 @given(st.binary(max_size=300))
 def test_garbage_never_raises_anything_but_invalid_record(garbage: bytes) -> None:
     with pytest.raises(InvalidRecord):
-        decode_batch(garbage)
+        decode_raw(garbage)
 
 
 @settings(max_examples=400, deadline=None)
@@ -167,14 +165,14 @@ def test_garbage_never_raises_anything_but_invalid_record(garbage: bytes) -> Non
 def test_truncated_or_corrupted_bodies_never_raise_anything_but_invalid_record(
     cut: int, flip: int, byte: int
 ) -> None:
-    data = bytearray(encode_batch(batch_of([encode(m) for m in EXAMPLE_MESSAGES])))
+    data = bytearray(encode_bundle(bundle_of([encode(m) for m in EXAMPLE_MESSAGES])))
     position = HEADER_SIZE + flip % (len(data) - HEADER_SIZE)
     data[position] = byte
     data = data[: max(HEADER_SIZE, len(data) - cut % len(data))]
     # a typed reason is what we want; a flipped byte inside the payloads may also pass unnoticed here
     # (the normalizer checks the ITCH framing)
     with contextlib.suppress(InvalidRecord):
-        decode_batch(bytes(data))
+        decode_raw(bytes(data))
 
 
 def test_dead_letter_round_trip_carries_the_failing_message_of_a_batch() -> None:
