@@ -6,26 +6,24 @@ mini-cluster, fed from in-memory collections, their outputs collected back into 
   Kafka deserializer salts them).
 * Sinks are collecting: every sink of a job is mapped to ``Row(sink name, key, value)``, the
   streams are united, and ``execute_and_collect`` hands the rows to the test.
-* What the sinks carry is decoded independently of the code under test: ClickHouse RowBinary by
-  the column types of the DDL (``schemas/clickhouse/*.sql``), Redis commands by a RESP reader.
+* What the sinks carry is decoded independently of the code under test, by the unit tests' readers
+  (``tests/unit/book_stage_support.py``): ClickHouse RowBinary by the column types of the DDL,
+  Redis commands by a RESP reader.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import struct
 import subprocess
 import sys
 import sysconfig
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import hiredis
 from pyflink.common import Configuration, Row
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
@@ -33,6 +31,7 @@ from pyflink.java_gateway import get_gateway
 from connectors.kafka import KEYED_RECORD, MAX_PARALLELISM, RECORD_HEADER, add_kafka_jars
 from itchflow.avro.bundle import encode_bundle
 from itchflow.replay import BundleBatcher, file_payloads
+from tests.unit.book_stage_support import fields_of, parse_resp, read_rows
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TRADING_DATE = date(2019, 12, 30)
@@ -186,73 +185,6 @@ def reference(path: Path) -> dict[str, dict]:
 # --------------------------------------------------------------- decoding what the sinks carry
 
 
-def ddl_columns() -> dict[str, list[tuple[str, str]]]:
-    """Each table's (column, type) in order, read from the DDL files."""
-    tables: dict[str, list[tuple[str, str]]] = {}
-    for path in sorted((PROJECT_ROOT / "schemas" / "clickhouse").glob("*.sql")):
-        text = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("--"))
-        for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*?)\)\s*ENGINE", text, re.S):
-            columns = []
-            for line in body.splitlines():
-                line = re.sub(r"\s+COMMENT\s+'.*'", "", line).strip().rstrip(",")
-                if line:
-                    column, column_type = line.split(None, 1)
-                    columns.append((column, column_type.strip()))
-            tables[name] = columns
-    return tables
-
-
-_FIXED = {"UInt8": "<B", "UInt32": "<I", "UInt64": "<Q", "Int64": "<q", "DateTime64(9, 'UTC')": "<q"}
-
-
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, at
-
-
-def _read(column_type: str, data: bytes, at: int) -> tuple[object, int]:
-    if column_type in ("String", "LowCardinality(String)"):
-        length, at = _varint(data, at)
-        return data[at : at + length].decode(), at + length
-    if column_type.startswith("Array(") and column_type.endswith(")"):
-        count, at = _varint(data, at)
-        values = []
-        for _ in range(count):
-            value, at = _read(column_type[6:-1], data, at)
-            values.append(value)
-        return values, at
-    unpacker = struct.Struct(_FIXED[column_type])
-    return unpacker.unpack_from(data, at)[0], at + unpacker.size
-
-
-def decode_rows(
-    table: str, data: bytes, columns: dict[str, list[tuple[str, str]]]
-) -> Iterator[dict[str, object]]:
-    """The rows of one RowBinary chunk of ``table``."""
-    at = 0
-    while at < len(data):
-        row = {}
-        for column, column_type in columns[table]:
-            row[column], at = _read(column_type, data, at)
-        yield row
-
-
-def decode_commands(data: bytes) -> list[list[bytes]]:
-    """The Redis commands of one RESP pipeline (arrays of bulk strings)."""
-    reader = hiredis.Reader()
-    reader.feed(data)
-    commands = []
-    while (command := reader.gets()) is not False:
-        commands.append(command)
-    return commands
-
-
 @dataclass
 class Outputs:
     """What a job wrote, decoded: ClickHouse rows per table, the final Redis hashes, the stream
@@ -260,7 +192,7 @@ class Outputs:
 
     rows: dict[str, list[dict[str, object]]]
     hashes: dict[str, dict[str, str]]
-    streams: dict[str, list[bytes]]
+    streams: dict[str, list[str]]
     other: dict[str, list[tuple[bytes, bytes]]]
 
     def final_books(self, venue: str) -> dict[str, dict]:
@@ -290,22 +222,18 @@ def _levels(row: dict, side: str) -> list[list[int]]:
 
 
 def decode_outputs(collected: dict[str, list[tuple[bytes, bytes]]]) -> Outputs:
-    columns = ddl_columns()
     rows: dict[str, list[dict[str, object]]] = defaultdict(list)
     for table, chunk in collected.pop("clickhouse", []):
-        rows[table.decode()].extend(decode_rows(table.decode(), chunk, columns))
+        rows[table.decode()].extend(read_rows(table.decode(), chunk))
     hashes: dict[str, dict[str, str]] = defaultdict(dict)
-    streams: dict[str, list[bytes]] = defaultdict(list)
+    streams: dict[str, list[str]] = defaultdict(list)
     for count, pipeline in collected.pop("redis", []):
-        commands = decode_commands(pipeline)
+        commands = parse_resp(pipeline)
         assert len(commands) == int(count), "the command count travels with the pipeline"
         for command in commands:
-            verb, key = command[0].upper(), command[1].decode()
-            if verb == b"HSET":
-                pairs = command[2:]
-                hashes[key].update(
-                    {pairs[i].decode(): pairs[i + 1].decode() for i in range(0, len(pairs), 2)}
-                )
-            elif verb == b"XADD":
-                streams[key].append(command[command.index(b"~") + 2] if b"~" in command else command[2])
+            verb, key = command[0].upper(), command[1]
+            if verb == "HSET":
+                hashes[key].update(fields_of(command, 2))
+            elif verb == "XADD":
+                streams[key].append(command[command.index("~") + 2] if "~" in command else command[2])
     return Outputs(dict(rows), dict(hashes), dict(streams), collected)
