@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "itchflow.synth",  # synth
     "itchflow.replay",  # replay
     "itchflow.book.cli",  # book
+    "itchflow.analytics.cli",  # bars
     "itchflow.demo",  # demo
     "itchflow.bench",  # bench
 )
