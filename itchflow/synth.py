@@ -340,8 +340,12 @@ class _Generator:
         books = self.books
         symbol_indices = range(self.symbols)
         total = self.body_messages
-        # integer nanosecond gaps averaging out to the length of the session
-        max_gap = max(1, 2 * (MARKET_CLOSE_NS - MARKET_OPEN_NS - 1) // max(total, 1))
+        # Integer nanosecond gaps uniform in [0, max_gap): their sum has mean total * max_gap / 2 and
+        # standard deviation max_gap * sqrt(total / 12). Aim the mean four deviations short of the close
+        # and hold the rare rest just before it, so no message passes the footer's end of market hours.
+        session = MARKET_CLOSE_NS - MARKET_OPEN_NS - 1
+        max_gap = max(1, int(session / (total / 2 + 4 * math.sqrt(total / 12) + 1)))
+        last_timestamp = MARKET_CLOSE_NS - 1
         timestamp = MARKET_OPEN_NS
         counts = dict.fromkeys("AFECXDUP", 0)
         done = 0
@@ -352,6 +356,8 @@ class _Generator:
             batch: list[bytes] = []
             for index, action in zip(symbols, actions, strict=True):
                 timestamp += int(rng.random() * max_gap)
+                if timestamp > last_timestamp:
+                    timestamp = last_timestamp
                 book = books[index]
                 if rng.random() < MID_MOVE_PROBABILITY:
                     self._move_mid(book)

@@ -149,6 +149,16 @@ def test_session_structure_header_and_footer(feed: list) -> None:
     assert all(34_200 * 10**9 <= message.timestamp < 57_600 * 10**9 for message in body)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_small_feeds_end_their_session_before_the_close_whatever_the_seed(seed: int) -> None:
+    # few body messages: the sum of random gaps varies widely around the length of the session
+    feed = [decode(payload) for payload in synth.generate(3, 200, seed)]
+    timestamps = [message.timestamp for message in feed]
+    assert timestamps == sorted(timestamps)
+    assert max(message.timestamp for message in feed[9:-3]) < 57_600 * 10**9
+    assert feed[-3].timestamp == 57_600 * 10**9  # end of market hours
+
+
 def test_every_event_refers_to_a_live_order_with_enough_shares_and_books_never_cross(feed: list) -> None:
     assert walk_book_consistency(feed) == {}
 
