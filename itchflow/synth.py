@@ -6,17 +6,28 @@ standard framing (each message preceded by its 2-byte big-endian length; ``.gz``
 * a header: system event ``O`` (start of messages), a stock directory ``R`` and a trading action ``H``
   (``T``, trading) per symbol, system events ``S`` (start of system hours) and ``Q`` (start of market
   hours) — ``2N + 3`` messages;
-* a body between 09:30 and 16:00 whose activity is skewed across symbols by a Zipf law (symbol ``i``,
-  0-based, gets weight ``1 / (i + 1) ** zipf_exponent``), with the mix of ``MESSAGE_MIX``;
+* a body — the remaining ``M - 2N - 6`` messages:
+
+  * an opening cross ``Q`` (cross type ``O``) at 09:30:00 for each crossing symbol;
+  * the continuous session, from 09:30 to just before 16:00, whose activity is skewed across symbols by
+    a Zipf law (symbol ``i``, 0-based, gets weight ``1 / (i + 1) ** zipf_exponent``), with the mix of
+    ``MESSAGE_MIX``;
+  * a closing cross ``Q`` (cross type ``C``) at 16:00:00 for each crossing symbol;
+
+  the crossing symbols are those whose Zipf share of the body is at least
+  ``CROSS_MIN_EXPECTED_MESSAGES`` messages (so crosses are at most 2 % of the body, and a body too small
+  for any has none); about ``ZERO_VOLUME_CROSS_SHARE`` of the crosses match no shares (``shares`` 0);
 * a footer: system events ``M`` (end of market hours), ``E`` (end of system hours), ``C`` (end of
   messages).
 
 Book consistency: every execution, cancel, delete and replace refers to a live order of that symbol
 with enough shares (cancels are partial and leave at least one share; executions take the oldest order
 of the best level, as a marketable order would). Adds and replaces never lock or cross the book unless
-``allow_crossed``. An action that needs a live order falls back to an add while its symbol's book is
-empty. Prices are whole cents (100 ticks of ITCH's 4-decimal prices) around a per-symbol reference
-price in 5..500 dollars that wanders slowly and reverts to it.
+``allow_crossed``. Trades ``P`` and crosses ``Q`` never touch the displayed book; trades and closing
+crosses are priced inside the spread (at the mid while a side is empty or the book is crossed), opening
+crosses at the mid. Match numbers are unique across the file. Any action but an add falls back to an
+add while its symbol's book is empty. Prices are whole cents (100 ticks of ITCH's 4-decimal prices)
+around a per-symbol reference price in 5..500 dollars that wanders slowly and reverts to it.
 
 The same seed always gives the same bytes (``random.Random(seed)`` is the only source of randomness).
 The hot loop packs bytes with precompiled ``struct`` formats rather than building message objects.
@@ -51,7 +62,8 @@ END_OF_MESSAGES_NS = (20 * 3600 + 5 * 60) * NANOS_PER_SECOND  # 20:05
 MAX_SYMBOLS = 65_535  # stock locate codes are 16 bits
 FOOTER_MESSAGES = 3
 
-#: Share of body messages per action; executions split into E and C, adds into A and F below.
+#: Share of the continuous session's messages per action; executions split into E and C, adds into A
+#: and F below.
 MESSAGE_MIX: dict[str, float] = {
     "add": 0.45,
     "cancel": 0.10,
@@ -68,6 +80,8 @@ ODD_LOT_SHARE = 0.05
 MAX_PRICE_OFFSET_CENTS = 40  # how far from the mid an order may rest
 MID_MOVE_PROBABILITY = 0.02
 ATTRIBUTIONS = (b"GSCO", b"MSCO", b"JPMS", b"UBSS", b"CDRG", b"VIRT")
+CROSS_MIN_EXPECTED_MESSAGES = 100  # a symbol crosses when the Zipf law gives it at least this many
+ZERO_VOLUME_CROSS_SHARE = 0.10  # crosses that match no shares
 
 # Every format starts with the 2-byte length prefix; 6-byte timestamps are packed as H (high) + I (low).
 _SYSTEM_EVENT = struct.Struct(">HcHHHIc")
@@ -81,6 +95,7 @@ _CANCEL = struct.Struct(">HcHHHIQI")
 _DELETE = struct.Struct(">HcHHHIQ")
 _REPLACE = struct.Struct(">HcHHHIQQII")
 _TRADE = struct.Struct(">HcHHHIQcI8sIQ")
+_CROSS_TRADE = struct.Struct(">HcHHHIQ8sIQc")
 
 _ACTIONS = tuple(MESSAGE_MIX)
 _BATCH = 65_536
@@ -277,6 +292,13 @@ class _Generator:
         ]
         weights = [1.0 / (rank + 1) ** zipf_exponent for rank in range(symbols)]
         self.symbol_cum_weights = _cumulative(weights)
+        per_weight = self.body_messages / self.symbol_cum_weights[-1]
+        self.crossing = [
+            book
+            for book, weight in zip(self.books, weights, strict=True)
+            if weight * per_weight >= CROSS_MIN_EXPECTED_MESSAGES
+        ]
+        self.continuous_messages = self.body_messages - 2 * len(self.crossing)
         self.action_cum_weights = _cumulative([MESSAGE_MIX[action] for action in _ACTIONS])
         self.message_counts: dict[str, int] = {}
         self.next_reference = 1
@@ -339,7 +361,9 @@ class _Generator:
         rng = self.rng
         books = self.books
         symbol_indices = range(self.symbols)
-        total = self.body_messages
+        if self.crossing:
+            yield self._crosses(b"O", MARKET_OPEN_NS)
+        total = self.continuous_messages
         # Integer nanosecond gaps uniform in [0, max_gap): their sum has mean total * max_gap / 2 and
         # standard deviation max_gap * sqrt(total / 12). Aim the mean four deviations short of the close
         # and hold the rare rest just before it, so no message passes the footer's end of market hours.
@@ -380,6 +404,30 @@ class _Generator:
         for message_type, count in counts.items():
             if count:
                 self._count(message_type, count)
+        if self.crossing:
+            yield self._crosses(b"C", MARKET_CLOSE_NS)
+
+    def _crosses(self, cross_type: bytes, timestamp: int) -> list[bytes]:
+        """One cross trade per crossing symbol: at the mid when the book is empty, else inside the spread."""
+        rng = self.rng
+        ts_high, ts_low = timestamp >> 32, timestamp & 0xFFFFFFFF
+        batch = []
+        for book in self.crossing:
+            price = self._inside_price(book)
+            if rng.random() < ZERO_VOLUME_CROSS_SHARE:
+                shares = 0
+            else:
+                shares = 100 * (1 + int(rng.random() ** 2 * 2_000))
+            match = self.next_match
+            self.next_match = match + 1
+            batch.append(
+                _CROSS_TRADE.pack(
+                    40, b"Q", book.locate, 0, ts_high, ts_low, shares, book.stock, price * TICKS_PER_CENT,
+                    match, cross_type,
+                )
+            )  # fmt: skip
+        self._count("Q", len(batch))
+        return batch
 
     # ------------------------------------------------------------------ actions (each returns type, bytes)
 
@@ -513,18 +561,21 @@ class _Generator:
 
     def _trade(self, book: _SymbolBook, timestamp: int) -> tuple[str, bytes]:
         """A non-cross trade against a hidden order, priced inside the spread (or at the mid)."""
-        rng = self.rng
-        if book.best_bid and book.best_ask and book.best_bid <= book.best_ask:
-            price = book.best_bid + int(rng.random() * (book.best_ask - book.best_bid + 1))
-        else:
-            price = book.mid_cents
+        price = self._inside_price(book)
         match = self.next_match
         self.next_match = match + 1
-        side = b"B" if rng.random() < 0.5 else b"S"
+        side = b"B" if self.rng.random() < 0.5 else b"S"
         return "P", _TRADE.pack(
             44, b"P", book.locate, 0, timestamp >> 32, timestamp & 0xFFFFFFFF, 0, side, self._shares(), book.stock,
             price * TICKS_PER_CENT, match,
         )  # fmt: skip
+
+    def _inside_price(self, book: _SymbolBook) -> int:
+        """A price in cents inside the spread (either end included); the mid when a side is empty or the book
+        is crossed."""
+        if book.best_bid and book.best_ask and book.best_bid <= book.best_ask:
+            return book.best_bid + int(self.rng.random() * (book.best_ask - book.best_bid + 1))
+        return book.mid_cents
 
 
 def _system_event(code: bytes, timestamp: int) -> bytes:

@@ -104,10 +104,32 @@ def walk_book_consistency(messages: list) -> dict[str, int]:
                     message.shares,
                 ]
                 track(orders[message.new_order_reference_number], +1)
-        if kind in "AFUCP":
-            price = message.execution_price if kind == "C" else message.price
-            if price <= 0 or price % 100:
+        elif kind in "PQ":
+            # prints against hidden interest or in a cross: inside the spread of an uncrossed book
+            price = message.price if kind == "P" else message.cross_price
+            bid, ask = best(message.stock_locate, "B"), best(message.stock_locate, "S")
+            if bid is not None and ask is not None and bid < ask and not bid <= price <= ask:
+                problems["print_outside_spread"] += 1
+        if kind in "AFUCPQ":
+            price = {"C": "execution_price", "Q": "cross_price"}.get(kind, "price")
+            if getattr(message, price) <= 0 or getattr(message, price) % 100:
                 problems["off_tick_grid"] += 1
+    return dict(problems)
+
+
+def check_prints(messages: list) -> dict[str, int]:
+    """Count every way the prints' match numbers could be wrong."""
+    prints: dict[int, tuple[int, str]] = {}  # match number -> (locate, type; C with its printable flag)
+    problems: Counter[str] = Counter()
+    for message in messages:
+        kind = message.message_type
+        if kind in "ECPQ":
+            if message.match_number in prints:
+                problems["reused_match"] += 1
+            prints[message.match_number] = (
+                message.stock_locate,
+                kind + message.printable if kind == "C" else kind,
+            )
     return dict(problems)
 
 
@@ -146,7 +168,8 @@ def test_session_structure_header_and_footer(feed: list) -> None:
     timestamps = [message.timestamp for message in feed]
     assert timestamps == sorted(timestamps)
     body = feed[2 * SYMBOLS + 3 : -3]
-    assert all(34_200 * 10**9 <= message.timestamp < 57_600 * 10**9 for message in body)
+    continuous = [message for message in body if message.message_type != "Q"]
+    assert all(34_200 * 10**9 <= message.timestamp < 57_600 * 10**9 for message in continuous)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -155,7 +178,8 @@ def test_small_feeds_end_their_session_before_the_close_whatever_the_seed(seed: 
     feed = [decode(payload) for payload in synth.generate(3, 200, seed)]
     timestamps = [message.timestamp for message in feed]
     assert timestamps == sorted(timestamps)
-    assert max(message.timestamp for message in feed[9:-3]) < 57_600 * 10**9
+    continuous = [message for message in feed[9:-3] if message.message_type != "Q"]
+    assert max(message.timestamp for message in continuous) < 57_600 * 10**9
     assert feed[-3].timestamp == 57_600 * 10**9  # end of market hours
 
 
@@ -164,7 +188,7 @@ def test_every_event_refers_to_a_live_order_with_enough_shares_and_books_never_c
 
 
 def test_message_mix_is_close_to_the_target(feed: list) -> None:
-    body = feed[2 * SYMBOLS + 3 : -3]
+    body = [message for message in feed[2 * SYMBOLS + 3 : -3] if message.message_type != "Q"]
     counts = Counter(message.message_type for message in body)
     share = {kind: count / len(body) for kind, count in counts.items()}
     assert share["A"] + share["F"] == pytest.approx(0.45, abs=0.02)
@@ -176,6 +200,45 @@ def test_message_mix_is_close_to_the_target(feed: list) -> None:
     assert set(counts) == set("AFECXDUP")
     printable = Counter(message.printable for message in body if message.message_type == "C")
     assert printable["Y"] > printable["N"] > 0
+
+
+def test_match_numbers_are_unique(feed: list) -> None:
+    assert check_prints(feed) == {}
+
+
+def test_every_symbol_opens_and_closes_with_a_cross_some_without_volume(feed: list) -> None:
+    body = feed[2 * SYMBOLS + 3 : -3]
+    opening, closing = body[:SYMBOLS], body[-SYMBOLS:]
+    assert {(message.message_type, message.cross_type) for message in opening} == {("Q", "O")}
+    assert {(message.message_type, message.cross_type) for message in closing} == {("Q", "C")}
+    assert [message for message in body[SYMBOLS:-SYMBOLS] if message.message_type == "Q"] == []
+    assert {message.timestamp for message in opening} == {(9 * 3600 + 30 * 60) * 10**9}  # 09:30:00
+    assert {message.timestamp for message in closing} == {16 * 3600 * 10**9}  # 16:00:00
+    traded = {message.stock_locate for message in body if message.message_type in "ECP"}
+    assert traded == set(range(1, SYMBOLS + 1))
+    assert sorted(message.stock_locate for message in opening) == sorted(traded)
+    assert sorted(message.stock_locate for message in closing) == sorted(traded)
+    stocks = {message.stock_locate: message.stock for message in feed if message.message_type == "R"}
+    assert all(message.stock == stocks[message.stock_locate] for message in opening + closing)
+    volumes = [message.shares for message in opening + closing]
+    assert 0 < volumes.count(0) < len(volumes) / 4
+    assert all(shares % 100 == 0 for shares in volumes)
+
+
+@pytest.mark.parametrize(("messages", "crossing"), [(100, set()), (400, {1, 2}), (600, {1, 2, 3})])
+def test_only_symbols_active_enough_cross_and_the_crosses_count_in_the_messages(
+    messages: int, crossing: set[int]
+) -> None:
+    # 3 symbols, Zipf 1: symbol i gets about (messages - 12) / (i + 1) / 1.83 body messages, and crosses
+    # when that is at least 100
+    feed = [decode(payload) for payload in synth.generate(3, messages, SEED)]
+    assert len(feed) == messages
+    crosses = Counter(
+        (message.stock_locate, message.cross_type) for message in feed if message.message_type == "Q"
+    )
+    assert crosses == Counter({(locate, cross_type): 1 for locate in crossing for cross_type in "OC"})
+    assert walk_book_consistency(feed) == {}
+    assert check_prints(feed) == {}
 
 
 def test_activity_is_skewed_across_symbols(feed: list) -> None:
