@@ -192,5 +192,6 @@ def test_the_stage_emits_the_same_bytes_on_either_book(
     for feed in feeds.values():
         python = stage_outputs(feed, "python", monkeypatch)
         compiled = stage_outputs(feed, "native", monkeypatch)
-        assert sum(output.tob_changes for output in python[:-1]) > 100
+        # enough top-of-book changes to compare, even for the quietest symbol (about 500 events)
+        assert sum(output.tob_changes for output in python[:-1]) > 50
         assert compiled == python, feed.symbol
