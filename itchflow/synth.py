@@ -23,11 +23,14 @@ standard framing (each message preceded by its 2-byte big-endian length; ``.gz``
 Book consistency: every execution, cancel, delete and replace refers to a live order of that symbol
 with enough shares (cancels are partial and leave at least one share; executions take the oldest order
 of the best level, as a marketable order would). Adds and replaces never lock or cross the book unless
-``allow_crossed``. Trades ``P`` and crosses ``Q`` never touch the displayed book; trades and closing
-crosses are priced inside the spread (at the mid while a side is empty or the book is crossed), opening
-crosses at the mid. Match numbers are unique across the file. Any action but an add falls back to an
-add while its symbol's book is empty. Prices are whole cents (100 ticks of ITCH's 4-decimal prices)
-around a per-symbol reference price in 5..500 dollars that wanders slowly and reverts to it.
+``allow_crossed``. Trades ``P``, crosses ``Q`` and breaks ``B`` never touch the displayed book; trades
+and closing crosses are priced inside the spread (at the mid while a side is empty or the book is
+crossed), opening crosses at the mid. A break refers to the match number of one of the latest prints
+(``E``, printable ``C`` or ``P``, never ``Q``) of its symbol that no earlier break refers to. Match
+numbers are unique across the file. Any action but an add falls back to an add while its symbol's book
+is empty, and so does a break while its symbol has no such print. Prices are whole cents (100 ticks of
+ITCH's 4-decimal prices) around a per-symbol reference price in 5..500 dollars that wanders slowly and
+reverts to it.
 
 The same seed always gives the same bytes (``random.Random(seed)`` is the only source of randomness).
 The hot loop packs bytes with precompiled ``struct`` formats rather than building message objects.
@@ -63,14 +66,15 @@ MAX_SYMBOLS = 65_535  # stock locate codes are 16 bits
 FOOTER_MESSAGES = 3
 
 #: Share of the continuous session's messages per action; executions split into E and C, adds into A
-#: and F below.
+#: and F below. Breaks (B) are about 0.2 % of the prints (E, printable C and P: about 6.6 % of messages).
 MESSAGE_MIX: dict[str, float] = {
-    "add": 0.45,
+    "add": 0.44985,
     "cancel": 0.10,
     "delete": 0.35,
     "execute": 0.06,
     "replace": 0.03,
     "trade": 0.01,
+    "break": 0.00015,
 }
 ATTRIBUTED_ADD_SHARE = 0.10  # F among adds
 EXECUTION_WITH_PRICE_SHARE = 0.30  # C among executions
@@ -82,6 +86,8 @@ MID_MOVE_PROBABILITY = 0.02
 ATTRIBUTIONS = (b"GSCO", b"MSCO", b"JPMS", b"UBSS", b"CDRG", b"VIRT")
 CROSS_MIN_EXPECTED_MESSAGES = 100  # a symbol crosses when the Zipf law gives it at least this many
 ZERO_VOLUME_CROSS_SHARE = 0.10  # crosses that match no shares
+BREAK_LOOKBACK = 16  # a break picks among this many of its symbol's latest unbroken prints
+MAX_BREAKABLE = 64  # unbroken prints remembered per symbol (the oldest half goes when full)
 
 # Every format starts with the 2-byte length prefix; 6-byte timestamps are packed as H (high) + I (low).
 _SYSTEM_EVENT = struct.Struct(">HcHHHIc")
@@ -96,6 +102,7 @@ _DELETE = struct.Struct(">HcHHHIQ")
 _REPLACE = struct.Struct(">HcHHHIQQII")
 _TRADE = struct.Struct(">HcHHHIQcI8sIQ")
 _CROSS_TRADE = struct.Struct(">HcHHHIQ8sIQc")
+_BROKEN_TRADE = struct.Struct(">HcHHHIQ")
 
 _ACTIONS = tuple(MESSAGE_MIX)
 _BATCH = 65_536
@@ -210,6 +217,7 @@ class _SymbolBook:
         "asks",
         "best_bid",
         "best_ask",
+        "prints",
     )
 
     def __init__(self, locate: int, stock: bytes, reference_cents: int) -> None:
@@ -224,6 +232,7 @@ class _SymbolBook:
         self.asks: dict[int, dict[int, None]] = {}
         self.best_bid = 0  # 0: no bids
         self.best_ask = 0  # 0: no asks
+        self.prints: list[int] = []  # match numbers of the latest unbroken prints, oldest first
 
     def add(self, reference: int, is_bid: bool, price: int, shares: int) -> None:
         self.orders[reference] = [is_bid, price, shares, len(self.live)]
@@ -371,7 +380,7 @@ class _Generator:
         max_gap = max(1, int(session / (total / 2 + 4 * math.sqrt(total / 12) + 1)))
         last_timestamp = MARKET_CLOSE_NS - 1
         timestamp = MARKET_OPEN_NS
-        counts = dict.fromkeys("AFECXDUP", 0)
+        counts = dict.fromkeys("AFECXDUPB", 0)
         done = 0
         while done < total:
             size = min(_BATCH, total - done)
@@ -395,8 +404,10 @@ class _Generator:
                     message_type, framed = self._execute(book, timestamp)
                 elif action == "replace":
                     message_type, framed = self._replace(book, timestamp)
-                else:
+                elif action == "trade":
                     message_type, framed = self._trade(book, timestamp)
+                else:
+                    message_type, framed = self._break(book, timestamp)
                 counts[message_type] += 1
                 batch.append(framed)
             done += size
@@ -535,12 +546,17 @@ class _Generator:
         self.next_match = match + 1
         ts_high, ts_low = timestamp >> 32, timestamp & 0xFFFFFFFF
         if rng.random() < EXECUTION_WITH_PRICE_SHARE:
-            printable = b"N" if rng.random() < NON_PRINTABLE_SHARE else b"Y"
+            if rng.random() < NON_PRINTABLE_SHARE:
+                printable = b"N"
+            else:
+                printable = b"Y"
+                _remember_print(book.prints, match)
             price = order[1] + (1 if rng.random() < 0.3 else 0) * (-1 if hit_bid else 1)
             return "C", _EXECUTED_WITH_PRICE.pack(
                 36, b"C", book.locate, 0, ts_high, ts_low, reference, executed, match, printable,
                 max(price, 1) * TICKS_PER_CENT,
             )  # fmt: skip
+        _remember_print(book.prints, match)
         return "E", _EXECUTED.pack(31, b"E", book.locate, 0, ts_high, ts_low, reference, executed, match)
 
     def _replace(self, book: _SymbolBook, timestamp: int) -> tuple[str, bytes]:
@@ -564,6 +580,7 @@ class _Generator:
         price = self._inside_price(book)
         match = self.next_match
         self.next_match = match + 1
+        _remember_print(book.prints, match)
         side = b"B" if self.rng.random() < 0.5 else b"S"
         return "P", _TRADE.pack(
             44, b"P", book.locate, 0, timestamp >> 32, timestamp & 0xFFFFFFFF, 0, side, self._shares(), book.stock,
@@ -576,6 +593,24 @@ class _Generator:
         if book.best_bid and book.best_ask and book.best_bid <= book.best_ask:
             return book.best_bid + int(self.rng.random() * (book.best_ask - book.best_bid + 1))
         return book.mid_cents
+
+    def _break(self, book: _SymbolBook, timestamp: int) -> tuple[str, bytes]:
+        """Break one of the symbol's latest unbroken prints (an add when it has none)."""
+        prints = book.prints
+        if not prints:
+            return self._add(book, timestamp)
+        latest = min(len(prints), BREAK_LOOKBACK)
+        match = prints.pop(len(prints) - 1 - int(self.rng.random() * latest))
+        return "B", _BROKEN_TRADE.pack(
+            19, b"B", book.locate, 0, timestamp >> 32, timestamp & 0xFFFFFFFF, match
+        )
+
+
+def _remember_print(prints: list[int], match: int) -> None:
+    """Note a breakable print's match number, forgetting the oldest half of a full list."""
+    if len(prints) >= MAX_BREAKABLE:
+        del prints[: MAX_BREAKABLE // 2]
+    prints.append(match)
 
 
 def _system_event(code: bytes, timestamp: int) -> bytes:

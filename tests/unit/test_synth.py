@@ -118,8 +118,9 @@ def walk_book_consistency(messages: list) -> dict[str, int]:
 
 
 def check_prints(messages: list) -> dict[str, int]:
-    """Count every way the prints' match numbers could be wrong."""
+    """Count every way the prints' match numbers and the breaks that refer to them could be wrong."""
     prints: dict[int, tuple[int, str]] = {}  # match number -> (locate, type; C with its printable flag)
+    broken: set[int] = set()
     problems: Counter[str] = Counter()
     for message in messages:
         kind = message.message_type
@@ -130,6 +131,17 @@ def check_prints(messages: list) -> dict[str, int]:
                 message.stock_locate,
                 kind + message.printable if kind == "C" else kind,
             )
+        elif kind == "B":
+            earlier = prints.get(message.match_number)
+            if earlier is None:
+                problems["break_of_unknown_match"] += 1
+            elif earlier[0] != message.stock_locate:
+                problems["break_of_other_symbol"] += 1
+            elif earlier[1] not in ("E", "CY", "P"):
+                problems[f"break_of_{earlier[1]}"] += 1
+            if message.match_number in broken:
+                problems["broken_twice"] += 1
+            broken.add(message.match_number)
     return dict(problems)
 
 
@@ -197,9 +209,11 @@ def test_message_mix_is_close_to_the_target(feed: list) -> None:
     assert share["E"] + share["C"] == pytest.approx(0.06, abs=0.01)
     assert share["U"] == pytest.approx(0.03, abs=0.005)
     assert share["P"] == pytest.approx(0.01, abs=0.003)
-    assert set(counts) == set("AFECXDUP")
+    assert set(counts) == set("AFECXDUPB")
     printable = Counter(message.printable for message in body if message.message_type == "C")
     assert printable["Y"] > printable["N"] > 0
+    prints = counts["E"] + printable["Y"] + counts["P"]
+    assert 0.0005 < counts["B"] / prints < 0.006  # about 0.2 % of the prints are broken
 
 
 def test_match_numbers_are_unique(feed: list) -> None:
@@ -239,6 +253,25 @@ def test_only_symbols_active_enough_cross_and_the_crosses_count_in_the_messages(
     assert crosses == Counter({(locate, cross_type): 1 for locate in crossing for cross_type in "OC"})
     assert walk_book_consistency(feed) == {}
     assert check_prints(feed) == {}
+
+
+def test_breaks_refer_to_earlier_unbroken_prints_of_their_symbol_never_twice_never_a_cross(
+    feed: list,
+) -> None:
+    assert sum(message.message_type == "B" for message in feed) > 10
+    assert check_prints(feed) == {}
+
+
+def test_breaks_stay_valid_when_drawn_more_often_than_there_are_prints(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(synth.MESSAGE_MIX, "break", 0.2)
+    feed = [decode(payload) for payload in synth.generate(5, 30_000, SEED)]
+    counts = Counter(message.message_type for message in feed)
+    assert counts["B"] > 1_000
+    assert counts["B"] < counts["E"] + counts["C"] + counts["P"]  # a break needs an unbroken print
+    assert check_prints(feed) == {}
+    assert walk_book_consistency(feed) == {}
 
 
 def test_activity_is_skewed_across_symbols(feed: list) -> None:
