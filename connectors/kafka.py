@@ -17,13 +17,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from pyflink.common import Types
-from pyflink.common.serialization import ByteArraySchema, RowFieldExtractorSchema
+from pyflink.common import Types, WatermarkStrategy
+from pyflink.common.serialization import ByteArraySchema
 from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetsInitializer,
-    KafkaRecordSerializationSchema,
     KafkaSink,
     KafkaSource,
 )
@@ -34,7 +33,15 @@ from itchflow.bootstrap import connector_jar_paths, helpers_jar_path
 KEYED_BYTES = Types.ROW([Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 # what connectors/java/.../KeyedRecordDeserializer emits: Row(record key, header + record value)
 KEYED_RECORD = Types.ROW([Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
-RECORD_HEADER = struct.Struct(">iqq")  # partition, offset, Kafka timestamp (ms)
+RECORD_HEADER = struct.Struct(">iqqqi")
+"""What KeyedRecordDeserializer puts before a record's value: partition, offset, Kafka timestamp (ms),
+event time (UTC epoch ns, :data:`NO_EVENT_TIME` if none) and flags (:data:`END_OF_REPLAY`)."""
+NO_EVENT_TIME = -(2**63)
+END_OF_REPLAY = 1
+"""Header flag: the producer's end-of-replay marker (an empty record per partition, see ``itchflow/replay.py``)."""
+EVENT_TIME_HEADER = "itchflow.event-time-ns"
+"""Kafka header of a record's event time (8 bytes big-endian, UTC epoch ns; see ``EventTime.java``)."""
+END_OF_REPLAY_HEADER = "itchflow.end-of-replay"
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,35 @@ def key_by_record_key(stream: DataStream) -> KeyedStream:
 
 def split_record(value: bytes) -> tuple[int, int, int, memoryview]:
     """(partition, offset, timestamp_ms, payload) of a value from :func:`keyed_record_source`."""
-    partition, offset, timestamp_ms = RECORD_HEADER.unpack_from(value, 0)
+    partition, offset, timestamp_ms, _, _ = RECORD_HEADER.unpack_from(value, 0)
     return partition, offset, timestamp_ms, memoryview(value)[RECORD_HEADER.size :]
+
+
+def record_event_time(value: bytes) -> tuple[int, int]:
+    """(event time in UTC epoch ns or :data:`NO_EVENT_TIME`, flags) of a :func:`keyed_record_source` value."""
+    _, _, _, event_time, flags = RECORD_HEADER.unpack_from(value, 0)
+    return event_time, flags
+
+
+def event_time_watermarks(
+    out_of_orderness_ms: int, idleness_ms: int, *, per_record: bool = False
+) -> WatermarkStrategy:
+    """Watermarks from the records' event time (:class:`EventTimeAssigner`, in the JVM), per Kafka
+    partition when given to a Kafka source: at most ``out_of_orderness_ms`` behind the latest event
+    time seen; a partition without records for ``idleness_ms`` of wall time (0: never) stops holding
+    the others back until it has records again. Emitted periodically (``pipeline.auto-watermark-interval``),
+    or after every record with ``per_record`` (``PerRecordWatermarks.java``)."""
+    jvm = get_gateway().jvm
+    duration = jvm.java.time.Duration
+    if per_record:
+        strategy = jvm.itchflow.connectors.PerRecordWatermarks(out_of_orderness_ms)
+    else:
+        strategy = jvm.org.apache.flink.api.common.eventtime.WatermarkStrategy.forBoundedOutOfOrderness(
+            duration.ofMillis(out_of_orderness_ms)
+        ).withTimestampAssigner(jvm.itchflow.connectors.EventTimeAssigner())
+    if idleness_ms > 0:
+        strategy = strategy.withIdleness(duration.ofMillis(idleness_ms))
+    return WatermarkStrategy(strategy)
 
 
 def _source_builder(settings: KafkaSettings, topics: tuple[str, ...], reset: str):
@@ -125,15 +159,6 @@ def _source_builder(settings: KafkaSettings, topics: tuple[str, ...], reset: str
 def keyed_bytes_sink(settings: KafkaSettings, topic: str, linger_ms: int = 1) -> KafkaSink:
     """A sink for ``Row(key_bytes, value_bytes)`` records (type :data:`KEYED_BYTES`); its producer
     waits up to ``linger_ms`` to fill a request (the local broker's cost is per request)."""
-    builder = (
-        KafkaRecordSerializationSchema.builder()
-        .set_topic(topic)
-        .set_key_serialization_schema(RowFieldExtractorSchema(0))
-        .set_value_serialization_schema(RowFieldExtractorSchema(1))
-    )
-    # bundle keys go to the partition they came from: one writer per partition (see the Java class)
-    builder._j_builder.setPartitioner(get_gateway().jvm.itchflow.connectors.BundlePartitioner())
-    serializer = builder.build()
     guarantee = (
         DeliveryGuarantee.EXACTLY_ONCE
         if settings.delivery == "exactly-once"
@@ -142,7 +167,6 @@ def keyed_bytes_sink(settings: KafkaSettings, topic: str, linger_ms: int = 1) ->
     builder = (
         KafkaSink.builder()
         .set_bootstrap_servers(settings.bootstrap_servers)
-        .set_record_serializer(serializer)
         .set_delivery_guarantee(guarantee)
         .set_property("compression.type", "lz4")
         .set_property("linger.ms", str(linger_ms))
@@ -152,6 +176,10 @@ def keyed_bytes_sink(settings: KafkaSettings, topic: str, linger_ms: int = 1) ->
         # contract downstream, and the local broker's idempotent-producer checks are unverified)
         .set_property("max.in.flight.requests.per.connection", "1")
     )
+    # bundle keys go to the partition they came from (one writer per partition), the event time in
+    # a header (see KeyedRecordSerializer.java); set in the JVM, as PyFlink's setter expects its own
+    # builder's serializers
+    builder._j_builder.setRecordSerializer(get_gateway().jvm.itchflow.connectors.KeyedRecordSerializer(topic))
     if guarantee == DeliveryGuarantee.EXACTLY_ONCE:
         builder = builder.set_transactional_id_prefix(settings.group_id)
     for key, value in settings.client_properties.items():

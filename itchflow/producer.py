@@ -99,13 +99,21 @@ class Producer:
         return set(found.partitions)
 
     def send(
-        self, topic: str, *, value: bytes, key: bytes | None = None, partition: int | None = None
+        self,
+        topic: str,
+        *,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> Delivery:
         """Queue one record (waiting while librdkafka's local queue is full)."""
         delivery = Delivery(self)
         options: dict[str, Any] = {"key": key, "on_delivery": delivery._settle}
         if partition is not None:
             options["partition"] = partition
+        if headers:
+            options["headers"] = headers
         while True:
             try:
                 self._producer.produce(topic, value, **options)

@@ -41,6 +41,7 @@ from itchflow.avro.bundle import ItchBundle, SegmentInput, encode_bundle, make_b
 from itchflow.config import RAW_TOPIC
 from itchflow.errors import UserError
 from itchflow.extensions import native_function
+from itchflow.normalize.clock import midnight_epoch_ns
 
 SYSTEM_KEY = "__SYSTEM__"
 """Bookkeeping key of the market-wide messages (``stock_locate`` 0); their segments' symbol is ``""``."""
@@ -103,6 +104,18 @@ class ClosedBundle:
     @property
     def message_count(self) -> int:
         return sum(len(segment.payloads) for segment in self.segments)
+
+    def latest_timestamp(self) -> int:
+        """The latest ITCH timestamp (ns since midnight) of the bundle's messages: each segment's
+        last, as a feed's timestamps never decrease."""
+        return max(
+            (
+                int.from_bytes(segment.payloads[-1][_TIMESTAMP], "big")
+                for segment in self.segments
+                if segment.payloads
+            ),
+            default=0,
+        )
 
     def envelope(self, *, venue: str, trading_date: date, session: str, produced_at_ns: int) -> ItchBundle:
         """The ``ItchBundle`` record of this bundle (what is produced to ``market-data-raw``)."""
@@ -425,10 +438,18 @@ def replay(
     keys = [f"{venue}:#{partition}/{partitions}".encode() for partition in range(partitions)]
     started = time.monotonic()
 
+    midnight_ns = midnight_epoch_ns(trading_date)
+    latest = [NO_EVENT_TIME] * partitions  # per partition: the latest event time produced
+
     def send(bundle: ClosedBundle) -> None:
         value = encode(bundle)
+        event_time = midnight_ns + bundle.latest_timestamp()
+        latest[bundle.partition] = max(latest[bundle.partition], event_time)
+        headers = [(EVENT_TIME_HEADER, event_time.to_bytes(8, "big", signed=True))]
         futures.append(
-            producer.send(topic, key=keys[bundle.partition], value=value, partition=bundle.partition)
+            producer.send(
+                topic, key=keys[bundle.partition], value=value, partition=bundle.partition, headers=headers
+            )
         )
         counters["records"] += 1
         counters["batches"] += len(bundle.segments)
@@ -450,6 +471,13 @@ def replay(
             send(bundle)
         for bundle in batcher.flush():
             send(bundle)
+        if to_message is None:
+            # the whole feed went out: every partition is complete up to the feed's latest event time
+            end = end_of_replay_headers(max(latest))
+            for partition in range(partitions):
+                futures.append(
+                    producer.send(topic, key=keys[partition], value=b"", partition=partition, headers=end)
+                )
         producer.flush()
         _settle(futures)
     except ProduceError as exc:
@@ -492,6 +520,24 @@ def _settle(futures: list) -> None:
     for future in futures:
         future.get(timeout=60)
     futures.clear()
+
+
+EVENT_TIME_HEADER = "itchflow.event-time-ns"
+"""Kafka header of a record's event time: the latest feed time of its messages, UTC epoch ns, 8 bytes
+big-endian (what the jobs' watermarks follow; the Kafka timestamp stays the wall clock, so topics'
+time-based retention keeps historical feeds)."""
+END_OF_REPLAY_HEADER = "itchflow.end-of-replay"
+"""Kafka header of the empty record that ends a replay in each partition: the jobs close the
+partition's open event-time windows (bars) when they read it."""
+NO_EVENT_TIME = -(2**63)
+
+
+def end_of_replay_headers(event_time: int) -> list[tuple[str, bytes]]:
+    """The headers of the end-of-replay records (``event_time``: the feed's latest event time)."""
+    return [
+        (EVENT_TIME_HEADER, event_time.to_bytes(8, "big", signed=True)),
+        (END_OF_REPLAY_HEADER, b"1"),
+    ]
 
 
 def _avro_encoder(venue: str, trading_date: date, session: str) -> Callable[[ClosedBundle], bytes]:

@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from pyflink.common import Configuration, WatermarkStrategy
+from pyflink.common import Configuration
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from connectors.clickhouse import clickhouse_sink
@@ -21,10 +21,13 @@ from connectors.kafka import (
     MAX_PARALLELISM,
     KafkaSettings,
     add_kafka_jars,
+    event_time_watermarks,
     keyed_bytes_sink,
     keyed_record_source,
 )
 from connectors.redis import redis_sink
+from itchflow.analytics.bar_stage import BarConfig
+from itchflow.analytics.bars import parse_interval
 from itchflow.pipeline.book_stage import BookStageConfig
 
 Source = Callable[[StreamExecutionEnvironment], DataStream]
@@ -68,6 +71,20 @@ def job_arg_parser(description: str) -> argparse.ArgumentParser:
         help="parallelism of the Kafka source (default: the job's). Each source subtask is one consumer "
         "polling the broker; the keyed operators after it keep the job's parallelism",
     )
+    parser.add_argument(
+        "--out-of-orderness-ms",
+        type=int,
+        default=1000,
+        help="event time: how far behind the latest event time of a Kafka partition its watermark "
+        "stays (default 1000 ms of feed time)",
+    )
+    parser.add_argument(
+        "--idleness-ms",
+        type=int,
+        default=5000,
+        help="event time: a partition without records for this long (wall clock) stops holding back "
+        "the watermark of the others (default 5000; 0: never)",
+    )
     return parser
 
 
@@ -110,10 +127,9 @@ def kafka_source(args: argparse.Namespace, settings: KafkaSettings, topic: str, 
     """The keyed-record source of ``topic``, named and uid'd ``name``, at ``--source-parallelism``."""
 
     def make(env: StreamExecutionEnvironment) -> DataStream:
-        # no watermarks yet: no job windows in event time (the feed's timestamps ride in the records)
-        source = env.from_source(
-            keyed_record_source(settings, topic), WatermarkStrategy.no_watermarks(), name
-        ).uid(name)
+        # watermarks per Kafka partition from the records' event time (in the JVM)
+        watermarks = event_time_watermarks(args.out_of_orderness_ms, args.idleness_ms)
+        source = env.from_source(keyed_record_source(settings, topic), watermarks, name).uid(name)
         if args.source_parallelism:
             source = source.set_parallelism(args.source_parallelism)
         return source
@@ -189,6 +205,48 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=2,
         help="how long Redis commands wait to fill a pipeline (default 2): on the top-of-book latency path",
+    )
+
+
+def add_bar_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bars' flags (the market-data job)."""
+    parser.add_argument(
+        "--bars",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="OHLCV bars in event time from the books' prints (default on)",
+    )
+    parser.add_argument(
+        "--bar-intervals", default="1s,1m,5m", help="bar sizes, comma-separated (default 1s,1m,5m)"
+    )
+    parser.add_argument(
+        "--allowed-lateness-ms",
+        type=int,
+        default=0,
+        help="how long after a bar's window (event time) a late print still revises it; later ones go "
+        "to the dead-letter topic with reason late (default 0)",
+    )
+    parser.add_argument(
+        "--bar-stream-maxlen", type=int, default=10_000, help="cap of each symbol's Redis stream of bars"
+    )
+
+
+def bar_config(args: argparse.Namespace) -> BarConfig | None:
+    """The bars' settings from their flags (None with ``--no-bars``)."""
+    if not args.bars:
+        return None
+    try:
+        intervals = tuple(
+            parse_interval(text.strip()) for text in args.bar_intervals.split(",") if text.strip()
+        )
+    except ValueError as error:
+        raise SystemExit(f"--bar-intervals: {error}") from None
+    if args.allowed_lateness_ms < 0:
+        raise SystemExit("--allowed-lateness-ms must not be negative")
+    return BarConfig(
+        intervals_s=intervals,
+        allowed_lateness_ms=args.allowed_lateness_ms,
+        stream_maxlen=args.bar_stream_maxlen,
     )
 
 

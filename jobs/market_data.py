@@ -23,13 +23,16 @@ from pyflink.datastream import StreamExecutionEnvironment
 
 from connectors.clickhouse import CLICKHOUSE_ROWS
 from connectors.kafka import key_by_record_key
+from itchflow.analytics.bar_stage import BarConfig
 from itchflow.codeversion import source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.book_stage import BookStageConfig
 from jobs.common import (
     Sinks,
     Sources,
+    add_bar_arguments,
     add_book_arguments,
+    bar_config,
     book_config,
     book_sinks,
     create_tables,
@@ -49,16 +52,18 @@ class MarketDataConfig:
     source_topic: str = RAW_TOPIC
     """The raw topic's name, recorded in every dead letter's provenance."""
     books: BookStageConfig = field(default_factory=BookStageConfig)
+    bars: BarConfig | None = field(default_factory=BarConfig)
+    """OHLCV bars in event time from the books' prints (None: books only)."""
 
 
 def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, config: MarketDataConfig) -> None:
-    """sources ``raw`` -> normalize and the books -> sinks ``normalized``, ``dead-letters``,
-    ``clickhouse`` and ``redis``."""
+    """sources ``raw`` -> normalize, the books and their bars -> sinks ``normalized``,
+    ``dead-letters``, ``clickhouse`` and ``redis``."""
     raw = sources["raw"](env)
     books = (
         key_by_record_key(raw)
         .process(
-            NormalizeAndMaintainBooks(config.source_topic, config.books, source_fingerprint()),
+            NormalizeAndMaintainBooks(config.source_topic, config.books, source_fingerprint(), config.bars),
             output_type=CLICKHOUSE_ROWS,
         )
         .name("market-data")
@@ -83,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "they are off the books' latency path, and fewer requests spare the broker",
     )
     add_book_arguments(parser)
+    add_bar_arguments(parser)
     args = parser.parse_args(argv)
     sinks = book_sinks(args)
     create_tables(args)
@@ -95,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings, args.dead_letter_topic, "dead-letter-sink", args.topic_linger_ms
         ),
     }
-    config = MarketDataConfig(source_topic=args.input_topic, books=book_config(args))
+    config = MarketDataConfig(source_topic=args.input_topic, books=book_config(args), bars=bar_config(args))
     build(env, sources, sinks, config)
     env.execute(JOB_NAME)
 

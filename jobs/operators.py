@@ -14,24 +14,29 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
-from connectors.kafka import KEYED_BYTES, split_record
+from connectors.kafka import END_OF_REPLAY, KEYED_BYTES, record_event_time, split_record
 from connectors.redis import REDIS_COMMANDS
-from itchflow.avro import InvalidRecord
+from itchflow.analytics.bar_stage import BarConfig, BarRevision, BarStage, complete_before_ns
+from itchflow.analytics.bars import Print, eligible
+from itchflow.avro import InvalidReason, InvalidRecord
+from itchflow.avro.deadletter import DeadLetter, encode_dead_letter
 from itchflow.codeversion import check_loaded
 from itchflow.normalize.bundle import NormalizedBundle
 from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, SequenceCache, normalize_record
-from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache
+from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache, BundleOutput
+from itchflow.sinks.bar_outputs import BARS, bar_commands, bar_rows, interval_name
 
 LOG = logging.getLogger(__name__)
+JOB_NAME = "itchflow-market-data"
 
 DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
 """Dead letters (``Row(source key, DeadLetter Avro)``) of the normalize operators."""
@@ -97,6 +102,12 @@ class FlinkKeyedState:
         self._log.clear()
 
 
+def end_of_replay(value: bytes) -> bool:
+    """Whether a raw record is a replay's end-of-replay marker (an empty record, not input to
+    normalize: it closes the partition's event-time windows)."""
+    return bool(record_event_time(value)[1] & END_OF_REPLAY)
+
+
 def _key_text(key: object) -> str:
     return key[0] if isinstance(key, (Row, tuple, list)) else str(key)
 
@@ -160,17 +171,17 @@ class BookStep:
 
     def process(
         self, key: object, payload: bytes, bundle: NormalizedBundle | None = None
-    ) -> Iterator[Row | tuple[OutputTag, Row]]:
+    ) -> Generator[Row | tuple[OutputTag, Row], None, BundleOutput | None]:
         """Apply one normalized record of ``key`` (``bundle``: the same, decoded, when the caller has
-        it); its outputs: ClickHouse rows on the main output, the Redis pipeline on ``REDIS_OUT``.
-        An undecodable record is counted and skipped."""
+        it); its outputs: ClickHouse rows on the main output, the Redis pipeline on ``REDIS_OUT``;
+        returns what the books produced. An undecodable record is counted and skipped (None)."""
         restores = self.books.restores
         try:
             output = self.books.process(key, payload, self.state, bundle)
         except InvalidRecord as error:
             self.bad_records.inc()  # not our normalizer's output: counted and skipped, never a crash loop
             LOG.warning("order book: skipped an undecodable normalized record: %s", error)
-            return
+            return None
         self.latency[bucket_of((time.time_ns() - output.ts_produced) / 1e6)].inc()
         if self.books.restores != restores:
             self.restores.inc()
@@ -181,6 +192,103 @@ class BookStep:
             yield Row(table, rows)
         if output.redis_commands:
             yield REDIS_OUT, Row(output.redis_commands, output.redis)
+        return output
+
+
+class BarStep:
+    """The bars of a key in event time (:class:`~itchflow.analytics.bar_stage.BarStage`) with their
+    state, timer and metrics, for the market-data operator: the books' prints go in per record; bars
+    come out when the watermark passes their windows (here or in ``on_timer``), at the end of a
+    replay, and as revisions for late prints and broken trades."""
+
+    def __init__(
+        self, runtime_context: RuntimeContext, config: BarConfig, redis_prefix: str, source_topic: str
+    ):
+        self.config = config
+        self.redis_prefix = redis_prefix
+        self.source_topic = source_topic
+        self.state = runtime_context.get_state(ValueStateDescriptor("bars", _STATE_TYPE))
+        self.stages: dict[object, BarStage] = {}
+        self.timers: dict[object, int] = {}
+        metrics = runtime_context.get_metrics_group().add_group("itchflow")
+        self.bars_out = metrics.counter("barsEmitted")
+        self.revisions_out = metrics.counter("barRevisions")
+        self.late_events = metrics.counter("lateEvents")
+        self.unnamed_prints = metrics.counter("printsOfUnnamedLocates")
+
+    def stage(self, key: object) -> BarStage:
+        stage = self.stages.get(key)
+        if stage is None:
+            stage = self.stages[key] = BarStage.restore(self.state.value(), self.config)
+        return stage
+
+    def on_books(
+        self, key: object, output: BundleOutput, ctx, source: tuple[int, int, int, bytes]
+    ) -> Iterator:
+        """A record's prints and broken trades (``source``: partition, offset, Kafka ms, key bytes)."""
+        stage = self.stage(key)
+        complete = complete_before_ns(ctx.timer_service().current_watermark())
+        trading_date = output.trading_date
+        for venue, symbol, rows in output.prints:
+            if symbol.startswith("@"):  # a locate the feed never named: no symbol to put bars under
+                self.unnamed_prints.inc(len(rows))
+                continue
+            for seq, ts_event, kind, match, price, shares, _, printable in rows:
+                if eligible(kind, bool(printable), shares):
+                    stage.add_print(
+                        venue, symbol, trading_date, Print(ts_event, seq, match, price, shares), complete
+                    )
+        for venue, symbol, ts_event, _, match in output.breaks:
+            stage.break_trade(venue, symbol, match, ts_event)
+        yield from self._late(stage, source)
+        revisions = stage.close_all() if output.end_of_messages else stage.fire(complete)
+        yield from self._emit(key, stage, revisions, ctx)
+
+    def on_timer(self, key: object, ctx) -> Iterator:
+        stage = self.stage(key)
+        yield from self._emit(
+            key, stage, stage.fire(complete_before_ns(ctx.timer_service().current_watermark())), ctx
+        )
+
+    def close_all(self, key: object, ctx) -> Iterator:
+        """The end of a replay in this key's partition: every open bar now."""
+        stage = self.stage(key)
+        yield from self._emit(key, stage, stage.close_all(), ctx)
+
+    def _late(self, stage: BarStage, source: tuple[int, int, int, bytes]) -> Iterator:
+        if not stage.late:
+            return
+        partition, offset, timestamp_ms, key = source
+        now = time.time_ns()
+        for late in stage.late:
+            self.late_events.inc()
+            detail = (
+                f"{late.kind} of {late.venue}:{late.symbol} match {late.match_number} at {late.ts_event} ns "
+                f"came after the {'/'.join(interval_name(i) for i in late.intervals_s)} bar(s) closed"
+            )
+            letter = DeadLetter(
+                self.source_topic, partition, offset, timestamp_ms, key, None, None,
+                InvalidReason.LATE.value, detail, "LatePrint", JOB_NAME, now,
+            )  # fmt: skip
+            yield DEAD_LETTERS, Row(key, encode_dead_letter(letter))
+        stage.late.clear()
+
+    def _emit(self, key: object, stage: BarStage, revisions: list[BarRevision], ctx) -> Iterator:
+        self.state.update(stage.snapshot())
+        if revisions:
+            redis: list[bytes] = []
+            for revision in revisions:
+                redis += bar_commands(revision, self.redis_prefix, self.config.stream_maxlen, revision.latest)
+                if revision.revision:
+                    self.revisions_out.inc()
+                else:
+                    self.bars_out.inc()
+            yield Row(BARS, bar_rows(revisions))
+            yield REDIS_OUT, Row(len(redis), b"".join(redis))
+        timer = stage.next_timer_ms()
+        if timer is not None and self.timers.get(key) != timer:
+            ctx.timer_service().register_event_time_timer(timer)
+            self.timers[key] = timer
 
 
 class _Operator(KeyedProcessFunction):
@@ -216,6 +324,8 @@ class Normalize(_Operator):
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
+        if end_of_replay(value):
+            return
         outcome, source_key = self.step.process(ctx.get_current_key(), value)
         if outcome.normalized is not None:
             yield Row(outcome.output_key, outcome.normalized)
@@ -244,22 +354,43 @@ class NormalizeAndMaintainBooks(_Operator):
     :data:`NORMALIZED_OUT`, dead letters on :data:`DEAD_LETTERS`), then apply the normalized record to
     the key's books (ClickHouse rows on the main output, Redis pipelines on :data:`REDIS_OUT`)."""
 
-    def __init__(self, source_topic: str, config: BookStageConfig, code: str) -> None:
+    def __init__(
+        self, source_topic: str, config: BookStageConfig, code: str, bars: BarConfig | None = None
+    ) -> None:
         super().__init__(code)
         self.source_topic = source_topic
         self.config = config
+        self.bar_config = bars
 
     def open_steps(self, runtime_context: RuntimeContext) -> None:
         self.normalize = NormalizeStep(runtime_context, self.source_topic)
         self.books = BookStep(runtime_context, self.config)
+        self.bars = (
+            None
+            if self.bar_config is None
+            else BarStep(runtime_context, self.bar_config, self.config.redis_prefix, self.source_topic)
+        )
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
         key = ctx.get_current_key()
+        if end_of_replay(value):
+            if self.bars is not None:
+                yield from self.bars.close_all(key, ctx)
+            return
         outcome, source_key = self.normalize.process(key, value)
         for letter in outcome.dead_letters:
             yield DEAD_LETTERS, Row(source_key, letter)
         if outcome.normalized is not None:
             yield NORMALIZED_OUT, Row(outcome.output_key, outcome.normalized)
             # the normalizer's bundle object: the books need not decode the bytes they log
-            yield from self.books.process(key, outcome.normalized, outcome.bundle)
+            output = yield from self.books.process(key, outcome.normalized, outcome.bundle)
+            if self.bars is not None and output is not None:
+                partition, offset, timestamp_ms, _ = split_record(value)
+                yield from self.bars.on_books(key, output, ctx, (partition, offset, timestamp_ms, source_key))
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        if self.bars is not None:
+            key = ctx.get_current_key()
+            self.bars.timers.pop(key, None)
+            yield from self.bars.on_timer(key, ctx)

@@ -42,6 +42,8 @@ class BarConfig:
     intervals_s: tuple[int, ...] = (1, 60, 300)
     allowed_lateness_ms: int = 0
     """How long after a window's end (event time) late prints still revise its bar."""
+    stream_maxlen: int = 10_000
+    """Approximate length cap of each symbol's Redis stream of bars (``MAXLEN ~``; 0: no cap)."""
 
     @property
     def allowed_lateness_ns(self) -> int:
@@ -58,6 +60,8 @@ class BarRevision(NamedTuple):
     revision: int
     deleted: bool
     """a broken trade took the bar's last print: readers drop it (ClickHouse: is_deleted)"""
+    latest: bool = True
+    """no later window of the same (venue, symbol, size) was emitted before it (the latest-bar hash)"""
 
 
 class LatePrint(NamedTuple):
@@ -97,6 +101,8 @@ class BarStage:
         self.windows: dict[tuple[str, str, int], dict[int, _Window]] = {}
         #: (venue, symbol) -> trading date of its latest print (days since epoch)
         self.dates: dict[tuple[str, str], int] = {}
+        #: (venue, symbol, interval_s) -> start of the latest window emitted
+        self.latest: dict[tuple[str, str, int], int] = {}
         #: prints and breaks too late for some of their windows, since the operator last took them
         self.late: list[LatePrint] = []
 
@@ -164,6 +170,15 @@ class BarStage:
                     del windows[start]
             if not windows:
                 del self.windows[(venue, symbol, interval)]
+        # per symbol in the order of the windows' ends, then sizes (the Redis stream ids grow so)
+        out.sort(
+            key=lambda r: (
+                r.venue,
+                r.bar.symbol,
+                r.bar.window_start_ns + r.bar.interval_s * 10**9,
+                r.bar.interval_s,
+            )
+        )
         return out
 
     def close_all(self) -> list[BarRevision]:
@@ -194,10 +209,14 @@ class BarStage:
         window.fired = True
         window.revision += 1
         trading_date = self.dates.get((venue, symbol), 0)
+        key = (venue, symbol, interval)
+        latest = start >= self.latest.get(key, start)
+        if latest:
+            self.latest[key] = start
         if bar is None:
             empty = Bar(symbol, interval, start, 0, 0, 0, 0, 0, 0, 0)
-            return BarRevision(venue, trading_date, empty, window.revision, True)
-        return BarRevision(venue, trading_date, bar, window.revision, False)
+            return BarRevision(venue, trading_date, empty, window.revision, True, latest)
+        return BarRevision(venue, trading_date, bar, window.revision, False, latest)
 
     # ------------------------------------------------------------------ state
 
@@ -207,14 +226,16 @@ class BarStage:
             key: {start: (w.prints, w.fired, w.revision, w.dirty) for start, w in by_start.items()}
             for key, by_start in self.windows.items()
         }
-        return pickle.dumps((STATE_VERSION, windows, self.dates), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(
+            (STATE_VERSION, windows, self.dates, self.latest), protocol=pickle.HIGHEST_PROTOCOL
+        )
 
     @classmethod
     def restore(cls, state: bytes | None, config: BarConfig) -> BarStage:
         stage = cls(config)
         if not state:
             return stage
-        version, windows, dates = pickle.loads(state)  # noqa: S301 -- our own state bytes
+        version, windows, dates, latest = pickle.loads(state)  # noqa: S301 -- our own state bytes
         if version != STATE_VERSION:
             raise ValueError(f"bar state version {version}, this code reads {STATE_VERSION}")
         for key, by_start in windows.items():
@@ -223,5 +244,5 @@ class BarStage:
                 window = restored[start] = _Window()
                 window.prints = [Print(*p) for p in prints]
                 window.fired, window.revision, window.dirty = fired, revision, dirty
-        stage.dates = dates
+        stage.dates, stage.latest = dates, latest
         return stage

@@ -49,6 +49,8 @@ class InvalidReason(StrEnum):
     """The batch's symbol is empty and its stock_locate is not in the stock directory."""
     SYMBOL_MISMATCH = "symbol_mismatch"
     """The batch's symbol disagrees with the stock directory for its stock_locate."""
+    LATE = "late"
+    """A print or broken trade that came after its bar's window and allowed lateness had passed."""
 
 
 class InvalidRecord(ValueError):

@@ -18,6 +18,8 @@ from itchflow.bench import stats
 from itchflow.replay import ClosedBundle
 
 TRADING_DATE = date(2019, 12, 30)
+"""The throughput phase's trading date; the phases before it replay earlier days (event time is
+global to a job: a phase replayed on the day of an earlier one would be late data)."""
 """Trading date stamped on the synthetic feed (it has none of its own)."""
 
 
@@ -31,10 +33,11 @@ class RecordingEncoder:
     no book waits for them.
     """
 
-    def __init__(self, venue: str, session: str, record: bool) -> None:
+    def __init__(self, venue: str, session: str, record: bool, trading_date: date = TRADING_DATE) -> None:
         self.venue = venue
         self.session = session
         self.record = record
+        self.trading_date = trading_date
         self.sent: dict[str, list[stats.SentBatch]] = defaultdict(list)
 
     def __call__(self, bundle: ClosedBundle) -> bytes:
@@ -42,7 +45,7 @@ class RecordingEncoder:
 
         sent_ns = time.time_ns()
         envelope = bundle.envelope(
-            venue=self.venue, trading_date=TRADING_DATE, session=self.session, produced_at_ns=sent_ns
+            venue=self.venue, trading_date=self.trading_date, session=self.session, produced_at_ns=sent_ns
         )
         if self.record:
             for segment in bundle.segments:

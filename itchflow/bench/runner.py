@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -381,6 +381,7 @@ class BenchRun:
             limited(file_payloads(feed), count),
             record=False,
             show=False,
+            trading_date=TRADING_DATE - timedelta(days=2),
             bundles=(
                 max(self.options.batch_size, WARMUP_BATCH_SIZE),
                 max(self.options.linger_ms, WARMUP_LINGER_MS),
@@ -413,7 +414,10 @@ class BenchRun:
         self.log(f"latency: {count:,} messages paced at {options.latency_rate:,.0f} msgs/s")
         try:
             phase = self._replay(
-                venue, PacedRuns(file_payloads(feed).runs, count, options.latency_rate), record=True
+                venue,
+                PacedRuns(file_payloads(feed).runs, count, options.latency_rate),
+                record=True,
+                trading_date=TRADING_DATE - timedelta(days=1),
             )
             time.sleep(1.0)  # the Redis writer may flush a moment after ClickHouse's
         finally:
@@ -519,13 +523,14 @@ class BenchRun:
         speed: float | None = None,
         show: bool | None = None,
         bundles: tuple[int, float] | None = None,
+        trading_date: date = TRADING_DATE,
     ) -> Phase:
         """Produce ``payloads`` under ``venue`` and wait until every book applied its last message;
         ``bundles``: (batch size, linger ms) instead of the run's."""
         from itchflow.replay import make_producer, replay
 
         show = self.options.show_progress if show is None else show
-        encoder = RecordingEncoder(venue, session=venue, record=record)
+        encoder = RecordingEncoder(venue, session=venue, record=record, trading_date=trading_date)
         handoff = FirstHandoff(payloads)
         producer = make_producer(self.config.bootstrap_servers)
         groups = self.component_groups()
@@ -538,7 +543,7 @@ class BenchRun:
                 show,
                 topic=self.names.topic("raw"),
                 venue=venue,
-                trading_date=TRADING_DATE,
+                trading_date=trading_date,
                 session=venue,
                 batch_size=bundles[0] if bundles else self.options.batch_size,
                 linger_ms=bundles[1] if bundles else self.options.linger_ms,

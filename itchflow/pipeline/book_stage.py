@@ -83,7 +83,7 @@ from typing import Any
 
 from itchflow.book.engine import Applied, BookEngine, BookWire, engine_from_snapshot, new_engine
 from itchflow.book.values import DepthColumns, TopOfBook
-from itchflow.normalize import ColumnViews, Detail
+from itchflow.normalize import ColumnViews, Detail, EventKind
 from itchflow.normalize.bundle import RunBatch
 from itchflow.sinks.book_redis import book_keys
 from itchflow.sinks.book_tables import (
@@ -101,6 +101,7 @@ RETIRED_SESSIONS_KEPT = 16
 """How many earlier producer sessions a book remembers (to skip their late batches)."""
 
 _EMPTY_TOP = (0, 0, 0, 0, 0, 0)
+BROKEN_TRADE = int(EventKind.BROKEN_TRADE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,8 @@ class Outputs:
         "tob_changes",
         "trade_count",
         "unknown_refs",
+        "prints",
+        "breaks",
     )
 
     def __init__(self) -> None:
@@ -196,6 +199,11 @@ class Outputs:
         self.tob_changes = 0
         self.trade_count = 0
         self.unknown_refs = 0
+        #: (venue, symbol, trade rows) per applied batch with trades: the rows as the engine made
+        #: them, ``(book seq, ts_event, source, match, price, shares, side, printable)``
+        self.prints: list[tuple[str, str, list[tuple]]] = []
+        #: (venue, symbol, ts_event, book seq, match number) of every broken trade (B) applied
+        self.breaks: list[tuple[str, str, int, int, int]] = []
 
     def clickhouse(self) -> tuple[tuple[str, bytes], ...]:
         """(table, RowBinary rows), one chunk per table that has rows."""
@@ -374,11 +382,13 @@ class BookStage:
         out: Outputs,
         start: int = 0,
         count: int = -1,
+        breaks: bool = False,
     ) -> None:
         """Apply this symbol's events given as column views (``details`` indexed from the first of
         them); append what they produce to ``out``. What :meth:`apply` does, without per-batch
         objects. With ``count`` >= 0 the events are ``start .. start + count - 1`` of the views (a
-        bundle's run, read in place)."""
+        bundle's run, read in place). ``breaks``: the events may hold broken trades (B), to be
+        listed in ``out.breaks`` when applied."""
         if count < 0:
             count = len(views.kind)
         if count == 0:
@@ -391,6 +401,7 @@ class BookStage:
         engine = self.engine
         book = engine.book
         unknown_before = book.unknown_refs
+        last_before = self.last_seq
         done = engine.apply_events(
             views,
             start,
@@ -417,6 +428,27 @@ class BookStage:
         out.tob_changes += done.tob_changes
         out.trade_count += len(done.trade_rows)
         out.unknown_refs += book.unknown_refs - unknown_before
+        if done.trade_rows:
+            out.prints.append((self.venue, self.symbol, done.trade_rows))
+        if breaks:
+            self._list_breaks(views, start, count, last_before, done.last_seq, out)
+
+    def _list_breaks(
+        self, views: ColumnViews, start: int, count: int, after: int, until: int, out: Outputs
+    ) -> None:
+        """The broken trades among the events with seq in ``(after, until]`` (those just applied)."""
+        kinds, seqs = views.kind, views.seq
+        for index in range(start, start + count):
+            if kinds[index] == BROKEN_TRADE and after < seqs[index] <= until:
+                out.breaks.append(
+                    (
+                        self.venue,
+                        self.symbol,
+                        views.ts_event[index],
+                        self.seq_base + seqs[index],
+                        views.match_number[index],
+                    )
+                )
 
     def _start_session(self, session: str) -> None:
         """A new producer session continues this book, numbered after everything applied so far."""

@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from datetime import date
 from typing import NamedTuple
 
 from itchflow.avro.normalized import decode_normalized
 from itchflow.normalize.bundle import NormalizedBundle, run_details
-from itchflow.pipeline.book_stage import BookStage, BookStageConfig, Outputs
+from itchflow.pipeline.book_stage import BROKEN_TRADE, BookStage, BookStageConfig, Outputs
 from itchflow.pipeline.keyed_state import KeyedState
+
+BROKEN_TRADE_BYTE = bytes([BROKEN_TRADE])
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 COUNTER_NAMES = (
     "events_applied",
@@ -58,6 +62,14 @@ class BundleOutput(NamedTuple):
     """:data:`COUNTER_NAMES` -> count in this record."""
     ts_produced: int
     """When the producer closed the source raw record (epoch ns): end-to-end latency starts there."""
+    prints: list[tuple[str, str, list[tuple]]] = []
+    """(venue, symbol, trade rows) of the books that traded (see :class:`~itchflow.pipeline.book_stage.Outputs`)"""
+    breaks: list[tuple[str, str, int, int, int]] = []
+    """(venue, symbol, ts_event, book seq, match number) of the broken trades applied"""
+    trading_date: int = 0
+    """the record's trading date, days since 1970-01-01"""
+    end_of_messages: bool = False
+    """the record holds the feed's end of messages (System Event C)"""
 
 
 def book_key(venue: str, symbol: str) -> str:
@@ -105,19 +117,26 @@ class PartitionBooks:
         """Apply a decoded record of ``size`` bytes."""
         out = Outputs()
         market_wide = 0
+        end_of_messages = False
         stages, config, dirty = self.stages, self.config, self.dirty
         venue, session = bundle.venue, bundle.session
         views = bundle.columns.views()  # each run read in place: no slices per run
+        # broken trades are rare: look for one in C, then per run only if there is one
+        breaks = bytes(views.kind).find(BROKEN_TRADE_BYTE) >= 0
         for run, details in zip(bundle.runs, run_details(bundle), strict=True):
             symbol = run.symbol
             if not symbol:
                 market_wide += 1  # system events, MWCB: no book
+                end_of_messages = end_of_messages or any(
+                    name == "SystemEventDetail" and fields.get("event_code") == "C"
+                    for name, fields in details
+                )
                 continue
             key = book_key(venue, symbol)
             stage = stages.get(key)
             if stage is None:
                 stage = stages[key] = BookStage(venue=venue, symbol=symbol, config=config)
-            stage.apply_columns(session, views, details, out, run.start, run.count)
+            stage.apply_columns(session, views, details, out, run.start, run.count, breaks)
             dirty.add(key)
         self.log_records += 1
         self.log_bytes += size
@@ -130,7 +149,15 @@ class PartitionBooks:
             "market_wide_runs": market_wide,
         }
         return BundleOutput(
-            out.clickhouse(), len(out.redis), b"".join(out.redis), counters, bundle.ts_produced
+            out.clickhouse(),
+            len(out.redis),
+            b"".join(out.redis),
+            counters,
+            bundle.ts_produced,
+            out.prints,
+            out.breaks,
+            bundle.trading_date.toordinal() - _EPOCH_ORDINAL,
+            end_of_messages,
         )
 
     def compaction_due(self) -> bool:

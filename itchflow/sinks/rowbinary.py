@@ -18,8 +18,14 @@ _FIXED = {
     "Int32": struct.Struct("<i"),
     "UInt32": struct.Struct("<I"),
     "UInt8": struct.Struct("<B"),
+    "Float64": struct.Struct("<d"),
+    "Date": struct.Struct("<H"),  # days since 1970-01-01
     "DateTime64(9, 'UTC')": struct.Struct("<q"),  # nanoseconds since the epoch
 }
+
+
+def _int128(out: bytearray, value: object) -> None:
+    out += int(value).to_bytes(16, "little", signed=True)  # type: ignore[call-overload]
 
 
 def _leb128(out: bytearray, value: int) -> None:
@@ -105,6 +111,8 @@ def writer_for(column_type: str) -> Writer:
         return _fixed(_FIXED[column_type])
     if column_type in ("String", "LowCardinality(String)"):
         return _string
+    if column_type == "Int128":
+        return _int128
     if column_type.startswith("Array(") and column_type.endswith(")"):
         return _array(column_type[6:-1])
     raise ValueError(f"RowBinary: unsupported column type {column_type!r}")

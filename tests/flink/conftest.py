@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,8 +29,9 @@ from pyflink.common import Configuration, Row
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
 
-from connectors.kafka import KEYED_RECORD, MAX_PARALLELISM, RECORD_HEADER, add_kafka_jars
+from connectors.kafka import KEYED_RECORD, MAX_PARALLELISM, NO_EVENT_TIME, RECORD_HEADER, add_kafka_jars
 from itchflow.avro.bundle import encode_bundle
+from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.replay import BundleBatcher, file_payloads
 from tests.unit.book_stage_support import fields_of, parse_resp, read_rows
 
@@ -37,7 +39,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TRADING_DATE = date(2019, 12, 30)
 DEPTH = 10
 GARBAGE = b"\x00\x01 not an ItchBundle"
-BRIDGE_HEADER = RECORD_HEADER.pack(0, 0, 0)
+BRIDGE_HEADER = RECORD_HEADER.pack(0, 0, 0, NO_EVENT_TIME, 0)
 
 
 # ----------------------------------------------------------------------------- the mini-cluster
@@ -96,14 +98,35 @@ class Collector:
         return attach, lambda env: held[0]
 
     def run(self, env: StreamExecutionEnvironment) -> dict[str, list[tuple[bytes, bytes]]]:
-        env.execute("flink-test")
+        """Execute the job and drain every collecting sink while it runs (a collecting sink whose
+        buffer is full waits for its reader: read after the job, they would wait forever)."""
+        client = env.execute_async("flink-test")
         by_sink: dict[str, list[tuple[bytes, bytes]]] = defaultdict(list)
-        for name, iterators in self.iterators.items():
-            for iterator in iterators:
+        errors: list[BaseException] = []
+
+        def drain(name: str, iterator) -> None:
+            try:
+                rows = []
                 while iterator.hasNext():
                     row = iterator.next()
-                    by_sink[name].append((_bytes(row.getField(0)), _bytes(row.getField(1))))
+                    rows.append((_bytes(row.getField(0)), _bytes(row.getField(1))))
                 iterator.close()
+                by_sink[name].extend(rows)
+            except BaseException as error:  # noqa: BLE001 -- reported below, with the job's own error
+                errors.append(error)
+
+        readers = [
+            threading.Thread(target=drain, args=(name, iterator), daemon=True)
+            for name, iterators in self.iterators.items()
+            for iterator in iterators
+        ]
+        for reader in readers:
+            reader.start()
+        client.get_job_execution_result().result()  # raises the job's failure
+        for reader in readers:
+            reader.join()
+        if errors:
+            raise errors[0]
         return by_sink
 
 
@@ -146,15 +169,18 @@ def raw_feed(
     offsets: dict[int, int] = defaultdict(int)
     keys = {p: balanced_key(f"{venue}:#{p}/{partitions}") for p in range(partitions)}
 
-    def add(partition: int, value: bytes) -> None:
-        feed.records.append((keys[partition], RECORD_HEADER.pack(partition, offsets[partition], 0) + value))
+    def add(partition: int, value: bytes, event_time: int = NO_EVENT_TIME) -> None:
+        header = RECORD_HEADER.pack(partition, offsets[partition], 0, event_time, 0)
+        feed.records.append((keys[partition], header + value))
         offsets[partition] += 1
+
+    midnight_ns = midnight_epoch_ns(TRADING_DATE)
 
     for number, bundle in enumerate(closed, start=1):
         envelope = bundle.envelope(
             venue=venue, trading_date=TRADING_DATE, session=f"{venue}-1", produced_at_ns=0
         )
-        add(bundle.partition, encode_bundle(envelope))
+        add(bundle.partition, encode_bundle(envelope), midnight_ns + bundle.latest_timestamp())
         if number == 1 or number % garbage_every == 0:
             feed.garbage.add((bundle.partition, offsets[bundle.partition]))
             add(bundle.partition, GARBAGE)
@@ -180,6 +206,19 @@ def reference(path: Path) -> dict[str, dict]:
         cwd=PROJECT_ROOT,
     )
     return json.loads(result.stdout)["symbols"]
+
+
+def bar_reference(path: Path, interval: str) -> list[dict]:
+    """Every bar of ``path`` as ``itchflow bars --json`` folds it offline."""
+    result = subprocess.run(
+        [sys.executable, "-m", "itchflow.cli", "bars", str(path), "--interval", interval, "--json",
+         "--date", TRADING_DATE.isoformat()],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    return json.loads(result.stdout)["bars"]
 
 
 # --------------------------------------------------------------- decoding what the sinks carry
@@ -212,6 +251,19 @@ class Outputs:
             book["ch_bids"] = _levels(depth, "bid") if depth else []
             book["ch_asks"] = _levels(depth, "ask") if depth else []
         return books
+
+
+def current_bars(rows: list[dict], venue: str) -> dict[tuple, dict]:
+    """(symbol, interval_s, window_start) -> the bar's last revision, as ClickHouse reads it with FINAL
+    (highest revision; deleted bars dropped)."""
+    latest: dict[tuple, dict] = {}
+    for row in rows:
+        if row["venue"] != venue:
+            continue
+        key = (row["symbol"], row["interval_s"], row["window_start"])
+        if key not in latest or latest[key]["revision"] < row["revision"]:
+            latest[key] = row
+    return {key: row for key, row in latest.items() if not row["is_deleted"]}
 
 
 def _levels(row: dict, side: str) -> list[list[int]]:

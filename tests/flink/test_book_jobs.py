@@ -25,7 +25,9 @@ from .conftest import (
     Collector,
     Feed,
     Outputs,
+    bar_reference,
     collection_source,
+    current_bars,
     decode_outputs,
     mini_cluster_env,
     raw_feed,
@@ -46,6 +48,17 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     synthetic = tmp_path_factory.mktemp("feeds") / "synth.itch"
     synth.write(synthetic, symbols=40, messages=30_000, seed=17)
     return {**{venue: sample(name) for venue, name in SAMPLES.items()}, "SYNTH": synthetic}
+
+
+INTERVALS = {"1s": 1, "1m": 60, "5m": 300}
+
+
+@pytest.fixture(scope="module")
+def bar_references(files: dict[str, Path]) -> dict[str, dict[int, list[dict]]]:
+    return {
+        venue: {seconds: bar_reference(path, name) for name, seconds in INTERVALS.items()}
+        for venue, path in files.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +155,27 @@ def test_each_undecodable_record_is_one_dead_letter(run) -> None:
             if letter.key.decode().startswith(f"{feed.venue}:#") and letter.reason == "bad_magic"
         ]
         assert sorted(garbage) == sorted(feed.garbage), feed.venue
+
+
+def test_market_data_bars_equal_the_offline_bars(run, bar_references) -> None:
+    """The market-data job's bars (last revision per window, end of input closing every window)
+    equal ``itchflow bars`` for every feed and size; the split pipeline writes no bars."""
+    feeds, outputs = run
+    rows = outputs.rows.get("bars", [])
+    if "-split-" in feeds[0].venue:
+        assert rows == []
+        return
+    for feed in feeds:
+        got = current_bars(rows, feed.venue)
+        expected = {
+            (bar["symbol"], seconds, bar["window_start_ns"]): bar
+            for seconds, bars in bar_references[feed.venue.split("-")[0]].items()
+            for bar in bars
+        }
+        assert set(got) == set(expected), f"{feed.venue}: bars on one side only"
+        for key, bar in expected.items():
+            row = got[key]
+            assert (row["open"], row["high"], row["low"], row["close"], row["volume"], row["trades"]) == (
+                bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], bar["trades"]
+            ), (feed.venue, key)  # fmt: skip
+            assert row["vwap"] == bar["vwap"], (feed.venue, key)

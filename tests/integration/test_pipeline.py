@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 import urllib.parse
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ from itchflow.demo import (
 )
 from itchflow.errors import UserError
 from itchflow.flinkctl import cancel, list_jobs, rest_get, stop_with_savepoint, wait_until_tasks_running
+from itchflow.itch.framing import iter_messages
+from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.replay import ReplaySummary, make_producer, run_replay_file
 from itchflow.stack import procs
 from itchflow.stack.manager import Stack
@@ -77,7 +80,7 @@ def replay(config: StackConfig, path: Path, venue: str, session: str, **options)
             producer,
             topic=RAW_TOPIC,
             venue=venue,
-            trading_date=date.fromisoformat(DATE),
+            trading_date=date.fromisoformat(options.pop("trading_date", DATE)),
             session=session,
             batch_size=options.pop("batch_size", 500),
             linger_ms=10,
@@ -216,6 +219,83 @@ def test_a_million_synthetic_messages_end_to_end(pipeline, tmp_path: Path) -> No
         "SELECT count() FROM trades FINAL WHERE venue = {v:String} AND printable = 1", parameters={"v": venue}
     ).result_rows[0][0]
     assert printed == sum(book["trade_count"] for book in expected.values())
+
+
+BARS_DATES = {"-SPLIT": "2020-06-01", "-MARKET-DATA": "2020-06-02"}
+"""Later than every other test's trading date: event time is global to a job, so the bars test's
+replay must not be behind the others' (theirs then come late for bars, which they do not check).
+The market-data job also reads what the split pipeline's run wrote to the raw topic before it: its
+own replay is a day later."""
+INTERVALS = {"1s": 1, "1m": 60, "5m": 300}
+
+
+def streamed_bars(config: StackConfig, venue: str) -> dict[tuple, tuple]:
+    rows = (
+        clickhouse_client(config)
+        .query(
+            "SELECT symbol, interval_s, toUnixTimestamp64Nano(window_start), open, high, low, close, volume, vwap, "
+            "trades FROM bars FINAL WHERE venue = {v:String}",
+            parameters={"v": venue},
+        )
+        .result_rows
+    )
+    return {(row[0], row[1], row[2]): tuple(row[3:]) for row in rows}
+
+
+def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path: Path) -> None:
+    """The market-data job's bars after a replay (closed by its end-of-replay records) equal
+    ``itchflow bars`` in ClickHouse and Redis, and the job's watermark is where the feed's end puts it;
+    the split pipeline writes no bars."""
+    config, job_ids, suffix, jobs = pipeline
+    venue = "E2E-BARS" + suffix
+    path = tmp_path / "synth-bars.itch"
+    synth.write(path, symbols=30, messages=60_000, seed=21)
+    day = BARS_DATES[suffix]
+    summary = replay(config, path, venue, "bars-1", trading_date=day)
+    wait_until_applied(config, venue, summary.last_seq_by_symbol(), timeout_s=180, show=False)
+    if suffix == "-SPLIT":
+        time.sleep(3)
+        assert streamed_bars(config, venue) == {}
+        return
+    expected: dict[tuple, tuple] = {}
+    for name, seconds in INTERVALS.items():
+        report = json.loads(
+            run_cli(config, "bars", str(path), "--interval", name, "--json", "--date", day).stdout
+        )
+        for bar in report["bars"]:
+            expected[(bar["symbol"], seconds, bar["window_start_ns"])] = (
+                bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], bar["vwap"], bar["trades"]
+            )  # fmt: skip
+    assert expected
+    deadline = time.monotonic() + 120
+    while (got := streamed_bars(config, venue)) != expected and time.monotonic() < deadline:
+        time.sleep(2)
+    assert got == expected, f"{len(set(got) ^ set(expected))} bars on one side only"
+    # Redis: each symbol's latest 1 m bar
+    cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
+    for symbol in {key[0] for key in expected}:
+        last = max(key for key in expected if key[0] == symbol and key[1] == 60)
+        fields = cache.hgetall(f"{REDIS_PREFIX}:bar:1m:{venue}:{symbol}")
+        assert int(fields["window_start"]) == last[2], symbol
+        assert (int(fields["open"]), int(fields["close"]), int(fields["volume"])) == (
+            expected[last][0], expected[last][3], expected[last][4]
+        ), symbol  # fmt: skip
+    # the watermark: every partition ended at the feed's last event time; 1 s of out-of-orderness
+    latest_ns = max(m.timestamp for _, m in iter_messages(path)) + midnight_epoch_ns(date.fromisoformat(day))
+    job_id = job_ids[jobs[-1][1]]
+    vertex = next(
+        v
+        for v in rest_get(config.flink_rest_url, f"/jobs/{job_id}")["vertices"]
+        if v["name"].startswith("market-data")
+    )
+    expected_marks = {latest_ns // 1_000_000 - 1_000 - 1}
+    deadline = time.monotonic() + 60  # the REST API serves metrics fetched every 10 s
+    while True:
+        marks = rest_get(config.flink_rest_url, f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks")
+        if {int(mark["value"]) for mark in marks} == expected_marks or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert {int(mark["value"]) for mark in marks} == expected_marks
 
 
 def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(pipeline) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -150,6 +151,12 @@ class _Reader:
         if column_type in _INTEGERS:
             size, signed = _INTEGERS[column_type]
             return int.from_bytes(self.take(size), "little", signed=signed)
+        if column_type == "Int128":
+            return int.from_bytes(self.take(16), "little", signed=True)
+        if column_type == "Float64":
+            return struct.unpack("<d", self.take(8))[0]
+        if column_type == "Date":
+            return int.from_bytes(self.take(2), "little")
         if column_type.startswith("DateTime64(9"):
             return int.from_bytes(self.take(8), "little", signed=True)
         if column_type in ("String", "LowCardinality(String)"):
@@ -159,9 +166,14 @@ class _Reader:
         raise AssertionError(f"no reader for {column_type}")
 
 
-def read_rows(table: str, data: bytes) -> list[dict[str, Any]]:
-    """Decode RowBinary rows of ``table`` using the DDL's column types."""
-    columns = ddl_columns()[table]
+def read_rows(table: str, data: bytes, ddl: Path | None = None) -> list[dict[str, Any]]:
+    """Decode RowBinary rows of ``table`` using the column types of the DDL file ``ddl`` (default:
+    the file of ``schemas/clickhouse`` that creates the table)."""
+    if ddl is None:
+        found = [path for path in sorted(DDL.parent.glob("*.sql")) if table in ddl_columns(path)]
+        assert found, f"no DDL creates table {table}"
+        ddl = found[0]
+    columns = ddl_columns(ddl)[table]
     reader = _Reader(data)
     rows = []
     while reader.position < len(data):

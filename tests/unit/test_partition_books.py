@@ -200,3 +200,30 @@ def test_an_undecodable_record_changes_neither_state_nor_books(feed) -> None:
     reads = state.entry_reads
     cache.process("k", records[1], state)
     assert state.entry_reads == reads  # the live books were still trusted
+
+
+def test_the_books_report_every_eligible_print_every_applied_break_and_the_end_of_messages() -> None:
+    """What the bars are fed: per record the prints (book seq, event time, kind, match, price,
+    shares, side, printable) and the broken trades, checked against the independent reference's
+    reading of the same messages; the System Event C's record says the feed ended."""
+    from tests.unit.bars_reference import read_prints
+
+    payloads = list(generate(symbols=12, messages=60_000, seed=5))
+    messages = [decode(payload) for payload in payloads]
+    assert sum(m.message_type == "B" for m in messages) >= 3, "the feed must hold broken trades"
+    books = PartitionBooks(CONFIG)
+    prints, breaks, ends = [], [], []
+    for record in bundle_feed(payloads, per_bundle=97):
+        output = books.apply(record)
+        for _, symbol, rows in output.prints:
+            prints += [(symbol, match, price, shares) for _, _, kind, match, price, shares, _, printable in rows
+                       if printable and shares > 0]  # fmt: skip
+        breaks += [(symbol, match) for _, symbol, _, _, match in output.breaks]
+        ends.append(output.end_of_messages)
+    every_print = read_prints((m for m in messages if m.message_type != "B"), "2019-12-30")
+    assert sorted(prints) == sorted((p.symbol, p.match_number, p.price, p.shares) for p in every_print.prints)
+    symbols = {m.stock_locate: m.stock.rstrip() for m in messages if m.message_type == "R"}
+    assert sorted(breaks) == sorted(
+        (symbols[m.stock_locate], m.match_number) for m in messages if m.message_type == "B"
+    )
+    assert ends[-1] and not any(ends[:-1])  # the footer's C is in the last record

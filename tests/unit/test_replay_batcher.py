@@ -15,7 +15,14 @@ import pytest
 from itchflow.avro.bundle import SegmentInput, decode_raw, encode_bundle, make_bundle
 from itchflow.errors import UserError
 from itchflow.itch.framing import iter_payloads as file_messages
-from itchflow.replay import BundleBatcher, ClosedBundle, partition_for, replay
+from itchflow.replay import (
+    END_OF_REPLAY_HEADER,
+    EVENT_TIME_HEADER,
+    BundleBatcher,
+    ClosedBundle,
+    partition_for,
+    replay,
+)
 from tests.samples import SAMPLES
 
 DAY = date(2019, 12, 30)
@@ -475,12 +482,18 @@ class FakeProducer:
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
         self.sent: list[tuple[str, bytes, bytes, int]] = []
+        self.headers: list[dict[str, bytes]] = []
+        self.ends: list[tuple[bytes, int, dict[str, bytes]]] = []
 
     def partitions_for(self, topic: str) -> set[int]:
         return set(range(self.partitions))
 
-    def send(self, topic: str, *, key: bytes, value: bytes, partition: int):
-        self.sent.append((topic, key, value, partition))
+    def send(self, topic: str, *, key: bytes, value: bytes, partition: int, headers=None):
+        if headers and any(name == END_OF_REPLAY_HEADER for name, _ in headers):
+            self.ends.append((key, partition, dict(headers)))
+        else:
+            self.sent.append((topic, key, value, partition))
+            self.headers.append(dict(headers or ()))
 
         class Done:
             def get(self, timeout=None):
@@ -576,6 +589,45 @@ def test_encode_hook_gets_the_closed_bundles() -> None:
         (b"V:#0/1", b"v", 0)
     ] * 2
     assert isinstance(seen[0].segments[0], SegmentInput)
+
+
+# New York midnight of DAY (EST, UTC-5) in UTC epoch ns, worked out by hand: 2019-12-30T05:00:00Z
+MIDNIGHT_NS = 1_577_682_000 * 10**9
+
+
+def test_every_record_carries_its_latest_event_time_and_each_partition_ends_with_the_feeds() -> None:
+    aapl, ibm = reference_partition("AAPL", 3), reference_partition("IBM", 3)
+    assert aapl != ibm  # the test needs one partition without either symbol too
+    feed = [
+        directory(1, "AAPL", 10),
+        directory(2, "IBM", 11),
+        add_order(1, "AAPL", 500, 1),
+        add_order(2, "IBM", 700, 2),
+        delete(1, 900, 1),
+    ]
+    producer = FakeProducer(3)
+    replay(
+        feed, producer, topic="raw", venue="V", trading_date=DAY, session="s", batch_size=1000, linger_ms=1e9
+    )
+    by_partition = {
+        partition: int.from_bytes(headers[EVENT_TIME_HEADER], "big", signed=True)
+        for (_, _, _, partition), headers in zip(producer.sent, producer.headers, strict=True)
+    }
+    # one bundle per partition at the end; its event time is its latest message's
+    assert by_partition[aapl] == MIDNIGHT_NS + 900
+    assert by_partition[ibm] == MIDNIGHT_NS + 700
+    ends = {partition: headers for _, partition, headers in producer.ends}
+    assert sorted(ends) == [0, 1, 2]
+    for headers in ends.values():  # every partition is complete up to the feed's end
+        assert int.from_bytes(headers[EVENT_TIME_HEADER], "big", signed=True) == MIDNIGHT_NS + 900
+        assert headers[END_OF_REPLAY_HEADER] == b"1"
+
+
+def test_a_partial_replay_sends_no_end_marker() -> None:
+    producer = FakeProducer(2)
+    feed = [add_order(1, "AAPL", 5, 1), delete(1, 6, 1), add_order(1, "AAPL", 7, 2)]
+    replay(feed, producer, topic="raw", venue="V", trading_date=DAY, session="s", to_message=2)
+    assert producer.sent and not producer.ends
 
 
 def test_a_bundle_size_over_the_limit_is_refused_with_the_limit() -> None:

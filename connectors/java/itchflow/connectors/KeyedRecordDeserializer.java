@@ -19,10 +19,12 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
  * Turns a Kafka record into {@code Row(key STRING, value BYTES)} in the JVM, so that jobs can key
  * by the record key without an extra Python operator (PLATFORM.md: one Python hop per record).
  *
- * <p>The value carries a fixed 20-byte big-endian header before the record's bytes: partition
- * (int32), offset (int64), Kafka timestamp in ms (int64). Jobs need them for dead-letter records
- * and latency; see {@code connectors/kafka.py}. A null key becomes "", a null value an empty
- * payload (the job dead-letters it).
+ * <p>The value carries a fixed 32-byte big-endian header before the record's bytes: partition
+ * (int32), offset (int64), Kafka timestamp in ms (int64), event time in UTC epoch ns (int64,
+ * {@link EventTime#NONE} when the record has none) and flags (int32, {@link EventTime#END_OF_REPLAY}).
+ * Jobs need them for dead-letter records, latency and event time ({@link EventTimeAssigner}); see
+ * {@code connectors/kafka.py}. A null key becomes "", a null value an empty payload (the job
+ * dead-letters it, unless it is an end-of-replay marker).
  *
  * <p><b>Balanced partition keys.</b> A bundle key {@code <venue>:#<p>/<n>} (partition p of n) is
  * keyed as {@code <venue>:#<p>/<n>~<salt>}, the salt chosen (deterministically, the smallest that
@@ -34,7 +36,8 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
  */
 public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema<Row> {
     private static final long serialVersionUID = 1L;
-    public static final int HEADER_BYTES = 20;
+    public static final int HEADER_BYTES = 32;
+    public static final int EVENT_TIME_AT = 20;
     private static final Pattern BUNDLE_KEY = Pattern.compile("^(.*:#(\\d{1,9})/(\\d{1,9}))(~\\d+)?$");
     private final int maxParallelism;
     private transient Map<String, String> balanced;
@@ -54,6 +57,7 @@ public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema
         int length = value == null ? 0 : value.length;
         ByteBuffer buffer = ByteBuffer.allocate(HEADER_BYTES + length);
         buffer.putInt(record.partition()).putLong(record.offset()).putLong(record.timestamp());
+        buffer.putLong(EventTime.of(record.headers())).putInt(EventTime.flags(record.headers()));
         if (value != null) {
             buffer.put(value);
         }

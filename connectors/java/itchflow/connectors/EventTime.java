@@ -1,0 +1,47 @@
+package itchflow.connectors;
+
+import java.nio.ByteBuffer;
+
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.Headers;
+
+/**
+ * How event time travels with our Kafka records: a record header, never the Kafka timestamp.
+ *
+ * <p>A record's event time is the latest feed time of the messages it carries (UTC epoch ns,
+ * 8 bytes big-endian, header {@value #HEADER}). The Kafka timestamp stays the producer's wall
+ * clock: a historical feed stamped with its own dates would fall out of the topics' time-based
+ * retention as soon as its segments roll. The end of a replay is an empty record per partition with
+ * the header {@value #END_HEADER} (see {@code itchflow/replay.py}).
+ */
+public final class EventTime {
+    public static final String HEADER = "itchflow.event-time-ns";
+    public static final String END_HEADER = "itchflow.end-of-replay";
+    /** No event time known (records of other producers; undecodable input). */
+    public static final long NONE = Long.MIN_VALUE;
+    /** Flag bit in the record header: the producer's end-of-replay marker. */
+    public static final int END_OF_REPLAY = 1;
+
+    private EventTime() {}
+
+    /** The event time of a record's headers, or {@link #NONE}. */
+    public static long of(Headers headers) {
+        if (headers == null) {
+            return NONE;
+        }
+        Header header = headers.lastHeader(HEADER);
+        if (header == null || header.value() == null || header.value().length != 8) {
+            return NONE;
+        }
+        return ByteBuffer.wrap(header.value()).getLong();
+    }
+
+    /** The flags of a record's headers ({@link #END_OF_REPLAY}). */
+    public static int flags(Headers headers) {
+        return headers != null && headers.lastHeader(END_HEADER) != null ? END_OF_REPLAY : 0;
+    }
+
+    static byte[] encode(long nanos) {
+        return ByteBuffer.allocate(8).putLong(nanos).array();
+    }
+}

@@ -1,0 +1,37 @@
+package itchflow.connectors;
+
+import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
+import org.apache.flink.types.Row;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.header.internals.RecordHeaders;
+
+/**
+ * Writes {@code Row(key bytes, value bytes)} to a topic: the partition {@link BundlePartitioner}
+ * chooses, the element's event time (Flink's timestamp, ms) in the {@link EventTime#HEADER} header,
+ * and no Kafka timestamp of ours (the producer's clock; see {@link EventTime} why).
+ */
+public class KeyedRecordSerializer implements KafkaRecordSerializationSchema<Row> {
+    private static final long serialVersionUID = 1L;
+    private final String topic;
+    private final BundlePartitioner partitioner = new BundlePartitioner();
+
+    public KeyedRecordSerializer(String topic) {
+        this.topic = topic;
+    }
+
+    @Override
+    public ProducerRecord<byte[], byte[]> serialize(Row element, KafkaSinkContext context, Long timestamp) {
+        byte[] key = (byte[]) element.getField(0);
+        byte[] value = (byte[]) element.getField(1);
+        int[] partitions = context.getPartitionsForTopic(topic);
+        Integer partition =
+                partitions == null || partitions.length == 0
+                        ? null
+                        : partitioner.partition(element, key, value, topic, partitions);
+        RecordHeaders headers = new RecordHeaders();
+        if (timestamp != null && timestamp != Long.MIN_VALUE) {
+            headers.add(EventTime.HEADER, EventTime.encode(timestamp * 1_000_000L));
+        }
+        return new ProducerRecord<>(topic, partition, null, key, value, headers);
+    }
+}

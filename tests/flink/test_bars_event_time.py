@@ -1,0 +1,144 @@
+"""The market-data job's bars in event time on a local mini-cluster, with the watermark following
+each record (``PerRecordWatermarks``) so that lateness is decided by the data alone.
+
+One synthetic feed over two partitions, all of partition 0's records first, then partition 1's:
+partition 1's prints arrive as much as a trading day behind the watermark.
+
+* out-of-orderness of a day: nothing is late; every bar equals ``itchflow bars``;
+* no out-of-orderness, no allowed lateness: partition 1's prints are late -- each one is exactly one
+  dead letter with reason ``late`` (none silently dropped) and its symbols have no bars, while
+  partition 0's bars equal the reference;
+* no out-of-orderness, a day of allowed lateness: the late prints revise bars already emitted
+  (revisions > 0), and the last revisions equal the reference.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from connectors.kafka import KEYED_RECORD, event_time_watermarks
+from itchflow import synth
+from itchflow.analytics.bar_stage import BarConfig
+from itchflow.avro.deadletter import decode_dead_letter
+from itchflow.itch.framing import iter_messages
+from itchflow.replay import partition_for
+from jobs import market_data
+from tests.unit.bars_reference import read_prints
+
+from .conftest import (
+    TRADING_DATE,
+    Collector,
+    Feed,
+    bar_reference,
+    current_bars,
+    decode_outputs,
+    mini_cluster_env,
+    raw_feed,
+)
+
+pytestmark = pytest.mark.flink
+
+DAY_MS = 86_400_000
+INTERVALS = {"1s": 1, "1m": 60, "5m": 300}
+LATE = re.compile(r"^print of (?P<venue>[^:]+):(?P<symbol>\S+) match (?P<match>\d+) at")
+
+
+@pytest.fixture(scope="module")
+def feed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bars") / "synth.itch"
+    synth.write(path, symbols=24, messages=20_000, seed=5)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(feed_file: Path) -> dict[tuple, dict]:
+    return {
+        (bar["symbol"], seconds, bar["window_start_ns"]): bar
+        for name, seconds in INTERVALS.items()
+        for bar in bar_reference(feed_file, name)
+    }
+
+
+def run(
+    feed_file: Path, venue: str, parallelism: int, out_of_orderness_ms: int, lateness_ms: int
+) -> tuple[Feed, list[dict], list]:
+    env = mini_cluster_env(parallelism)  # first: the feed's keys are salted by the project's Java helper
+    feed = raw_feed(feed_file, venue, partitions=2)
+    collector = Collector()
+    by_partition = sorted(feed.records, key=lambda record: record_partition(record[1]))  # stable: order kept
+
+    def source(env):
+        stream = env.from_collection([tuple_row(r) for r in by_partition], type_info=KEYED_RECORD)
+        return stream.assign_timestamps_and_watermarks(
+            event_time_watermarks(out_of_orderness_ms, 0, per_record=True)
+        )
+
+    sinks = {name: collector.sink(name) for name in ("normalized", "dead-letters", "clickhouse", "redis")}
+    config = market_data.MarketDataConfig(bars=BarConfig(allowed_lateness_ms=lateness_ms))
+    market_data.build(env, {"raw": source}, sinks, config)
+    outputs = decode_outputs(collector.run(env))
+    letters = [decode_dead_letter(value) for _, value in outputs.other.get("dead-letters", [])]
+    return feed, outputs.rows.get("bars", []), letters
+
+
+def record_partition(value: bytes) -> int:
+    return int.from_bytes(value[:4], "big", signed=True)
+
+
+def tuple_row(record: tuple[str, bytes]):
+    from pyflink.common import Row
+
+    return Row(*record)
+
+
+def comparable(bars: dict[tuple, dict]) -> dict[tuple, tuple]:
+    return {
+        key: (bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], bar["vwap"], bar["trades"])
+        for key, bar in bars.items()
+    }
+
+
+def late_symbols(path: Path) -> set[str]:
+    symbols = {m.stock.rstrip() for _, m in iter_messages(path) if m.message_type == "R"}
+    return {symbol for symbol in symbols if partition_for(symbol, 2) == 1}
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_late_prints_are_dead_lettered_one_each_and_the_rest_is_exact(
+    feed_file, reference, parallelism
+) -> None:
+    feed, rows, letters = run(
+        feed_file, f"LATE-P{parallelism}", parallelism, out_of_orderness_ms=0, lateness_ms=0
+    )
+    lagging = late_symbols(feed_file)
+    assert lagging and len(lagging) < 24, "the feed must have symbols in both partitions"
+    # every eligible print of a lagging symbol (broken ones too: they were late before their break)
+    every_print = read_prints(
+        (m for _, m in iter_messages(feed_file) if m.message_type != "B"), str(TRADING_DATE)
+    )
+    expected = sorted((p.symbol, p.match_number) for p in every_print.prints if p.symbol in lagging)
+    late = [LATE.match(letter.detail) for letter in letters if letter.reason == "late"]
+    assert all(late), "a late dead letter names its print"
+    got = sorted((m["symbol"], int(m["match"])) for m in late if m)
+    assert got == expected
+    bars = current_bars(rows, feed.venue)
+    assert not {key[0] for key in bars} & lagging, "a late print made a bar"
+    on_time = {key: bar for key, bar in reference.items() if key[0] not in lagging}
+    assert comparable(bars) == comparable(on_time)
+
+
+def test_out_of_order_within_the_bound_is_not_late(feed_file, reference) -> None:
+    feed, rows, letters = run(feed_file, "BOUND-P2", 2, out_of_orderness_ms=DAY_MS, lateness_ms=0)
+    assert [letter for letter in letters if letter.reason == "late"] == []
+    assert comparable(current_bars(rows, feed.venue)) == comparable(reference)
+    assert max(row["revision"] for row in rows) == 0  # every window fired once, complete
+
+
+def test_allowed_lateness_revises_bars_with_late_prints(feed_file, reference) -> None:
+    feed, rows, letters = run(feed_file, "REVISE-P2", 2, out_of_orderness_ms=0, lateness_ms=DAY_MS)
+    assert [letter for letter in letters if letter.reason == "late"] == []
+    assert max(row["revision"] for row in rows) > 0, "late prints revised bars already emitted"
+    assert comparable(current_bars(rows, feed.venue)) == comparable(reference)
