@@ -57,7 +57,9 @@ def test_rows_read_back_with_an_independent_reader() -> None:
 
 def test_redis_commands_of_a_revision() -> None:
     bar = Bar("AAPL", 60, 1_577_716_200 * S, 100, 110, 90, 105, 10, 1_000, 2)
-    latest = parse_resp(b"".join(bar_commands(BarRevision("XNAS", DAY, bar, 2, False), "itchflow", 500, True)))
+    latest = parse_resp(
+        b"".join(bar_commands(BarRevision("XNAS", DAY, bar, 2, False), "itchflow", 500, True))
+    )
     xadd, hset = latest
     # id: the window's end in ms, then size and revision
     assert xadd[:6] == ["XADD", "itchflow:bars:XNAS:AAPL", "MAXLEN", "~", "500", "1577716260000-60002"]
