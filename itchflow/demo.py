@@ -1,9 +1,10 @@
 """``itchflow demo``: the whole pipeline on the local stack, on a bundled real ITCH sample.
 
-Set-up if needed, stack up, submit the normalization and order-book jobs (unless running),
-replay the sample, wait until the order-book job has applied every message (by sequence number
-read back from ClickHouse, not by asking the broker for offsets), then print each symbol's
-book from ClickHouse and Redis, and where to look next. The stack stays up.
+Set-up if needed, stack up, submit the market-data job (normalization, books and bars in one
+operator; unless running), replay the sample, wait until the job has applied every message (by
+sequence number read back from ClickHouse, not by asking the broker for offsets) and closed the bars,
+then print each symbol's book and latest bars from ClickHouse and Redis, and where to look next.
+The stack stays up.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from itchflow import bootstrap
 from itchflow.config import PROJECT_ROOT, StackConfig
 from itchflow.errors import UserError
 from itchflow.flinkctl import list_jobs, submit, wait_until_tasks_running
+from itchflow.normalize.clock import NEW_YORK
 from itchflow.stack.cli import add_stack_options, stack_config_from_args
 from itchflow.stack.manager import Stack
 
@@ -42,6 +45,10 @@ class SymbolView:
     unknown_refs: int
     last_seq: int
     integrity: str
+    bar_1m: str = "-"
+    """the latest 1 m bar: window start (New York time), close, volume"""
+    vwap_1m: str = "-"
+    vwap_5m: str = "-"
 
 
 def ensure_jobs(
@@ -153,6 +160,18 @@ def wait_until_applied(
             time.sleep(0.5)
 
 
+def wait_for_bars(config: StackConfig, venue: str, symbols: list[str], timeout_s: float = 15) -> None:
+    """The replay's end closes the bars a moment after the books: wait for the symbols' 5 m bars."""
+    import redis
+
+    cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(cache.exists(f"{REDIS_PREFIX}:bar:5m:{venue}:{symbol}") for symbol in symbols):
+            return
+        time.sleep(0.5)
+
+
 def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[SymbolView]:
     import redis
 
@@ -178,6 +197,8 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
         depth: dict = cache.hgetall(f"{REDIS_PREFIX}:depth:{venue}:{symbol}")  # type: ignore[assignment]
         bids, asks = json.loads(depth.get("bids", "[]")), json.loads(depth.get("asks", "[]"))
         bid_px, ask_px = int(tob.get("bid_px", 0)), int(tob.get("ask_px", 0))
+        bar: dict = cache.hgetall(f"{REDIS_PREFIX}:bar:1m:{venue}:{symbol}")  # type: ignore[assignment]
+        bar_5m: dict = cache.hgetall(f"{REDIS_PREFIX}:bar:5m:{venue}:{symbol}")  # type: ignore[assignment]
         views.append(
             SymbolView(
                 symbol=symbol,
@@ -189,9 +210,24 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
                 unknown_refs=int(status.get(symbol, (0, -1, ""))[0]),
                 last_seq=int(status.get(symbol, (0, -1, ""))[1]),
                 integrity=status.get(symbol, (0, -1, ""))[2] or "ok",
+                bar_1m=_bar(bar),
+                vwap_1m=_vwap(bar),
+                vwap_5m=_vwap(bar_5m),
             )
         )
     return views
+
+
+def _bar(fields: dict) -> str:
+    """``HH:MM close x volume`` of a bar hash (New York time of its window's start)."""
+    if not fields or not int(fields.get("volume", 0)):
+        return "-"
+    start = datetime.fromtimestamp(int(fields["window_start"]) / 1e9, tz=NEW_YORK)
+    return f"{start:%H:%M} {int(fields['close']) / 10_000:.4f} x {int(fields['volume']):,}"
+
+
+def _vwap(fields: dict) -> str:
+    return f"{float(fields['vwap']) / 10_000:.4f}" if fields and int(fields.get("volume", 0)) else "-"
 
 
 def _quote(price: int, shares: str) -> str:
@@ -208,22 +244,31 @@ def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> Non
         "trades",
         "unknown refs",
         "integrity",
+        "last 1m bar: close x volume",
+        "its VWAP",
+        "5m VWAP",
     )
     rows = [
-        (v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}", v.integrity)
+        (v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}", v.integrity,
+         v.bar_1m, v.vwap_1m, v.vwap_5m)
         for v in views
-    ]
+    ]  # fmt: skip
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     print()
-    print(f"order books of {venue} (top of book from Redis, trades and status from ClickHouse):")
+    print(
+        f"order books and bars of {venue} (top of book and bars from Redis, trades and status from ClickHouse):"
+    )
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     print()
-    print(f"Flink web UI   {config.flink_rest_url}   (jobs itchflow-normalize and itchflow-order-book)")
+    print(f"Flink web UI   {config.flink_rest_url}   (job itchflow-market-data)")
     print(
         f"ClickHouse     {config.clickhouse_url}   e.g. SELECT * FROM top_of_book FINAL ORDER BY seq DESC LIMIT 5"
+    )
+    print(
+        "               e.g. SELECT * FROM bars FINAL WHERE interval_s = 60 ORDER BY window_start DESC LIMIT 5"
     )
     print(f"Redis          {config.redis_url}   e.g. HGETALL {REDIS_PREFIX}:tob:{venue}:<symbol>")
     if any(v.integrity != "ok" or v.unknown_refs for v in views):
@@ -244,7 +289,7 @@ def run_demo(args: argparse.Namespace) -> int:
     bootstrap.run_setup(log=lambda message: None)
     config = stack_config_from_args(args)
     Stack(config).up()
-    ensure_jobs(config, args.parallelism, log=lambda m: print(m, file=sys.stderr))
+    ensure_jobs(config, args.parallelism, log=lambda m: print(m, file=sys.stderr), jobs=MARKET_DATA_JOBS)
 
     # A fixed session id makes the demo re-runnable: a second replay of the same file is
     # recognized as duplicate batches by the normalization job and changes nothing.
@@ -270,6 +315,7 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     last_seq = summary.last_seq_by_symbol()
     wait_until_applied(config, args.venue, last_seq, args.timeout, show=True)
+    wait_for_bars(config, args.venue, sorted(last_seq))
     print_views(read_views(config, args.venue, sorted(last_seq)), config, args.venue)
     return 0
 
