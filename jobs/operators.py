@@ -23,7 +23,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, Va
 from connectors.kafka import END_OF_REPLAY, KEYED_BYTES, record_event_time, split_record
 from connectors.redis import REDIS_COMMANDS
 from itchflow.analytics.bar_stage import BarConfig, BarRevision, BarStage, complete_before_ns
-from itchflow.analytics.bars import Print, eligible
+from itchflow.analytics.bars import eligible
 from itchflow.avro import InvalidReason, InvalidRecord
 from itchflow.avro.deadletter import DeadLetter, encode_dead_letter
 from itchflow.codeversion import check_loaded
@@ -199,16 +199,28 @@ class BarStep:
     """The bars of a key in event time (:class:`~itchflow.analytics.bar_stage.BarStage`) with their
     state, timer and metrics, for the market-data operator: the books' prints go in per record; bars
     come out when the watermark passes their windows (here or in ``on_timer``), at the end of a
-    replay, and as revisions for late prints and broken trades."""
+    replay, and as revisions for late prints and broken trades.
+
+    State: a snapshot of the stage (``bars``) and the steps taken since (``bars-log``: each record's
+    prints and breaks with the watermark it saw, each timer, each end of replay), written as a new
+    snapshot every ``compact_every`` steps -- a record costs its own prints, not the whole stage."""
 
     def __init__(
-        self, runtime_context: RuntimeContext, config: BarConfig, redis_prefix: str, source_topic: str
+        self,
+        runtime_context: RuntimeContext,
+        config: BarConfig,
+        redis_prefix: str,
+        source_topic: str,
+        compact_every: int = 64,
     ):
         self.config = config
         self.redis_prefix = redis_prefix
         self.source_topic = source_topic
-        self.state = runtime_context.get_state(ValueStateDescriptor("bars", _STATE_TYPE))
-        self.stages: dict[object, BarStage] = {}
+        self.compact_every = compact_every
+        self.snapshot = runtime_context.get_state(ValueStateDescriptor("bars", _STATE_TYPE))
+        self.log = runtime_context.get_list_state(ListStateDescriptor("bars-log", _STATE_TYPE))
+        #: per key: the live stage and how many steps its log holds
+        self.stages: dict[object, list] = {}
         self.timers: dict[object, int] = {}
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.bars_out = metrics.counter("barsEmitted")
@@ -216,44 +228,49 @@ class BarStep:
         self.late_events = metrics.counter("lateEvents")
         self.unnamed_prints = metrics.counter("printsOfUnnamedLocates")
 
-    def stage(self, key: object) -> BarStage:
-        stage = self.stages.get(key)
-        if stage is None:
-            stage = self.stages[key] = BarStage.restore(self.state.value(), self.config)
-        return stage
+    def _stage(self, key: object) -> list:
+        entry = self.stages.get(key)
+        if entry is None:
+            stage = BarStage.restore(self.snapshot.value(), self.config)
+            logged = 0
+            for step in self.log.get() or ():
+                stage.replay(step)
+                logged += 1
+            entry = self.stages[key] = [stage, logged]
+        return entry
 
     def on_books(
         self, key: object, output: BundleOutput, ctx, source: tuple[int, int, int, bytes]
     ) -> Iterator:
         """A record's prints and broken trades (``source``: partition, offset, Kafka ms, key bytes)."""
-        stage = self.stage(key)
         complete = complete_before_ns(ctx.timer_service().current_watermark())
         trading_date = output.trading_date
+        prints = []
         for venue, symbol, rows in output.prints:
             if symbol.startswith("@"):  # a locate the feed never named: no symbol to put bars under
                 self.unnamed_prints.inc(len(rows))
                 continue
             for seq, ts_event, kind, match, price, shares, _, printable in rows:
                 if eligible(kind, bool(printable), shares):
-                    stage.add_print(
-                        venue, symbol, trading_date, Print(ts_event, seq, match, price, shares), complete
-                    )
-        for venue, symbol, ts_event, _, match in output.breaks:
-            stage.break_trade(venue, symbol, match, ts_event)
-        yield from self._late(stage, source)
-        revisions = stage.close_all() if output.end_of_messages else stage.fire(complete)
-        yield from self._emit(key, stage, revisions, ctx)
+                    prints.append((venue, symbol, trading_date, (ts_event, seq, match, price, shares)))
+        breaks = [(venue, symbol, match, ts_event) for venue, symbol, ts_event, _, match in output.breaks]
+        if not prints and not breaks and not output.end_of_messages and key in self.timers:
+            return  # nothing for the bars; the timer fires them when the watermark passes
+        step = ("r", complete, prints, breaks, output.end_of_messages)
+        entry = self._stage(key)
+        revisions = entry[0].record(complete, prints, breaks, output.end_of_messages)
+        yield from self._late(entry[0], source)
+        yield from self._emit(key, entry, step, revisions, ctx)
 
     def on_timer(self, key: object, ctx) -> Iterator:
-        stage = self.stage(key)
-        yield from self._emit(
-            key, stage, stage.fire(complete_before_ns(ctx.timer_service().current_watermark())), ctx
-        )
+        complete = complete_before_ns(ctx.timer_service().current_watermark())
+        entry = self._stage(key)
+        yield from self._emit(key, entry, ("f", complete), entry[0].fire(complete), ctx)
 
     def close_all(self, key: object, ctx) -> Iterator:
         """The end of a replay in this key's partition: every open bar now."""
-        stage = self.stage(key)
-        yield from self._emit(key, stage, stage.close_all(), ctx)
+        entry = self._stage(key)
+        yield from self._emit(key, entry, ("c",), entry[0].close_all(), ctx)
 
     def _late(self, stage: BarStage, source: tuple[int, int, int, bytes]) -> Iterator:
         if not stage.late:
@@ -273,8 +290,15 @@ class BarStep:
             yield DEAD_LETTERS, Row(key, encode_dead_letter(letter))
         stage.late.clear()
 
-    def _emit(self, key: object, stage: BarStage, revisions: list[BarRevision], ctx) -> Iterator:
-        self.state.update(stage.snapshot())
+    def _emit(self, key: object, entry: list, step: tuple, revisions: list[BarRevision], ctx) -> Iterator:
+        stage = entry[0]
+        if entry[1] + 1 >= self.compact_every:
+            self.snapshot.update(stage.snapshot())
+            self.log.clear()
+            entry[1] = 0
+        else:
+            self.log.add(step)
+            entry[1] += 1
         if revisions:
             redis: list[bytes] = []
             for revision in revisions:

@@ -25,14 +25,15 @@ retained so that a broken trade can be taken out and the bar folded again.
 
 from __future__ import annotations
 
+import heapq
 import pickle
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from itchflow.analytics.bars import Bar, Print, fold, result
+from itchflow.analytics.bars import Bar, BarAccumulator, Print, add, fold, result
 
 NANOS_PER_MS = 1_000_000
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,37 @@ class LatePrint(NamedTuple):
     """the bar sizes it missed"""
 
 
+def _in_stream_order(revisions: list[BarRevision]) -> list[BarRevision]:
+    """Per symbol in the order of the windows' ends, then sizes (the Redis stream ids grow so)."""
+    revisions.sort(
+        key=lambda r: (
+            r.venue,
+            r.bar.symbol,
+            r.bar.window_start_ns + r.bar.interval_s * 1_000_000_000,
+            r.bar.interval_s,
+        )
+    )
+    return revisions
+
+
 def complete_before_ns(watermark_ms: int) -> int:
     """Every event before this time (ns) has been seen, given a Flink watermark (ms)."""
     return (watermark_ms + 1) * NANOS_PER_MS
 
 
+PrintTuple = tuple[int, int, int, int, int]
+"""A print as the stage keeps it: (ts_event, seq, match_number, price, shares), :class:`Print`'s order."""
+LogEntry = tuple
+"""What :meth:`BarStage.replay` applies again: ``("r", complete_before, prints, breaks, end)`` for a
+record, ``("f", complete_before)`` for a timer, ``("c",)`` for the end of a replay."""
+
+
 class _Window:
-    __slots__ = ("prints", "fired", "revision", "dirty")
+    __slots__ = ("prints", "acc", "fired", "revision", "dirty")
 
     def __init__(self) -> None:
-        self.prints: list[Print] = []
+        self.prints: list[PrintTuple] = []
+        self.acc = BarAccumulator()
         self.fired = False  # emitted at least once
         self.revision = -1  # of the last emission
         self.dirty = True  # changed since the last emission
@@ -105,30 +127,75 @@ class BarStage:
         self.latest: dict[tuple[str, str, int], int] = {}
         #: prints and breaks too late for some of their windows, since the operator last took them
         self.late: list[LatePrint] = []
+        #: (due ns, key, start): when a window must fire (its end) or be dropped (end + lateness);
+        #: entries may be stale (the window changed or went), :meth:`fire` checks
+        self._due: list[tuple[int, tuple[str, str, int], int]] = []
+        #: windows that fired and changed since (a late print or a break): emitted on the next fire
+        self._revised: set[tuple[tuple[str, str, int], int]] = set()
+        self._plan = tuple((interval, interval * 1_000_000_000) for interval in config.intervals_s)
+        self._lateness = config.allowed_lateness_ns
 
     # ------------------------------------------------------------------ input
 
-    def add_print(self, venue: str, symbol: str, trading_date: int, p: Print, complete_before: int) -> None:
+    def record(
+        self,
+        complete_before: int,
+        prints: list[tuple[str, str, int, PrintTuple]],
+        breaks: list[tuple[str, str, int, int]],
+        end: bool,
+    ) -> list[BarRevision]:
+        """One record's prints ``(venue, symbol, trading date, print)`` and broken trades ``(venue,
+        symbol, match number, ts_event)``, then what to emit (everything when the record ends the
+        feed). ``("r", complete_before, prints, breaks, end)`` logged replays it."""
+        add_print, break_trade = self.add_print, self.break_trade
+        for venue, symbol, trading_date, p in prints:
+            add_print(venue, symbol, trading_date, p, complete_before)
+        for venue, symbol, match_number, ts_event in breaks:
+            break_trade(venue, symbol, match_number, ts_event)
+        return self.close_all() if end else self.fire(complete_before)
+
+    def replay(self, entry: LogEntry) -> None:
+        """Apply a logged step again (state restore): same decisions, outputs dropped."""
+        if entry[0] == "r":
+            self.record(*entry[1:])
+        elif entry[0] == "f":
+            self.fire(entry[1])
+        else:
+            self.close_all()
+        self.late.clear()
+
+    def add_print(
+        self, venue: str, symbol: str, trading_date: int, p: Print | PrintTuple, complete_before: int
+    ) -> None:
         """One eligible print of ``symbol``; ``complete_before`` from the current watermark."""
         self.dates[(venue, symbol)] = trading_date
-        lateness = self.config.allowed_lateness_ns
-        missed: list[int] = []
-        for interval in self.config.intervals_s:
-            size = interval * 1_000_000_000
-            start = p.ts_event - p.ts_event % size
-            if start + size + lateness <= complete_before:
+        limit = complete_before - self._lateness  # a window that ends at or before this is gone
+        missed: list[int] | None = None
+        ts_event = p[0]
+        all_windows = self.windows
+        for interval, size in self._plan:
+            start = ts_event - ts_event % size
+            end = start + size
+            if end <= limit:
+                if missed is None:
+                    missed = []
                 missed.append(interval)
                 continue
-            windows = self.windows.get((venue, symbol, interval))
+            key = (venue, symbol, interval)
+            windows = all_windows.get(key)
             if windows is None:
-                windows = self.windows[(venue, symbol, interval)] = {}
+                windows = all_windows[key] = {}
             window = windows.get(start)
             if window is None:
                 window = windows[start] = _Window()
+                heapq.heappush(self._due, (end, key, start))
+            elif window.fired:
+                self._revised.add((key, start))
             window.prints.append(p)
+            add(window.acc, p)
             window.dirty = True
         if missed:
-            self.late.append(LatePrint(venue, symbol, "print", p.ts_event, p.match_number, tuple(missed)))
+            self.late.append(LatePrint(venue, symbol, "print", ts_event, p[2], tuple(missed)))
 
     def break_trade(self, venue: str, symbol: str, match_number: int, ts_event: int) -> None:
         """A broken trade: the print with ``match_number`` leaves every window that holds it. One that
@@ -136,11 +203,14 @@ class BarStage:
         missed: list[int] = []
         for interval in self.config.intervals_s:
             windows = self.windows.get((venue, symbol, interval), {})
-            for window in windows.values():
-                kept = [p for p in window.prints if p.match_number != match_number]
+            for start, window in windows.items():
+                kept = [p for p in window.prints if p[2] != match_number]
                 if len(kept) != len(window.prints):
                     window.prints = kept
+                    window.acc = fold(kept)
                     window.dirty = True
+                    if window.fired:
+                        self._revised.add(((venue, symbol, interval), start))
                     break
             else:
                 missed.append(interval)
@@ -149,61 +219,68 @@ class BarStage:
 
     # ------------------------------------------------------------------ output
 
-    def fire(self, complete_before: int, *, close_all: bool = False) -> list[BarRevision]:
-        """Bars to emit now: windows that ended before ``complete_before`` (all with ``close_all``)
-        and are new or changed since their last emission. Windows past their allowed lateness are
-        dropped after that."""
+    def fire(self, complete_before: int) -> list[BarRevision]:
+        """Bars to emit now: windows that ended before ``complete_before`` and are new or changed
+        since their last emission. Windows past their allowed lateness are dropped after that."""
         out: list[BarRevision] = []
-        lateness = self.config.allowed_lateness_ns
-        for (venue, symbol, interval), windows in list(self.windows.items()):
-            size = interval * 1_000_000_000
-            for start in sorted(windows):
-                window = windows[start]
-                end = start + size
-                if end > complete_before and not close_all:
-                    break
-                if window.dirty:
-                    revision = self._emit(venue, symbol, interval, start, window)
-                    if revision is not None:
-                        out.append(revision)
-                if end + lateness <= complete_before:
-                    del windows[start]
-            if not windows:
-                del self.windows[(venue, symbol, interval)]
-        # per symbol in the order of the windows' ends, then sizes (the Redis stream ids grow so)
-        out.sort(
-            key=lambda r: (
-                r.venue,
-                r.bar.symbol,
-                r.bar.window_start_ns + r.bar.interval_s * 10**9,
-                r.bar.interval_s,
-            )
-        )
-        return out
+        due, windows_of, lateness = self._due, self.windows, self._lateness
+        if self._revised:
+            still: set[tuple[tuple[str, str, int], int]] = set()
+            for key, start in self._revised:
+                window = windows_of.get(key, {}).get(start)
+                if window is None or not window.dirty:
+                    continue
+                if start + key[2] * 1_000_000_000 <= complete_before:
+                    self._fire_window(key, start, window, out)
+                else:
+                    still.add((key, start))  # fired early by the end of a feed, not ended yet
+            self._revised = still
+        while due and due[0][0] <= complete_before:
+            at, key, start = heapq.heappop(due)
+            windows = windows_of.get(key)
+            window = None if windows is None else windows.get(start)
+            if windows is None or window is None:
+                continue
+            end = start + key[2] * 1_000_000_000
+            if window.dirty:
+                self._fire_window(key, start, window, out)
+            if end + lateness <= complete_before:
+                del windows[start]
+                if not windows:
+                    del windows_of[key]
+            elif at < end + lateness:
+                heapq.heappush(due, (end + lateness, key, start))  # when to drop it
+        return _in_stream_order(out)
 
     def close_all(self) -> list[BarRevision]:
         """The end of the feed: every open window's bar now (they stay retained for late revisions)."""
-        return self.fire(0, close_all=True)
+        out: list[BarRevision] = []
+        for key, windows in self.windows.items():
+            for start in sorted(windows):
+                window = windows[start]
+                if window.dirty:
+                    self._fire_window(key, start, window, out)
+        self._revised.clear()
+        return _in_stream_order(out)
 
     def next_timer_ms(self) -> int | None:
         """The event-time timer (ms) to be called back at: the earliest end of a window that still
-        has to fire or be dropped."""
-        lateness = self.config.allowed_lateness_ns
-        earliest: int | None = None
-        for (_, _, interval), windows in self.windows.items():
-            size = interval * 1_000_000_000
-            for start, window in windows.items():
-                due = start + size + (lateness if window.fired and not window.dirty else 0)
-                if earliest is None or due < earliest:
-                    earliest = due
-        # the timer fires when the watermark W >= due_ms - 1, i.e. complete_before >= due
-        return None if earliest is None else -(-earliest // NANOS_PER_MS) - 1
+        has to fire or be dropped (the timer fires when the watermark W >= due_ms - 1, i.e. once
+        ``complete_before >= due``)."""
+        if not self._due:
+            return None
+        return -(-self._due[0][0] // NANOS_PER_MS) - 1
+
+    def _fire_window(self, key: tuple[str, str, int], start: int, window: _Window, out: list) -> None:
+        revision = self._emit(key[0], key[1], key[2], start, window)
+        if revision is not None:
+            out.append(revision)
 
     def _emit(
         self, venue: str, symbol: str, interval: int, start: int, window: _Window
     ) -> BarRevision | None:
         window.dirty = False
-        bar = result(fold(window.prints), symbol, interval, start)
+        bar = result(window.acc, symbol, interval, start)
         if bar is None and not window.fired:
             return None  # never emitted and empty: nothing to say
         window.fired = True
@@ -223,7 +300,10 @@ class BarStage:
     def snapshot(self) -> bytes:
         """The stage as plain data (state)."""
         windows = {
-            key: {start: (w.prints, w.fired, w.revision, w.dirty) for start, w in by_start.items()}
+            key: {
+                start: ([tuple(p) for p in w.prints], w.acc.to_tuple(), w.fired, w.revision, w.dirty)
+                for start, w in by_start.items()
+            }
             for key, by_start in self.windows.items()
         }
         return pickle.dumps(
@@ -240,9 +320,13 @@ class BarStage:
             raise ValueError(f"bar state version {version}, this code reads {STATE_VERSION}")
         for key, by_start in windows.items():
             restored = stage.windows[key] = {}
-            for start, (prints, fired, revision, dirty) in by_start.items():
+            for start, (prints, acc, fired, revision, dirty) in by_start.items():
                 window = restored[start] = _Window()
-                window.prints = [Print(*p) for p in prints]
+                window.prints = prints
+                window.acc = BarAccumulator.from_tuple(acc)
                 window.fired, window.revision, window.dirty = fired, revision, dirty
+                heapq.heappush(stage._due, (start + key[2] * 1_000_000_000, key, start))
+                if fired and dirty:
+                    stage._revised.add((key, start))
         stage.dates, stage.latest = dates, latest
         return stage

@@ -141,10 +141,12 @@ def create() -> BarAccumulator:
     return BarAccumulator()
 
 
-def add(accumulator: BarAccumulator, p: Print) -> BarAccumulator:
-    """Fold one eligible print into ``accumulator`` (in any order of arrival)."""
-    key = (p.ts_event, p.seq)
-    price = p.price
+def add(accumulator: BarAccumulator, p: Print | tuple[int, int, int, int, int]) -> BarAccumulator:
+    """Fold one eligible print into ``accumulator`` (in any order of arrival); a plain tuple in
+    :class:`Print`'s field order will do (the jobs keep prints as tuples: cheaper to pickle)."""
+    key = (p[0], p[1])
+    price = p[3]
+    shares = p[4]
     if accumulator.trades == 0:
         accumulator.first = accumulator.last = key
         accumulator.open = accumulator.close = accumulator.high = accumulator.low = price
@@ -157,8 +159,8 @@ def add(accumulator: BarAccumulator, p: Print) -> BarAccumulator:
             accumulator.high = price
         if price < accumulator.low:
             accumulator.low = price
-    accumulator.volume += p.shares
-    accumulator.notional += price * p.shares
+    accumulator.volume += shares
+    accumulator.notional += price * shares
     accumulator.trades += 1
     return accumulator
 
@@ -191,7 +193,7 @@ def result(accumulator: BarAccumulator, symbol: str, interval_s: int, start_ns: 
     return Bar(symbol, interval_s, start_ns, a.open, a.high, a.low, a.close, a.volume, a.notional, a.trades)
 
 
-def fold(prints: Iterable[Print]) -> BarAccumulator:
+def fold(prints: Iterable[Print | tuple[int, int, int, int, int]]) -> BarAccumulator:
     """One accumulator of ``prints`` (e.g. a window's prints after a break removed one)."""
     accumulator = create()
     for p in prints:
