@@ -301,8 +301,11 @@ class BarStep:
             entry[1] += 1
         if revisions:
             redis: list[bytes] = []
+            # the latest-bar hashes: one write per (venue, symbol, size), the newest of the batch
+            last = {(r.venue, r.bar.symbol, r.bar.interval_s): r for r in revisions if r.latest}
             for revision in revisions:
-                redis += bar_commands(revision, self.redis_prefix, self.config.stream_maxlen, revision.latest)
+                hashed = last.get((revision.venue, revision.bar.symbol, revision.bar.interval_s)) is revision
+                redis += bar_commands(revision, self.redis_prefix, self.config.stream_maxlen, hashed)
                 if revision.revision:
                     self.revisions_out.inc()
                 else:

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
+from functools import lru_cache
 
 from itchflow.analytics.bar_stage import BarRevision
-from itchflow.sinks.resp import command
-from itchflow.sinks.rowbinary import RowBinaryEncoder
+from itchflow.sinks.rowbinary import encode_string
 
 BARS = "bars"
 BAR_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -52,7 +53,6 @@ BAR_FIELDS = (
 """Fields of the latest-bar hash and of each stream entry (the stream adds ``interval``)."""
 
 INTERVAL_NAMES = {1: "1s", 60: "1m", 300: "5m"}
-_ENCODER = RowBinaryEncoder(BAR_COLUMNS)
 _NANOS_PER_MS = 1_000_000
 
 
@@ -61,17 +61,52 @@ def interval_name(interval_s: int) -> str:
     return INTERVAL_NAMES.get(interval_s) or f"{interval_s}s"
 
 
+@lru_cache(maxsize=65_536)
+def _row_key(venue: str, trading_date: int, symbol: str) -> bytes:
+    """The leading columns of a row (venue, trading_date, symbol), encoded once per symbol and day."""
+    return encode_string(venue) + _DATE.pack(trading_date) + encode_string(symbol)
+
+
+_DATE = struct.Struct("<H")
+# interval_s .. volume, notional as two 64-bit halves (Int128, little endian), vwap .. is_deleted
+_ROW_TAIL = struct.Struct("<IqqqqqQQqdIIB")
+
+
 def bar_rows(revisions: Iterable[BarRevision]) -> bytes:
-    """RowBinary rows of ``bars``, one per revision."""
-    rows = []
+    """RowBinary rows of ``bars``, one per revision (columns :data:`BAR_COLUMNS`)."""
+    parts = []
+    pack = _ROW_TAIL.pack
     for r in revisions:
         b = r.bar
         vwap = b.notional / b.volume if b.volume else 0.0
-        rows.append(
-            (r.venue, r.trading_date, b.symbol, b.interval_s, b.window_start_ns, b.open, b.high, b.low,
-             b.close, b.volume, b.notional, vwap, b.trades, r.revision, int(r.deleted))
+        notional = b.notional
+        parts.append(_row_key(r.venue, r.trading_date, b.symbol))
+        parts.append(
+            pack(b.interval_s, b.window_start_ns, b.open, b.high, b.low, b.close, b.volume,
+                 notional & 0xFFFF_FFFF_FFFF_FFFF, notional >> 64, vwap, b.trades, r.revision, r.deleted)
         )  # fmt: skip
-    return _ENCODER.encode(rows)
+    return b"".join(parts)
+
+
+@lru_cache(maxsize=65_536)
+def _heads(
+    prefix: str, venue: str, symbol: str, interval_s: int, stream_maxlen: int
+) -> tuple[bytes, bytes, bytes]:
+    """RESP heads of a symbol's commands: ``XADD key [MAXLEN ~ n]`` (before the id), ``interval
+    name`` (after it), and ``HSET key`` of the size's hash; the argument counts come with them."""
+    stream = [b"XADD", f"{prefix}:bars:{venue}:{symbol}".encode()]
+    if stream_maxlen:
+        stream += [b"MAXLEN", b"~", str(stream_maxlen).encode()]
+    name = interval_name(interval_s).encode()
+    count = len(stream) + 1 + 2 + 2 * len(BAR_FIELDS)
+    xadd = b"*%d\r\n" % count + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in stream)
+    after_id = b"$8\r\ninterval\r\n$%d\r\n%s\r\n" % (len(name), name)
+    key = f"{prefix}:bar:{interval_name(interval_s)}:{venue}:{symbol}".encode()
+    hset = b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * len(BAR_FIELDS), len(key), key)
+    return xadd, after_id, hset
+
+
+_FIELD_NAMES = tuple(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in BAR_FIELDS)
 
 
 def bar_commands(revision: BarRevision, prefix: str, stream_maxlen: int, latest: bool) -> list[bytes]:
@@ -79,35 +114,19 @@ def bar_commands(revision: BarRevision, prefix: str, stream_maxlen: int, latest:
     latest of its size (``latest``)."""
     b = revision.bar
     if revision.deleted:
-        values: list[object] = [
-            b.window_start_ns,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            revision.revision,
-            revision.trading_date,
-        ]
+        values: tuple = (b.window_start_ns, 0, 0, 0, 0, 0, 0, 0, revision.revision, revision.trading_date)
     else:
         vwap = repr(b.notional / b.volume)
-        values = [b.window_start_ns, b.open, b.high, b.low, b.close, b.volume, vwap, b.trades, revision.revision,
-                  revision.trading_date]  # fmt: skip
-    name = interval_name(b.interval_s)
+        values = (b.window_start_ns, b.open, b.high, b.low, b.close, b.volume, vwap, b.trades, revision.revision,
+                  revision.trading_date)  # fmt: skip
+    xadd_head, after_id, hset_head = _heads(prefix, revision.venue, b.symbol, b.interval_s, stream_maxlen)
     end_ms = (b.window_start_ns + b.interval_s * 1_000_000_000) // _NANOS_PER_MS
-    entry_id = f"{end_ms}-{b.interval_s * 1000 + revision.revision}"
-    xadd: list[object] = ["XADD", f"{prefix}:bars:{revision.venue}:{b.symbol}"]
-    if stream_maxlen:
-        xadd += ["MAXLEN", "~", stream_maxlen]
-    xadd += [entry_id, "interval", name]
-    for field, value in zip(BAR_FIELDS, values, strict=True):
-        xadd += [field, value]
-    commands = [command(*xadd)]
+    entry_id = b"%d-%d" % (end_ms, b.interval_s * 1000 + revision.revision)
+    body = b"".join(
+        name + b"$%d\r\n%s\r\n" % (len(text), text)
+        for name, text in zip(_FIELD_NAMES, (str(v).encode() for v in values), strict=True)
+    )
+    commands = [xadd_head + b"$%d\r\n%s\r\n" % (len(entry_id), entry_id) + after_id + body]
     if latest:
-        hset: list[object] = ["HSET", f"{prefix}:bar:{name}:{revision.venue}:{b.symbol}"]
-        for field, value in zip(BAR_FIELDS, values, strict=True):
-            hset += [field, value]
-        commands.append(command(*hset))
+        commands.append(hset_head + body)
     return commands
