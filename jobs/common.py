@@ -230,6 +230,12 @@ def add_bar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bar-stream-maxlen", type=int, default=10_000, help="cap of each symbol's Redis stream of bars"
     )
+    parser.add_argument(
+        "--bar-stream-intervals",
+        default="1m,5m",
+        help="the bar sizes that also go into the symbols' Redis streams (default 1m,5m; every size has "
+        "its latest-bar hash and its ClickHouse rows)",
+    )
 
 
 def bar_config(args: argparse.Namespace) -> BarConfig | None:
@@ -240,14 +246,18 @@ def bar_config(args: argparse.Namespace) -> BarConfig | None:
         intervals = tuple(
             parse_interval(text.strip()) for text in args.bar_intervals.split(",") if text.strip()
         )
+        streamed = tuple(
+            parse_interval(text.strip()) for text in args.bar_stream_intervals.split(",") if text.strip()
+        )
     except ValueError as error:
-        raise SystemExit(f"--bar-intervals: {error}") from None
+        raise SystemExit(f"--bar-intervals / --bar-stream-intervals: {error}") from None
     if args.allowed_lateness_ms < 0:
         raise SystemExit("--allowed-lateness-ms must not be negative")
     return BarConfig(
         intervals_s=intervals,
         allowed_lateness_ms=args.allowed_lateness_ms,
         stream_maxlen=args.bar_stream_maxlen,
+        stream_intervals_s=streamed,
     )
 
 

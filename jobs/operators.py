@@ -305,13 +305,17 @@ class BarStep:
             last = {(r.venue, r.bar.symbol, r.bar.interval_s): r for r in revisions if r.latest}
             for revision in revisions:
                 hashed = last.get((revision.venue, revision.bar.symbol, revision.bar.interval_s)) is revision
-                redis += bar_commands(revision, self.redis_prefix, self.config.stream_maxlen, hashed)
+                streamed = revision.bar.interval_s in self.config.stream_intervals_s
+                redis += bar_commands(
+                    revision, self.redis_prefix, self.config.stream_maxlen, hashed, streamed
+                )
                 if revision.revision:
                     self.revisions_out.inc()
                 else:
                     self.bars_out.inc()
             yield Row(BARS, bar_rows(revisions))
-            yield REDIS_OUT, Row(len(redis), b"".join(redis))
+            if redis:
+                yield REDIS_OUT, Row(len(redis), b"".join(redis))
         timer = stage.next_timer_ms()
         if timer is not None and self.timers.get(key) != timer:
             ctx.timer_service().register_event_time_timer(timer)

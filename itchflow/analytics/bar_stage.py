@@ -45,6 +45,9 @@ class BarConfig:
     """How long after a window's end (event time) late prints still revise its bar."""
     stream_maxlen: int = 10_000
     """Approximate length cap of each symbol's Redis stream of bars (``MAXLEN ~``; 0: no cap)."""
+    stream_intervals_s: tuple[int, ...] = (60, 300)
+    """The bar sizes that go into the Redis streams (every size has its latest-bar hash and its
+    ClickHouse rows): 1 s bars are most of the bars, and a stream entry costs as much as the bar."""
 
     @property
     def allowed_lateness_ns(self) -> int:

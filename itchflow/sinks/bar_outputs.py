@@ -4,7 +4,8 @@
   Python definition, checked against the DDL by a test): one row per bar revision.
 * Redis, under the prefix: ``{prefix}:bar:{interval}:{venue}:{symbol}``, a hash with the latest bar
   of that size (:data:`BAR_FIELDS`; never overwritten by a revision of an older bar), and
-  ``{prefix}:bars:{venue}:{symbol}``, a stream of the symbol's bars as they close, every size, id
+  ``{prefix}:bars:{venue}:{symbol}``, a stream of the symbol's bars as they close (the sizes the
+  job streams, by default 1 m and 5 m), id
   ``{window end ms}-{interval_s * 1000 + revision}``: ids grow with the window's end, then the size,
   then the revision, so a restored job's replayed emissions are refused as duplicates, never added
   twice. A revision of a bar that is no longer the stream's latest is not appended (ClickHouse and
@@ -109,9 +110,11 @@ def _heads(
 _FIELD_NAMES = tuple(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in BAR_FIELDS)
 
 
-def bar_commands(revision: BarRevision, prefix: str, stream_maxlen: int, latest: bool) -> list[bytes]:
-    """The Redis commands of one bar revision: the stream entry, and the hash when the bar is the
-    latest of its size (``latest``)."""
+def bar_commands(
+    revision: BarRevision, prefix: str, stream_maxlen: int, latest: bool, stream: bool = True
+) -> list[bytes]:
+    """The Redis commands of one bar revision: the stream entry (with ``stream``), and the hash when
+    the bar is the latest of its size (``latest``)."""
     b = revision.bar
     if revision.deleted:
         values: tuple = (b.window_start_ns, 0, 0, 0, 0, 0, 0, 0, revision.revision, revision.trading_date)
@@ -126,7 +129,7 @@ def bar_commands(revision: BarRevision, prefix: str, stream_maxlen: int, latest:
         name + b"$%d\r\n%s\r\n" % (len(text), text)
         for name, text in zip(_FIELD_NAMES, (str(v).encode() for v in values), strict=True)
     )
-    commands = [xadd_head + b"$%d\r\n%s\r\n" % (len(entry_id), entry_id) + after_id + body]
+    commands = [xadd_head + b"$%d\r\n%s\r\n" % (len(entry_id), entry_id) + after_id + body] if stream else []
     if latest:
         commands.append(hset_head + body)
     return commands
