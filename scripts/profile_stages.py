@@ -17,10 +17,13 @@ FEED is any ITCH file (e.g. a cached ``itchflow bench`` feed under ``<stack home
 
    * ``replay encode``  -- Avro ``ItchBundle`` per bundle (``make_bundle`` + ``encode_bundle``);
    * ``normalize``      -- ``normalize_record`` with per-key (per-partition) sequence state;
-   * ``book``           -- ``PartitionBooks.apply`` per record, the books of each partition key kept
+   * ``book``           -- ``PartitionBooks.apply_bundle`` per record, the books of each partition key kept
      live as the job keeps them between records (decode + ``BookStage.apply`` per run: book,
      RowBinary and RESP encoding), and at each compaction (``compaction_due``) the snapshots of the
-     books touched since the last one; the job's state writes (token, log) are left out.
+     books touched since the last one; the job's state writes (token, log) are left out;
+   * ``bars``           -- what the market-data operator does with the books' prints and breaks:
+     ``BarStage.record`` per record (watermark 1 s behind the slowest key) and the bars' ClickHouse
+     rows and Redis commands; its state log is left out.
 
 3. With ``--clickhouse-url``: the book stage's ClickHouse rows inserted as the Java writer would
    (RowBinary, per table, one insert per ``--sink-linger-ms`` of replay time), wall-clock timed,
@@ -51,6 +54,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from itchflow.analytics.bar_stage import BarConfig, BarStage, complete_before_ns  # noqa: E402
+from itchflow.analytics.bars import eligible  # noqa: E402
 from itchflow.avro.bundle import decode_raw, encode_bundle  # noqa: E402
 from itchflow.avro.normalized import decode_normalized, encode_normalized_bundle  # noqa: E402
 from itchflow.avro.registry import default_registry  # noqa: E402
@@ -58,6 +63,7 @@ from itchflow.pipeline.book_stage import BookStageConfig  # noqa: E402
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # noqa: E402
 from itchflow.pipeline.partition_books import PartitionBooks  # noqa: E402
 from itchflow.replay import BundleBatcher, ClosedBundle, file_payloads  # noqa: E402
+from itchflow.sinks.bar_outputs import bar_commands, bar_rows  # noqa: E402
 
 TRADING_DATE = date(2019, 12, 30)
 
@@ -151,21 +157,54 @@ def normalize_all(
 
 
 def books_all(
-    normalized: list[tuple[float, bytes, bytes]], config: BookStageConfig
+    normalized: list[tuple[float, bytes, bytes]], config: BookStageConfig, outputs: list | None = None
 ) -> list[tuple[float, str, bytes]]:
     """Every ClickHouse chunk the book stage emits, as (replay time, table, RowBinary): one live
-    :class:`PartitionBooks` per normalized key, compacted whenever due."""
+    :class:`PartitionBooks` per normalized key, compacted whenever due. ``outputs`` collects (key,
+    latest event time, output) per record for :func:`bars_all`."""
     books: dict[bytes, PartitionBooks] = {}
     chunks = []
     for at, key, value in normalized:
         partition = books.get(key)
         if partition is None:
             partition = books[key] = PartitionBooks(config)
-        output = partition.apply(value)
+        bundle = decode_normalized(value)
+        output = partition.apply_bundle(bundle, len(value))
         if partition.compaction_due():
             partition.compact()
         chunks.extend((at, table, rows) for table, rows in output.clickhouse)
+        if outputs is not None:
+            outputs.append((key, bundle.max_ts_event, output))
     return chunks
+
+
+def bars_all(outputs: list) -> int:
+    """The market-data operator's bar work per record: eligible prints and breaks into each key's
+    :class:`BarStage` with the watermark trailing the slowest key by 1 s, then the bars' ClickHouse
+    rows and Redis commands; returns the bars emitted."""
+    stages: dict[bytes, BarStage] = {}
+    latest: dict[bytes, int] = {key: -(2**62) for key, _, _ in outputs}
+    emitted = 0
+    for key, max_ts, output in outputs:
+        stage = stages.get(key)
+        if stage is None:
+            stage = stages[key] = BarStage(BarConfig())
+        complete = complete_before_ns(min(latest.values()) // 1_000_000 - 1_001)
+        prints = [
+            (venue, symbol, output.trading_date, (ts, seq, match, price, shares))
+            for venue, symbol, rows in output.prints
+            for seq, ts, kind, match, price, shares, _, printable in rows
+            if eligible(kind, bool(printable), shares)
+        ]
+        breaks = [(venue, symbol, match, ts) for venue, symbol, ts, _, match in output.breaks]
+        revisions = stage.record(complete, prints, breaks, output.end_of_messages)
+        stage.late.clear()
+        bar_rows(revisions)
+        for revision in revisions:
+            bar_commands(revision, "itchflow", 10_000, revision.latest, revision.bar.interval_s != 1)
+        emitted += len(revisions)
+        latest[key] = max(latest[key], max_ts)
+    return emitted
 
 
 def envelope_lines(
@@ -241,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clickhouse-url", help="also time the inserts into this ClickHouse (HTTP)")
     parser.add_argument("--sink-linger-ms", type=float, default=200.0, help="the Java writer's linger")
     parser.add_argument(
-        "--cprofile", choices=("encode", "normalize", "book"), help="print this stage's hot functions"
+        "--cprofile", choices=("encode", "normalize", "book", "bars"), help="print this stage's hot functions"
     )
     parser.add_argument(
         "--envelopes", action="store_true", help="also time the envelopes' Avro: the C codec against fastavro"
@@ -268,15 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         args.cprofile == "normalize",
     )
     print(StageTime("normalize", normalize_s, messages, len(encoded)).row())  # type: ignore[arg-type]
+    outputs: list = []
     book_s, chunks = timed(
-        lambda: books_all(normalized, BookStageConfig(depth_levels=args.depth)),  # type: ignore[arg-type]
+        lambda: books_all(normalized, BookStageConfig(depth_levels=args.depth), outputs),  # type: ignore[arg-type]
         args.cprofile == "book",
     )
     print(StageTime("book (+encode)", book_s, messages, len(normalized)).row())  # type: ignore[arg-type]
-    total = encode_s + normalize_s + book_s
-    print(
-        f"  {'all three':<18}{total:>9.2f}{total * 1e6 / messages:>12.2f}{'':>13}{messages / total:>16,.0f}"
-    )
+    bars_s, bars = timed(lambda: bars_all(outputs), args.cprofile == "bars")
+    print(StageTime("bars (+encode)", bars_s, messages, len(normalized)).row() + f"   {bars:,} bars")  # type: ignore[arg-type]
+    total = encode_s + normalize_s + book_s + bars_s
+    print(f"  {'all four':<18}{total:>9.2f}{total * 1e6 / messages:>12.2f}{'':>13}{messages / total:>16,.0f}")
     if args.envelopes:
         envelope_lines(encoded, normalized)  # type: ignore[arg-type]
     if args.clickhouse_url:
