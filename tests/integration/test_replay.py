@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,21 @@ def test_replay_puts_every_message_in_its_symbols_partition_in_order(local_stack
         consume_all(local_stack.bootstrap_servers, topic, 1), key=lambda r: (r.partition, r.offset)
     )
     assert records
+    # the replay ends each partition with one empty record headed end-of-replay, carrying the feed's
+    # latest event time: New York midnight of the date (05:00 UTC in winter) + the file's latest ITCH time
+    ends = [r for r in records if not r.value]
+    assert [r.partition for r in ends] == list(range(partitions))
+    last_offset = {r.partition: r.offset for r in records}
+    latest_ns = max(int.from_bytes(m[5:11], "big") for m in expected)
+    midnight_ns = int(datetime(2019, 12, 30, 5, tzinfo=UTC).timestamp()) * 10**9
+    for end in ends:
+        assert end.offset == last_offset[end.partition], "the end marker is the partition's last record"
+        headers = dict(end.headers)
+        assert headers["itchflow.end-of-replay"] == b"1"
+        assert (
+            int.from_bytes(headers["itchflow.event-time-ns"], "big", signed=True) == midnight_ns + latest_ns
+        )
+    records = [r for r in records if r.value]
     # per (symbol, partition): (batch_sequence, first_message_seq, messages) of each segment, in partition order
     segments: dict[tuple[str, int], list[tuple[int, int, list[bytes]]]] = defaultdict(list)
     bundle_sequences: dict[int, list[int]] = defaultdict(list)

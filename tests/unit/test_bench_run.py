@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -122,21 +122,29 @@ def test_the_warm_up_sends_large_bundles_and_the_measured_phases_the_runs_own(tm
     run = BenchRun(
         StackConfig(home=tmp_path), BenchOptions(messages=1000, warmup_messages=5), log=lambda m: None
     )
-    run._replay = lambda venue, payloads, record, speed=None, show=None, bundles=None: calls.update(  # type: ignore[method-assign]
-        {venue: bundles}
-    )
+    dates: dict[str, date | str] = {}
+
+    def replay(venue, payloads, record, speed=None, show=None, bundles=None, trading_date="the run's"):
+        calls[venue] = bundles
+        dates[venue] = trading_date
+
+    run._replay = replay  # type: ignore[method-assign]
     run.warm_up(feed)
     run.measure_throughput(feed)
     # a bundle closes at 20,000 messages or 100 ms at the least in the warm-up (few records in the
     # broker's partitions before the latency phase); the measured phases replay as the user asked
     assert calls == {run.names.warmup_venue: (20_000, 100.0), run.names.venue: None}
+    # the warm-up's bars and trades fall on another trading day than the measured run's
+    assert dates == {run.names.warmup_venue: date(2019, 12, 28), run.names.venue: "the run's"}
     large = BenchRun(
         StackConfig(home=tmp_path),
         BenchOptions(messages=1000, warmup_messages=5, batch_size=50_000, linger_ms=250),
         log=lambda m: None,
     )
-    large._replay = lambda venue, payloads, record, speed=None, show=None, bundles=None: calls.update(  # type: ignore[method-assign]
-        {"large": bundles}
+    large._replay = lambda venue, payloads, record, speed=None, show=None, bundles=None, trading_date=None: (
+        calls.update(  # type: ignore[method-assign]
+            {"large": bundles}
+        )
     )
     large.warm_up(feed)
     assert calls["large"] == (50_000, 250)
