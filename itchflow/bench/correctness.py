@@ -174,3 +174,44 @@ def _text(mapping: Mapping) -> dict[str, str]:
         (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
         for k, v in mapping.items()
     }
+
+
+BarKey = tuple[str, int, int]
+"""(symbol, interval_s, window_start_ns)"""
+
+
+def read_streamed_bars(clickhouse, venue: str, trading_date: str) -> dict[BarKey, list[int]]:
+    """The current bars of ``venue`` on ``trading_date`` (ISO) in ClickHouse ``bars`` (FINAL: the
+    latest revision, deleted bars left out), as :func:`compare_bars` takes them."""
+    rows = clickhouse.query(
+        "SELECT symbol, interval_s, toUnixTimestamp64Nano(window_start), open, high, low, close, volume, trades "
+        "FROM bars FINAL WHERE venue = {venue:String} AND trading_date = {day:Date}",
+        parameters={"venue": venue, "day": trading_date},
+    ).result_rows
+    return {(row[0], int(row[1]), int(row[2])): [int(value) for value in row[3:]] for row in rows}
+
+
+def compare_bars(reference: Mapping[BarKey, list[int]], streamed: Mapping[BarKey, list[int]]) -> list[str]:
+    """Every difference between the reference bars (open, high, low, close, volume, trades per
+    (symbol, interval, window start)) and the streamed ones, one readable line each (at most 20,
+    then a count). An empty list means equal."""
+    if not reference:
+        return ["the reference has no bars: nothing to compare"]
+    problems = []
+    names = ("open", "high", "low", "close", "volume", "trades")
+    for key in sorted(reference.keys() | streamed.keys()):
+        expected, got = reference.get(key), streamed.get(key)
+        symbol, interval, start = key
+        where = f"{symbol} {interval} s bar at {start}"
+        if expected is None:
+            problems.append(f"{where}: in ClickHouse, not in the reference")
+        elif got is None:
+            problems.append(f"{where}: missing in ClickHouse")
+        elif list(got) != list(expected):
+            diffs = ", ".join(
+                f"{name} {g} != {e}" for name, g, e in zip(names, got, expected, strict=True) if g != e
+            )
+            problems.append(f"{where}: {diffs}")
+    if len(problems) > 20:
+        problems = [*problems[:20], f"... and {len(problems) - 20} more bar differences"]
+    return problems

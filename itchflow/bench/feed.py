@@ -3,7 +3,9 @@
 * the feed: ``itchflow synth`` with the run's symbols, messages and seed (a 10 M message feed takes
   about a minute to generate, so it is kept);
 * the reference: ``itchflow book FILE --json`` of that feed at the pipeline's depth (the offline
-  books the streamed ones must equal).
+  books the streamed ones must equal);
+* the reference bars: ``itchflow bars FILE --interval ...`` of that feed on the run's trading date
+  (the bars the market-data job must write).
 
 A cache entry's name carries its parameters and a digest of the code that produced it (the synth
 module, or the book core), so a change to the generator or to the offline book never reuses a stale
@@ -15,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from pathlib import Path
 
 from itchflow.config import PACKAGE_DIR
@@ -25,6 +28,9 @@ Log = Callable[[str], None]
 #: the code whose output each cache entry holds
 SYNTH_SOURCES = (PACKAGE_DIR / "synth.py",)
 BOOK_SOURCES = tuple(sorted((PACKAGE_DIR / "book").glob("*.py"))) + tuple(
+    sorted((PACKAGE_DIR / "itch").glob("*.py"))
+)
+BARS_SOURCES = tuple(sorted((PACKAGE_DIR / "analytics").glob("*.py"))) + tuple(
     sorted((PACKAGE_DIR / "itch").glob("*.py"))
 )
 
@@ -94,3 +100,45 @@ def ensure_reference(feed: Path, depth: int, log: Log) -> dict:
     partial.write_text(json.dumps(reference, separators=(",", ":")))
     partial.replace(path)
     return reference
+
+
+BarKey = tuple[str, int, int]
+"""(symbol, interval_s, window_start_ns)"""
+
+
+def ensure_bar_reference(
+    feed: Path, trading_date: date, intervals_s: Sequence[int], log: Log
+) -> dict[BarKey, list[int]]:
+    """``itchflow bars FEED --date DATE --interval ...`` for each interval, cached beside the feed:
+    (symbol, interval_s, window_start_ns) -> [open, high, low, close, volume, trades]."""
+    from itchflow.analytics.cli import file_bars, file_tape
+
+    intervals = sorted(intervals_s)
+    name = f"{feed.stem}.bars-{trading_date.isoformat()}-{'-'.join(map(str, intervals))}s-{source_digest(BARS_SOURCES)}"
+    path = feed.with_name(f"{name}.json")
+    if path.exists():
+        log(f"reference bars: {path} (cached)")
+        rows = json.loads(path.read_text())
+    else:
+        log(f"reference bars: folding every print of {feed.name} offline ...")
+        tape = file_tape(feed, trading_date)
+        rows = [
+            [
+                bar.symbol,
+                interval,
+                bar.window_start_ns,
+                bar.open,
+                bar.high,
+                bar.low,
+                bar.close,
+                bar.volume,
+                bar.trades,
+            ]
+            for interval in intervals
+            for bar in file_bars(tape, interval)
+        ]
+        log(f"reference bars: {len(rows):,} bars")
+        partial = path.with_suffix(f".partial-{os.getpid()}.json")
+        partial.write_text(json.dumps(rows, separators=(",", ":")))
+        partial.replace(path)
+    return {(row[0], row[1], row[2]): row[3:] for row in rows}

@@ -27,7 +27,7 @@ def render(result: Mapping[str, Any]) -> str:
         "",
         f"  end to end     {_number(result['msgs_per_s'])} msgs/s   ({result['seconds']:.2f} s from the first "
         "message produced to the last book in ClickHouse)",
-        f"  correct        {'yes: every book equals `itchflow book --json`' if result['correct'] else 'NO'}",
+        f"  correct        {_verdict(result)}",
         "",
         *_stage_lines(result["stages"]),
         "",
@@ -45,6 +45,14 @@ def render(result: Mapping[str, Any]) -> str:
         lines += ["", f"FAIL: {result['mismatch_count']:,} differences, e.g.:"]
         lines += [f"  {line}" for line in result["mismatches"][:10]]
     return "\n".join(lines)
+
+
+def _verdict(result: Mapping[str, Any]) -> str:
+    if not result["correct"]:
+        return "NO"
+    bars = result.get("bars_checked") or 0
+    also = f", every bar ({bars:,}) equals `itchflow bars --json`" if bars else ""
+    return f"yes: every book equals `itchflow book --json`{also}"
 
 
 def _number(value: float | None, suffix: str = "") -> str:

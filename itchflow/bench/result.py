@@ -70,8 +70,10 @@ def build_result(
     sampler: FlinkSampler | None,
     peak_rss: dict[str, float],
     cpp: dict[str, Any] | None,
+    bars_checked: int = 0,
 ) -> dict[str, Any]:
-    """The result object ``--json`` prints (see :mod:`itchflow.bench`)."""
+    """The result object ``--json`` prints (see :mod:`itchflow.bench`); ``bars_checked``: how many
+    reference bars the run's bars were compared with (0: the run wrote none)."""
     msgs_per_s = stats.rate(throughput.messages, throughput.seconds)
     return {
         "messages": throughput.messages,
@@ -79,6 +81,7 @@ def build_result(
         "seconds": round(throughput.seconds, 3),
         "msgs_per_s": round(msgs_per_s),
         "correct": not problems,
+        "bars_checked": bars_checked,
         "mismatches": problems[:20],
         "mismatch_count": len(problems),
         "latency_ms": _latency_result(latency, options, sampler),

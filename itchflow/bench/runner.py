@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from itchflow.bench import PIPELINES, stats
-from itchflow.bench.correctness import compare_books, read_streamed_books
-from itchflow.bench.feed import ensure_feed, ensure_reference
+from itchflow.bench.correctness import compare_bars, compare_books, read_streamed_bars, read_streamed_books
+from itchflow.bench.feed import ensure_bar_reference, ensure_feed, ensure_reference
 from itchflow.bench.probes import (
     AppliedSeqs,
     BooksBehind,
@@ -123,6 +123,25 @@ class BenchOptions:
         return self.timeout_s if self.timeout_s is not None else 300 + self.messages / 10_000
 
 
+def bar_intervals(options: BenchOptions) -> tuple[int, ...]:
+    """The bar sizes (s) the run's market-data job writes (``--bar-intervals`` among the job
+    arguments, else its default 1 s, 1 m, 5 m); none with ``--no-bars`` or the split pipeline."""
+    from itchflow.analytics.bars import parse_interval
+
+    if options.pipeline != "market-data" or "--no-bars" in options.job_args:
+        return ()
+    text = "1s,1m,5m"
+    for position, arg in enumerate(options.job_args):
+        if arg.startswith("--bar-intervals="):
+            text = arg.split("=", 1)[1]
+        elif arg == "--bar-intervals" and position + 1 < len(options.job_args):
+            text = options.job_args[position + 1]
+    try:
+        return tuple(sorted({parse_interval(part.strip()) for part in text.split(",") if part.strip()}))
+    except ValueError as exc:
+        raise UserError(f"--job-arg --bar-intervals: {exc}") from None
+
+
 def effective_execution_mode(options: BenchOptions) -> str:
     """``--execution-mode``, else ``python.execution-mode`` of ``flink-conf/config.yaml``, else
     PyFlink's default (process)."""
@@ -192,6 +211,8 @@ class BenchRun:
             self.config.home / "bench-cache", options.symbols, options.messages, options.seed, self.log
         )
         reference = ensure_reference(feed, options.depth, self.log)
+        intervals = bar_intervals(options)
+        bar_reference = ensure_bar_reference(feed, TRADING_DATE, intervals, self.log) if intervals else None
         self.bring_up_stack()
         memory = MemorySampler(self.component_groups())
         memory.start()
@@ -210,6 +231,8 @@ class BenchRun:
             throughput = self.measure_throughput(feed)
             time.sleep(3 * SAMPLE_INTERVAL_S)  # let the counters report the last records
             problems = self.check_books(reference["symbols"], throughput)
+            if bar_reference is not None:
+                problems += self.check_bars(bar_reference, throughput)
         finally:
             peak = memory.stop()
             if sampler is not None:
@@ -223,7 +246,10 @@ class BenchRun:
             execution_mode=effective_execution_mode(options),
         )
         cpp = self.run_cpp(feed) if options.cpp else None
-        return build_result(run, options, feed, reference, throughput, problems, latency, sampler, peak, cpp)
+        bars_checked = len(bar_reference) if bar_reference else 0
+        return build_result(
+            run, options, feed, reference, throughput, problems, latency, sampler, peak, cpp, bars_checked
+        )
 
     def taskmanager_metaspace_mb(self) -> float | None:
         """Class metadata the TaskManager holds after the run: it grows with every job submitted
@@ -459,6 +485,18 @@ class BenchRun:
         cache = redis.Redis(host=self.config.host, port=self.config.redis_port)
         streamed = read_streamed_books(self.clickhouse(), cache, phase.venue, REDIS_PREFIX)
         return compare_books(reference, streamed, phase.last_seq)
+
+    def check_bars(self, reference: dict, phase: Phase) -> list[str]:
+        """The run's bars in ClickHouse against the offline ones, once they stop changing (the job
+        closes the last ones when it reads the end-of-replay records)."""
+        self.log(f"checking every bar ({len(reference):,}) against the offline reference ...")
+        client, day = self.clickhouse(), TRADING_DATE.isoformat()
+        deadline = time.monotonic() + 120
+        streamed = read_streamed_bars(client, phase.venue, day)
+        while streamed != reference and time.monotonic() < deadline:
+            time.sleep(2)
+            streamed = read_streamed_bars(client, phase.venue, day)
+        return compare_bars(reference, streamed)
 
     def clean_up(self) -> None:
         """Cancel the run's jobs, drop its topics, delete its rows and Redis keys (unless --keep)."""

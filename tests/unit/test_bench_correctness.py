@@ -5,7 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from itchflow.bench.correctness import StreamedBook, compare_books, expected_top, read_streamed_books
+import pytest
+
+from itchflow.bench.correctness import (
+    StreamedBook,
+    compare_bars,
+    compare_books,
+    expected_top,
+    read_streamed_books,
+)
+from itchflow.bench.runner import BenchOptions, bar_intervals
 
 BIDS = [[1_000_500, 300, 2], [1_000_400, 100, 1]]
 ASKS = [[1_000_700, 200, 1]]
@@ -158,3 +167,38 @@ def test_books_are_read_from_clickhouse_and_redis_as_the_order_book_job_writes_t
     assert books["IDLE"] == StreamedBook(last_seq=1)  # no depth rows, no Redis hashes: empty
     assert all(parameters == {"venue": "V"} for parameters in clickhouse.parameters)
     assert compare_books({"AAPL": reference_book()}, {"AAPL": books["AAPL"]}, {"AAPL": 41}) == []
+
+
+# --- bars ------------------------------------------------------------------------------------------
+
+
+def test_equal_bars_have_no_differences_and_each_difference_is_named() -> None:
+    reference = {("AAPL", 60, 0): [100, 110, 90, 105, 300, 3], ("AAPL", 1, 0): [100, 100, 100, 100, 100, 1]}
+    assert compare_bars(reference, dict(reference)) == []
+    streamed = {("AAPL", 60, 0): [100, 110, 90, 104, 300, 3], ("MSFT", 1, 0): [1, 1, 1, 1, 1, 1]}
+    assert compare_bars(reference, streamed) == [
+        "AAPL 1 s bar at 0: missing in ClickHouse",
+        "AAPL 60 s bar at 0: close 104 != 105",
+        "MSFT 1 s bar at 0: in ClickHouse, not in the reference",
+    ]
+    assert compare_bars({}, streamed) == ["the reference has no bars: nothing to compare"]
+
+
+def test_many_bar_differences_are_summarised_after_twenty() -> None:
+    reference = {("S", 1, start): [1, 1, 1, 1, 1, 1] for start in range(25)}
+    problems = compare_bars(reference, {})
+    assert len(problems) == 21 and problems[-1] == "... and 5 more bar differences"
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "job_args", "expected"),
+    [
+        ("market-data", (), (1, 60, 300)),
+        ("market-data", ("--no-bars",), ()),
+        ("split", (), ()),
+        ("market-data", ("--bar-intervals=5m,1s",), (1, 300)),
+        ("market-data", ("--clickhouse-linger-ms=10", "--bar-intervals", "1m"), (60,)),
+    ],
+)
+def test_the_bench_checks_the_bars_the_job_writes(pipeline: str, job_args: tuple, expected: tuple) -> None:
+    assert bar_intervals(BenchOptions(pipeline=pipeline, job_args=job_args)) == expected
