@@ -9,8 +9,9 @@ Routing (documented for every consumer):
   messages of **many symbols of one partition**, one segment per symbol (in the order the symbols
   first appeared in the bundle), written with an explicit partition and the key ``<venue>:#<partition>/<partitions>``.
   A segment is one per-symbol batch: ``batch_sequence`` 1, 2, 3 ... and ``first_message_seq`` (the
-  messages of the symbol produced before it) per (session, symbol); ``bundle_sequence`` is 1, 2, 3 ...
-  per partition.
+  messages of the symbol before it in the file, which is the feed day: the jobs number a symbol's
+  events by it, so the same day replayed again -- under any session name -- is recognised as
+  duplicates); ``bundle_sequence`` is 1, 2, 3 ... per partition.
 * The stock locate of a message is resolved through the stock directory ('R'); a locate first seen
   on an order message with a ``stock`` field (A, F, P, Q) is learned from it too (captures that start
   mid-day may lack the directory).
@@ -566,7 +567,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="trading date of the file, YYYY-MM-DD (event time = date + ITCH timestamp)",
     )
     parser.add_argument("--venue", default="NASDAQ", help="venue tag (default NASDAQ)")
-    parser.add_argument("--session", help="session id in every envelope (default: file name and date)")
+    parser.add_argument(
+        "--session",
+        help="producer session name in every envelope, informational: the jobs number events per "
+        "venue and trading date, so a day replayed again changes nothing (default: file name and date)",
+    )
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, help="pace by feed timestamps, X times real time")
     pace.add_argument("--max", action="store_true", help="full speed (default)")

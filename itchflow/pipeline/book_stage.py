@@ -42,18 +42,16 @@ counts that reply as a duplicate). Events already applied are skipped and counte
 (``duplicates_skipped``): a whole batch or its overlapping front; such events produce nothing and
 leave the state unchanged.
 
-**Sequences and producer sessions.** Events carry ``seq``, numbered per (producer session,
-symbol) from 0. The stage keeps the current ``session`` and the last ``seq`` applied in it; an event
-with ``seq <= last_seq`` of the same session is a duplicate. A batch from a *new* session means the
-producer restarted with fresh numbering: the events continue the same book (nothing is reset). To
-keep keys and stream ids increasing, the stage numbers events with a *book sequence*
-``seq_base + seq`` -- that is the ``seq`` of every output. ``seq_base`` is 0 in the first session,
-so normally output ``seq`` equals the feed's; a new session starts at ``seq_base = last book seq +
-1``. The sessions left behind are remembered (the last ``RETIRED_SESSIONS_KEPT``): a late batch of
-one is skipped as duplicate, never applied twice. All of this is decided by the order of the
-symbol's records in its Kafka partition, so a replay numbers everything the same way. A new
-session is trusted to carry new events: replaying a feed from its start must reuse its session
-(``itchflow replay`` names it after the file and date), or the book gets every order twice.
+**Sequences and feed days.** Events carry ``seq``: the symbol's message sequence in its feed day
+(the venue's feed for one trading date), numbered from 0 by the producer from the day's first
+message -- whatever it calls its session. The stage keeps the book's ``trading_date`` and the last
+``seq`` applied; an event with ``seq <= last_seq`` is a duplicate, so replaying a day again, under
+any session or file name, changes nothing and writes nothing new. A batch of another trading date
+starts that day's book afresh (a day's orders never carry over: ITCH order references are per day):
+rows carry ``trading_date`` in their keys, and every output of a day depends on that day's feed
+only. Replay one day at a time per venue: batches of two days interleaved in a partition would start
+the books over and over. ``seq_base`` (added to ``seq`` in outputs) is 0; only a book restored from a
+state of the earlier, session-numbered layout keeps the base it had.
 
 **Stream ids.** ``{ms}-{book seq}`` with ``ms = max(ts_event // 10**6, ms of the previous entry)``:
 event time normally increases, but if a symbol's ``ts_event`` goes backwards the id keeps the
@@ -61,17 +59,19 @@ previous millisecond (the entry's ``ts_event`` field still holds the true time).
 strictly increases, so ids strictly increase too, and a replay recomputes exactly the same ids.
 
 **State** (:meth:`BookStage.snapshot`): a pickle (protocol 5) of plain data only -- a dict of ints,
-strs, lists, None -- read back with an unpickler that refuses any class. ``{"version": 1, "venue",
-"symbol", "session", "retired_sessions", "seq_base", "last_seq", "messages", "batches",
+strs, lists, None -- read back with an unpickler that refuses any class. ``{"version": 2, "venue",
+"symbol", "trading_date" (days since 1970-01-01, or None), "seq_base", "last_seq", "messages", "batches",
 "max_ts_event", "stream_ms", "top": [6 ints], "depth": [6 int lists] (the last emitted
 :data:`DepthColumns`), "cadence_bucket", "structural": str, "book": OrderBook.to_snapshot()}``;
-the book keeps its own versioned snapshot format. About 14 bytes per resting order.
+the book keeps its own versioned snapshot format. About 14 bytes per resting order. Version 1
+(``"session"`` and ``"retired_sessions"`` instead of ``"trading_date"``) still restores: its book
+goes on in the trading date of the first batch it gets.
 
 **Where the parts live.** The table columns and RowBinary rows are :mod:`itchflow.sinks.book_tables`,
 the Redis keys and commands :mod:`itchflow.sinks.book_redis`; the book and the per-run event loop
 over it are a :class:`~itchflow.book.engine.BookEngine` (the C book, or the Python book with the
 loop of :mod:`itchflow.book.columns`), picked once when the book is made. This module keeps the
-sessions, the sequencing, what was last emitted, and the snapshots.
+feed days, the sequencing, what was last emitted, and the snapshots.
 """
 
 from __future__ import annotations
@@ -96,9 +96,8 @@ from itchflow.sinks.book_tables import (
     trade_rows,
 )
 
-STATE_VERSION = 1
-RETIRED_SESSIONS_KEPT = 16
-"""How many earlier producer sessions a book remembers (to skip their late batches)."""
+STATE_VERSION = 2
+_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
 
 _EMPTY_TOP = (0, 0, 0, 0, 0, 0)
 BROKEN_TRADE = int(EventKind.BROKEN_TRADE)
@@ -236,8 +235,7 @@ class BookStage:
         "symbol",
         "config",
         "engine",
-        "session",
-        "retired_sessions",
+        "trading_date",
         "seq_base",
         "last_seq",
         "messages",
@@ -251,24 +249,23 @@ class BookStage:
         "_depth_known",
     )
 
-    def __init__(self, *, venue: str, symbol: str, config: BookStageConfig) -> None:
+    def __init__(
+        self, *, venue: str, symbol: str, config: BookStageConfig, trading_date: int | None = None
+    ) -> None:
         self.venue = venue
         self.symbol = symbol
         self.config = config
+        #: the book's trading date (days since 1970-01-01); None: the first batch's
+        self.trading_date = trading_date
         #: how this book's rows and commands are keyed
-        self.wire = BookWire(
-            row_key(venue, symbol), book_keys(venue, symbol, config.redis_prefix, config.stream_maxlen)
-        )
+        self.wire = self._wire_of(trading_date or 0)
         #: the L3 book and the event loop over it (C when built, else Python; same behaviour)
         self.engine: BookEngine = new_engine(symbol, venue, self.wire)
-        #: producer session of the events applied last; None before the first batch
-        self.session: str | None = None
-        self.retired_sessions: list[str] = []
         #: book sequence = seq_base + event seq (see the module docstring)
         self.seq_base = 0
-        #: seq of the last event applied in ``session``; -1 before the first
+        #: seq of the last event applied in the day; -1 before the first
         self.last_seq = -1
-        #: events applied so far (every kind, every session)
+        #: events of the day applied so far (every kind)
         self.messages = 0
         #: batches that applied at least one event
         self.batches = 0
@@ -308,17 +305,17 @@ class BookStage:
         if not state:
             return stage
         saved = _PlainUnpickler(io.BytesIO(state)).load()
-        if not isinstance(saved, dict) or saved.get("version") != STATE_VERSION:
+        if not isinstance(saved, dict) or saved.get("version") not in (1, STATE_VERSION):
             version = saved.get("version") if isinstance(saved, dict) else type(saved).__name__
             raise ValueError(f"unsupported book stage state version {version!r} (expected {STATE_VERSION})")
         if (saved["venue"], saved["symbol"]) != (venue, symbol):
             raise ValueError(
                 f"state of {saved['venue']}:{saved['symbol']} restored for {venue}:{symbol} (keying bug?)"
             )
+        stage.trading_date = saved.get("trading_date")  # None in version 1: the next batch's day
+        stage.wire = stage._wire_of(stage.trading_date or 0)
         stage.engine = engine_from_snapshot(saved["book"], stage.wire)
         stage.engine.set_shown_depth(saved["depth"])
-        stage.session = saved["session"]
-        stage.retired_sessions = list(saved["retired_sessions"])
         stage.seq_base = saved["seq_base"]
         stage.last_seq = saved["last_seq"]
         stage.messages = saved["messages"]
@@ -336,8 +333,7 @@ class BookStage:
             "version": STATE_VERSION,
             "venue": self.venue,
             "symbol": self.symbol,
-            "session": self.session,
-            "retired_sessions": list(self.retired_sessions),
+            "trading_date": self.trading_date,
             "seq_base": self.seq_base,
             "last_seq": self.last_seq,
             "messages": self.messages,
@@ -371,12 +367,13 @@ class BookStage:
                 f"batch of {batch.venue}:{batch.symbol} applied to the book of {self.venue}:{self.symbol}"
             )
         out = Outputs()
-        self.apply_columns(batch.session, batch.columns.views(), batch.details, out)
+        trading_date = batch.trading_date.toordinal() - _EPOCH_ORDINAL
+        self.apply_columns(trading_date, batch.columns.views(), batch.details, out)
         return out.stage_output()
 
     def apply_columns(
         self,
-        session: str,
+        trading_date: int,
         views: ColumnViews,
         details: tuple[Detail, ...],
         out: Outputs,
@@ -385,19 +382,16 @@ class BookStage:
         breaks: bool = False,
     ) -> None:
         """Apply this symbol's events given as column views (``details`` indexed from the first of
-        them); append what they produce to ``out``. What :meth:`apply` does, without per-batch
-        objects. With ``count`` >= 0 the events are ``start .. start + count - 1`` of the views (a
+        them) of the feed day ``trading_date`` (days since 1970-01-01); append what they produce to
+        ``out``. What :meth:`apply` does, without per-batch objects. With ``count`` >= 0 the events are ``start .. start + count - 1`` of the views (a
         bundle's run, read in place). ``breaks``: the events may hold broken trades (B), to be
         listed in ``out.breaks`` when applied."""
         if count < 0:
             count = len(views.kind)
         if count == 0:
             return
-        if session in self.retired_sessions:
-            out.duplicates_skipped += count  # a late batch of an earlier producer session
-            return
-        if session != self.session:
-            self._start_session(session)
+        if trading_date != self.trading_date:
+            self._start_day(trading_date)
         engine = self.engine
         book = engine.book
         unknown_before = book.unknown_refs
@@ -450,13 +444,33 @@ class BookStage:
                     )
                 )
 
-    def _start_session(self, session: str) -> None:
-        """A new producer session continues this book, numbered after everything applied so far."""
-        if self.session is not None:
-            self.seq_base = self.last_book_seq + 1
-            self.retired_sessions = [*self.retired_sessions, self.session][-RETIRED_SESSIONS_KEPT:]
-        self.session = session
+    def _start_day(self, trading_date: int) -> None:
+        """The book of the feed day ``trading_date``: empty, numbered from the day's first event --
+        except after a restore of the session-numbered layout (no day known), whose book goes on."""
+        restored_without_day = self.trading_date is None and self.last_seq >= 0
+        self.trading_date = trading_date
+        self.wire = self._wire_of(trading_date)
+        if restored_without_day:
+            shown = self.engine.shown_depth()
+            self.engine = engine_from_snapshot(self.book.to_snapshot(), self.wire)
+            self.engine.set_shown_depth(shown)
+            return
+        self.engine = new_engine(self.symbol, self.venue, self.wire)
+        self.seq_base = 0
         self.last_seq = -1
+        self.messages = self.batches = self.max_ts_event = self.stream_ms = 0
+        self.top = _EMPTY_TOP
+        self.cadence_bucket = -1
+        self.structural = ""
+        self._depth_known = False
+
+    def _wire_of(self, trading_date: int) -> BookWire:
+        """How the book's rows (keyed by day) and Redis commands are keyed."""
+        config = self.config
+        return BookWire(
+            row_key(self.venue, trading_date, self.symbol),
+            book_keys(self.venue, self.symbol, config.redis_prefix, config.stream_maxlen),
+        )
 
     # ------------------------------------------------------------------ outputs of a batch
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import date
 
 from itchflow.avro import InvalidRecord
 from itchflow.avro.bundle import ItchBundle, decode_raw
@@ -80,11 +81,11 @@ def output_key(bundle: ItchBundle) -> bytes:
 
 SequenceStates = dict[tuple[str, str], tuple[str, int, int]]
 """Sequence tracking per (venue, symbol) of one Flink key, as plain tuples
-``(session, last batch sequence, next message seq)`` (cheap to pickle; see :class:`SequenceState`)."""
+``(trading date, last batch sequence, next message seq)`` (cheap to pickle; see :class:`SequenceState`)."""
 
 
 def state_to_tuple(states: SequenceStates) -> tuple | None:
-    """Versioned, plain state for Flink: ``(2, {(venue, symbol): (session, last batch, next seq)})``."""
+    """Versioned, plain state for Flink: ``(2, {(venue, symbol): (trading date ISO, last batch, next seq)})``."""
     if not states:
         return None
     return (STATE_VERSION, states)
@@ -103,6 +104,15 @@ def state_from_tuple(value: tuple | None, bundle: ItchBundle | None = None) -> S
             f"normalize state version {version} is not one this job understands ({STATE_VERSION})"
         )
     return value[1]
+
+
+def _is_day(text: str) -> bool:
+    """Whether a state's ``session`` is a trading date (ISO), as this release writes it."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def normalize_record(
@@ -131,10 +141,13 @@ def normalize_record(
         states = dict(state_from_tuple(state, raw))  # a copy: the caller's state stays as it was
         changed: SequenceStates = {}
         checks = []
-        venue, session = raw.venue, raw.session
+        # numbering is per feed day, whatever the producer called its session (replays idempotent)
+        venue, session = raw.venue, raw.trading_date.isoformat()
         for segment in raw.segments:
             key = (venue, segment.symbol)
             entry = states.get(key)
+            if entry is not None and entry[0] != session and not _is_day(entry[0]):
+                entry = (session, entry[1], entry[2])  # named by a session (earlier releases): this day
             check, new_state = check_sequence(
                 None if entry is None else SequenceState(*entry),
                 session=session,

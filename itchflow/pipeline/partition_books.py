@@ -119,7 +119,8 @@ class PartitionBooks:
         market_wide = 0
         end_of_messages = False
         stages, config, dirty = self.stages, self.config, self.dirty
-        venue, session = bundle.venue, bundle.session
+        venue = bundle.venue
+        day = bundle.trading_date.toordinal() - _EPOCH_ORDINAL
         views = bundle.columns.views()  # each run read in place: no slices per run
         # broken trades are rare: look for one in C, then per run only if there is one
         breaks = bytes(views.kind).find(BROKEN_TRADE_BYTE) >= 0
@@ -135,8 +136,8 @@ class PartitionBooks:
             key = book_key(venue, symbol)
             stage = stages.get(key)
             if stage is None:
-                stage = stages[key] = BookStage(venue=venue, symbol=symbol, config=config)
-            stage.apply_columns(session, views, details, out, run.start, run.count, breaks)
+                stage = stages[key] = BookStage(venue=venue, symbol=symbol, config=config, trading_date=day)
+            stage.apply_columns(day, views, details, out, run.start, run.count, breaks)
             dirty.add(key)
         self.log_records += 1
         self.log_bytes += size
@@ -156,7 +157,7 @@ class PartitionBooks:
             bundle.ts_produced,
             out.prints,
             out.breaks,
-            bundle.trading_date.toordinal() - _EPOCH_ORDINAL,
+            day,
             end_of_messages,
         )
 

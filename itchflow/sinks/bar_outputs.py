@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from itchflow.analytics.bar_stage import BarRevision
-from itchflow.sinks.rowbinary import encode_string
+from itchflow.sinks.book_tables import row_key
 
 BARS = "bars"
 BAR_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -62,13 +62,6 @@ def interval_name(interval_s: int) -> str:
     return INTERVAL_NAMES.get(interval_s) or f"{interval_s}s"
 
 
-@lru_cache(maxsize=65_536)
-def _row_key(venue: str, trading_date: int, symbol: str) -> bytes:
-    """The leading columns of a row (venue, trading_date, symbol), encoded once per symbol and day."""
-    return encode_string(venue) + _DATE.pack(trading_date) + encode_string(symbol)
-
-
-_DATE = struct.Struct("<H")
 # interval_s .. volume, notional as two 64-bit halves (Int128, little endian), vwap .. is_deleted
 _ROW_TAIL = struct.Struct("<IqqqqqQQqdIIB")
 
@@ -81,7 +74,7 @@ def bar_rows(revisions: Iterable[BarRevision]) -> bytes:
         b = r.bar
         vwap = b.notional / b.volume if b.volume else 0.0
         notional = b.notional
-        parts.append(_row_key(r.venue, r.trading_date, b.symbol))
+        parts.append(row_key(r.venue, r.trading_date, b.symbol))
         parts.append(
             pack(b.interval_s, b.window_start_ns, b.open, b.high, b.low, b.close, b.volume,
                  notional & 0xFFFF_FFFF_FFFF_FFFF, notional >> 64, vwap, b.trades, r.revision, r.deleted)

@@ -2,8 +2,8 @@
 
 :data:`TABLE_COLUMNS` is the one Python definition of the tables of
 ``schemas/clickhouse/001_book.sql`` (``tests/unit/test_book_tables.py`` parses the DDL and checks
-that they agree). Every row starts with ``venue`` and ``symbol``, encoded once per book
-(:func:`row_key`) and prepended to each row; the fixed-width columns after them are packed with
+that they agree). Every row starts with ``venue``, ``trading_date`` and ``symbol``, encoded once per
+book and day (:func:`row_key`) and prepended to each row; the fixed-width columns after them are packed with
 one ``struct`` per run of columns (the generic :class:`~itchflow.sinks.rowbinary.RowBinaryEncoder`
 makes one call per value). The C book writes ``top_of_book`` and ``depth_snapshots`` rows itself,
 byte for byte as these functions do.
@@ -24,7 +24,8 @@ DEPTH_SNAPSHOTS = "depth_snapshots"
 TRADES = "trades"
 BOOK_STATUS = "book_status"
 
-_KEY = (("venue", "LowCardinality(String)"), ("symbol", "LowCardinality(String)"))
+_KEY = (("venue", "LowCardinality(String)"), ("trading_date", "Date"), ("symbol", "LowCardinality(String)"))
+_FIRST = len(_KEY)  # index of the first column after the book's key
 _DATETIME = "DateTime64(9, 'UTC')"
 
 #: Column names and types of each table, in the order of ``schemas/clickhouse/001_book.sql``.
@@ -81,14 +82,16 @@ def _packer(table: str, first: int, stop: int) -> Callable[..., bytes]:
     return fixed_width_struct([column_type for _, column_type in TABLE_COLUMNS[table][first:stop]]).pack
 
 
-_TOB_PACK = _packer(TOP_OF_BOOK, 2, 10)  # seq .. ask_orders
-_TRADE_TIME_PACK = _packer(TRADES, 2, 4)  # seq, ts_event
-_TRADE_PRICE_PACK = _packer(TRADES, 5, 8)  # match_number, price, shares
-_TRADE_FLAG_PACK = _packer(TRADES, 9, 10)  # printable
-_STATUS_PACK = _packer(BOOK_STATUS, 2, 8)  # seq .. overfills
-_DEPTH_SEQ_PACK = _packer(DEPTH_SNAPSHOTS, 2, 3)
-_DEPTH_TIME_PACK = _packer(DEPTH_SNAPSHOTS, 4, 5)
-_DEPTH_ARRAY_WRITERS = tuple(writer_for(column_type) for _, column_type in TABLE_COLUMNS[DEPTH_SNAPSHOTS][5:])
+_TOB_PACK = _packer(TOP_OF_BOOK, _FIRST, _FIRST + 8)  # seq .. ask_orders
+_TRADE_TIME_PACK = _packer(TRADES, _FIRST, _FIRST + 2)  # seq, ts_event
+_TRADE_PRICE_PACK = _packer(TRADES, _FIRST + 3, _FIRST + 6)  # match_number, price, shares
+_TRADE_FLAG_PACK = _packer(TRADES, _FIRST + 7, _FIRST + 8)  # printable
+_STATUS_PACK = _packer(BOOK_STATUS, _FIRST, _FIRST + 6)  # seq .. overfills
+_DEPTH_SEQ_PACK = _packer(DEPTH_SNAPSHOTS, _FIRST, _FIRST + 1)
+_DEPTH_TIME_PACK = _packer(DEPTH_SNAPSHOTS, _FIRST + 2, _FIRST + 3)
+_DEPTH_ARRAY_WRITERS = tuple(
+    writer_for(column_type) for _, column_type in TABLE_COLUMNS[DEPTH_SNAPSHOTS][_FIRST + 3 :]
+)
 SHORT_STRINGS = {
     text: encode_string(text) for text in ("", BUY, SELL, "E", "C", "P", "Q", "change", "cadence")
 }
@@ -96,9 +99,13 @@ SHORT_STRINGS = {
 
 
 @lru_cache(maxsize=16_384)
-def row_key(venue: str, symbol: str) -> bytes:
-    """``venue`` and ``symbol`` RowBinary-encoded: the first two columns of every row of a book."""
-    return encode_string(venue) + encode_string(symbol)
+def row_key(venue: str, trading_date: int, symbol: str) -> bytes:
+    """``venue``, ``trading_date`` (days since 1970-01-01) and ``symbol`` RowBinary-encoded: the
+    first columns of every row of a book's day."""
+    return encode_string(venue) + _DATE.pack(trading_date) + encode_string(symbol)
+
+
+_DATE = struct.Struct("<H")
 
 
 def top_of_book_rows(key: bytes, rows: Sequence[tuple[int, ...]]) -> bytes:
@@ -196,7 +203,7 @@ def _depth_arrays(bids: int, asks: int) -> Callable[..., bytes]:
             return bytes(out)
 
         return general
-    codes = [column_type for _, column_type in TABLE_COLUMNS[DEPTH_SNAPSHOTS][5:]]
+    codes = [column_type for _, column_type in TABLE_COLUMNS[DEPTH_SNAPSHOTS][_FIRST + 3 :]]
     fixed = [fixed_width_struct([code.removeprefix("Array(").removesuffix(")")]).format[1:] for code in codes]
     layout = "".join(
         f"B{count}{code}" for count, code in zip((bids, bids, bids, asks, asks, asks), fixed, strict=True)

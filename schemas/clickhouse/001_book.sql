@@ -1,13 +1,16 @@
 -- Order-book outputs. Every table is a ReplacingMergeTree ordered by a deterministic key
--- (venue, symbol, seq[, ...]), so rows re-inserted by a replay after a Flink restore collapse into
--- one: read with FINAL (or GROUP BY the key) for exact results while merges are pending. seq is the
--- book sequence: the feed's per-symbol message sequence in the first producer session, continued
--- after it by later sessions (see itchflow/pipeline/book_stage.py). Prices are integer ticks of 10^-4 dollars (ITCH Price(4));
--- ts_event is the event time (UTC, nanoseconds).
+-- (venue, trading_date, symbol, seq[, ...]), so rows written again -- by a replay after a Flink
+-- restore, or by the same feed day replayed again under any session name -- collapse into one:
+-- read with FINAL (or GROUP BY the key) for exact results while merges are pending. seq is the
+-- book sequence: the symbol's message sequence in its feed day (see itchflow/pipeline/book_stage.py);
+-- another trading date is separate data with its own books. Prices are integer ticks of 10^-4
+-- dollars (ITCH Price(4)); ts_event is the event time (UTC, nanoseconds). Tables of an earlier
+-- layout are renamed aside when the DDL runs (itchflow/sinks/ddl.py).
 
 CREATE TABLE IF NOT EXISTS top_of_book
 (
     venue      LowCardinality(String),
+    trading_date Date,
     symbol     LowCardinality(String),
     seq        UInt64 COMMENT 'per-symbol sequence of the event that changed the best bid/offer',
     ts_event   DateTime64(9, 'UTC'),
@@ -19,11 +22,12 @@ CREATE TABLE IF NOT EXISTS top_of_book
     ask_orders UInt32
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (venue, symbol, seq);
+ORDER BY (venue, trading_date, symbol, seq);
 
 CREATE TABLE IF NOT EXISTS depth_snapshots
 (
     venue       LowCardinality(String),
+    trading_date Date,
     symbol      LowCardinality(String),
     seq         UInt64 COMMENT 'sequence of the last event applied before the snapshot',
     reason      LowCardinality(String) COMMENT 'change (end of a batch that changed the top N levels), else cadence (first batch of a new event-time interval); at most one row per batch',
@@ -36,11 +40,12 @@ CREATE TABLE IF NOT EXISTS depth_snapshots
     ask_orders  Array(UInt32)
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (venue, symbol, seq, reason);
+ORDER BY (venue, trading_date, symbol, seq, reason);
 
 CREATE TABLE IF NOT EXISTS trades
 (
     venue        LowCardinality(String),
+    trading_date Date,
     symbol       LowCardinality(String),
     seq          UInt64,
     ts_event     DateTime64(9, 'UTC'),
@@ -52,11 +57,12 @@ CREATE TABLE IF NOT EXISTS trades
     printable    UInt8
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (venue, symbol, seq);
+ORDER BY (venue, trading_date, symbol, seq);
 
 CREATE TABLE IF NOT EXISTS book_status
 (
     venue          LowCardinality(String),
+    trading_date   Date,
     symbol         LowCardinality(String),
     seq            UInt64 COMMENT 'sequence of the last event applied; the row with the highest seq is current',
     ts_event       DateTime64(9, 'UTC'),
@@ -67,4 +73,4 @@ CREATE TABLE IF NOT EXISTS book_status
     integrity      String COMMENT 'empty when the book is sound, else the problems found'
 )
 ENGINE = ReplacingMergeTree(seq)
-ORDER BY (venue, symbol);
+ORDER BY (venue, trading_date, symbol);

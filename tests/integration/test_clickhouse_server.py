@@ -564,3 +564,49 @@ def test_a_client_resetting_its_connection_is_one_log_line_not_a_traceback(endpo
     written = (stderr.read() or b"").decode()
     assert "Traceback" not in written and "Traceback" not in endpoint.log()[before:]
     assert http_request(endpoint.port, "GET", "/ping")[0] == 200  # and it serves on
+
+
+def test_the_project_ddl_renames_a_table_of_an_earlier_layout_aside_and_keeps_its_rows(
+    endpoint: Endpoint,
+) -> None:
+    from itchflow.sinks.ddl import apply_ddl, ddl_statements
+
+    database = table_name("ddl")
+    endpoint.client().command(f"CREATE DATABASE {database}")
+    client = endpoint.client(database=database)
+    # the trades table as the releases before trading dates created it
+    client.command(
+        "CREATE TABLE trades (venue LowCardinality(String), symbol LowCardinality(String), seq UInt64, "
+        "ts_event DateTime64(9, 'UTC'), source LowCardinality(String), match_number UInt64, price Int64, "
+        "shares UInt64, side LowCardinality(String), printable UInt8) ENGINE = ReplacingMergeTree "
+        "ORDER BY (venue, symbol, seq)"
+    )
+    client.command("INSERT INTO trades VALUES ('XNAS', 'AAPL', 7, 0, 'E', 1, 1000000, 100, 'B', 1)")
+    said: list[str] = []
+
+    assert apply_ddl(client, log=said.append) == len(ddl_statements())
+
+    assert len(said) == 1 and "renamed to trades_superseded_1" in said[0]
+    assert client.query("SELECT venue, symbol, seq FROM trades_superseded_1").result_rows == [
+        ("XNAS", "AAPL", 7)
+    ]
+    columns = [
+        row[0]
+        for row in client.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'trades' ORDER BY position"
+        ).result_rows
+    ]
+    assert columns[:4] == ["venue", "trading_date", "symbol", "seq"]
+    assert client.query("SELECT count() FROM trades").result_rows == [(0,)]
+    # run again: the tables are the DDL's now, nothing is renamed
+    apply_ddl(client, log=said.append)
+    assert len(said) == 1
+    tables = {row[0] for row in client.query("SHOW TABLES").result_rows}
+    assert {
+        "trades",
+        "trades_superseded_1",
+        "top_of_book",
+        "depth_snapshots",
+        "book_status",
+        "bars",
+    } == tables

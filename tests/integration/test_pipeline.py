@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 import urllib.parse
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,7 +39,7 @@ from itchflow.errors import UserError
 from itchflow.flinkctl import cancel, list_jobs, rest_get, stop_with_savepoint, wait_until_tasks_running
 from itchflow.itch.framing import iter_messages
 from itchflow.normalize.clock import midnight_epoch_ns
-from itchflow.replay import ReplaySummary, make_producer, run_replay_file
+from itchflow.replay import ReplaySummary, make_producer, partition_for, run_replay_file
 from itchflow.stack import procs
 from itchflow.stack.manager import Stack
 
@@ -256,6 +256,7 @@ def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path:
     if suffix == "-SPLIT":
         time.sleep(3)
         assert streamed_bars(config, venue) == {}
+        assert_the_day_replayed_again_changes_nothing(config, path, venue, day)
         return
     expected: dict[tuple, tuple] = {}
     for name, seconds in INTERVALS.items():
@@ -296,6 +297,49 @@ def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path:
             break
         time.sleep(2)
     assert {int(mark["value"]) for mark in marks} == expected_marks
+    assert_the_day_replayed_again_changes_nothing(config, path, venue, day)
+
+
+def day_outputs(config: StackConfig, venue: str) -> dict[str, object]:
+    """Everything the pipeline wrote for ``venue``: each table's rows (FINAL) and each Redis key's
+    content (streams: length and last entry)."""
+    client = clickhouse_client(config)
+    outputs: dict[str, object] = {}
+    for table in ("trades", "top_of_book", "depth_snapshots", "book_status", "bars"):
+        outputs[table] = client.query(
+            f"SELECT * FROM {table} FINAL WHERE venue = {{v:String}} ORDER BY ALL", parameters={"v": venue}
+        ).result_rows
+    cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
+    for key in sorted(cache.scan_iter(match=f"{REDIS_PREFIX}:*:{venue}:*", count=1000)):
+        if cache.type(key) == "stream":
+            outputs[key] = (cache.xlen(key), cache.xrevrange(key, count=1))
+        else:
+            outputs[key] = cache.hgetall(key)
+    return outputs
+
+
+def assert_the_day_replayed_again_changes_nothing(
+    config: StackConfig, path: Path, venue: str, day: str
+) -> None:
+    """The same feed day replayed again -- under another session name, in other batches -- leaves
+    ClickHouse (FINAL) and Redis exactly as they were."""
+    before = day_outputs(config, venue)
+    assert before["trades"] and before["top_of_book"]
+    replay(config, path, venue, "renamed-session", trading_date=day, batch_size=333)
+    # a later feed of another venue, through every partition: once its books are applied, the
+    # records replayed before it in the same partitions have been processed
+    sentinel = path.with_name("sentinel.itch")
+    synth.write(sentinel, symbols=40, messages=4_000, seed=5)
+    next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    summary = replay(config, sentinel, venue + "-SENTINEL", "sentinel", trading_date=next_day)
+    assert {partition_for(symbol, config.partitions) for symbol in summary.last_seq_by_symbol()} == set(
+        range(config.partitions)
+    )
+    wait_until_applied(config, venue + "-SENTINEL", summary.last_seq_by_symbol(), timeout_s=180, show=False)
+    time.sleep(4)  # the sinks' linger (3 s) of anything the second replay might have written
+    after = day_outputs(config, venue)
+    changed = [key for key in before.keys() | after.keys() if before.get(key) != after.get(key)]
+    assert not changed, f"written again: {changed[:10]}"
 
 
 def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(pipeline) -> None:

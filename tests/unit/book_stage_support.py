@@ -42,12 +42,14 @@ def epoch(itch_ns: int) -> int:
     return MIDNIGHT_NS + itch_ns
 
 
-def batch_of(messages: Sequence[Any], *, first_seq: int = 0, session: str = SESSION) -> RunBatch:
-    """The normalized run of ITCH message objects of SYMBOL; seqs run from ``first_seq``."""
+def batch_of(
+    messages: Sequence[Any], *, first_seq: int = 0, session: str = SESSION, trading_date: date = TRADING_DATE
+) -> RunBatch:
+    """The normalized run of ITCH message objects of SYMBOL on ``trading_date``; seqs run from ``first_seq``."""
     result = normalize_messages(
         messages,
         venue=VENUE,
-        trading_date=TRADING_DATE,
+        trading_date=trading_date,
         symbol=SYMBOL,
         stock_locate=LOCATE,
         session=session,

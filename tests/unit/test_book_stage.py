@@ -48,6 +48,7 @@ MS = 1_000_000
 SECOND = 1_000_000_000
 PX_998, PX_999, PX_1000, PX_1001 = dollars("9.98"), dollars("9.99"), dollars("10.00"), dollars("10.01")
 PX_1005, PX_1010 = dollars("10.05"), dollars("10.10")
+DAY = 18_260  # 2019-12-30 (TRADING_DATE) in days since 1970-01-01: 2020-01-01 is 18,262
 TOB_KEY = f"itchflow:tob:{VENUE}:{SYMBOL}"
 DEPTH_KEY = f"itchflow:depth:{VENUE}:{SYMBOL}"
 STREAM_KEY = f"itchflow:tob-stream:{VENUE}:{SYMBOL}"
@@ -58,6 +59,7 @@ def tob(seq: int, ts: int, bid: tuple[int, int, int], ask: tuple[int, int, int])
     """An expected top_of_book row."""
     return {
         "venue": VENUE,
+        "trading_date": DAY,
         "symbol": SYMBOL,
         "seq": seq,
         "ts_event": ts,
@@ -74,6 +76,7 @@ def trade_row(seq: int, source: str, match: int, price: int, shares: int, side: 
     """An expected trades row at T0."""
     return {
         "venue": VENUE,
+        "trading_date": DAY,
         "symbol": SYMBOL,
         "seq": seq,
         "ts_event": epoch(T0),
@@ -111,6 +114,7 @@ def test_first_add_emits_top_of_book_depth_status_and_redis() -> None:
     assert decoded.table("trades") == []
     depth = {
         "venue": VENUE,
+        "trading_date": DAY,
         "symbol": SYMBOL,
         "seq": 0,
         "ts_event": ts,
@@ -126,6 +130,7 @@ def test_first_add_emits_top_of_book_depth_status_and_redis() -> None:
     assert decoded.table("book_status") == [
         {
             "venue": VENUE,
+            "trading_date": DAY,
             "symbol": SYMBOL,
             "seq": 0,
             "ts_event": ts,
@@ -433,7 +438,9 @@ class ProblemBook(OrderBook):
 
 
 def test_full_integrity_check_runs_every_n_batches_and_its_findings_persist_between() -> None:
-    stage = new_stage(BookStageConfig(integrity_check_every=3))
+    stage = BookStage(
+        venue=VENUE, symbol=SYMBOL, config=BookStageConfig(integrity_check_every=3), trading_date=DAY
+    )
     stage.engine = PythonEngine(ProblemBook(symbol=SYMBOL, venue=VENUE), stage.wire)
     ProblemBook.checks = 0
     checks, codes = [], []
@@ -478,28 +485,36 @@ def test_a_partially_overlapping_batch_applies_only_its_new_events() -> None:
     assert pickle.loads(overlapping.snapshot()) == pickle.loads(reference.snapshot())
 
 
-def test_a_new_producer_session_continues_the_book_with_increasing_sequences() -> None:
+def test_the_same_day_replayed_under_another_session_name_and_batching_is_a_duplicate() -> None:
     stage = new_stage()
-    stage.apply(batch_of(THREE_EVENTS, session="first"))  # seqs 0..2
-    decoded = decode(stage.apply(batch_of([add_order(9, "B", PX_1001, 5), delete(1)], session="second")))
-
-    assert tops(decoded) == [(3, (PX_1001, 5, 1), (PX_1005, 100, 1))]  # delete(1) was below the new best bid
-    assert decoded.table("book_status")[0]["seq"] == 4
-    assert decoded.table("book_status")[0]["messages"] == 5
-    assert stage.book.order(2) is not None  # the first session's orders are still there
-    assert [command[5] for command in decoded.xadds()] == [f"{epoch(T0) // MS}-3"]
-
-
-def test_a_late_batch_of_an_earlier_session_is_skipped() -> None:
-    stage = new_stage()
-    stage.apply(batch_of(THREE_EVENTS[:2], session="first"))
-    stage.apply(batch_of([add_order(9, "B", PX_999, 5)], session="second"))
+    stage.apply(batch_of(THREE_EVENTS[:2], session="first.itch@2019-12-30"))
     state = stage.snapshot()
 
-    output = stage.apply(batch_of([THREE_EVENTS[2]], first_seq=2, session="first"))
-
-    assert (output.events_applied, output.duplicates_skipped, output.clickhouse) == (0, 1, ())
+    again = stage.apply(batch_of(THREE_EVENTS[:2], session="renamed.itch"))
+    assert (again.events_applied, again.duplicates_skipped, again.clickhouse, again.redis) == (0, 2, (), b"")
     assert stage.snapshot() == state
+    # a replay in other batches: only the event not applied yet is new, numbered as the feed numbers it
+    decoded = decode(stage.apply(batch_of(THREE_EVENTS, session="third")))
+    assert [row["seq"] for row in decoded.table("trades")] == [2]
+    assert decoded.table("book_status")[0]["messages"] == 3
+
+
+def test_another_trading_date_starts_that_days_book() -> None:
+    stage = new_stage()
+    first_day = stage.apply(batch_of(THREE_EVENTS))
+    next_day = date(2019, 12, 31)
+
+    decoded = decode(stage.apply(batch_of([add_order(9, "B", PX_999, 5)], trading_date=next_day)))
+
+    # the day's own book: yesterday's orders are gone, numbering starts at the day's first event
+    assert stage.book.order(2) is None and stage.book.order(9) is not None
+    assert stage.trading_date == DAY + 1
+    (status,) = decoded.table("book_status")
+    assert (status["trading_date"], status["seq"], status["messages"], status["orders"]) == (DAY + 1, 0, 1, 1)
+    ts = epoch(T0) + 86_400 * 10**9
+    assert decoded.table("top_of_book") == [{**tob(0, ts, (PX_999, 5, 1), EMPTY), "trading_date": DAY + 1}]
+    # and the first day replayed after it is written exactly as the first time (idempotent keys)
+    assert stage.apply(batch_of(THREE_EVENTS)) == first_day
 
 
 def test_stream_ids_keep_increasing_when_event_time_goes_backwards() -> None:
@@ -533,7 +548,7 @@ def test_snapshot_is_versioned_plain_data_and_restores_exactly() -> None:
     state = stage.snapshot()
 
     saved = pickle.loads(state)
-    assert saved["version"] == 1
+    assert saved["version"] == 2 and saved["trading_date"] == DAY
     assert _plain(saved)
     restored = BookStage.restore(state, venue=VENUE, symbol=SYMBOL, config=CONFIG)
     assert pickle.loads(restored.snapshot()) == saved
@@ -542,8 +557,8 @@ def test_snapshot_is_versioned_plain_data_and_restores_exactly() -> None:
 
 
 def test_restore_refuses_another_version_another_symbol_and_pickled_objects() -> None:
-    state = pickle.loads(new_stage().snapshot()) | {"version": 2}
-    with pytest.raises(ValueError, match="version 2"):
+    state = pickle.loads(new_stage().snapshot()) | {"version": 3}
+    with pytest.raises(ValueError, match="version 3"):
         BookStage.restore(pickle.dumps(state), venue=VENUE, symbol=SYMBOL, config=CONFIG)
     with pytest.raises(ValueError, match="keying"):
         BookStage.restore(new_stage().snapshot(), venue=VENUE, symbol="OTHER", config=CONFIG)
@@ -556,7 +571,7 @@ def test_restore_refuses_another_version_another_symbol_and_pickled_objects() ->
 def test_empty_state_is_a_new_book() -> None:
     for state in (None, b""):
         stage = BookStage.restore(state, venue=VENUE, symbol=SYMBOL, config=CONFIG)
-        assert (stage.book.order_count, stage.last_book_seq, stage.session) == (0, -1, None)
+        assert (stage.book.order_count, stage.last_book_seq, stage.trading_date) == (0, -1, None)
 
 
 def test_a_batch_of_another_symbol_is_refused() -> None:
@@ -573,7 +588,15 @@ def test_config_refuses_nonsense(settings: dict) -> None:
         BookStageConfig(**settings)
 
 
-def test_session_of_the_default_feed_is_recorded() -> None:
+def test_a_state_of_the_session_numbered_layout_restores_and_goes_on_in_the_next_batchs_day() -> None:
     stage = new_stage()
     stage.apply(batch_of(THREE_EVENTS))
-    assert stage.session == SESSION
+    saved = pickle.loads(stage.snapshot())
+    del saved["trading_date"]
+    version_1 = saved | {"version": 1, "session": SESSION, "retired_sessions": []}
+
+    restored = BookStage.restore(pickle.dumps(version_1), venue=VENUE, symbol=SYMBOL, config=CONFIG)
+    follow = batch_of([cancel(2, 30)], first_seq=3)
+
+    assert restored.apply(follow) == stage.apply(follow)
+    assert restored.book.order(1) is not None and restored.trading_date == DAY

@@ -111,7 +111,9 @@ def emitted(outputs: list[StageOutput]) -> Expected:
     got = Expected()
     for output in outputs:
         decoded = decode(output)
-        got.tops += [tuple(row.values())[2:] for row in decoded.table("top_of_book")]
+        got.tops += [
+            tuple(row.values())[3:] for row in decoded.table("top_of_book")
+        ]  # after the book and day
         got.trades += [
             (row["seq"], row["source"], row["price"], row["shares"], row["side"], row["printable"])
             for row in decoded.table("trades")

@@ -28,10 +28,11 @@ def test_depth_rows_of_any_length_read_back_with_an_independent_reader(bids: int
         [2 + i % 5 for i in range(asks)],
     ]
     (row,) = read_rows(
-        "depth_snapshots", depth_row(row_key("XNAS", "AAPL"), 42, "change", 123_456_789, depth)
+        "depth_snapshots", depth_row(row_key("XNAS", 20_454, "AAPL"), 42, "change", 123_456_789, depth)
     )
     assert row == {
         "venue": "XNAS",
+        "trading_date": 20_454,  # 2026-01-01
         "symbol": "AAPL",
         "seq": 42,
         "reason": "change",

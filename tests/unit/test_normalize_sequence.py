@@ -88,6 +88,19 @@ def run(arrivals: list[Arrival]) -> list[SequenceCheck]:
             id="first-batch-seen-is-not-the-first-sent",
         ),
         pytest.param(
+            # the same day replayed again in batches of 20 after batches of 10 (25 messages seen)
+            [
+                Arrival("d", 1, 0),
+                Arrival("d", 2, 10),
+                Arrival("d", 3, 20, count=5),
+                Arrival("d", 1, 0, count=20),
+                Arrival("d", 2, 20, count=20),
+                Arrival("d", 3, 40, count=20),
+            ],
+            [SequenceCheck(OK)] * 3 + [SequenceCheck(DUPLICATE), SequenceCheck(OK), SequenceCheck(OK)],
+            id="a-day-replayed-in-other-batches-is-judged-by-its-messages",
+        ),
+        pytest.param(
             [Arrival("s", 1, 0, count=10), Arrival("s", 2, 15)],
             [SequenceCheck(OK), SequenceCheck(GAP, gap_batches=0, gap_messages=5)],
             id="messages-missing-inside-consecutive-batches",
@@ -109,3 +122,11 @@ def test_a_duplicate_returns_the_state_unchanged() -> None:
 def test_the_state_remembers_where_the_next_batch_starts() -> None:
     _, state = check_sequence(None, session="s", batch_sequence=1, first_message_seq=0, message_count=512)
     assert state == SequenceState("s", 1, 512)
+
+
+def test_an_overlapping_batch_moves_the_state_to_its_end_and_never_back() -> None:
+    state = SequenceState("d", 5, 50)
+    check, after = check_sequence(
+        state, session="d", batch_sequence=2, first_message_seq=40, message_count=20
+    )
+    assert check.status is OK and after == SequenceState("d", 5, 60)

@@ -47,7 +47,7 @@ def test_a_per_symbol_batch_becomes_a_one_run_bundle_keyed_by_venue_and_symbol()
     bundle = decode_normalized(outcome.normalized)
     assert [(run.symbol, run.start, run.count) for run in bundle.runs] == [("MEAT", 0, 2)]
     assert (outcome.messages_in, outcome.events_out) == (2, 2)
-    assert state_from_tuple(outcome.state)[("XNAS", "MEAT")] == ("s1", 1, 2)
+    assert state_from_tuple(outcome.state)[("XNAS", "MEAT")] == ("2019-12-30", 1, 2)
 
 
 def test_a_replayed_batch_is_a_duplicate_and_emits_nothing() -> None:
@@ -278,8 +278,8 @@ def test_a_record_logs_only_the_entries_it_changed() -> None:
     )
     cache.save("k", store, second)
     assert list(store.log()) == [
-        {("XNAS", "AAA"): ("s1", 1, 1), ("XNAS", "BBB"): ("s1", 1, 1)},
-        {("XNAS", "CCC"): ("s1", 1, 1)},
+        {("XNAS", "AAA"): ("2019-12-30", 1, 1), ("XNAS", "BBB"): ("2019-12-30", 1, 1)},
+        {("XNAS", "CCC"): ("2019-12-30", 1, 1)},
     ]
     assert store.value() is None  # no compaction yet: nothing but the log was written
     # a record that changes nothing (all duplicates) writes nothing
@@ -300,8 +300,9 @@ def test_state_of_the_earlier_layout_loads_and_is_rewritten_as_a_snapshot() -> N
         bundle_record(segment("AAA", 1, 1, 0, [1])), BUNDLE_SOURCE, cache.state("k", store)
     )
     assert again.duplicate
-    # a version-1 state (one symbol's tuple, from when the job was keyed by symbol): the next change
-    # rewrites the snapshot in the current form instead of logging on top of it
+    # a version-1 state (one symbol's tuple, from when the job was keyed by symbol, named by the
+    # producer's session): it goes on in the record's day, and the next change rewrites the snapshot
+    # in the current form instead of logging on top of it
     old = SequenceCache()
     store = MemoryKeyedState((1, "s1", 1, 1))
     outcome = normalize_record(
@@ -309,7 +310,9 @@ def test_state_of_the_earlier_layout_loads_and_is_rewritten_as_a_snapshot() -> N
     )
     assert outcome.gap_messages == 0 and outcome.normalized is not None
     old.save("k", store, outcome)
-    assert list(store.log()) == [] and state_from_tuple(store.value()) == {("XNAS", "MEAT"): ("s1", 2, 3)}
+    assert list(store.log()) == [] and state_from_tuple(store.value()) == {
+        ("XNAS", "MEAT"): ("2019-12-30", 2, 3)
+    }
 
 
 def test_keys_evicted_from_the_cache_reload_their_own_state() -> None:
