@@ -4,6 +4,8 @@ bursts, liquidity and order-flow imbalance. Pure core: no pyflink import; the Fl
 
 * :mod:`itchflow.analytics.bars` -- prints, which of them count, and the bar accumulator
   (``create / add / merge / result``) with broken-trade revisions.
+* :mod:`itchflow.analytics.rolling` -- sliding VWAP and SMA / EMA of closes over bars, with revisions,
+  in event time.
 * :mod:`itchflow.analytics.tape` -- the prints and breaks of an ITCH file (the offline path).
 * :mod:`itchflow.analytics.cli` -- ``itchflow bars FILE``, the offline reference of the bars.
 """
