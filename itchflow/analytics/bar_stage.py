@@ -61,6 +61,7 @@ STATE_VERSION = 3
 """3: the archives' dates, remembered revisions and archive entry count besides the windows
 (version 2, without them, restores with every archive incomplete)."""
 
+
 @dataclass(frozen=True)
 class BarConfig:
     """What bars the stage keeps."""
