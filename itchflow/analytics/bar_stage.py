@@ -330,7 +330,7 @@ class BarStage:
         row = archive.append(p, counted)
         ops = self._archive_ops
         last = ops[-1] if ops else None
-        if last is not None and last[0] == "p" and last[1] == venue and last[2] == symbol:
+        if last is not None and last[0] == "p" and last[1:4] == [venue, symbol, trading_date]:
             last[4] += row
         else:
             ops.append(["p", venue, symbol, trading_date, bytearray(row)])

@@ -203,10 +203,58 @@ def test_a_state_without_its_archive_entries_revises_nothing_it_cannot_fold() ->
     assert restored.archive_rewrite
 
 
-def in_order_feed(rng: random.Random, lateness_ms: int, days: int = 1) -> list[tuple]:
+def test_earlier_days_rows_leave_the_archive_state_once_they_outnumber_the_live_ones() -> None:
+    config = BarConfig(intervals_s=(1,))
+    stage = EagerRewrite(config)
+    kept = KeptState(stage)
+    for match in (1, 2, 3):
+        stage.add_print("X", "A", DAY, p(T0 + match * S, match, match, 100), complete_before=0)
+    stage.add_print("X", "B", DAY, p(T0 + 1 * S, 4, 4, 100), complete_before=0)
+    kept.after(stage, ("f", 0))
+    stage.fire(complete_before_ns((T0 + NEXT_DAY_S * S) // MS))
+    kept.after(stage, ("f", 0))
+    # no end of the feed: A's first print of the next day makes yesterday's three rows dead, B's one
+    # row still counts (a live feed that never sent System Event C)
+    stage.add_print("X", "A", DAY + 1, p(T0 + (NEXT_DAY_S + 1) * S, 5, 5, 100), complete_before=0)
+    assert stage.archive_rewrite
+    kept.after(stage, ("f", 0))
+    assert kept.rewrites == 1 and kept.log == []
+    assert sorted((op[2], op[3], len(op[4]) // 41) for entry in kept.archive for op in entry) == [
+        ("A", DAY + 1, 1),
+        ("B", DAY, 1),
+    ]
+    restored = kept.restore(config, EagerRewrite)
+    restored.break_trade("X", "B", 4, T0 + (NEXT_DAY_S + 2) * S)  # B's day goes on
+    assert summary(restored.fire(complete_before_ns((T0 + NEXT_DAY_S * S) // MS))) == [
+        ("B", 1, 1, 1, True, 0, 0, 0, 0)
+    ]
+
+
+def test_an_archive_entry_keeps_each_days_prints_apart() -> None:
+    config = BarConfig(intervals_s=(1,))
+    stage = BarStage(config)
+    kept = KeptState(stage)
+    stage.add_print("X", "A", DAY, p(T0 + 1 * S, 1, 1, 100), complete_before=0)
+    stage.add_print("X", "A", DAY + 1, p(T0 + (NEXT_DAY_S + 1) * S, 2, 2, 100), complete_before=0)
+    kept.after(stage, ("f", 0), compact=True)
+    restored = kept.restore(config)
+    assert [(a.trading_date, a.rows()) for a in restored.archives.values()] == [
+        (a.trading_date, a.rows()) for a in stage.archives.values()
+    ]
+    assert len(restored.archives[("X", "A")]) == 1
+
+
+class EagerRewrite(BarStage):
+    """Writes its archive entries anew as soon as an earlier day's rows are dead."""
+
+    REWRITE_MIN_DEAD_ROWS = 0
+
+
+def in_order_feed(rng: random.Random, lateness_ms: int, days: int = 1, ends: bool = True) -> list[tuple]:
     """Steps of an in-order feed of three symbols (records of prints and breaks, timers), watermarks
     trailing by a bound; breaks of any earlier print of the day, however old (or of a match number
-    that never printed, or broken already); the end of each day's feed."""
+    that never printed, or broken already); the end of each day's feed (with ``ends``; without, only
+    the last day's)."""
     steps: list[tuple] = []
     match = 0
     for day in range(days):
@@ -230,7 +278,8 @@ def in_order_feed(rng: random.Random, lateness_ms: int, days: int = 1) -> list[t
                 symbol, victim = rng.choice(printed) if rng.random() < 0.9 else ("A", 10_000_000 + seq)
                 breaks.append(("X", symbol, victim, ts))
             steps.append(("r", complete, prints, breaks, False))
-        steps.append(("r", complete_before_ns(ts // MS - bound_ms - 1), [], [], True))
+        if ends or day == days - 1:
+            steps.append(("r", complete_before_ns(ts // MS - bound_ms - 1), [], [], True))
     return steps
 
 
@@ -285,12 +334,6 @@ def test_arbitrarily_late_breaks_end_with_the_offline_bars(seed: int, lateness_m
     assert final_bars(emitted) == expected_bars(steps, intervals)
 
 
-class EagerRewrite(BarStage):
-    """Writes its archive entries anew as soon as an earlier day's rows are dead."""
-
-    REWRITE_MIN_DEAD_ROWS = 0
-
-
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32), compact_every=st.sampled_from([1, 5, 64]))
 def test_a_snapshot_the_archive_entries_and_the_log_restore_the_stage_exactly(
@@ -301,7 +344,7 @@ def test_a_snapshot_the_archive_entries_and_the_log_restore_the_stage_exactly(
     one emits, is late where it is late, and appends the same archive entry."""
     rng = random.Random(seed)
     config = BarConfig(intervals_s=(1, 60, 300), allowed_lateness_ms=rng.choice([0, 2_000]))
-    steps = in_order_feed(rng, config.allowed_lateness_ms, days=2)
+    steps = in_order_feed(rng, config.allowed_lateness_ms, days=2, ends=rng.random() < 0.5)
     if rng.random() < 0.5:  # an end of replay before the second day is over: that day's prints after it
         steps.insert(rng.randrange(len(steps)), ("c",))
     live = EagerRewrite(config)
@@ -321,4 +364,4 @@ def test_a_snapshot_the_archive_entries_and_the_log_restore_the_stage_exactly(
             apply(live, step)
             kept.after(live, step, compact=(number + 1) % compact_every == 0)
         live.late.clear()
-    assert kept.rewrites >= 1  # the end of each day's feed
+    assert kept.rewrites >= 1  # the end of the feed at least
