@@ -203,7 +203,11 @@ class BarStep:
 
     State: a snapshot of the stage (``bars``) and the steps taken since (``bars-log``: each record's
     prints and breaks with the watermark it saw, each timer, each end of replay), written as a new
-    snapshot every ``compact_every`` steps -- a record costs its own prints, not the whole stage."""
+    snapshot every ``compact_every`` steps -- a record costs its own prints, not the whole stage.
+    The trading day's archive of prints, which lets a broken trade revise a bar long closed, is its
+    own list (``bars-archive``): each step appends its new prints (packed rows) and breaks; it is
+    written anew, with a snapshot, only when the stage asks (the end of the feed empties it, earlier
+    days' rows outgrow the live ones), so a snapshot never rewrites a day of prints."""
 
     def __init__(
         self,
@@ -219,6 +223,7 @@ class BarStep:
         self.compact_every = compact_every
         self.snapshot = runtime_context.get_state(ValueStateDescriptor("bars", _STATE_TYPE))
         self.log = runtime_context.get_list_state(ListStateDescriptor("bars-log", _STATE_TYPE))
+        self.archive = runtime_context.get_list_state(ListStateDescriptor("bars-archive", _STATE_TYPE))
         #: per key: the live stage and how many steps its log holds
         self.stages: dict[object, list] = {}
         self.timers: dict[object, int] = {}
@@ -231,7 +236,7 @@ class BarStep:
     def _stage(self, key: object) -> list:
         entry = self.stages.get(key)
         if entry is None:
-            stage = BarStage.restore(self.snapshot.value(), self.config)
+            stage = BarStage.restore(self.snapshot.value(), self.config, self.archive.get() or ())
             logged = 0
             for step in self.log.get() or ():
                 stage.replay(step)
@@ -292,7 +297,18 @@ class BarStep:
 
     def _emit(self, key: object, entry: list, step: tuple, revisions: list[BarRevision], ctx) -> Iterator:
         stage = entry[0]
-        if entry[1] + 1 >= self.compact_every:
+        rewrite = stage.archive_rewrite
+        if rewrite:
+            archive = stage.rewrite_archive()
+            if archive:
+                self.archive.update(archive)
+            else:
+                self.archive.clear()
+        else:
+            archived = stage.take_archive()
+            if archived is not None:
+                self.archive.add(archived)
+        if rewrite or entry[1] + 1 >= self.compact_every:  # the snapshot names the entries it has seen
             self.snapshot.update(stage.snapshot())
             self.log.clear()
             entry[1] = 0

@@ -23,7 +23,8 @@ Common rules (:class:`SlidingVwap` and :class:`MovingAverages`)
   ``[start, start + size)`` can still change while ``start + size + allowed_lateness_ns`` is greater
   than the ``complete_before_ns`` of the last :meth:`advance`. After that, :meth:`add` and
   :meth:`remove` for it are ignored and counted in ``dropped_revisions``. If it gets the same
-  lateness, the bar stage never revises a bar that the core has already let go of.
+  lateness, the bar stage revises a bar that the core has already let go of only for a broken trade
+  (breaks revise bars for the whole trading day): such revisions are the ones counted there.
 * **Revisions.** Each output has a key, and idempotent sinks keep the latest revision of each key.
   The first emission of a key is ``revision`` 0 and each later one is revision + 1. A key is
   emitted again only when its values changed. A key whose inputs a removal took away is emitted

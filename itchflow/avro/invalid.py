@@ -50,7 +50,8 @@ class InvalidReason(StrEnum):
     SYMBOL_MISMATCH = "symbol_mismatch"
     """The batch's symbol disagrees with the stock directory for its stock_locate."""
     LATE = "late"
-    """A print or broken trade that came after its bar's window and allowed lateness had passed."""
+    """A print that came after its bar's window and allowed lateness had passed, or a broken trade of
+    a print the market-data job does not keep (see :mod:`itchflow.analytics.bar_stage`)."""
 
 
 class InvalidRecord(ValueError):

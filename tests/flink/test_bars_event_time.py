@@ -10,6 +10,10 @@ partition 1's prints arrive as much as a trading day behind the watermark.
   partition 0's bars equal the reference;
 * no out-of-orderness, a day of allowed lateness: the late prints revise bars already emitted
   (revisions > 0), and the last revisions equal the reference.
+
+And the same feed in feed order with breaks added hours after their prints (no allowed lateness):
+each break revises every bar of its print, long after the bars closed, and the last revisions equal
+the reference; no break is late.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from connectors.kafka import KEYED_RECORD, event_time_watermarks
 from itchflow import synth
 from itchflow.analytics.bar_stage import BarConfig
 from itchflow.avro.deadletter import decode_dead_letter
-from itchflow.itch.framing import iter_messages
+from itchflow.itch.framing import iter_messages, write_messages
+from itchflow.itch.messages import BrokenTrade
+from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.replay import partition_for
 from jobs import market_data
 from tests.unit.bars_reference import read_prints
@@ -63,15 +69,22 @@ def reference(feed_file: Path) -> dict[tuple, dict]:
 
 
 def run(
-    feed_file: Path, venue: str, parallelism: int, out_of_orderness_ms: int, lateness_ms: int
+    feed_file: Path,
+    venue: str,
+    parallelism: int,
+    out_of_orderness_ms: int,
+    lateness_ms: int,
+    partition_by_partition: bool = True,
 ) -> tuple[Feed, list[dict], list]:
     env = mini_cluster_env(parallelism)  # first: the feed's keys are salted by the project's Java helper
     feed = raw_feed(feed_file, venue, partitions=2)
     collector = Collector()
-    by_partition = sorted(feed.records, key=lambda record: record_partition(record[1]))  # stable: order kept
+    records = feed.records
+    if partition_by_partition:
+        records = sorted(records, key=lambda record: record_partition(record[1]))  # stable: order kept
 
     def source(env):
-        stream = env.from_collection([tuple_row(r) for r in by_partition], type_info=KEYED_RECORD)
+        stream = env.from_collection([tuple_row(r) for r in records], type_info=KEYED_RECORD)
         return stream.assign_timestamps_and_watermarks(
             event_time_watermarks(out_of_orderness_ms, 0, per_record=True)
         )
@@ -82,6 +95,32 @@ def run(
     outputs = decode_outputs(collector.run(env))
     letters = [decode_dead_letter(value) for _, value in outputs.other.get("dead-letters", [])]
     return feed, outputs.rows.get("bars", []), letters
+
+
+@pytest.fixture(scope="module")
+def late_breaks(
+    feed_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[tuple[str, int]]]:
+    """The feed with breaks of the first two eligible prints of every symbol (around 09:30) added just
+    before its footer (around 16:00): the file, and the (symbol, match number) of each break."""
+    messages = [message for _, message in iter_messages(feed_file)]
+    assert [(m.message_type, m.event_code) for m in messages[-3:]] == [("S", "M"), ("S", "E"), ("S", "C")]
+    already = {m.match_number for m in messages if m.message_type == "B"}
+    symbols = {m.stock_locate: m.stock.rstrip() for m in messages if m.message_type == "R"}
+    picked: dict[int, list] = {}
+    for m in messages:
+        printed = m.message_type in "EP" or (m.message_type == "C" and m.printable == "Y")
+        if printed and m.match_number not in already and len(picked.setdefault(m.stock_locate, [])) < 2:
+            picked[m.stock_locate].append(m)
+    footer = len(messages) - 3
+    at = messages[footer - 1].timestamp
+    breaks = [
+        BrokenTrade(m.stock_locate, 0, at + number, m.match_number)
+        for number, m in enumerate(m for prints in picked.values() for m in prints)
+    ]
+    path = tmp_path_factory.mktemp("late-breaks") / "synth-late-breaks.itch"
+    write_messages(path, [*messages[:footer], *breaks, *messages[footer:]])
+    return path, [(symbols[b.stock_locate], b.match_number) for b in breaks]
 
 
 def record_partition(value: bytes) -> int:
@@ -142,3 +181,40 @@ def test_allowed_lateness_revises_bars_with_late_prints(feed_file, reference) ->
     assert [letter for letter in letters if letter.reason == "late"] == []
     assert max(row["revision"] for row in rows) > 0, "late prints revised bars already emitted"
     assert comparable(current_bars(rows, feed.venue)) == comparable(reference)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_breaks_hours_after_their_bars_closed_revise_them(late_breaks, parallelism) -> None:
+    path, breaks = late_breaks
+    reference = {
+        (bar["symbol"], seconds, bar["window_start_ns"]): bar
+        for name, seconds in INTERVALS.items()
+        for bar in bar_reference(path, name)
+    }
+    # an hour of out-of-orderness: the partitions' bundles interleave, no print is late; each bar of a
+    # broken print closed hours before its break came, and no lateness keeps it
+    feed, rows, letters = run(
+        path, f"BREAKS-P{parallelism}", parallelism, out_of_orderness_ms=3_600_000, lateness_ms=0,
+        partition_by_partition=False,
+    )  # fmt: skip
+    assert [letter.detail for letter in letters if letter.reason == "late"] == []
+    assert comparable(current_bars(rows, feed.venue)) == comparable(reference)
+    assert len(breaks) == 48, "two breaks per symbol"
+    # every bar of a broken print was emitted again after it closed: the break revised it
+    revisions: dict[tuple, int] = {}
+    for row in rows:
+        if row["venue"] == feed.venue:
+            key = (row["symbol"], row["interval_s"], row["window_start"])
+            revisions[key] = max(revisions.get(key, 0), row["revision"])
+    midnight_ns = midnight_epoch_ns(TRADING_DATE)
+    symbols = {m.stock_locate: m.stock.rstrip() for _, m in iter_messages(path) if m.message_type == "R"}
+    printed = {
+        (symbols[m.stock_locate], m.match_number): midnight_ns + m.timestamp
+        for _, m in iter_messages(path)
+        if m.message_type in "ECP"
+    }
+    for symbol, match in breaks:
+        ts_event = printed[(symbol, match)]
+        for seconds in INTERVALS.values():
+            start = ts_event - ts_event % (seconds * 1_000_000_000)
+            assert revisions.get((symbol, seconds, start), 0) > 0, (symbol, match, seconds)

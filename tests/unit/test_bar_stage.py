@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from itchflow.analytics.bar_stage import BarConfig, BarRevision, BarStage, complete_before_ns
 from itchflow.analytics.bars import Print, bars
+from tests.unit.bar_stage_support import KeptState, apply
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -169,12 +170,12 @@ def test_an_in_order_feed_ends_with_the_offline_bars(seed: int, lateness_ms: int
 @given(seed=st.integers(0, 2**32), snapshot_at=st.integers(0, 40))
 def test_a_snapshot_plus_the_logged_steps_restores_the_stage_exactly(seed: int, snapshot_at: int) -> None:
     """What the operator keeps as state: a snapshot, then each step as logged (a record's prints and
-    breaks with its watermark, a timer, an end of replay). Restored from them, the stage goes on to
-    emit exactly what the uninterrupted one emits."""
+    breaks with its watermark, a timer, an end of replay), and the archive entries. Restored from
+    them, the stage goes on to emit exactly what the uninterrupted one emits."""
     rng = random.Random(seed)
     config = BarConfig(intervals_s=(1, 60), allowed_lateness_ms=rng.choice([0, 2_000]))
     live = BarStage(config)
-    snapshot, log = live.snapshot(), []
+    kept = KeptState(live)
     ts, match = 9 * 3600 * S, 0
     steps = []
     for _ in range(60):
@@ -195,20 +196,12 @@ def test_a_snapshot_plus_the_logged_steps_restores_the_stage_exactly(seed: int, 
             breaks = [("X", "A", rng.randint(1, max(match, 1)), ts)] if rng.random() < 0.2 else []
             steps.append(("r", complete, prints, breaks, rng.random() < 0.05))
 
-    def apply(stage: BarStage, step: tuple) -> list[BarRevision]:
-        if step[0] == "r":
-            return stage.record(*step[1:])
-        return stage.fire(step[1]) if step[0] == "f" else stage.close_all()
-
     for number, step in enumerate(steps):
-        if number == snapshot_at:
-            snapshot, log = live.snapshot(), []
         if number >= snapshot_at:
-            restored = BarStage.restore(snapshot, config)
-            for logged in log:
-                restored.replay(logged)
+            restored = kept.restore(config)
             assert summary(apply(restored, step)) == summary(apply(live, step)), number
-            log.append(step)
+            restored.late.clear()
         else:
             apply(live, step)
         live.late.clear()
+        kept.after(live, step, compact=number == snapshot_at)
