@@ -68,7 +68,17 @@ class DayArchive:
     def append(self, p: PrintTuple, counted: int) -> bytes:
         """Archive print ``p``, counted in the bars of the intervals whose bits are set in
         ``counted``; returns its packed row (for the operator's state)."""
-        ts_event, seq, match_number, price, shares = p[0], p[1], p[2], p[3], p[4]
+        row = (p[0], p[1], p[2], p[3], p[4], counted)
+        self._push(row)
+        return ROW.pack(*row)
+
+    def extend(self, rows: bytes) -> None:
+        """Append packed rows (:meth:`append`'s or :meth:`rows`' bytes), flags as they were."""
+        for row in ROW.iter_unpack(rows):
+            self._push(row)
+
+    def _push(self, row: tuple[int, int, int, int, int, int]) -> None:
+        ts_event, seq, match_number, price, shares, flags = row
         if self._ordered and self.ts_event and ts_event < self.ts_event[-1]:
             self._ordered = False
         self.ts_event.append(ts_event)
@@ -76,20 +86,7 @@ class DayArchive:
         self.match_number.append(match_number)
         self.price.append(price)
         self.shares.append(shares)
-        self.flags.append(counted)
-        return ROW.pack(ts_event, seq, match_number, price, shares, counted)
-
-    def extend(self, rows: bytes) -> None:
-        """Append packed rows (:meth:`append`'s or :meth:`rows`' bytes), flags as they were."""
-        for ts_event, seq, match_number, price, shares, flags in ROW.iter_unpack(rows):
-            if self._ordered and self.ts_event and ts_event < self.ts_event[-1]:
-                self._ordered = False
-            self.ts_event.append(ts_event)
-            self.seq.append(seq)
-            self.match_number.append(match_number)
-            self.price.append(price)
-            self.shares.append(shares)
-            self.flags.append(flags)
+        self.flags.append(flags)
 
     def rows(self) -> bytes:
         """Every row packed, broken ones with their flag: :meth:`extend` of an empty archive of the

@@ -150,6 +150,45 @@ class _Wakeups:
 # ---------------------------------------------------------------------------------------- sliding VWAP
 
 
+class _BarCore:
+    """What both cores share: the bar grid, event time, the symbols' wake-ups, removals."""
+
+    def __init__(self, step_ns: int, what: str, allowed_lateness_ns: int) -> None:
+        self._step = step_ns
+        self._what = what
+        self._lateness = allowed_lateness_ns
+        self._series: dict[str, Any] = {}
+        self._wakeups = _Wakeups()
+        self._complete_before: int | None = None
+        #: adds and removes ignored because their bar was past the allowed lateness
+        self.dropped_revisions = 0
+
+    @property
+    def complete_before_ns(self) -> int | None:
+        """The event time of the last :meth:`advance` (None before the first one)."""
+        return self._complete_before
+
+    def remove(self, symbol: str, window_start_ns: int) -> None:
+        """The bar of ``symbol`` starting at ``window_start_ns`` is gone. A bar not held is a no-op."""
+        self._check_start(window_start_ns)
+        self._change(symbol, window_start_ns, None)
+
+    def _check_start(self, start: int) -> None:
+        if start % self._step:
+            raise ValueError(f"bar start {start} is not a multiple of the {self._what}")
+
+    def _change(self, symbol: str, start: int, new: Any) -> None:
+        raise NotImplementedError
+
+    def _clock(self, complete_before_ns: int) -> int:
+        """Event time after an :meth:`advance` to ``complete_before_ns``: it never goes back."""
+        now = complete_before_ns
+        if self._complete_before is not None and now < self._complete_before:
+            now = self._complete_before
+        self._complete_before = now
+        return now
+
+
 @dataclass(frozen=True)
 class SlidingVwapConfig:
     """Which windows :class:`SlidingVwap` keeps."""
@@ -216,7 +255,7 @@ class _VwapSeries:
         self.sums = [0, 0, 0]
 
 
-class SlidingVwap:
+class SlidingVwap(_BarCore):
     """Sliding-window VWAP of every symbol of a venue, from its ``slide_s`` bars. See the module
     docstring for the rules."""
 
@@ -224,17 +263,7 @@ class SlidingVwap:
         self.config = config or SlidingVwapConfig()
         self._slide = self.config.slide_s * NANOS_PER_SECOND
         self._window = self.config.window_s * NANOS_PER_SECOND
-        self._lateness = self.config.allowed_lateness_ns
-        self._series: dict[str, _VwapSeries] = {}
-        self._wakeups = _Wakeups()
-        self._complete_before: int | None = None
-        #: adds and removes ignored because their bar was past the allowed lateness
-        self.dropped_revisions = 0
-
-    @property
-    def complete_before_ns(self) -> int | None:
-        """The event time of the last :meth:`advance` (None before the first one)."""
-        return self._complete_before
+        super().__init__(self._slide, f"slide ({self.config.slide_s} s)", self.config.allowed_lateness_ns)
 
     # ------------------------------------------------------------------ input
 
@@ -246,15 +275,6 @@ class SlidingVwap:
         if bar.volume <= 0:
             raise ValueError(f"a bar without volume: {bar!r}")
         self._change(bar.symbol, bar.window_start_ns, (bar.volume, bar.notional, bar.trades))
-
-    def remove(self, symbol: str, window_start_ns: int) -> None:
-        """The bar of ``symbol`` starting at ``window_start_ns`` is gone. A bar not held is a no-op."""
-        self._check_start(window_start_ns)
-        self._change(symbol, window_start_ns, None)
-
-    def _check_start(self, start: int) -> None:
-        if start % self._slide:
-            raise ValueError(f"bar start {start} is not a multiple of the slide ({self.config.slide_s} s)")
 
     def _change(self, symbol: str, start: int, new: Sums | None) -> None:
         slide, window = self._slide, self._window
@@ -293,10 +313,7 @@ class SlidingVwap:
     def advance(self, complete_before_ns: int) -> list[SlidingVwapValue]:
         """Every window that ends at or before ``complete_before_ns`` and is due: a new changed window,
         or an emitted one whose value changed. Sorted by (window end, symbol)."""
-        now = complete_before_ns
-        if self._complete_before is not None and now < self._complete_before:
-            now = self._complete_before
-        self._complete_before = now
+        now = self._clock(complete_before_ns)
         out: list[SlidingVwapValue] = []
         for symbol in self._wakeups.pop_due(now):
             series = self._series[symbol]
@@ -517,25 +534,17 @@ class _AverageSeries:
         self.final_ema: float | None = None  # the EMA at the last of them
 
 
-class MovingAverages:
+class MovingAverages(_BarCore):
     """SMA and EMA over the closes of every symbol of a venue, from its bars of ``interval_s``. See
     the module docstring for the rules."""
 
     def __init__(self, config: MovingAverageConfig | None = None) -> None:
         self.config = config or MovingAverageConfig()
         self._size = self.config.interval_s * NANOS_PER_SECOND
-        self._lateness = self.config.allowed_lateness_ns
         self._alpha = self.config.alpha
-        self._series: dict[str, _AverageSeries] = {}
-        self._wakeups = _Wakeups()
-        self._complete_before: int | None = None
-        #: adds and removes ignored because their bar was past the allowed lateness
-        self.dropped_revisions = 0
-
-    @property
-    def complete_before_ns(self) -> int | None:
-        """The event time of the last :meth:`advance` (None before the first one)."""
-        return self._complete_before
+        super().__init__(
+            self._size, f"interval ({self.config.interval_s} s)", self.config.allowed_lateness_ns
+        )
 
     # ------------------------------------------------------------------ input
 
@@ -547,17 +556,6 @@ class MovingAverages:
             )
         self._check_start(bar.window_start_ns)
         self._change(bar.symbol, bar.window_start_ns, bar.close)
-
-    def remove(self, symbol: str, window_start_ns: int) -> None:
-        """The bar of ``symbol`` starting at ``window_start_ns`` is gone. A bar not held is a no-op."""
-        self._check_start(window_start_ns)
-        self._change(symbol, window_start_ns, None)
-
-    def _check_start(self, start: int) -> None:
-        if start % self._size:
-            raise ValueError(
-                f"bar start {start} is not a multiple of the interval ({self.config.interval_s} s)"
-            )
 
     def _change(self, symbol: str, start: int, close: int | None) -> None:
         now = self._complete_before
@@ -588,10 +586,7 @@ class MovingAverages:
     def advance(self, complete_before_ns: int) -> list[MovingAverage]:
         """Every complete bar that is due: a bar from the n-th on, not emitted before, or an emitted
         one whose values changed (or that was removed). Sorted by (window start, symbol)."""
-        now = complete_before_ns
-        if self._complete_before is not None and now < self._complete_before:
-            now = self._complete_before
-        self._complete_before = now
+        now = self._clock(complete_before_ns)
         out: list[MovingAverage] = []
         for symbol in self._wakeups.pop_due(now):
             series = self._series[symbol]
