@@ -81,6 +81,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
+from itchflow.avro.bundle import days_since_epoch
 from itchflow.book.engine import Applied, BookEngine, BookWire, engine_from_snapshot, new_engine
 from itchflow.book.values import DepthColumns, TopOfBook
 from itchflow.normalize import ColumnViews, Detail, EventKind
@@ -97,7 +98,6 @@ from itchflow.sinks.book_tables import (
 )
 
 STATE_VERSION = 2
-_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
 
 _EMPTY_TOP = (0, 0, 0, 0, 0, 0)
 BROKEN_TRADE = int(EventKind.BROKEN_TRADE)
@@ -367,7 +367,7 @@ class BookStage:
                 f"batch of {batch.venue}:{batch.symbol} applied to the book of {self.venue}:{self.symbol}"
             )
         out = Outputs()
-        trading_date = batch.trading_date.toordinal() - _EPOCH_ORDINAL
+        trading_date = days_since_epoch(batch.trading_date)
         self.apply_columns(trading_date, batch.columns.views(), batch.details, out)
         return out.stage_output()
 

@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from datetime import date
 from typing import NamedTuple
 
+from itchflow.avro.bundle import days_since_epoch
 from itchflow.avro.normalized import decode_normalized
 from itchflow.normalize.bundle import NormalizedBundle, run_details
 from itchflow.pipeline.book_stage import BROKEN_TRADE, BookStage, BookStageConfig, Outputs
 from itchflow.pipeline.keyed_state import KeyedState
 
 BROKEN_TRADE_BYTE = bytes([BROKEN_TRADE])
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 COUNTER_NAMES = (
     "events_applied",
@@ -120,7 +119,7 @@ class PartitionBooks:
         end_of_messages = False
         stages, config, dirty = self.stages, self.config, self.dirty
         venue = bundle.venue
-        day = bundle.trading_date.toordinal() - _EPOCH_ORDINAL
+        day = days_since_epoch(bundle.trading_date)
         views = bundle.columns.views()  # each run read in place: no slices per run
         # broken trades are rare: look for one in C, then per run only if there is one
         breaks = bytes(views.kind).find(BROKEN_TRADE_BYTE) >= 0
