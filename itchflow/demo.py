@@ -49,6 +49,7 @@ class SymbolView:
     """the latest 1 m bar: window start (New York time), close, volume"""
     vwap_1m: str = "-"
     vwap_5m: str = "-"
+    averages: str = "-"
 
 
 def ensure_jobs(
@@ -190,6 +191,16 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
             parameters={"venue": venue},
         ).result_rows
     }
+    # the sliding 5 m VWAP up to the last trade: the window ending with the symbol's last 1 s bar (the
+    # windows after it hold ever fewer of the day's last bars, as the sliding window moves past the close)
+    sliding = dict(
+        client.query(
+            "SELECT symbol, vwap FROM vwap FINAL WHERE venue = {venue:String} AND window_s = 300 "
+            "AND (symbol, window_end) IN (SELECT symbol, max(window_start) + toIntervalSecond(1) "
+            "FROM bars FINAL WHERE venue = {venue:String} AND interval_s = 1 GROUP BY symbol)",
+            parameters={"venue": venue},
+        ).result_rows
+    )
     cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
     views = []
     for symbol in symbols:
@@ -198,7 +209,7 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
         bids, asks = json.loads(depth.get("bids", "[]")), json.loads(depth.get("asks", "[]"))
         bid_px, ask_px = int(tob.get("bid_px", 0)), int(tob.get("ask_px", 0))
         bar: dict = cache.hgetall(f"{REDIS_PREFIX}:bar:1m:{venue}:{symbol}")  # type: ignore[assignment]
-        bar_5m: dict = cache.hgetall(f"{REDIS_PREFIX}:bar:5m:{venue}:{symbol}")  # type: ignore[assignment]
+        averages: dict = cache.hgetall(f"{REDIS_PREFIX}:ma:1m:{venue}:{symbol}")  # type: ignore[assignment]
         views.append(
             SymbolView(
                 symbol=symbol,
@@ -212,7 +223,8 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
                 integrity=status.get(symbol, (0, -1, ""))[2] or "ok",
                 bar_1m=_bar(bar),
                 vwap_1m=_vwap(bar),
-                vwap_5m=_vwap(bar_5m),
+                vwap_5m=f"{sliding[symbol] / 10_000:.4f}" if symbol in sliding else "-",
+                averages=_averages(averages),
             )
         )
     return views
@@ -228,6 +240,14 @@ def _bar(fields: dict) -> str:
 
 def _vwap(fields: dict) -> str:
     return f"{float(fields['vwap']) / 10_000:.4f}" if fields and int(fields.get("volume", 0)) else "-"
+
+
+def _averages(fields: dict) -> str:
+    """``SMA / EMA`` of a moving-averages hash, in dollars."""
+    if not fields or not fields.get("ema"):
+        return "-"
+    sma = f"{float(fields['sma']) / 10_000:.4f}" if fields.get("sma") else "-"
+    return f"{sma} / {float(fields['ema']) / 10_000:.4f}"
 
 
 def _quote(price: int, shares: str) -> str:
@@ -247,10 +267,11 @@ def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> Non
         "last 1m bar: close x volume",
         "its VWAP",
         "5m VWAP",
+        "SMA / EMA of 20 1m closes",
     )
     rows = [
         (v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}", v.integrity,
-         v.bar_1m, v.vwap_1m, v.vwap_5m)
+         v.bar_1m, v.vwap_1m, v.vwap_5m, v.averages)
         for v in views
     ]  # fmt: skip
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]

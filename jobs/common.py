@@ -28,6 +28,7 @@ from connectors.kafka import (
 from connectors.redis import redis_sink
 from itchflow.analytics.bar_stage import BarConfig
 from itchflow.analytics.bars import parse_interval
+from itchflow.analytics.rolling import RollingConfig
 from itchflow.pipeline.book_stage import BookStageConfig
 
 Source = Callable[[StreamExecutionEnvironment], DataStream]
@@ -231,6 +232,24 @@ def add_bar_arguments(parser: argparse.ArgumentParser) -> None:
         "--bar-stream-maxlen", type=int, default=10_000, help="cap of each symbol's Redis stream of bars"
     )
     parser.add_argument(
+        "--rolling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sliding VWAP and SMA / EMA over the bars (default on; needs the bars)",
+    )
+    parser.add_argument(
+        "--vwap-window", default="5m", help="sliding VWAP window, a multiple of the slide (default 5m)"
+    )
+    parser.add_argument(
+        "--vwap-slide", default="1s", help="sliding VWAP slide, one of the bar sizes (default 1s)"
+    )
+    parser.add_argument("--ma-bars", type=int, default=20, help="bars in the SMA / EMA (default 20)")
+    parser.add_argument(
+        "--ma-interval",
+        default="1m",
+        help="bar size of the SMA / EMA closes, one of the bar sizes (default 1m)",
+    )
+    parser.add_argument(
         "--bar-stream-intervals",
         default="1m,5m",
         help="the bar sizes that also go into the symbols' Redis streams (default 1m,5m; every size has "
@@ -253,12 +272,26 @@ def bar_config(args: argparse.Namespace) -> BarConfig | None:
         raise SystemExit(f"--bar-intervals / --bar-stream-intervals: {error}") from None
     if args.allowed_lateness_ms < 0:
         raise SystemExit("--allowed-lateness-ms must not be negative")
-    return BarConfig(
-        intervals_s=intervals,
-        allowed_lateness_ms=args.allowed_lateness_ms,
-        stream_maxlen=args.bar_stream_maxlen,
-        stream_intervals_s=streamed,
-    )
+    try:
+        rolling = (
+            RollingConfig(
+                vwap_window_s=parse_interval(args.vwap_window),
+                vwap_slide_s=parse_interval(args.vwap_slide),
+                ma_bars=args.ma_bars,
+                ma_interval_s=parse_interval(args.ma_interval),
+            )
+            if args.rolling
+            else None
+        )
+        return BarConfig(
+            intervals_s=intervals,
+            allowed_lateness_ms=args.allowed_lateness_ms,
+            stream_maxlen=args.bar_stream_maxlen,
+            stream_intervals_s=streamed,
+            rolling=rolling,
+        )
+    except ValueError as error:
+        raise SystemExit(f"--vwap-* / --ma-*: {error}") from None
 
 
 def book_config(args: argparse.Namespace) -> BookStageConfig:

@@ -24,6 +24,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from connectors.clickhouse import CLICKHOUSE_ROWS
 from connectors.kafka import key_by_record_key
 from itchflow.analytics.bar_stage import BarConfig
+from itchflow.analytics.rolling import RollingConfig
 from itchflow.codeversion import source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.book_stage import BookStageConfig
@@ -52,8 +53,9 @@ class MarketDataConfig:
     source_topic: str = RAW_TOPIC
     """The raw topic's name, recorded in every dead letter's provenance."""
     books: BookStageConfig = field(default_factory=BookStageConfig)
-    bars: BarConfig | None = field(default_factory=BarConfig)
-    """OHLCV bars in event time from the books' prints (None: books only)."""
+    bars: BarConfig | None = field(default_factory=lambda: BarConfig(rolling=RollingConfig()))
+    """OHLCV bars in event time from the books' prints, with the sliding VWAP and moving averages
+    over them (None: books only)."""
 
 
 def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, config: MarketDataConfig) -> None:

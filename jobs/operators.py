@@ -24,6 +24,7 @@ from connectors.kafka import END_OF_REPLAY, KEYED_BYTES, record_event_time, spli
 from connectors.redis import REDIS_COMMANDS
 from itchflow.analytics.bar_stage import BarConfig, BarRevision, BarStage, complete_before_ns
 from itchflow.analytics.bars import eligible
+from itchflow.analytics.rolling_stage import RollingStage
 from itchflow.avro import InvalidReason, InvalidRecord
 from itchflow.avro.deadletter import DeadLetter, encode_dead_letter
 from itchflow.codeversion import check_loaded
@@ -34,6 +35,7 @@ from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, SequenceCache, normalize_record
 from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache, BundleOutput
 from itchflow.sinks.bar_outputs import BARS, bar_commands, bar_rows, interval_name
+from itchflow.sinks.rolling_outputs import MOVING_AVERAGES, VWAP, average_rows, rolling_commands, vwap_rows
 
 LOG = logging.getLogger(__name__)
 JOB_NAME = "itchflow-market-data"
@@ -207,7 +209,11 @@ class BarStep:
     The trading day's archive of prints, which lets a broken trade revise a bar long closed, is its
     own list (``bars-archive``): each step appends its new prints (packed rows) and breaks; it is
     written anew, with a snapshot, only when the stage asks (the end of the feed empties it, earlier
-    days' rows outgrow the live ones), so a snapshot never rewrites a day of prints."""
+    days' rows outgrow the live ones), so a snapshot never rewrites a day of prints.
+
+    The sliding VWAP and moving averages (:class:`~itchflow.analytics.rolling_stage.RollingStage`,
+    when the config has them) take every batch of bars the stage emits; their snapshot (``rolling``)
+    is written with the stage's, and a restore applies the logged steps' bars to it again."""
 
     def __init__(
         self,
@@ -224,6 +230,7 @@ class BarStep:
         self.snapshot = runtime_context.get_state(ValueStateDescriptor("bars", _STATE_TYPE))
         self.log = runtime_context.get_list_state(ListStateDescriptor("bars-log", _STATE_TYPE))
         self.archive = runtime_context.get_list_state(ListStateDescriptor("bars-archive", _STATE_TYPE))
+        self.rolling = runtime_context.get_state(ValueStateDescriptor("rolling", _STATE_TYPE))
         #: per key: the live stage and how many steps its log holds
         self.stages: dict[object, list] = {}
         self.timers: dict[object, int] = {}
@@ -232,16 +239,26 @@ class BarStep:
         self.revisions_out = metrics.counter("barRevisions")
         self.late_events = metrics.counter("lateEvents")
         self.unnamed_prints = metrics.counter("printsOfUnnamedLocates")
+        self.rolling_out = metrics.counter("rollingValuesEmitted")
+        self.rolling_unrevised = metrics.counter("rollingBarsUnrevised")
 
     def _stage(self, key: object) -> list:
         entry = self.stages.get(key)
         if entry is None:
-            stage = BarStage.restore(self.snapshot.value(), self.config, self.archive.get() or ())
+            config = self.config
+            stage = BarStage.restore(self.snapshot.value(), config, self.archive.get() or ())
+            rolling = (
+                None
+                if config.rolling is None
+                else RollingStage.restore(self.rolling.value(), config.rolling, config.allowed_lateness_ns)
+            )
             logged = 0
             for step in self.log.get() or ():
-                stage.replay(step)
+                revisions = stage.replay(step)
+                if rolling is not None:
+                    rolling.apply(revisions, *_step_time(step), history=stage.day_bars)
                 logged += 1
-            entry = self.stages[key] = [stage, logged]
+            entry = self.stages[key] = [stage, logged, rolling]
         return entry
 
     def on_books(
@@ -308,15 +325,25 @@ class BarStep:
             archived = stage.take_archive()
             if archived is not None:
                 self.archive.add(archived)
+        rolling: RollingStage | None = entry[2]
+        if rolling is None:
+            derived = None
+        else:
+            unrevised = rolling.unrevised
+            derived = rolling.apply(revisions, *_step_time(step), history=stage.day_bars)
+            if rolling.unrevised != unrevised:
+                self.rolling_unrevised.inc(rolling.unrevised - unrevised)
         if rewrite or entry[1] + 1 >= self.compact_every:  # the snapshot names the entries it has seen
             self.snapshot.update(stage.snapshot())
+            if rolling is not None:
+                self.rolling.update(rolling.snapshot())
             self.log.clear()
             entry[1] = 0
         else:
             self.log.add(step)
             entry[1] += 1
+        redis: list[bytes] = []
         if revisions:
-            redis: list[bytes] = []
             # the latest-bar hashes: one write per (venue, symbol, size), the newest of the batch
             last = {(r.venue, r.bar.symbol, r.bar.interval_s): r for r in revisions if r.latest}
             for revision in revisions:
@@ -330,12 +357,33 @@ class BarStep:
                 else:
                     self.bars_out.inc()
             yield Row(BARS, bar_rows(revisions))
-            if redis:
-                yield REDIS_OUT, Row(len(redis), b"".join(redis))
+        if derived is not None and (derived.vwaps or derived.averages):
+            if derived.vwaps:
+                yield Row(VWAP, vwap_rows(derived.vwaps))
+            if derived.averages:
+                yield Row(MOVING_AVERAGES, average_rows(derived.averages))
+            self.rolling_out.inc(len(derived.vwaps) + len(derived.averages))
+            redis += rolling_commands(derived.vwaps, derived.averages, self.redis_prefix)
+        if redis:
+            yield REDIS_OUT, Row(len(redis), b"".join(redis))
         timer = stage.next_timer_ms()
+        if rolling is not None:
+            later = rolling.next_timer_ms()
+            if later is not None and (timer is None or later < timer):
+                timer = later
         if timer is not None and self.timers.get(key) != timer:
             ctx.timer_service().register_event_time_timer(timer)
             self.timers[key] = timer
+
+
+def _step_time(step: tuple) -> tuple[int | None, bool]:
+    """A logged bar step's event time (``complete_before``, None for the end of a replay) and whether
+    it ended the feed, as :meth:`RollingStage.apply` takes them."""
+    if step[0] == "r":
+        return step[1], step[4]
+    if step[0] == "f":
+        return step[1], False
+    return None, True
 
 
 class _Operator(KeyedProcessFunction):

@@ -53,8 +53,9 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import NamedTuple
 
-from itchflow.analytics.bars import Bar, BarAccumulator, Print, add, fold, result
+from itchflow.analytics.bars import Bar, BarAccumulator, Print, add, bars, fold, result
 from itchflow.analytics.print_archive import BROKEN, MAX_INTERVALS, DayArchive
+from itchflow.analytics.rolling import RollingConfig
 
 NANOS_PER_MS = 1_000_000
 STATE_VERSION = 3
@@ -74,6 +75,18 @@ class BarConfig:
     stream_intervals_s: tuple[int, ...] = (60, 300)
     """The bar sizes that go into the Redis streams (every size has its latest-bar hash and its
     ClickHouse rows): 1 s bars are most of the bars, and a stream entry costs as much as the bar."""
+    rolling: RollingConfig | None = None
+    """Sliding VWAP and moving averages over the bars (None: bars only)."""
+
+    def __post_init__(self) -> None:
+        if self.rolling is not None:
+            missing = [s for s in self.rolling.intervals_s if s not in self.intervals_s]
+            if missing:
+                raise ValueError(
+                    f"the sliding VWAP and moving averages need bars of {sorted(set(missing))} s, "
+                    f"not among the bar sizes {list(self.intervals_s)}: add them, or turn the rolling "
+                    "analytics off"
+                )
 
     @property
     def allowed_lateness_ns(self) -> int:
@@ -184,6 +197,8 @@ class BarStage:
         #: revision, trading date): emitted on the next fire
         self._refolded: dict[WindowKey, tuple[BarAccumulator, int, int]] = {}
         self._archive_ops: list[list] = []  # this step's archive changes (see ArchiveEntry)
+        #: the archives the end of the feed emptied in this step (:meth:`day_bars` still reads them)
+        self._closed: dict[tuple[str, str], DayArchive] = {}
         self._archive_count = 0  # entries the operator's archive state holds (taken ones)
         self._archive_dead = 0  # rows of those entries that belong to earlier days' archives
         #: (interval_s, size ns, interval bit) per size
@@ -205,6 +220,7 @@ class BarStage:
         """One record's prints ``(venue, symbol, trading date, print)`` and broken trades ``(venue,
         symbol, match number, ts_event)``, then what to emit (everything when the record ends the
         feed). ``("r", complete_before, prints, breaks, end)`` logged replays it."""
+        self._closed = {}
         add_print, break_trade = self.add_print, self.break_trade
         for venue, symbol, trading_date, p in prints:
             add_print(venue, symbol, trading_date, p, complete_before)
@@ -212,17 +228,19 @@ class BarStage:
             break_trade(venue, symbol, match_number, ts_event)
         return self.close_all() if end else self.fire(complete_before)
 
-    def replay(self, entry: LogEntry) -> None:
-        """Apply a logged step again (state restore): same decisions, outputs dropped (its archive
-        entry too: the operator's archive state holds it already)."""
+    def replay(self, entry: LogEntry) -> list[BarRevision]:
+        """Apply a logged step again (state restore): same decisions; the bars it emitted are
+        returned (for what is derived from them), its late prints and archive entry dropped (the
+        operator's archive state holds that entry already)."""
         if entry[0] == "r":
-            self.record(*entry[1:])
+            revisions = self.record(*entry[1:])
         elif entry[0] == "f":
-            self.fire(entry[1])
+            revisions = self.fire(entry[1])
         else:
-            self.close_all()
+            revisions = self.close_all()
         self.late.clear()
         self.take_archive()
+        return revisions
 
     def add_print(
         self, venue: str, symbol: str, trading_date: int, p: Print | PrintTuple, complete_before: int
@@ -312,6 +330,19 @@ class BarStage:
             self._refolded[(key, start)] = (acc, revision, archive.trading_date)
         return still
 
+    def day_bars(self, venue: str, symbol: str, trading_date: int, interval_s: int) -> list[Bar] | None:
+        """Every bar of ``interval_s`` of the symbol's ``trading_date`` as it stands now (breaks
+        applied), folded from its archive; None when the archive does not hold that complete day.
+        In the step that ends the feed, the archives it emptied still answer."""
+        archive = self.archives.get((venue, symbol))
+        if archive is None or not archive.complete:
+            archive = self._closed.get((venue, symbol))
+        if archive is None or not archive.complete or archive.trading_date != trading_date:
+            return None
+        bit = 1 << self.config.intervals_s.index(interval_s)
+        prints = [Print(*p) for p in archive.window(bit, -(1 << 62), 1 << 62)]
+        return list(bars(symbol, prints, interval_s))
+
     # ---------------------------------------------------------------- archive
 
     def _archive(
@@ -394,6 +425,7 @@ class BarStage:
         """Bars to emit now: windows that ended before ``complete_before`` and are new or changed
         since their last emission, and windows no longer kept that breaks changed. Windows past their
         allowed lateness are dropped after that."""
+        self._closed = {}
         out: list[BarRevision] = []
         due, windows_of, lateness = self._due, self.windows, self._lateness
         if self._refolded:
@@ -442,6 +474,7 @@ class BarStage:
                 if window.dirty:
                     self._fire_window(key, start, window, out)
         self._revised.clear()
+        self._closed = {key: archive for key, archive in self.archives.items() if archive.complete}
         for (venue, symbol), archive in self.archives.items():
             if archive.complete:
                 self.archives[(venue, symbol)] = DayArchive(archive.trading_date, complete=False)

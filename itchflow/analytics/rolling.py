@@ -135,6 +135,13 @@ class _Wakeups:
             self._at[symbol] = at
             heapq.heappush(self._heap, (at, symbol))
 
+    def next_at(self) -> int | None:
+        """The earliest time any symbol needs processing (None: none does)."""
+        heap, at = self._heap, self._at
+        while heap and at.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # replaced or done
+        return heap[0][0] if heap else None
+
     def pop_due(self, now: int) -> list[str]:
         """The symbols whose time is ``<= now``, each once, unscheduled."""
         due: list[str] = []
@@ -168,6 +175,17 @@ class _BarCore:
         """The event time of the last :meth:`advance` (None before the first one)."""
         return self._complete_before
 
+    def next_wakeup_ns(self) -> int | None:
+        """When :meth:`advance` next has something to do: the smallest ``complete_before_ns`` at which
+        a value becomes due or a bar becomes final (None: nothing pending)."""
+        return self._wakeups.next_at()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing pending: every bar given is final and every value due has been emitted, so no
+        :meth:`advance` will emit anything without new bars."""
+        return self._wakeups.next_at() is None
+
     def remove(self, symbol: str, window_start_ns: int) -> None:
         """The bar of ``symbol`` starting at ``window_start_ns`` is gone. A bar not held is a no-op."""
         self._check_start(window_start_ns)
@@ -187,6 +205,30 @@ class _BarCore:
             now = self._complete_before
         self._complete_before = now
         return now
+
+
+@dataclass(frozen=True)
+class RollingConfig:
+    """The rolling analytics the market-data job derives from its bars (both need their bar sizes
+    among the job's bar intervals)."""
+
+    vwap_window_s: int = 300
+    """Sliding VWAP window, a multiple of the slide."""
+    vwap_slide_s: int = 1
+    """Sliding VWAP slide: the size of the bars it sums."""
+    ma_bars: int = 20
+    """n of the SMA / EMA (alpha = 2 / (n + 1))."""
+    ma_interval_s: int = 60
+    """The bars whose closes the moving averages take."""
+
+    def __post_init__(self) -> None:
+        SlidingVwapConfig(self.vwap_window_s, self.vwap_slide_s)
+        MovingAverageConfig(self.ma_bars, self.ma_interval_s)
+
+    @property
+    def intervals_s(self) -> tuple[int, int]:
+        """The bar sizes it needs."""
+        return self.vwap_slide_s, self.ma_interval_s
 
 
 @dataclass(frozen=True)
@@ -421,6 +463,64 @@ class SlidingVwap(_BarCore):
         else:
             del self._series[symbol]
             self._wakeups.set(symbol, None)
+
+    # ------------------------------------------------------------------ final bars changed
+
+    def rebuild(
+        self, symbol: str, bars: list[Bar], starts: list[int], revision: int
+    ) -> list[SlidingVwapValue]:
+        """Bars already final changed or went (a broken trade hours later): ``starts`` are theirs,
+        ``bars`` all the symbol's bars of the slide as they stand now (its trading day). Every
+        complete window that holds one of ``starts`` is emitted with ``revision`` -- its current
+        value, or deleted if it is empty now -- whether or not it was emitted before (its value is
+        that of its window either way), and the symbol's state is rebuilt from ``bars``; the
+        ``revision`` must exceed every earlier one of the symbol's windows (the caller numbers
+        rebuilds apart)."""
+        now = self._complete_before
+        if now is None:
+            return []
+        slide, window = self._slide, self._window
+        sums = {bar.window_start_ns: (bar.volume, bar.notional, bar.trades) for bar in bars}
+        ends = sorted(
+            {end for start in starts for end in range(start + slide, start + window + slide, slide)}
+        )
+        ends = [end for end in ends if end <= now]
+        out: list[SlidingVwapValue] = []
+        if ends:
+            # prefix sums over the slide grid of every window in question: each window in O(1)
+            low = ends[0] - window
+            prefix = [(0, 0, 0)]
+            for index in range((ends[-1] - low) // slide):
+                held = sums.get(low + index * slide, (0, 0, 0))
+                last = prefix[-1]
+                prefix.append((last[0] + held[0], last[1] + held[1], last[2] + held[2]))
+            for end in ends:
+                upper, lower = prefix[(end - low) // slide], prefix[(end - window - low) // slide]
+                volume, notional, trades = upper[0] - lower[0], upper[1] - lower[1], upper[2] - lower[2]
+                vwap = notional / volume if volume else None
+                out.append(
+                    SlidingVwapValue(
+                        symbol, end, self.config.window_s, vwap, volume, notional, trades, revision
+                    )
+                )
+        fresh = SlidingVwap(self.config)
+        for bar in bars:
+            fresh.add(bar)
+        fresh.advance(now)
+        series = fresh._series.get(symbol)
+        if series is None:
+            self._series.pop(symbol, None)
+            self._wakeups.set(symbol, None)
+            return out
+        emitted = {end: (revision, *values[1:]) for end, values in series.emitted.items()}
+        horizon = now - self._lateness
+        for value in out:  # what was just emitted and can still change
+            if value.window_end_ns > horizon:
+                emitted[value.window_end_ns] = (revision, value.volume, value.notional, value.trades)
+        series.emitted = emitted
+        self._series[symbol] = series
+        self._schedule(symbol, series)
+        return out
 
     # ------------------------------------------------------------------ state
 
@@ -669,6 +769,56 @@ class MovingAverages(_BarCore):
             self._wakeups.set(symbol, None)
             if series.final_count == 0:
                 del self._series[symbol]  # nothing to remember
+
+    # ------------------------------------------------------------------ final bars changed
+
+    def rebuild(self, symbol: str, bars: list[Bar], starts: list[int], revision: int) -> list[MovingAverage]:
+        """Bars already final changed or went (a broken trade hours later): ``starts`` are theirs,
+        ``bars`` all the symbol's bars of the interval as they stand now (since its series began:
+        the trading day). From the first of ``starts`` on, every complete bar is emitted with
+        ``revision`` -- its SMA (None before the n-th bar) and EMA now -- and every one of
+        ``starts`` that is gone is emitted deleted, whether or not it was emitted before; the
+        symbol's state is rebuilt from ``bars``. The ``revision`` must exceed every earlier one of
+        the symbol's values (the caller numbers rebuilds apart)."""
+        now = self._complete_before
+        if now is None:
+            return []
+        n, alpha, size = self.config.n, self._alpha, self._size
+        closes = sorted((bar.window_start_ns, bar.close) for bar in bars)
+        first = min(starts)
+        values: dict[int, tuple[float | None, float | None]] = {}
+        ema: float | None = None
+        total = 0
+        for k, (start, close) in enumerate(closes, start=1):
+            ema = float(close) if ema is None else alpha * close + (1 - alpha) * ema
+            total += close
+            if k > n:
+                total -= closes[k - n - 1][1]
+            values[start] = (total / n if k >= n else None, ema)
+        out: list[MovingAverage] = []
+        interval = self.config.interval_s
+        for start in sorted(set(values) | set(starts)):
+            if start < first or start + size > now:
+                continue
+            sma, value = values.get(start, (None, None))
+            out.append(MovingAverage(symbol, interval, start, n, sma, value, revision))
+        fresh = MovingAverages(self.config)
+        for bar in bars:
+            fresh.add(bar)
+        fresh.advance(now)
+        series = fresh._series.get(symbol)
+        if series is None:
+            self._series.pop(symbol, None)
+            self._wakeups.set(symbol, None)
+            return out
+        emitted = {start: (revision, *kept[1:]) for start, kept in series.emitted.items()}
+        for average in out:  # what was just emitted and can still change
+            if average.window_start_ns in series.closes:
+                emitted[average.window_start_ns] = (revision, average.sma, average.ema)
+        series.emitted = emitted
+        self._series[symbol] = series
+        self._schedule(symbol, series)
+        return out
 
     # ------------------------------------------------------------------ state
 

@@ -24,3 +24,41 @@ CREATE TABLE IF NOT EXISTS bars
 )
 ENGINE = ReplacingMergeTree(revision, is_deleted)
 ORDER BY (venue, trading_date, symbol, interval_s, window_start);
+
+-- The sliding VWAP of [window_end - window_s, window_end), from the 1 s bars of one trading day,
+-- emitted when its bars change (a bar enters or leaves the window); read the value at time t as the
+-- latest window_end <= t. Revised (next revision) while its bars may still change.
+CREATE TABLE IF NOT EXISTS vwap
+(
+    venue         LowCardinality(String),
+    trading_date  Date,
+    symbol        LowCardinality(String),
+    window_s      UInt32 COMMENT 'window length in seconds (e.g. 300)',
+    window_end    DateTime64(9, 'UTC') COMMENT 'the window covers [window_end - window_s, window_end)',
+    vwap          Float64 COMMENT 'notional / volume, in ticks',
+    volume        UInt64,
+    notional      Int128 COMMENT 'sum of price x shares, exact',
+    trades        UInt32,
+    revision      UInt32,
+    is_deleted    UInt8
+)
+ENGINE = ReplacingMergeTree(revision, is_deleted)
+ORDER BY (venue, trading_date, symbol, window_s, window_end);
+
+-- Simple and exponential moving averages (alpha = 2 / (n + 1)) of the closes of a trading day's
+-- interval_s bars, at each bar from the n-th of the day on; bars without prints are skipped, not filled.
+CREATE TABLE IF NOT EXISTS moving_averages
+(
+    venue         LowCardinality(String),
+    trading_date  Date,
+    symbol        LowCardinality(String),
+    interval_s    UInt32 COMMENT 'bar size in seconds (e.g. 60)',
+    n             UInt32 COMMENT 'bars averaged',
+    window_start  DateTime64(9, 'UTC') COMMENT 'start of the bar the averages are at',
+    sma           Nullable(Float64) COMMENT 'mean of the last n closes, in ticks; NULL before n bars',
+    ema           Float64 COMMENT 'EMA of the closes from the first bar of the day, in ticks',
+    revision      UInt32,
+    is_deleted    UInt8
+)
+ENGINE = ReplacingMergeTree(revision, is_deleted)
+ORDER BY (venue, trading_date, symbol, interval_s, n, window_start);

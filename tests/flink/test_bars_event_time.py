@@ -13,12 +13,14 @@ partition 1's prints arrive as much as a trading day behind the watermark.
 
 And the same feed in feed order with breaks added hours after their prints (no allowed lateness):
 each break revises every bar of its print, long after the bars closed, and the last revisions equal
-the reference; no break is late.
+the reference; no break is late; the sliding VWAP and moving averages equal the reference computed
+from the bars (with the rolling analytics on, also in the first two runs with timely data).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ import pytest
 from connectors.kafka import KEYED_RECORD, event_time_watermarks
 from itchflow import synth
 from itchflow.analytics.bar_stage import BarConfig
+from itchflow.analytics.rolling import RollingConfig
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.itch.framing import iter_messages, write_messages
 from itchflow.itch.messages import BrokenTrade
@@ -33,6 +36,7 @@ from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.replay import partition_for
 from jobs import market_data
 from tests.unit.bars_reference import read_prints
+from tests.unit.rolling_reference import assert_rolling_values
 
 from .conftest import (
     TRADING_DATE,
@@ -49,6 +53,7 @@ pytestmark = pytest.mark.flink
 
 DAY_MS = 86_400_000
 INTERVALS = {"1s": 1, "1m": 60, "5m": 300}
+ROLLING = RollingConfig(vwap_window_s=300, ma_bars=3)
 LATE = re.compile(r"^print of (?P<venue>[^:]+):(?P<symbol>\S+) match (?P<match>\d+) at")
 
 
@@ -75,7 +80,8 @@ def run(
     out_of_orderness_ms: int,
     lateness_ms: int,
     partition_by_partition: bool = True,
-) -> tuple[Feed, list[dict], list]:
+    rolling: RollingConfig | None = None,
+) -> tuple[Feed, list[dict], list, dict[str, list[dict]]]:
     env = mini_cluster_env(parallelism)  # first: the feed's keys are salted by the project's Java helper
     feed = raw_feed(feed_file, venue, partitions=2)
     collector = Collector()
@@ -90,11 +96,11 @@ def run(
         )
 
     sinks = {name: collector.sink(name) for name in ("normalized", "dead-letters", "clickhouse", "redis")}
-    config = market_data.MarketDataConfig(bars=BarConfig(allowed_lateness_ms=lateness_ms))
+    config = market_data.MarketDataConfig(bars=BarConfig(allowed_lateness_ms=lateness_ms, rolling=rolling))
     market_data.build(env, {"raw": source}, sinks, config)
     outputs = decode_outputs(collector.run(env))
     letters = [decode_dead_letter(value) for _, value in outputs.other.get("dead-letters", [])]
-    return feed, outputs.rows.get("bars", []), letters
+    return feed, outputs.rows.get("bars", []), letters, outputs.rows
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +129,48 @@ def late_breaks(
     return path, [(symbols[b.stock_locate], b.match_number) for b in breaks]
 
 
+def assert_rolling_values_equal_the_reference(tables: dict[str, list[dict]], venue: str) -> None:
+    """The job's sliding VWAP and moving averages (latest revision per key, deleted ones dropped) equal
+    the reference computed from its bars (which equal ``itchflow bars``)."""
+    bars = current_bars(tables["bars"], venue)
+    day = (TRADING_DATE - date(1970, 1, 1)).days
+    slide_bars = {
+        (day, symbol, start): (bar["volume"], bar["notional"], bar["trades"])
+        for (symbol, size, start), bar in bars.items()
+        if size == ROLLING.vwap_slide_s
+    }
+    closes = {
+        (day, symbol, start): bar["close"]
+        for (symbol, size, start), bar in bars.items()
+        if size == ROLLING.ma_interval_s
+    }
+    vwaps = {
+        (venue, row["trading_date"], key[0], key[1]): (
+            row["volume"],
+            row["notional"],
+            row["trades"],
+            row["vwap"],
+        )
+        for key, row in latest_rows(tables["vwap"], venue, ("symbol", "window_end")).items()
+    }
+    averages = {
+        (venue, row["trading_date"], key[0], key[1]): (row["sma"], row["ema"])
+        for key, row in latest_rows(tables["moving_averages"], venue, ("symbol", "window_start")).items()
+    }
+    assert vwaps and averages, "the feed is long enough for both"
+    assert_rolling_values(venue, vwaps, averages, slide_bars, closes, ROLLING)
+
+
+def latest_rows(rows: list[dict], venue: str, key_columns: tuple[str, ...]) -> dict[tuple, dict]:
+    latest: dict[tuple, dict] = {}
+    for row in rows:
+        if row["venue"] == venue:
+            key = tuple(row[column] for column in key_columns)
+            if key not in latest or latest[key]["revision"] < row["revision"]:
+                latest[key] = row
+    return {key: row for key, row in latest.items() if not row["is_deleted"]}
+
+
 def record_partition(value: bytes) -> int:
     return int.from_bytes(value[:4], "big", signed=True)
 
@@ -149,7 +197,7 @@ def late_symbols(path: Path) -> set[str]:
 def test_late_prints_are_dead_lettered_one_each_and_the_rest_is_exact(
     feed_file, reference, parallelism
 ) -> None:
-    feed, rows, letters = run(
+    feed, rows, letters, _ = run(
         feed_file, f"LATE-P{parallelism}", parallelism, out_of_orderness_ms=0, lateness_ms=0
     )
     lagging = late_symbols(feed_file)
@@ -170,17 +218,24 @@ def test_late_prints_are_dead_lettered_one_each_and_the_rest_is_exact(
 
 
 def test_out_of_order_within_the_bound_is_not_late(feed_file, reference) -> None:
-    feed, rows, letters = run(feed_file, "BOUND-P2", 2, out_of_orderness_ms=DAY_MS, lateness_ms=0)
+    feed, rows, letters, tables = run(
+        feed_file, "BOUND-P2", 2, out_of_orderness_ms=DAY_MS, lateness_ms=0, rolling=ROLLING
+    )
     assert [letter for letter in letters if letter.reason == "late"] == []
     assert comparable(current_bars(rows, feed.venue)) == comparable(reference)
     assert max(row["revision"] for row in rows) == 0  # every window fired once, complete
+    assert_rolling_values_equal_the_reference(tables, feed.venue)
 
 
 def test_allowed_lateness_revises_bars_with_late_prints(feed_file, reference) -> None:
-    feed, rows, letters = run(feed_file, "REVISE-P2", 2, out_of_orderness_ms=0, lateness_ms=DAY_MS)
+    feed, rows, letters, tables = run(
+        feed_file, "REVISE-P2", 2, out_of_orderness_ms=0, lateness_ms=DAY_MS, rolling=ROLLING
+    )
     assert [letter for letter in letters if letter.reason == "late"] == []
     assert max(row["revision"] for row in rows) > 0, "late prints revised bars already emitted"
     assert comparable(current_bars(rows, feed.venue)) == comparable(reference)
+    assert_rolling_values_equal_the_reference(tables, feed.venue)
+    assert max(row["revision"] for row in tables["vwap"]) > 0, "revised bars revised the sliding VWAP"
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
@@ -193,9 +248,9 @@ def test_breaks_hours_after_their_bars_closed_revise_them(late_breaks, paralleli
     }
     # an hour of out-of-orderness: the partitions' bundles interleave, no print is late; each bar of a
     # broken print closed hours before its break came, and no lateness keeps it
-    feed, rows, letters = run(
+    feed, rows, letters, tables = run(
         path, f"BREAKS-P{parallelism}", parallelism, out_of_orderness_ms=3_600_000, lateness_ms=0,
-        partition_by_partition=False,
+        partition_by_partition=False, rolling=ROLLING,
     )  # fmt: skip
     assert [letter.detail for letter in letters if letter.reason == "late"] == []
     assert comparable(current_bars(rows, feed.venue)) == comparable(reference)
@@ -218,3 +273,6 @@ def test_breaks_hours_after_their_bars_closed_revise_them(late_breaks, paralleli
         for seconds in INTERVALS.values():
             start = ts_event - ts_event % (seconds * 1_000_000_000)
             assert revisions.get((symbol, seconds, start), 0) > 0, (symbol, match, seconds)
+    # and the sliding VWAP and averages they were in: rebuilt from the day's prints
+    assert_rolling_values_equal_the_reference(tables, feed.venue)
+    assert any(row["revision"] >= 1 << 20 for row in tables["vwap"]), "breaks rebuilt windows long final"

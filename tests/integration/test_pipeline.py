@@ -24,6 +24,7 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer
 
 from itchflow import synth
+from itchflow.analytics.rolling import RollingConfig
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.config import DEAD_LETTER_TOPIC, RAW_TOPIC, StackConfig
 from itchflow.demo import (
@@ -42,6 +43,7 @@ from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.replay import ReplaySummary, make_producer, partition_for, run_replay_file
 from itchflow.stack import procs
 from itchflow.stack.manager import Stack
+from tests.unit.rolling_reference import assert_rolling_values, rolling_reference
 
 from .stackutil import SHARED_DATA, run_cli
 
@@ -297,7 +299,53 @@ def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path:
             break
         time.sleep(2)
     assert {int(mark["value"]) for mark in marks} == expected_marks
+    assert_rolling_values_equal_the_reference(config, venue, day)
     assert_the_day_replayed_again_changes_nothing(config, path, venue, day)
+
+
+def assert_rolling_values_equal_the_reference(config: StackConfig, venue: str, day: str) -> None:
+    """The sliding 5 m VWAP and the SMA / EMA of 20 1 m closes in ClickHouse (FINAL) equal the
+    reference computed from the job's bars (which equal ``itchflow bars``); the Redis hashes hold
+    each symbol's latest values."""
+    client = clickhouse_client(config)
+    days = (date.fromisoformat(day) - date(1970, 1, 1)).days
+    slide_bars, closes = {}, {}
+    for symbol, size, start, close, volume, notional, trades in client.query(
+        "SELECT symbol, interval_s, toUnixTimestamp64Nano(window_start), close, volume, notional, trades "
+        "FROM bars FINAL WHERE venue = {v:String} AND interval_s IN (1, 60)",
+        parameters={"v": venue},
+    ).result_rows:
+        if size == 1:
+            slide_bars[(days, symbol, start)] = (volume, notional, trades)
+        else:
+            closes[(days, symbol, start)] = close
+    got_vwap = {
+        (venue, row[0], row[1], row[2]): tuple(row[3:])
+        for row in client.query(
+            "SELECT trading_date - toDate('1970-01-01'), symbol, toUnixTimestamp64Nano(window_end), volume, "
+            "notional, trades, vwap FROM vwap FINAL WHERE venue = {v:String} AND window_s = 300",
+            parameters={"v": venue},
+        ).result_rows
+    }
+    got_averages = {
+        (venue, row[0], row[1], row[2]): tuple(row[3:])
+        for row in client.query(
+            "SELECT trading_date - toDate('1970-01-01'), symbol, toUnixTimestamp64Nano(window_start), sma, ema "
+            "FROM moving_averages FINAL WHERE venue = {v:String} AND interval_s = 60 AND n = 20",
+            parameters={"v": venue},
+        ).result_rows
+    }
+    assert got_vwap and got_averages
+    assert_rolling_values(venue, got_vwap, got_averages, slide_bars, closes, RollingConfig())
+    expected_vwap, expected_averages = rolling_reference(venue, slide_bars, closes, RollingConfig())
+    cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
+    for symbol in {key[2] for key in expected_averages}:
+        last = max(key for key in expected_averages if key[2] == symbol)
+        fields = cache.hgetall(f"{REDIS_PREFIX}:ma:1m:{venue}:{symbol}")
+        assert (int(fields["window_start"]), float(fields["ema"])) == (last[3], expected_averages[last][1])
+    for symbol in {key[2] for key in expected_vwap}:
+        last = max(key for key in expected_vwap if key[2] == symbol)
+        assert int(cache.hget(f"{REDIS_PREFIX}:vwap:{venue}:{symbol}", "window_end")) == last[3]
 
 
 def day_outputs(config: StackConfig, venue: str) -> dict[str, object]:
@@ -305,7 +353,15 @@ def day_outputs(config: StackConfig, venue: str) -> dict[str, object]:
     content (streams: length and last entry)."""
     client = clickhouse_client(config)
     outputs: dict[str, object] = {}
-    for table in ("trades", "top_of_book", "depth_snapshots", "book_status", "bars"):
+    for table in (
+        "trades",
+        "top_of_book",
+        "depth_snapshots",
+        "book_status",
+        "bars",
+        "vwap",
+        "moving_averages",
+    ):
         outputs[table] = client.query(
             f"SELECT * FROM {table} FINAL WHERE venue = {{v:String}} ORDER BY ALL", parameters={"v": venue}
         ).result_rows

@@ -161,6 +161,8 @@ class _Reader:
             return int.from_bytes(self.take(2), "little")
         if column_type.startswith("DateTime64(9"):
             return int.from_bytes(self.take(8), "little", signed=True)
+        if column_type.startswith("Nullable(") and column_type.endswith(")"):
+            return None if self.take(1) == b"\x01" else self.value(column_type[9:-1])
         if column_type in ("String", "LowCardinality(String)"):
             return self.take(self.varint()).decode("utf-8")
         if column_type.startswith("Array(") and column_type.endswith(")"):

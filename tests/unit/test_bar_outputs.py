@@ -14,7 +14,7 @@ DAY = 18_260  # 2019-12-30
 
 
 def test_bar_columns_are_the_ddl_columns() -> None:
-    assert ddl_columns(ANALYTICS_DDL) == {"bars": list(BAR_COLUMNS)}
+    assert ddl_columns(ANALYTICS_DDL)["bars"] == list(BAR_COLUMNS)
 
 
 def test_rows_read_back_with_an_independent_reader() -> None:
