@@ -65,34 +65,27 @@ Rules
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from itchflow.analytics.top_of_book import TopOfBookTuple
+from itchflow.analytics.tumbling import (
+    KIND_TOP,
+    LATE_DAY,
+    LATE_WINDOW,
+    MARKER,
+    NANOS_PER_SECOND,
+    SNAPSHOT_VERSION,
+    Due,
+    LateUpdate,
+    TumblingClock,
+    check_intervals,
+    check_snapshot,
+)
 
-SNAPSHOT_VERSION = 1
-NANOS_PER_SECOND = 1_000_000_000
-NANOS_PER_MS = 1_000_000
 _NO_ASK = 1 << 62
 """The price an empty ask side stands for (above any ITCH price): +infinity for the comparisons."""
-_MARKER = -1
-"""The ``trading_date`` of a due entry that is a close marker, not a window."""
-
-LATE_WINDOW = "window"
-LATE_DAY = "day"
-
-
-def check_intervals(intervals_s: object) -> None:
-    """Window sizes must be distinct positive whole seconds."""
-    if not isinstance(intervals_s, tuple) or not intervals_s:
-        raise ValueError(f"intervals_s must be a non-empty tuple of seconds, got {intervals_s!r}")
-    for value in intervals_s:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"window sizes must be positive whole seconds, got {value!r}")
-    if len(set(intervals_s)) != len(intervals_s):
-        raise ValueError(f"window sizes must be distinct, got {intervals_s!r}")
 
 
 @dataclass(frozen=True)
@@ -126,21 +119,6 @@ class OfiRow(NamedTuple):
     """top-of-book changes counted in the window"""
 
 
-class LateUpdate(NamedTuple):
-    """A top-of-book change that missed windows, for the late-data output."""
-
-    venue: str
-    symbol: str
-    trading_date: int
-    ts_event: int
-    seq: int
-    intervals_s: tuple[int, ...]
-    """the window sizes it counted in no window of"""
-    reason: str
-    """``window`` (its window had fired; the change still moved the carry state) or ``day`` (a
-    change of an earlier trading date than the symbol's current one: ignored)"""
-
-
 class _Symbol:
     """One (venue, symbol): its day and last top of book (the carry), its open windows and markers."""
 
@@ -160,19 +138,15 @@ class OrderFlowImbalance:
 
     def __init__(self, config: OfiConfig | None = None) -> None:
         self.config = config or OfiConfig()
-        self._plan = tuple((interval, interval * NANOS_PER_SECOND) for interval in self.config.intervals_s)
+        self._clock = TumblingClock(self.config.intervals_s)
         self._symbols: dict[tuple[str, str], _Symbol] = {}
-        #: (end, venue, symbol, interval_s, trading date or _MARKER, start): when a window fires or a
-        #: close marker goes; entries may be stale (checked when popped)
-        self._due: list[tuple[int, str, str, int, int, int]] = []
-        self._complete_before: int | None = None
         #: changes that missed windows, since the operator last took them (it clears the list)
         self.late: list[LateUpdate] = []
 
     @property
     def complete_before_ns(self) -> int | None:
         """The event time of the last :meth:`advance` (None before the first)."""
-        return self._complete_before
+        return self._clock.complete_before
 
     # ------------------------------------------------------------------ input
 
@@ -185,21 +159,14 @@ class OrderFlowImbalance:
             if trading_date < state.day:
                 every = self.config.intervals_s
                 self.late.extend(
-                    LateUpdate(venue, symbol, trading_date, c[0], c[1], every, LATE_DAY) for c in changes
+                    LateUpdate(venue, symbol, trading_date, KIND_TOP, c[0], c[1], every, LATE_DAY)
+                    for c in changes
                 )
                 return
             state.day = trading_date
             state.bid_px = state.bid_sz = state.ask_px = state.ask_sz = 0
-        clock = self._complete_before
-        # per size: a window whose end is <= this has fired
-        limits = []
-        for interval, size in self._plan:
-            limit = -1 if clock is None else clock
-            closed = state.closed.get(interval)
-            if closed is not None and closed > limit:
-                limit = closed
-            limits.append((interval, size, limit))
-        windows, due = state.windows, self._due
+        limits = self._clock.limits(state.closed)
+        windows, push = state.windows, self._clock.push
         bid_px, bid_sz, ask_px, ask_sz = state.bid_px, state.bid_sz, state.ask_px, state.ask_sz
         for change in changes:
             ts, new_bid_px, new_bid_sz, new_ask_px, new_ask_sz = (
@@ -222,14 +189,16 @@ class OrderFlowImbalance:
                 window = windows.get((interval, trading_date, start))
                 if window is None:
                     windows[(interval, trading_date, start)] = [1, bid_flow, ask_flow]
-                    heapq.heappush(due, (start + size, venue, symbol, interval, trading_date, start))
+                    push((start + size, venue, symbol, interval, trading_date, start))
                 else:
                     window[0] += 1
                     window[1] += bid_flow
                     window[2] += ask_flow
             if missed is not None:
                 self.late.append(
-                    LateUpdate(venue, symbol, trading_date, ts, change[1], tuple(missed), LATE_WINDOW)
+                    LateUpdate(
+                        venue, symbol, trading_date, KIND_TOP, ts, change[1], tuple(missed), LATE_WINDOW
+                    )
                 )
         state.bid_px, state.bid_sz, state.ask_px, state.ask_sz = bid_px, bid_sz, ask_px, ask_sz
 
@@ -238,25 +207,20 @@ class OrderFlowImbalance:
     def advance(self, complete_before_ns: int) -> list[OfiRow]:
         """The rows of the windows with changes that end at or before ``complete_before_ns`` (and
         were not emitted yet), sorted by key."""
-        now = complete_before_ns
-        if self._complete_before is not None and now < self._complete_before:
-            now = self._complete_before
-        self._complete_before = now
+        now = self._clock.advance(complete_before_ns)
         out: list[OfiRow] = []
-        due, symbols = self._due, self._symbols
-        while due and due[0][0] <= now:
-            end, venue, symbol, interval, day, start = heapq.heappop(due)
+        symbols = self._symbols
+        for end, venue, symbol, interval, day, start in self._clock.pop_due(now):
             state = symbols.get((venue, symbol))
             if state is None:
                 continue
-            if day == _MARKER:
+            if day == MARKER:
                 if state.closed.get(interval) == end:
                     del state.closed[interval]  # event time has caught up with close_all
                 continue
             window = state.windows.pop((interval, day, start), None)
             if window is not None:
-                out.append(OfiRow(venue, day, symbol, interval, start, window[1] + window[2],
-                                  window[1], window[2], window[0]))  # fmt: skip
+                out.append(_row(venue, symbol, interval, day, start, window))
         out.sort()
         return out
 
@@ -266,14 +230,13 @@ class OrderFlowImbalance:
         out: list[OfiRow] = []
         for (venue, symbol), state in self._symbols.items():
             for (interval, day, start), window in state.windows.items():
-                out.append(OfiRow(venue, day, symbol, interval, start, window[1] + window[2],
-                                  window[1], window[2], window[0]))  # fmt: skip
+                out.append(_row(venue, symbol, interval, day, start, window))
                 end = start + interval * NANOS_PER_SECOND
                 if end > state.closed.get(interval, -1):
                     state.closed[interval] = end
             state.windows.clear()
             for interval, end in state.closed.items():
-                heapq.heappush(self._due, (end, venue, symbol, interval, _MARKER, 0))
+                self._clock.push((end, venue, symbol, interval, MARKER, 0))
         out.sort()
         return out
 
@@ -281,18 +244,16 @@ class OrderFlowImbalance:
         """The event-time timer (ms) to be called back at: the earliest end of a window with changes
         or of a close marker (the timer fires at watermark ``W >= due_ms - 1``, i.e. once
         ``complete_before >= due``)."""
-        due, symbols = self._due, self._symbols
-        while due:
-            end, venue, symbol, interval, day, start = due[0]
-            state = symbols.get((venue, symbol))
-            if state is not None and (
-                state.closed.get(interval) == end
-                if day == _MARKER
-                else (interval, day, start) in state.windows
-            ):
-                return -(-end // NANOS_PER_MS) - 1
-            heapq.heappop(due)  # stale: the window or marker went
-        return None
+        return self._clock.next_ms(self._live)
+
+    def _live(self, entry: Due) -> bool:
+        end, venue, symbol, interval, day, start = entry
+        state = self._symbols.get((venue, symbol))
+        if state is None:
+            return False
+        if day == MARKER:
+            return state.closed.get(interval) == end
+        return (interval, day, start) in state.windows
 
     # ------------------------------------------------------------------ state
 
@@ -301,7 +262,7 @@ class OrderFlowImbalance:
         return {
             "version": SNAPSHOT_VERSION,
             "intervals_s": list(self.config.intervals_s),
-            "complete_before_ns": self._complete_before,
+            "complete_before_ns": self._clock.complete_before,
             "symbols": [
                 {
                     "venue": venue,
@@ -317,29 +278,24 @@ class OrderFlowImbalance:
 
     def restore(self, data: dict[str, Any]) -> None:
         """Replace the state with a :meth:`snapshot` of a core with the same window sizes."""
-        check_snapshot(data, list(self.config.intervals_s))
+        check_snapshot(data, {"intervals_s": list(self.config.intervals_s)})
         self._symbols = {}
-        self._due = []
-        self._complete_before = data["complete_before_ns"]
+        self._clock = TumblingClock(self.config.intervals_s)
+        self._clock.complete_before = data["complete_before_ns"]
+        due: list[Due] = []
         for saved in data["symbols"]:
             venue, symbol = saved["venue"], saved["symbol"]
             state = self._symbols[(venue, symbol)] = _Symbol(saved["trading_date"])
             state.bid_px, state.bid_sz, state.ask_px, state.ask_sz = saved["top"]
             for interval, day, start, updates, bid_flow, ask_flow in saved["windows"]:
                 state.windows[(interval, day, start)] = [updates, bid_flow, ask_flow]
-                self._due.append((start + interval * NANOS_PER_SECOND, venue, symbol, interval, day, start))
+                due.append((start + interval * NANOS_PER_SECOND, venue, symbol, interval, day, start))
             for interval, end in saved["closed"]:
                 state.closed[interval] = end
-                self._due.append((end, venue, symbol, interval, _MARKER, 0))
-        heapq.heapify(self._due)
+                due.append((end, venue, symbol, interval, MARKER, 0))
+        self._clock.rebuild(due)
 
 
-def check_snapshot(data: Any, intervals_s: list[int]) -> None:
-    """A snapshot this code reads, of a core with these window sizes; ValueError otherwise."""
-    if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
-        version = data.get("version") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"snapshot version {version!r}, this code reads {SNAPSHOT_VERSION}")
-    if data.get("intervals_s") != intervals_s:
-        raise ValueError(
-            f"snapshot of window sizes {data.get('intervals_s')!r}, this core has {intervals_s!r}"
-        )
+def _row(venue: str, symbol: str, interval: int, day: int, start: int, window: list[int]) -> OfiRow:
+    updates, bid_flow, ask_flow = window
+    return OfiRow(venue, day, symbol, interval, start, bid_flow + ask_flow, bid_flow, ask_flow, updates)

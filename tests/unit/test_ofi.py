@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from itchflow.analytics.ofi import LateUpdate, OfiConfig, OfiRow, OrderFlowImbalance
+from itchflow.analytics.ofi import OfiConfig, OfiRow, OrderFlowImbalance
+from itchflow.analytics.tumbling import LateUpdate
 from tests.unit.tob_support import (
     DAY,
     DAY_NS,
@@ -107,7 +108,9 @@ def reference(log: list[Op], intervals_s: tuple[int, ...]) -> list[list[Any]]:
             _, venue, symbol, day, changes = op
             late = []
             if day < days.get((venue, symbol), day):
-                late = [LateUpdate(venue, symbol, day, c[0], c[1], intervals_s, "day") for c in changes]
+                late = [
+                    LateUpdate(venue, symbol, day, "top", c[0], c[1], intervals_s, "day") for c in changes
+                ]
                 outputs.append(late)
                 continue
             if day != days.get((venue, symbol)):
@@ -126,7 +129,9 @@ def reference(log: list[Op], intervals_s: tuple[int, ...]) -> list[list[Any]]:
                     else:
                         counted[(venue, day, symbol, interval, start)].append((bid, ask))
                 if missed:
-                    late.append(LateUpdate(venue, symbol, day, change[0], change[1], tuple(missed), "window"))
+                    late.append(
+                        LateUpdate(venue, symbol, day, "top", change[0], change[1], tuple(missed), "window")
+                    )
             outputs.append(late)
         elif op[0] == "advance":
             clock = max(clock, op[1])
@@ -235,7 +240,7 @@ def test_a_change_into_a_fired_window_is_late_but_moves_the_carry_state() -> Non
     assert core.advance(T0 + SECOND) == [ofi_row(T0, *OPEN_FLOWS, 1)]
     straggler = tob(T0 + 900 * MS, (PX_100_01, 100), ASK, seq=7)  # bid up: +100, for [T0, T0 + 1 s) only
     core.add(VENUE, SYMBOL, DAY, [straggler])
-    assert core.late == [LateUpdate(VENUE, SYMBOL, DAY, T0 + 900 * MS, 7, (1,), "window")]
+    assert core.late == [LateUpdate(VENUE, SYMBOL, DAY, "top", T0 + 900 * MS, 7, (1,), "window")]
     core.add(VENUE, SYMBOL, DAY, [tob(T0 + 1_500 * MS, (PX_100_01, 160), ASK)])  # after the straggler: +60
     assert core.advance(T0 + 2 * SECOND) == [ofi_row(T0 + SECOND, 60, 0, 1)]
     assert core.advance(T0 + MINUTE) == [ofi_row(T0, 300 + 100 + 60, -200, 3, interval_s=60)]
@@ -261,8 +266,8 @@ def test_close_all_emits_open_windows_and_later_changes_in_them_are_late() -> No
     core.add(VENUE, SYMBOL, DAY, [tob(T0 + 1_500 * MS, (PX_100_01, 150), ASK, seq=3)])  # +50, nowhere
     core.add(VENUE, SYMBOL, DAY, [tob(T0 + 3 * SECOND, (PX_100_01, 180), ASK, seq=4)])  # +30 after it
     assert core.late == [
-        LateUpdate(VENUE, SYMBOL, DAY, T0 + 1_500 * MS, 3, (1, 60), "window"),
-        LateUpdate(VENUE, SYMBOL, DAY, T0 + 3 * SECOND, 4, (60,), "window"),  # the minute was emitted
+        LateUpdate(VENUE, SYMBOL, DAY, "top", T0 + 1_500 * MS, 3, (1, 60), "window"),
+        LateUpdate(VENUE, SYMBOL, DAY, "top", T0 + 3 * SECOND, 4, (60,), "window"),  # the minute was emitted
     ]
     assert core.close_all() == [ofi_row(T0 + 3 * SECOND, 30, 0, 1)]
 
@@ -281,7 +286,7 @@ def test_a_new_trading_day_starts_from_the_empty_book_and_an_earlier_day_is_late
     core.add(VENUE, SYMBOL, DAY, [OPEN])
     core.add(VENUE, SYMBOL, DAY + 1, [tob(T0 + DAY_NS, (PX_100_01, 40), (PX_100_06, 10))])
     core.add(VENUE, SYMBOL, DAY, [tob(T0 + 1, (PX_100_01, 40), ASK, seq=9)])
-    assert core.late == [LateUpdate(VENUE, SYMBOL, DAY, T0 + 1, 9, (1,), "day")]
+    assert core.late == [LateUpdate(VENUE, SYMBOL, DAY, "top", T0 + 1, 9, (1,), "day")]
     assert core.advance(T0 + DAY_NS + SECOND) == [
         ofi_row(T0, *OPEN_FLOWS, 1),
         ofi_row(T0 + DAY_NS, 40, -10, 1, day=DAY + 1),
@@ -327,7 +332,7 @@ def test_restore_rejects_another_version_or_other_sizes() -> None:
     snapshot = OrderFlowImbalance().snapshot()
     with pytest.raises(ValueError, match="version"):
         OrderFlowImbalance().restore({**snapshot, "version": 99})
-    with pytest.raises(ValueError, match="sizes"):
+    with pytest.raises(ValueError, match="intervals_s"):
         OrderFlowImbalance(OfiConfig(intervals_s=(1,))).restore(snapshot)
 
 
