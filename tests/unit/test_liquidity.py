@@ -1,18 +1,18 @@
 """Liquidity per window (:mod:`itchflow.analytics.liquidity`): time-weighted spread and depth worked by
 hand (across window boundaries, one-sided and empty books, unknown depth), when updates take effect
 (time going back, late updates, a new day, the end of the feed), state; then a seeded differential
-test against a reference written here from the rules (loops over the whole log)."""
+test against the brute-force reference of ``tests/unit/flow_reference.py``."""
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 
 from itchflow.analytics.liquidity import Liquidity, LiquidityConfig, LiquidityRow
 from itchflow.analytics.tumbling import LateUpdate
+from tests.unit.flow_reference import liquidity_reference, run_liquidity
 from tests.unit.tob_support import (
     DAY,
     DAY_NS,
@@ -224,148 +224,6 @@ def test_config_rejects_nonsense() -> None:
             LiquidityConfig(**bad)  # type: ignore[arg-type]
 
 
-# ------------------------------------------------------------------ the reference
-
-
-INITIAL = (0, 0, None)
-"""(bid price, ask price, (bid shares, ask shares) or None): a day's start"""
-
-
-class Entry(NamedTuple):
-    day: int
-    kind: str
-    after: tuple[int, int, tuple[int, int] | None]
-    te: dict[int, int]
-
-
-def weigh(sums: list[Any], state: tuple[int, int, tuple[int, int] | None], ns: int) -> None:
-    """[two-sided ns, sum of spread x ns, sum of bps terms, depth ns, bid share-ns, ask share-ns]"""
-    bid, ask, shares = state
-    if ns <= 0:
-        return
-    if bid > 0 and ask > 0:
-        sums[0] += ns
-        sums[1] += (ask - bid) * ns
-        sums[2] += 20_000 * (ask - bid) * ns / (ask + bid)
-    if shares is not None:
-        sums[3] += ns
-        sums[4] += shares[0] * ns
-        sums[5] += shares[1] * ns
-
-
-def window_row(
-    entries: list[Entry], venue: str, day: int, symbol: str, interval: int, start: int
-) -> LiquidityRow:
-    end = start + interval * SECOND
-    state: tuple[int, int, tuple[int, int] | None] = INITIAL
-    for entry in entries:
-        if entry.te[interval] < start:
-            state = entry.after if entry.day == day else INITIAL
-    sums: list[Any] = [0, 0, 0.0, 0, 0, 0]
-    counts = {"top": 0, "depth": 0}
-    t = start
-    for entry in entries:
-        if start <= entry.te[interval] < end:
-            weigh(sums, state, entry.te[interval] - t)
-            state, t = entry.after, entry.te[interval]
-            counts[entry.kind] += 1
-    weigh(sums, state, end - t)
-    two_sided, spread, bps_sum, depth_ns, bid, ask = sums
-    return LiquidityRow(
-        venue, day, symbol, interval, start,
-        spread / two_sided if two_sided else None,
-        bps_sum / two_sided if two_sided else None,
-        two_sided,
-        bid / depth_ns if depth_ns else None,
-        ask / depth_ns if depth_ns else None,
-        (bid - ask) / (bid + ask) if bid + ask else None,
-        depth_ns, LEVELS, counts["top"], counts["depth"],
-    )  # fmt: skip
-
-
-def reference(log: list[Op], intervals_s: tuple[int, ...]) -> list[list[Any]]:
-    """The outputs of every call of ``log`` from the module's rules: the te of every update
-    computed from its definition, and every row integrated afresh from all updates of its symbol."""
-    clock = -1
-    closed: dict[tuple[str, str, int], int] = defaultdict(lambda: -1)  # end of close_all's last row
-    entries: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-    days: dict[tuple[str, str], int] = {}
-    windows: set[tuple[str, int, str, int, int]] = set()  # (venue, day, symbol, interval, start) with updates
-    emitted: set[tuple[str, int, str, int, int]] = set()
-    outputs: list[list[Any]] = []
-
-    def rows(keys: set[tuple[str, int, str, int, int]]) -> list[LiquidityRow]:
-        return [window_row(entries[(k[0], k[2])], *k) for k in sorted(keys)]
-
-    for op in log:
-        if op[0] in ("tops", "depth"):
-            kind, venue, symbol, day, updates = "top" if op[0] == "tops" else "depth", *op[1:]
-            listed = entries[(venue, symbol)]
-            if day < days.get((venue, symbol), day):
-                outputs.append(
-                    [LateUpdate(venue, symbol, day, kind, u[0], u[1], intervals_s, "day") for u in updates]
-                )
-                continue
-            new_day = (venue, symbol) in days and days[(venue, symbol)] != day
-            days[(venue, symbol)] = day
-            late = []
-            for update in updates:
-                ts = update[0]
-                te, missed = {}, []
-                for interval in intervals_s:
-                    size = interval * SECOND
-                    fired = max(clock, closed[(venue, symbol, interval)])
-                    if ts // size * size + size <= fired:
-                        missed.append(interval)
-                    candidates = [ts]
-                    if listed:
-                        previous = listed[-1].te[interval]
-                        candidates.append(previous // size * size + size if new_day else previous)
-                    if fired >= 0:
-                        candidates.append(fired // size * size)
-                    te[interval] = max(candidates)
-                before = listed[-1].after if listed and not new_day else INITIAL
-                if kind == "top":
-                    after = (update[2], update[5], before[2])
-                else:
-                    after = (before[0], before[1], (update[2], update[3]))
-                listed.append(Entry(day, kind, after, te))
-                windows.update(
-                    (venue, day, symbol, i, te[i] // (i * SECOND) * i * SECOND) for i in intervals_s
-                )
-                new_day = False
-                if missed:
-                    late.append(LateUpdate(venue, symbol, day, kind, ts, update[1], tuple(missed), "window"))
-            outputs.append(late)
-        elif op[0] == "advance":
-            clock = max(clock, op[1])
-            due = {k for k in windows - emitted if k[4] + k[3] * SECOND <= clock}
-            emitted |= due
-            outputs.append(rows(due))
-        else:
-            due = windows - emitted
-            emitted |= due
-            for k in due:
-                closed[(k[0], k[2], k[3])] = max(closed[(k[0], k[2], k[3])], k[4] + k[3] * SECOND)
-            outputs.append(rows(due))
-    return outputs
-
-
-def run(core: Liquidity, log: list[Op]) -> list[list[Any]]:
-    """Each call's output: rows of advance / close_all, the late list after an add."""
-    outputs = []
-    for op in log:
-        if op[0] in ("tops", "depth"):
-            (core.add_tops if op[0] == "tops" else core.add_depth)(*op[1:])
-            outputs.append(core.late[:])
-            core.late.clear()
-        elif op[0] == "advance":
-            outputs.append(core.advance(op[1]))
-        else:
-            outputs.append(core.close_all())
-    return outputs
-
-
 def test_the_reference_agrees_with_the_worked_examples() -> None:
     log: list[Op] = [
         ("tops", VENUE, SYMBOL, DAY, [tob(T0 + 200 * MS, BID, ASK)]),
@@ -374,7 +232,7 @@ def test_the_reference_agrees_with_the_worked_examples() -> None:
         ("tops", VENUE, SYMBOL, DAY, [tob(T0 + 1_400 * MS, (PX_100_01, 50), (PX_100_03, 100))]),
         ("advance", T0 + 2 * SECOND),
     ]
-    first, second = reference(log, (1,))[-1]
+    first, second = liquidity_reference(log, (1,))[-1]
     assert only_spread(first) == (T0, (500 * 0.5 + 300 * 0.3) / 0.8, 800 * MS, 2)
     assert only_spread(second) == (T0 + SECOND, 300 * 0.4 + 200 * 0.6, SECOND, 1)
     assert only_depth(second) == (T0 + SECOND, 2_000.0, 0.0, 1.0, SECOND, 0)
@@ -387,8 +245,8 @@ def test_the_reference_agrees_with_the_worked_examples() -> None:
 @pytest.mark.parametrize("intervals_s", [(1,), (1, 7, 60)])
 def test_outputs_equal_the_reference_call_by_call(seed: int, intervals_s: tuple[int, ...]) -> None:
     log = random_log(seed, depth=True)
-    got = run(Liquidity(LiquidityConfig(intervals_s=intervals_s)), log)
-    assert got == reference(log, intervals_s)
+    got = run_liquidity(Liquidity(LiquidityConfig(intervals_s=intervals_s)), log)
+    assert got == liquidity_reference(log, intervals_s)
     rows = [row for output in got for row in output if isinstance(row, LiquidityRow)]
     late = [row for output in got for row in output if isinstance(row, LateUpdate)]
     assert {item.reason for item in late} == {"window", "day"}
@@ -402,19 +260,19 @@ def test_outputs_equal_the_reference_call_by_call(seed: int, intervals_s: tuple[
 def test_snapshot_and_restore_anywhere_give_the_same_later_outputs(seed: int) -> None:
     log = random_log(seed, steps=600, depth=True)
     config = LiquidityConfig(intervals_s=(1, 60))
-    whole = run(Liquidity(config), log)
+    whole = run_liquidity(Liquidity(config), log)
     for cut in range(0, len(log), 67):
         core = Liquidity(config)
-        before = run(core, log[:cut])
+        before = run_liquidity(core, log[:cut])
         restored = Liquidity(config)
         restored.restore(json.loads(json.dumps(core.snapshot())))
         assert restored.snapshot() == core.snapshot()
-        assert before + run(restored, log[cut:]) == whole
+        assert before + run_liquidity(restored, log[cut:]) == whole
 
 
 def test_state_drains_to_each_symbols_last_state() -> None:
     core = Liquidity(LiquidityConfig(intervals_s=(1, 60)))
-    run(core, [op for op in random_log(1, steps=400, depth=True) if op[0] != "advance"])
+    run_liquidity(core, [op for op in random_log(1, steps=400, depth=True) if op[0] != "advance"])
     core.advance(T0 + 3 * DAY_NS)
     snapshot = core.snapshot()
     assert snapshot["symbols"]

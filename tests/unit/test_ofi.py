@@ -1,17 +1,17 @@
 """Order-flow imbalance (:mod:`itchflow.analytics.ofi`): each term of e_n worked by hand, empty sides, the
 first change of a day, window boundaries, firing, late changes, days, state; then a seeded
-differential test against a reference written here from the rules (loops over the whole log)."""
+differential test against the brute-force reference of ``tests/unit/flow_reference.py``."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
 
 import pytest
 
 from itchflow.analytics.ofi import OfiConfig, OfiRow, OrderFlowImbalance
 from itchflow.analytics.tumbling import LateUpdate
+from tests.unit.flow_reference import e_terms, ofi_reference, run_ofi
 from tests.unit.tob_support import (
     DAY,
     DAY_NS,
@@ -27,7 +27,6 @@ from tests.unit.tob_support import (
     SYMBOL,
     T0,
     VENUE,
-    Op,
     random_log,
     tob,
 )
@@ -44,107 +43,6 @@ def ofi_row(
     start: int, bid_flow: int, ask_flow: int, updates: int, interval_s: int = 1, day: int = DAY
 ) -> OfiRow:
     return OfiRow(VENUE, day, SYMBOL, interval_s, start, bid_flow + ask_flow, bid_flow, ask_flow, updates)
-
-
-def run(core: OrderFlowImbalance, log: list[Op]) -> list[list[Any]]:
-    """Each call's output: rows of advance / close_all, the late list after an add."""
-    outputs = []
-    for op in log:
-        if op[0] == "tops":
-            core.add(*op[1:])
-            outputs.append(core.late[:])
-            core.late.clear()
-        elif op[0] == "advance":
-            outputs.append(core.advance(op[1]))
-        elif op[0] == "close":
-            outputs.append(core.close_all())
-    return outputs
-
-
-# ------------------------------------------------------------------ the reference
-
-
-def e_terms(before: tuple[int, int, int, int], after: tuple[int, int, int, int]) -> tuple[int, int]:
-    """(bid term, ask term) of e_n, the paper's formula with indicator functions; an empty side
-    (price 0) is a bid at -infinity or an ask at +infinity with no shares."""
-
-    def one(condition: bool) -> int:
-        return 1 if condition else 0
-
-    inf = float("inf")
-    pb0, qb0, pa0, qa0 = before
-    pb1, qb1, pa1, qa1 = after
-    pb0, pb1 = (pb0 if pb0 else -inf), (pb1 if pb1 else -inf)
-    pa0, pa1 = (pa0 if pa0 else inf), (pa1 if pa1 else inf)
-    bid = one(pb1 >= pb0) * qb1 - one(pb1 <= pb0) * qb0
-    ask = -one(pa1 <= pa0) * qa1 + one(pa1 >= pa0) * qa0
-    return bid, ask
-
-
-def reference(log: list[Op], intervals_s: tuple[int, ...]) -> list[list[Any]]:
-    """The outputs of every call of ``log``, from the module's rules, by brute force: every change
-    is listed under the windows it counted in, with its terms; each call scans every window."""
-    clock = -1
-    days: dict[tuple[str, str], int] = {}
-    tops: dict[tuple[str, str], tuple[int, int, int, int]] = {}
-    counted: dict[tuple[str, int, str, int, int], list[tuple[int, int]]] = defaultdict(list)
-    emitted: set[tuple[str, int, str, int, int]] = set()
-    closed_ends: dict[tuple[str, str, int], list[int]] = defaultdict(list)  # ends of close_all's rows
-    outputs: list[list[Any]] = []
-
-    def rows(keys: set[tuple[str, int, str, int, int]]) -> list[OfiRow]:
-        found = []
-        for key in sorted(keys):
-            bid = sum(b for b, _ in counted[key])
-            ask = sum(a for _, a in counted[key])
-            found.append(OfiRow(*key, bid + ask, bid, ask, len(counted[key])))
-        return found
-
-    def end(key: tuple[str, int, str, int, int]) -> int:
-        return key[4] + key[3] * SECOND
-
-    for op in log:
-        if op[0] == "tops":
-            _, venue, symbol, day, changes = op
-            late = []
-            if day < days.get((venue, symbol), day):
-                late = [
-                    LateUpdate(venue, symbol, day, "top", c[0], c[1], intervals_s, "day") for c in changes
-                ]
-                outputs.append(late)
-                continue
-            if day != days.get((venue, symbol)):
-                days[(venue, symbol)] = day
-                tops[(venue, symbol)] = (0, 0, 0, 0)
-            for change in changes:
-                after = (change[2], change[3], change[5], change[6])
-                bid, ask = e_terms(tops[(venue, symbol)], after)
-                tops[(venue, symbol)] = after
-                missed = []
-                for interval in intervals_s:
-                    size = interval * SECOND
-                    start = change[0] // size * size
-                    if start + size <= max([clock, *closed_ends[(venue, symbol, interval)]]):
-                        missed.append(interval)
-                    else:
-                        counted[(venue, day, symbol, interval, start)].append((bid, ask))
-                if missed:
-                    late.append(
-                        LateUpdate(venue, symbol, day, "top", change[0], change[1], tuple(missed), "window")
-                    )
-            outputs.append(late)
-        elif op[0] == "advance":
-            clock = max(clock, op[1])
-            due = {key for key in counted if end(key) <= clock} - emitted
-            emitted |= due
-            outputs.append(rows(due))
-        else:
-            due = set(counted) - emitted
-            emitted |= due
-            for key in due:
-                closed_ends[(key[0], key[2], key[3])].append(end(key))
-            outputs.append(rows(due))
-    return outputs
 
 
 # ------------------------------------------------------------------ each term by hand
@@ -339,14 +237,14 @@ def test_restore_rejects_another_version_or_other_sizes() -> None:
 @pytest.mark.parametrize("seed", range(4))
 def test_snapshot_and_restore_anywhere_give_the_same_later_outputs(seed: int) -> None:
     log = random_log(seed, steps=600)
-    whole = run(OrderFlowImbalance(), log)
+    whole = run_ofi(OrderFlowImbalance(), log)
     for cut in range(0, len(log), 37):
         core = OrderFlowImbalance()
-        before = run(core, log[:cut])
+        before = run_ofi(core, log[:cut])
         restored = OrderFlowImbalance()
         restored.restore(json.loads(json.dumps(core.snapshot())))
         assert restored.snapshot() == core.snapshot()
-        assert before + run(restored, log[cut:]) == whole
+        assert before + run_ofi(restored, log[cut:]) == whole
 
 
 # ------------------------------------------------------------------ differential
@@ -356,8 +254,8 @@ def test_snapshot_and_restore_anywhere_give_the_same_later_outputs(seed: int) ->
 @pytest.mark.parametrize("intervals_s", [(1, 60), (1, 7, 60)])
 def test_outputs_equal_the_reference_call_by_call(seed: int, intervals_s: tuple[int, ...]) -> None:
     log = random_log(seed)
-    got = run(OrderFlowImbalance(OfiConfig(intervals_s=intervals_s)), log)
-    expected = reference(log, intervals_s)
+    got = run_ofi(OrderFlowImbalance(OfiConfig(intervals_s=intervals_s)), log)
+    expected = ofi_reference(log, intervals_s)
     assert got == expected
     rows = [row for output in got for row in output if isinstance(row, OfiRow)]
     late = [row for output in got for row in output if isinstance(row, LateUpdate)]
