@@ -16,7 +16,8 @@ Rules
   (:data:`~itchflow.analytics.top_of_book.TopOfBookTuple`; only the two prices are used, 0 for an
   empty side) -- and ``add_depth(venue, symbol, trading_date, depths)`` -- :data:`DepthTuple`
   ``(ts_event, seq, bid_shares, ask_shares)``: the shares resting on the best N levels of each side
-  (N = :attr:`LiquidityConfig.depth_levels`; the caller sums them) after the event ``seq``. Today
+  (N = :attr:`LiquidityConfig.depth_levels`; the caller sums them, e.g. with :func:`depth_update`)
+  after the event ``seq``. Today
   the books give depth once per batch (the ``depth_snapshots`` row at the end of a batch that moved
   the top N levels, or the first batch of a cadence interval), so a depth update stands for the book
   from its event until the next one; per-event depth updates, when the books give them, make the
@@ -93,9 +94,18 @@ from itchflow.analytics.tumbling import (
     check_intervals,
     check_snapshot,
 )
+from itchflow.book.values import DepthColumns
 
 DepthTuple = tuple[int, int, int, int]
 """``(ts_event, seq, bid_shares, ask_shares)``: shares on the best N levels of each side after event ``seq``."""
+
+
+def depth_update(ts_event: int, seq: int, depth: DepthColumns, levels: int) -> DepthTuple:
+    """The depth update of a book's :data:`~itchflow.book.values.DepthColumns` (e.g. the order-book
+    stage's ``depth`` after a batch, whose last event is ``seq`` at ``ts_event``): the shares on its
+    best ``levels`` levels of each side."""
+    return (ts_event, seq, sum(depth[1][:levels]), sum(depth[4][:levels]))
+
 
 BPS_OF_HALF = 20_000
 """10^4 basis points over a mid that is half the sum of the prices."""

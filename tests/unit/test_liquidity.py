@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from itchflow.analytics.liquidity import Liquidity, LiquidityConfig, LiquidityRow
+from itchflow.analytics.liquidity import Liquidity, LiquidityConfig, LiquidityRow, depth_update
 from itchflow.analytics.tumbling import LateUpdate
 from tests.unit.flow_reference import liquidity_reference, run_liquidity
 from tests.unit.tob_support import (
@@ -18,6 +18,7 @@ from tests.unit.tob_support import (
     DAY_NS,
     EMPTY,
     MS,
+    PX_99_99,
     PX_100_00,
     PX_100_01,
     PX_100_03,
@@ -216,6 +217,13 @@ def test_a_window_fires_once_event_time_passes_its_end_and_the_timer_says_when()
     assert len(core.advance(T0 + SECOND)) == 1
     assert core.advance(T0 + 9 * SECOND) == []  # a quiet symbol has no rows
     assert core.next_timer_ms() is None
+
+
+def test_a_depth_update_of_depth_columns_sums_the_best_levels_of_each_side() -> None:
+    columns = [[PX_100_00, PX_99_99], [100, 250], [1, 2], [PX_100_05], [70], [1]]  # bids, asks: best first
+    assert depth_update(T0, 9, columns, levels=1) == (T0, 9, 100, 70)
+    assert depth_update(T0, 9, columns, levels=LEVELS) == (T0, 9, 350, 70)
+    assert depth_update(T0, 9, [[], [], [], [], [], []], levels=LEVELS) == (T0, 9, 0, 0)
 
 
 def test_config_rejects_nonsense() -> None:
