@@ -1,0 +1,130 @@
+"""The books' ``top_of_book`` rows read back: RowBinary in, top-of-book changes out.
+
+The order-book stage emits one ``top_of_book`` row per event that changed the best bid or ask
+(:mod:`itchflow.pipeline.book_stage`; the C book writes them, byte for byte as
+:func:`itchflow.sinks.book_tables.top_of_book_rows`). The analytics cores
+(:mod:`itchflow.analytics.ofi`, :mod:`itchflow.analytics.liquidity`) take them as
+:data:`TopOfBookTuple`. Layout of a row (``schemas/clickhouse/001_book.sql``, little endian): the
+book's key -- ``venue`` (LEB128 length + UTF-8), ``trading_date`` (UInt16 days since 1970-01-01),
+``symbol`` (LEB128 length + UTF-8) -- then ``seq`` UInt64, ``ts_event`` Int64 ns, ``bid_price``
+Int64, ``bid_shares`` UInt64, ``bid_orders`` UInt32, ``ask_price`` Int64, ``ask_shares`` UInt64,
+``ask_orders`` UInt32. An empty side is 0, 0, 0.
+
+* :func:`decode_changes` reads one book's rows (every row starts with the same key, e.g. an engine's
+  ``Applied.tob_rows`` with its ``BookWire.row_key``), the fast path.
+* :func:`decode_rows` reads rows of any books (e.g. ``Outputs.top_of_book`` joined), each with its key.
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import lru_cache
+from typing import NamedTuple
+
+from itchflow.sinks.book_tables import TABLE_COLUMNS, TOP_OF_BOOK
+from itchflow.sinks.rowbinary import fixed_width_struct
+
+_KEY_COLUMNS = 3  # venue, trading_date, symbol
+_BODY = fixed_width_struct([column_type for _, column_type in TABLE_COLUMNS[TOP_OF_BOOK][_KEY_COLUMNS:]])
+"""seq .. ask_orders, as the table declares them."""
+_DATE = struct.Struct("<H")
+
+TopOfBookTuple = tuple[int, int, int, int, int, int, int, int]
+"""``(ts_event, seq, bid_price, bid_shares, bid_orders, ask_price, ask_shares, ask_orders)``:
+:class:`TopOfBookChange`'s fields as a plain tuple (what the cores keep; cheaper than the named one)."""
+
+
+class TopOfBookChange(NamedTuple):
+    """The best bid and ask after an event that changed either. Prices in ticks of 10^-4 dollars;
+    an empty side is price 0, 0 shares, 0 orders."""
+
+    ts_event: int
+    seq: int
+    """the book sequence of the event (orders the changes of one book and trading day)"""
+    bid_price: int
+    bid_shares: int
+    bid_orders: int
+    ask_price: int
+    ask_shares: int
+    ask_orders: int
+
+
+class BookKey(NamedTuple):
+    """Which book (and trading day) a row belongs to."""
+
+    venue: str
+    trading_date: int
+    """days since 1970-01-01"""
+    symbol: str
+
+
+@lru_cache(maxsize=64)
+def _keyed_row(key_length: int) -> struct.Struct:
+    return struct.Struct(f"<{key_length}s{_BODY.format[1:]}")
+
+
+def decode_changes(rows: bytes, key: bytes) -> list[TopOfBookTuple]:
+    """The changes of one book's ``top_of_book`` rows, in row order, where every row starts with
+    ``key`` (:func:`itchflow.sinks.book_tables.row_key` of the book's venue, day and symbol).
+
+    Raises:
+        ValueError: the data is not whole rows of that key.
+    """
+    layout = _keyed_row(len(key))
+    if len(rows) % layout.size:
+        raise ValueError(f"{len(rows)} bytes are not whole top_of_book rows of {layout.size} bytes")
+    out: list[TopOfBookTuple] = []
+    append = out.append
+    for row_key, seq, ts_event, bid_px, bid_sz, bid_n, ask_px, ask_sz, ask_n in layout.iter_unpack(rows):
+        if row_key != key:
+            raise ValueError(f"a top_of_book row of key {row_key!r} among rows of {key!r}")
+        append((ts_event, seq, bid_px, bid_sz, bid_n, ask_px, ask_sz, ask_n))
+    return out
+
+
+def decode_rows(rows: bytes) -> list[tuple[BookKey, TopOfBookTuple]]:
+    """Every ``top_of_book`` row of ``rows`` (of any books), in order, with its book key.
+
+    Raises:
+        ValueError: the data ends inside a row.
+    """
+    out: list[tuple[BookKey, TopOfBookTuple]] = []
+    view = memoryview(rows)
+    position, size = 0, len(rows)
+    keys: dict[bytes, BookKey] = {}
+    unpack = _BODY.unpack_from
+    while position < size:
+        start = position
+        venue, position = _string(view, position)
+        if position + _DATE.size > size:
+            raise ValueError("top_of_book data ends inside a row")
+        trading_date = _DATE.unpack_from(view, position)[0]
+        symbol, position = _string(view, position + _DATE.size)
+        if position + _BODY.size > size:
+            raise ValueError("top_of_book data ends inside a row")
+        raw_key = bytes(view[start:position])
+        key = keys.get(raw_key)
+        if key is None:
+            key = keys[raw_key] = BookKey(venue, trading_date, symbol)
+        seq, ts_event, bid_px, bid_sz, bid_n, ask_px, ask_sz, ask_n = unpack(view, position)
+        position += _BODY.size
+        out.append((key, (ts_event, seq, bid_px, bid_sz, bid_n, ask_px, ask_sz, ask_n)))
+    return out
+
+
+def _string(view: memoryview, position: int) -> tuple[str, int]:
+    """A LEB128-length-prefixed UTF-8 string at ``position``; the string and the position after it."""
+    length = shift = 0
+    while True:
+        if position >= len(view):
+            raise ValueError("top_of_book data ends inside a row")
+        byte = view[position]
+        position += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            break
+    end = position + length
+    if end > len(view):
+        raise ValueError("top_of_book data ends inside a row")
+    return str(view[position:end], "utf-8"), end
