@@ -50,6 +50,7 @@ class SymbolView:
     vwap_1m: str = "-"
     vwap_5m: str = "-"
     averages: str = "-"
+    ofi_1m: str = "-"
 
 
 def ensure_jobs(
@@ -210,6 +211,7 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
         bid_px, ask_px = int(tob.get("bid_px", 0)), int(tob.get("ask_px", 0))
         bar: dict = cache.hgetall(f"{REDIS_PREFIX}:bar:1m:{venue}:{symbol}")  # type: ignore[assignment]
         averages: dict = cache.hgetall(f"{REDIS_PREFIX}:ma:1m:{venue}:{symbol}")  # type: ignore[assignment]
+        ofi: dict = cache.hgetall(f"{REDIS_PREFIX}:ofi:1m:{venue}:{symbol}")  # type: ignore[assignment]
         views.append(
             SymbolView(
                 symbol=symbol,
@@ -225,6 +227,7 @@ def read_views(config: StackConfig, venue: str, symbols: list[str]) -> list[Symb
                 vwap_1m=_vwap(bar),
                 vwap_5m=f"{sliding[symbol] / 10_000:.4f}" if symbol in sliding else "-",
                 averages=_averages(averages),
+                ofi_1m=f"{int(ofi['ofi']):+,}" if ofi else "-",
             )
         )
     return views
@@ -268,10 +271,11 @@ def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> Non
         "its VWAP",
         "5m VWAP",
         "SMA / EMA of 20 1m closes",
+        "last 1m OFI",
     )
     rows = [
         (v.symbol, v.bid, v.ask, v.spread, v.levels, f"{v.trades:,}", f"{v.unknown_refs:,}", v.integrity,
-         v.bar_1m, v.vwap_1m, v.vwap_5m, v.averages)
+         v.bar_1m, v.vwap_1m, v.vwap_5m, v.averages, v.ofi_1m)
         for v in views
     ]  # fmt: skip
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]

@@ -28,6 +28,7 @@ from connectors.kafka import (
 from connectors.redis import redis_sink
 from itchflow.analytics.bar_stage import BarConfig
 from itchflow.analytics.bars import parse_interval
+from itchflow.analytics.flow_stage import FlowConfig
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.pipeline.book_stage import BookStageConfig
 
@@ -255,6 +256,46 @@ def add_bar_arguments(parser: argparse.ArgumentParser) -> None:
         help="the bar sizes that also go into the symbols' Redis streams (default 1m,5m; every size has "
         "its latest-bar hash and its ClickHouse rows)",
     )
+
+
+def add_flow_arguments(parser: argparse.ArgumentParser) -> None:
+    """The order-flow imbalance and liquidity flags (the market-data job)."""
+    parser.add_argument(
+        "--book-analytics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="order-flow imbalance and liquidity from the books (default on)",
+    )
+    parser.add_argument("--ofi-intervals", default="1s,1m", help="OFI window sizes (default 1s,1m)")
+    parser.add_argument("--liquidity-intervals", default="1s", help="liquidity window sizes (default 1s)")
+    parser.add_argument(
+        "--liquidity-levels",
+        type=int,
+        default=10,
+        help="levels per side of the liquidity's depth, at most --depth-levels (default 10)",
+    )
+
+
+def flow_config(args: argparse.Namespace) -> FlowConfig | None:
+    """The book analytics' settings from their flags (None with ``--no-book-analytics``)."""
+    if not args.book_analytics:
+        return None
+    if args.liquidity_levels > args.depth_levels:
+        raise SystemExit(
+            f"--liquidity-levels {args.liquidity_levels} is more than the books' --depth-levels {args.depth_levels}"
+        )
+    try:
+        return FlowConfig(
+            ofi_intervals_s=_intervals(args.ofi_intervals),
+            liquidity_intervals_s=_intervals(args.liquidity_intervals),
+            depth_levels=args.liquidity_levels,
+        )
+    except ValueError as error:
+        raise SystemExit(f"--ofi-intervals / --liquidity-*: {error}") from None
+
+
+def _intervals(text: str) -> tuple[int, ...]:
+    return tuple(parse_interval(part.strip()) for part in text.split(",") if part.strip())
 
 
 def bar_config(args: argparse.Namespace) -> BarConfig | None:

@@ -24,6 +24,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from connectors.clickhouse import CLICKHOUSE_ROWS
 from connectors.kafka import key_by_record_key
 from itchflow.analytics.bar_stage import BarConfig
+from itchflow.analytics.flow_stage import FlowConfig
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.codeversion import source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
@@ -33,10 +34,12 @@ from jobs.common import (
     Sources,
     add_bar_arguments,
     add_book_arguments,
+    add_flow_arguments,
     bar_config,
     book_config,
     book_sinks,
     create_tables,
+    flow_config,
     job_arg_parser,
     kafka_settings,
     kafka_sink,
@@ -56,6 +59,8 @@ class MarketDataConfig:
     bars: BarConfig | None = field(default_factory=lambda: BarConfig(rolling=RollingConfig()))
     """OHLCV bars in event time from the books' prints, with the sliding VWAP and moving averages
     over them (None: books only)."""
+    flow: FlowConfig | None = field(default_factory=FlowConfig)
+    """Order-flow imbalance and liquidity from the books (None: off)."""
 
 
 def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, config: MarketDataConfig) -> None:
@@ -65,7 +70,9 @@ def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, confi
     books = (
         key_by_record_key(raw)
         .process(
-            NormalizeAndMaintainBooks(config.source_topic, config.books, source_fingerprint(), config.bars),
+            NormalizeAndMaintainBooks(
+                config.source_topic, config.books, source_fingerprint(), config.bars, config.flow
+            ),
             output_type=CLICKHOUSE_ROWS,
         )
         .name("market-data")
@@ -91,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     add_book_arguments(parser)
     add_bar_arguments(parser)
+    add_flow_arguments(parser)
     args = parser.parse_args(argv)
     sinks = book_sinks(args)
     create_tables(args)
@@ -103,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings, args.dead_letter_topic, "dead-letter-sink", args.topic_linger_ms
         ),
     }
-    config = MarketDataConfig(source_topic=args.input_topic, books=book_config(args), bars=bar_config(args))
+    config = MarketDataConfig(
+        source_topic=args.input_topic, books=book_config(args), bars=bar_config(args), flow=flow_config(args)
+    )
     build(env, sources, sinks, config)
     env.execute(JOB_NAME)
 

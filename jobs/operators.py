@@ -24,6 +24,7 @@ from connectors.kafka import END_OF_REPLAY, KEYED_BYTES, record_event_time, spli
 from connectors.redis import REDIS_COMMANDS
 from itchflow.analytics.bar_stage import BarConfig, BarRevision, BarStage, complete_before_ns
 from itchflow.analytics.bars import eligible
+from itchflow.analytics.flow_stage import FlowConfig, FlowStage
 from itchflow.analytics.rolling_stage import RollingStage
 from itchflow.avro import InvalidReason, InvalidRecord
 from itchflow.avro.deadletter import DeadLetter, encode_dead_letter
@@ -35,6 +36,8 @@ from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, SequenceCache, normalize_record
 from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache, BundleOutput
 from itchflow.sinks.bar_outputs import BARS, bar_commands, bar_rows, interval_name
+from itchflow.sinks.book_tables import DEPTH_SNAPSHOTS, TOP_OF_BOOK
+from itchflow.sinks.flow_outputs import LIQUIDITY, OFI, flow_commands, liquidity_rows, ofi_rows
 from itchflow.sinks.rolling_outputs import MOVING_AVERAGES, VWAP, average_rows, rolling_commands, vwap_rows
 
 LOG = logging.getLogger(__name__)
@@ -376,6 +379,94 @@ class BarStep:
             self.timers[key] = timer
 
 
+class FlowStep:
+    """Order-flow imbalance and liquidity of a key in event time
+    (:class:`~itchflow.analytics.flow_stage.FlowStage`) with their state, timer and metrics, for the
+    market-data operator: the books' ``top_of_book`` and ``depth_snapshots`` rows go in per record;
+    rows of ``ofi`` and ``liquidity`` come out when the watermark passes their windows (here or in
+    ``on_timer``) and at the end of a replay.
+
+    State: a snapshot of the stage (``flow``) and the steps since (``flow-log``: each record's rows
+    as the books wrote them, each timer, each end of replay), written as a new snapshot every
+    ``compact_every`` steps."""
+
+    def __init__(
+        self, runtime_context: RuntimeContext, config: FlowConfig, redis_prefix: str, compact_every: int = 64
+    ) -> None:
+        self.config = config
+        self.redis_prefix = redis_prefix
+        self.compact_every = compact_every
+        self.snapshot = runtime_context.get_state(ValueStateDescriptor("flow", _STATE_TYPE))
+        self.log = runtime_context.get_list_state(ListStateDescriptor("flow-log", _STATE_TYPE))
+        #: per key: the live stage and how many steps its log holds
+        self.stages: dict[object, list] = {}
+        self.timers: dict[object, int] = {}
+        metrics = runtime_context.get_metrics_group().add_group("itchflow")
+        self.rows_out = metrics.counter("flowWindowsEmitted")
+        self.late_updates = metrics.counter("lateBookUpdates")
+
+    def _stage(self, key: object) -> list:
+        entry = self.stages.get(key)
+        if entry is None:
+            stage = FlowStage.restore(self.snapshot.value(), self.config)
+            logged = 0
+            for step in self.log.get() or ():
+                stage.replay(step)
+                logged += 1
+            entry = self.stages[key] = [stage, logged]
+        return entry
+
+    def on_books(self, key: object, output: BundleOutput, ctx) -> Iterator:
+        tops = depths = b""
+        for table, rows in output.clickhouse:
+            if table == TOP_OF_BOOK:
+                tops = rows
+            elif table == DEPTH_SNAPSHOTS:
+                depths = rows
+        if not tops and not depths and not output.end_of_messages and key in self.timers:
+            return  # nothing new; the timer fires the windows when the watermark passes them
+        complete = complete_before_ns(ctx.timer_service().current_watermark())
+        entry = self._stage(key)
+        step = ("r", complete, tops, depths, output.end_of_messages)
+        yield from self._emit(
+            key, entry, step, entry[0].record(complete, tops, depths, output.end_of_messages), ctx
+        )
+
+    def on_timer(self, key: object, ctx) -> Iterator:
+        complete = complete_before_ns(ctx.timer_service().current_watermark())
+        entry = self._stage(key)
+        yield from self._emit(key, entry, ("f", complete), entry[0].fire(complete), ctx)
+
+    def close_all(self, key: object, ctx) -> Iterator:
+        entry = self._stage(key)
+        yield from self._emit(key, entry, ("c",), entry[0].close_all(), ctx)
+
+    def _emit(self, key: object, entry: list, step: tuple, out, ctx) -> Iterator:
+        stage: FlowStage = entry[0]
+        if entry[1] + 1 >= self.compact_every:
+            self.snapshot.update(stage.snapshot())
+            self.log.clear()
+            entry[1] = 0
+        else:
+            self.log.add(step)
+            entry[1] += 1
+        if out.late:
+            self.late_updates.inc(out.late)
+        if out.ofi or out.liquidity:
+            if out.ofi:
+                yield Row(OFI, ofi_rows(out.ofi))
+            if out.liquidity:
+                yield Row(LIQUIDITY, liquidity_rows(out.liquidity))
+            self.rows_out.inc(len(out.ofi) + len(out.liquidity))
+            redis = flow_commands(out.ofi, out.liquidity, self.redis_prefix)
+            if redis:
+                yield REDIS_OUT, Row(len(redis), b"".join(redis))
+        timer = stage.next_timer_ms()
+        if timer is not None and self.timers.get(key) != timer:
+            ctx.timer_service().register_event_time_timer(timer)
+            self.timers[key] = timer
+
+
 def _step_time(step: tuple) -> tuple[int | None, bool]:
     """A logged bar step's event time (``complete_before``, None for the end of a replay) and whether
     it ended the feed, as :meth:`RollingStage.apply` takes them."""
@@ -450,12 +541,18 @@ class NormalizeAndMaintainBooks(_Operator):
     the key's books (ClickHouse rows on the main output, Redis pipelines on :data:`REDIS_OUT`)."""
 
     def __init__(
-        self, source_topic: str, config: BookStageConfig, code: str, bars: BarConfig | None = None
+        self,
+        source_topic: str,
+        config: BookStageConfig,
+        code: str,
+        bars: BarConfig | None = None,
+        flow: FlowConfig | None = None,
     ) -> None:
         super().__init__(code)
         self.source_topic = source_topic
         self.config = config
         self.bar_config = bars
+        self.flow_config = flow
 
     def open_steps(self, runtime_context: RuntimeContext) -> None:
         self.normalize = NormalizeStep(runtime_context, self.source_topic)
@@ -465,6 +562,11 @@ class NormalizeAndMaintainBooks(_Operator):
             if self.bar_config is None
             else BarStep(runtime_context, self.bar_config, self.config.redis_prefix, self.source_topic)
         )
+        self.flow = (
+            None
+            if self.flow_config is None
+            else FlowStep(runtime_context, self.flow_config, self.config.redis_prefix)
+        )
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
@@ -472,6 +574,8 @@ class NormalizeAndMaintainBooks(_Operator):
         if end_of_replay(value):
             if self.bars is not None:
                 yield from self.bars.close_all(key, ctx)
+            if self.flow is not None:
+                yield from self.flow.close_all(key, ctx)
             return
         outcome, source_key = self.normalize.process(key, value)
         for letter in outcome.dead_letters:
@@ -483,9 +587,16 @@ class NormalizeAndMaintainBooks(_Operator):
             if self.bars is not None and output is not None:
                 partition, offset, timestamp_ms, _ = split_record(value)
                 yield from self.bars.on_books(key, output, ctx, (partition, offset, timestamp_ms, source_key))
+            if self.flow is not None and output is not None:
+                yield from self.flow.on_books(key, output, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        # one timer service per key: a timer of either step fires both (Flink keeps one timer per
+        # key and time; each step re-registers what it still needs)
+        key = ctx.get_current_key()
         if self.bars is not None:
-            key = ctx.get_current_key()
             self.bars.timers.pop(key, None)
             yield from self.bars.on_timer(key, ctx)
+        if self.flow is not None:
+            self.flow.timers.pop(key, None)
+            yield from self.flow.on_timer(key, ctx)

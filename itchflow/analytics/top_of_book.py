@@ -128,3 +128,67 @@ def _string(view: memoryview, position: int) -> tuple[str, int]:
     if end > len(view):
         raise ValueError("top_of_book data ends inside a row")
     return str(view[position:end], "utf-8"), end
+
+
+DepthSums = tuple[int, int, int, int]
+"""``(ts_event, seq, bid shares, ask shares)`` over a book's best N levels: a liquidity depth update."""
+_U64 = struct.Struct("<Q")
+_I64 = struct.Struct("<q")
+
+
+def decode_depth_rows(rows: bytes, levels: int) -> list[tuple[BookKey, DepthSums]]:
+    """Every ``depth_snapshots`` row of ``rows`` (of any books), in order, with its book key, as the
+    shares on its best ``levels`` levels per side (the snapshot describes the book after a batch whose
+    last event is ``seq`` at ``ts_event``). Columns: the key, ``seq`` UInt64, ``reason`` String,
+    ``ts_event`` Int64, then per side Array(Int64) prices, Array(UInt64) shares, Array(UInt32) orders.
+
+    Raises:
+        ValueError: the data ends inside a row.
+    """
+    out: list[tuple[BookKey, DepthSums]] = []
+    view = memoryview(rows)
+    position, size = 0, len(rows)
+    keys: dict[bytes, BookKey] = {}
+    try:
+        while position < size:
+            start = position
+            venue, position = _string(view, position)
+            trading_date = _DATE.unpack_from(view, position)[0]
+            symbol, position = _string(view, position + _DATE.size)
+            raw_key = bytes(view[start:position])
+            key = keys.get(raw_key)
+            if key is None:
+                key = keys[raw_key] = BookKey(venue, trading_date, symbol)
+            seq = _U64.unpack_from(view, position)[0]
+            _, position = _string(view, position + 8)
+            ts_event = _I64.unpack_from(view, position)[0]
+            position += 8
+            sides = []
+            for _side in range(2):
+                count, position = _varint(view, position)
+                position += 8 * count  # prices
+                count, position = _varint(view, position)
+                shares = struct.unpack_from(f"<{count}Q", view, position)
+                position += 8 * count
+                sides.append(sum(shares[:levels]))
+                count, position = _varint(view, position)
+                position += 4 * count  # orders
+            if position > size:
+                raise ValueError("depth_snapshots data ends inside a row")
+            out.append((key, (ts_event, seq, sides[0], sides[1])))
+    except struct.error as error:
+        raise ValueError(f"depth_snapshots data ends inside a row: {error}") from None
+    return out
+
+
+def _varint(view: memoryview, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= len(view):
+            raise ValueError("data ends inside a row")
+        byte = view[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, position

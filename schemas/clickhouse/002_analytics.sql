@@ -62,3 +62,46 @@ CREATE TABLE IF NOT EXISTS moving_averages
 )
 ENGINE = ReplacingMergeTree(revision, is_deleted)
 ORDER BY (venue, trading_date, symbol, interval_s, n, window_start);
+
+-- Order-flow imbalance (Cont, Kukanov & Stoikov 2014) of a symbol's best bid and ask over a tumbling
+-- window [window_start, window_start + interval_s): ofi = sum of e_n over the window's top-of-book
+-- changes (shares), split into its bid and ask terms. Each window is written once, when final.
+CREATE TABLE IF NOT EXISTS ofi
+(
+    venue         LowCardinality(String),
+    trading_date  Date,
+    symbol        LowCardinality(String),
+    interval_s    UInt32 COMMENT 'window size in seconds: 1, 60',
+    window_start  DateTime64(9, 'UTC'),
+    ofi           Int64 COMMENT 'bid_flow + ask_flow, shares',
+    bid_flow      Int64,
+    ask_flow      Int64,
+    updates       UInt32 COMMENT 'top-of-book changes in the window'
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (venue, trading_date, symbol, interval_s, window_start);
+
+-- Liquidity of a symbol's book over a tumbling window: the time-weighted quoted spread over the time
+-- both sides were quoted, in ticks and in basis points of the mid; the time-weighted shares on the
+-- best depth_levels levels per side (from the books' depth snapshots) and their imbalance
+-- (bid - ask) / (bid + ask). NULL where the window had no two-sided quote / no known depth.
+CREATE TABLE IF NOT EXISTS liquidity
+(
+    venue            LowCardinality(String),
+    trading_date     Date,
+    symbol           LowCardinality(String),
+    interval_s       UInt32 COMMENT 'window size in seconds: 1',
+    window_start     DateTime64(9, 'UTC'),
+    spread           Nullable(Float64) COMMENT 'ticks of 10^-4 dollars',
+    spread_bps       Nullable(Float64),
+    two_sided_ns     UInt64,
+    bid_depth        Nullable(Float64) COMMENT 'shares',
+    ask_depth        Nullable(Float64),
+    depth_imbalance  Nullable(Float64),
+    depth_ns         UInt64,
+    depth_levels     UInt16,
+    updates          UInt32,
+    depth_updates    UInt32
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (venue, trading_date, symbol, interval_s, window_start);

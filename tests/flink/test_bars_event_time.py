@@ -28,6 +28,7 @@ import pytest
 from connectors.kafka import KEYED_RECORD, event_time_watermarks
 from itchflow import synth
 from itchflow.analytics.bar_stage import BarConfig
+from itchflow.analytics.book_tape import liquidity_of_file, ofi_of_file
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.itch.framing import iter_messages, write_messages
@@ -225,6 +226,28 @@ def test_out_of_order_within_the_bound_is_not_late(feed_file, reference) -> None
     assert comparable(current_bars(rows, feed.venue)) == comparable(reference)
     assert max(row["revision"] for row in rows) == 0  # every window fired once, complete
     assert_rolling_values_equal_the_reference(tables, feed.venue)
+    # order-flow imbalance and the quoted spread from the books' rows equal the offline functions
+    ofi = sorted(
+        (row["symbol"], row["interval_s"], row["window_start"], row["ofi"], row["bid_flow"], row["ask_flow"],
+         row["updates"])
+        for row in tables["ofi"]
+    )  # fmt: skip
+    expected_ofi = ofi_of_file(feed_file, TRADING_DATE, feed.venue)
+    assert ofi == sorted(
+        (r.symbol, r.interval_s, r.window_start_ns, r.ofi, r.bid_flow, r.ask_flow, r.updates)
+        for r in expected_ofi
+    )
+    spreads = sorted(
+        (row["symbol"], row["window_start"], row["spread"], row["two_sided_ns"], row["updates"])
+        for row in tables["liquidity"]
+        if row["updates"]
+    )
+    expected_liquidity = liquidity_of_file(feed_file, TRADING_DATE, feed.venue)
+    assert spreads == sorted(
+        (r.symbol, r.window_start_ns, r.spread, r.two_sided_ns, r.updates)
+        for r in expected_liquidity
+        if r.updates
+    )
 
 
 def test_allowed_lateness_revises_bars_with_late_prints(feed_file, reference) -> None:

@@ -126,7 +126,13 @@ def ddl_columns(path: Path = DDL) -> dict[str, list[tuple[str, str]]]:
     return tables
 
 
-_INTEGERS = {"Int64": (8, True), "UInt64": (8, False), "UInt32": (4, False), "UInt8": (1, False)}
+_INTEGERS = {
+    "Int64": (8, True),
+    "UInt64": (8, False),
+    "UInt32": (4, False),
+    "UInt16": (2, False),
+    "UInt8": (1, False),
+}
 
 
 class _Reader:
