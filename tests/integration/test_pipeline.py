@@ -24,6 +24,7 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer
 
 from itchflow import synth
+from itchflow.analytics.book_tape import liquidity_of_file, ofi_of_file
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.config import DEAD_LETTER_TOPIC, RAW_TOPIC, StackConfig
@@ -300,7 +301,42 @@ def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path:
         time.sleep(2)
     assert {int(mark["value"]) for mark in marks} == expected_marks
     assert_rolling_values_equal_the_reference(config, venue, day)
+    assert_ofi_and_spread_equal_the_offline_functions(config, path, venue, day)
     assert_the_day_replayed_again_changes_nothing(config, path, venue, day)
+
+
+def assert_ofi_and_spread_equal_the_offline_functions(
+    config: StackConfig, path: Path, venue: str, day: str
+) -> None:
+    """OFI in ClickHouse equals ``ofi_of_file`` of the feed; the quoted spread of the liquidity windows
+    with top-of-book changes equals ``liquidity_of_file``'s (its depth is per event, the job's per batch)."""
+    client = clickhouse_client(config)
+    trading_date = date.fromisoformat(day)
+    got = sorted(
+        client.query(
+            "SELECT symbol, interval_s, toUnixTimestamp64Nano(window_start), ofi, bid_flow, ask_flow, updates "
+            "FROM ofi FINAL WHERE venue = {v:String}",
+            parameters={"v": venue},
+        ).result_rows
+    )
+    expected = sorted(
+        (r.symbol, r.interval_s, r.window_start_ns, r.ofi, r.bid_flow, r.ask_flow, r.updates)
+        for r in ofi_of_file(path, trading_date, venue)
+    )
+    assert expected and got == expected
+    got_spreads = sorted(
+        client.query(
+            "SELECT symbol, toUnixTimestamp64Nano(window_start), spread, two_sided_ns, updates "
+            "FROM liquidity FINAL WHERE venue = {v:String} AND updates > 0",
+            parameters={"v": venue},
+        ).result_rows
+    )
+    expected_spreads = sorted(
+        (r.symbol, r.window_start_ns, r.spread, r.two_sided_ns, r.updates)
+        for r in liquidity_of_file(path, trading_date, venue)
+        if r.updates
+    )
+    assert got_spreads == expected_spreads
 
 
 def assert_rolling_values_equal_the_reference(config: StackConfig, venue: str, day: str) -> None:
@@ -361,6 +397,8 @@ def day_outputs(config: StackConfig, venue: str) -> dict[str, object]:
         "bars",
         "vwap",
         "moving_averages",
+        "ofi",
+        "liquidity",
     ):
         outputs[table] = client.query(
             f"SELECT * FROM {table} FINAL WHERE venue = {{v:String}} ORDER BY ALL", parameters={"v": venue}
