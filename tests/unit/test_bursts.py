@@ -661,6 +661,74 @@ def test_random_feeds_match_the_reference(seed: int, config: BurstConfig) -> Non
     run_random_feed(seed, config, use_given_watermark=seed % 2 == 0, restore=seed % 3 != 0)
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"gap{c.gap_ms}-late{c.allowed_lateness_ms}")
+def test_random_feeds_with_prints_beyond_the_lateness(config: BurstConfig) -> None:
+    """Some prints (and breaks) arrive after event time has passed their time + the lateness. Which of
+    those the detector takes depends on what it still holds, but whatever it takes must give the
+    bursts of the prints it took: had it taken a print that touches a burst it had let go, the
+    reference (which merges them) would disagree. A print within the lateness is never late."""
+    late = behind = 0
+    for seed in range(4):
+        late_prints, taken_behind = run_feed_beyond_the_lateness(seed, config)
+        late += late_prints
+        behind += taken_behind
+    assert late > 20 and behind > 0  # both ways happen
+
+
+def run_feed_beyond_the_lateness(seed: int, config: BurstConfig) -> tuple[int, int]:
+    """(prints late, prints taken although more than the lateness behind)"""
+    rng = random.Random(1000 + seed)
+    gap, lateness = config.gap_ns, config.allowed_lateness_ns
+    prints = random_prints(rng, gap)
+    events: list[tuple[int, int, float, str, RefPrint]] = []
+    for p in prints:
+        delay = rng.randrange(lateness + 1) if rng.random() < 0.8 else rng.randrange(lateness + 6 * gap)
+        events.append((p.ts_event + delay, 0, rng.random(), "print", p))
+        if rng.random() < 0.15:
+            events.append(
+                (p.ts_event + delay + rng.randrange(lateness + 3 * gap), 1, rng.random(), "break", p)
+            )
+    events.sort(key=lambda event: event[:3])
+    detector = BurstDetector(config)
+    emissions: list[list[Burst]] = []
+    late_prints: set[int] = set()
+    late_breaks: set[int] = set()
+    behind = 0  # prints taken although more than the lateness behind
+    for arrival, _, _, kind, p in events:
+        if rng.random() < 0.3:
+            emissions.append(detector.advance(arrival))
+        if rng.random() < 0.05:
+            restored = BurstDetector(config)
+            restored.restore(json.loads(json.dumps(detector.snapshot())))
+            detector = restored
+        now = detector.complete_before_ns
+        if kind == "print":
+            detector.add_print(
+                p.venue, p.symbol, p.trading_date, Print(p.ts_event, p.seq, p.seq, p.price, p.shares)
+            )
+            if detector.late:
+                assert now is not None and p.ts_event < now - lateness, "late within the lateness"
+                late_prints.add(p.seq)
+            elif now is not None and p.ts_event < now - lateness:
+                behind += 1
+        else:
+            detector.break_trade(p.venue, p.symbol, p.seq, arrival)
+            if detector.late:
+                late_breaks.add(p.seq)
+        assert len(detector.late) <= 1
+        detector.late.clear()
+        detector.check_integrity()
+    emissions.append(detector.advance(T0 + NEVER))
+    broken = {p.seq for _, _, _, kind, p in events if kind == "break"} - late_breaks
+    taken = [p for p in prints if p.seq not in late_prints and p.seq not in broken]
+    want = reference_bursts(
+        taken, gap, config.min_prints, config.alert_prints_per_s, config.alert_shares_per_s
+    )
+    assert live_keys(emissions) == want
+    assert drained(detector)
+    return len(late_prints), behind
+
+
 # ----------------------------------------------------------------- against the reference: real data
 
 RITCH = "RITCH_ex20101224.TEST_ITCH_50.gz"
