@@ -33,9 +33,8 @@ Rules (G = ``gap_ms``, L = ``allowed_lateness_ms``, both in ns below; ``now`` = 
   least G: prints at one instant (a sweep of several resting orders) count as prints in one gap, not
   as an infinite rate. The comparison is exact, in integers (``prints * 10^9 >= alert_prints_per_s *
   duration_ns``).
-* **Firing.** A session fires once the watermark passes its end: ``last + G <= now``. That is, no
-  print before its end can still come without being out of order. A burst is emitted when its
-  session fires. It is emitted again (next revision) when a later print or break changes it, at the
+* **Firing.** A session fires once the watermark passes its end: ``last + G <= now`` (a print that
+  could still join it would be behind the watermark). A burst is emitted when its session fires. It is emitted again (next revision) when a later print or break changes it, at the
   first :meth:`~BurstDetector.advance` at which its session is complete again (a late print can move
   the end past ``now``: the burst waits for it).
 * **Output keys and revisions.** The key of a burst is ``(venue, trading_date, symbol, start_ns)``.
@@ -46,12 +45,14 @@ Rules (G = ``gap_ms``, L = ``allowed_lateness_ms``, both in ns below; ``now`` = 
   no session held starts at an emitted key's time any more (a late print moved the start earlier, a
   merge absorbed it into an earlier session, a break removed its first print or all its prints),
   the key is emitted once more as *deleted* (:attr:`Burst.deleted`, values zero, ``vwap`` None) at the
-  next :meth:`~BurstDetector.advance`. So a burst whose start changed shows as the old key deleted and
+  next :meth:`~BurstDetector.advance` (or :meth:`~BurstDetector.close_all`). So a burst whose start changed shows as the old key deleted and
   the new key emitted. A session that starts at an emitted key's time but is not complete (a late
   print moved its end past ``now``) keeps its key unchanged until it fires. A complete session that
   a break left with fewer than ``min_prints`` prints deletes its key. After ``advance(now)``, the
-  latest revisions of the keys emitted so far are exactly the bursts of the complete sessions held,
-  plus the bursts already let go.
+  latest revision of each key emitted so far is: the burst of the complete held session starting
+  there; or the last value of a burst let go (final); or the last value of a held session starting
+  there that is not complete (it will be revised when it fires); or deleted. And every complete held
+  session with at least ``min_prints`` prints has been emitted.
 * **Allowed lateness.** A session is held until ``end + L <= now``, then let go (*dropped*). While it
   is held, late prints and breaks can still change it. Once it is dropped, its bursts are final.
   Sessions end in time order, so they are dropped in time order. The detector keeps, per symbol-day,
