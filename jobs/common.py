@@ -28,6 +28,7 @@ from connectors.kafka import (
 from connectors.redis import redis_sink
 from itchflow.analytics.bar_stage import BarConfig
 from itchflow.analytics.bars import parse_interval
+from itchflow.analytics.bursts import DEFAULT_BURST_ALERT_PRINTS_PER_S, BurstConfig
 from itchflow.analytics.flow_stage import FlowConfig
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.pipeline.book_stage import BookStageConfig
@@ -246,6 +247,27 @@ def add_bar_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ma-bars", type=int, default=20, help="bars in the SMA / EMA (default 20)")
     parser.add_argument(
+        "--bursts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="bursts: runs of a symbol's prints less than --burst-gap-ms apart (default on)",
+    )
+    parser.add_argument("--burst-gap-ms", type=int, default=500, help="gap that ends a burst (default 500)")
+    parser.add_argument("--burst-min-prints", type=int, default=2, help="prints a burst needs (default 2)")
+    parser.add_argument(
+        "--burst-alert-prints-per-s",
+        type=int,
+        default=DEFAULT_BURST_ALERT_PRINTS_PER_S,
+        help="flag a burst (alert stream) with at least this many prints per second of its duration, "
+        f"at least the gap (default {DEFAULT_BURST_ALERT_PRINTS_PER_S}; 0: off)",
+    )
+    parser.add_argument(
+        "--burst-alert-shares-per-s",
+        type=int,
+        default=0,
+        help="flag a burst with at least this many shares per second (default 0: off)",
+    )
+    parser.add_argument(
         "--ma-interval",
         default="1m",
         help="bar size of the SMA / EMA closes, one of the bar sizes (default 1m)",
@@ -330,9 +352,17 @@ def bar_config(args: argparse.Namespace) -> BarConfig | None:
             stream_maxlen=args.bar_stream_maxlen,
             stream_intervals_s=streamed,
             rolling=rolling,
+            bursts=BurstConfig(
+                gap_ms=args.burst_gap_ms,
+                min_prints=args.burst_min_prints,
+                alert_prints_per_s=args.burst_alert_prints_per_s or None,
+                alert_shares_per_s=args.burst_alert_shares_per_s or None,
+            )
+            if args.bursts
+            else None,
         )
     except ValueError as error:
-        raise SystemExit(f"--vwap-* / --ma-*: {error}") from None
+        raise SystemExit(f"--vwap-* / --ma-* / --burst-*: {error}") from None
 
 
 def book_config(args: argparse.Namespace) -> BookStageConfig:

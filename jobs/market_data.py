@@ -24,6 +24,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from connectors.clickhouse import CLICKHOUSE_ROWS
 from connectors.kafka import key_by_record_key
 from itchflow.analytics.bar_stage import BarConfig
+from itchflow.analytics.bursts import DEFAULT_BURST_ALERT_PRINTS_PER_S, BurstConfig
 from itchflow.analytics.flow_stage import FlowConfig
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.codeversion import source_fingerprint
@@ -56,7 +57,11 @@ class MarketDataConfig:
     source_topic: str = RAW_TOPIC
     """The raw topic's name, recorded in every dead letter's provenance."""
     books: BookStageConfig = field(default_factory=BookStageConfig)
-    bars: BarConfig | None = field(default_factory=lambda: BarConfig(rolling=RollingConfig()))
+    bars: BarConfig | None = field(
+        default_factory=lambda: BarConfig(
+            rolling=RollingConfig(), bursts=BurstConfig(alert_prints_per_s=DEFAULT_BURST_ALERT_PRINTS_PER_S)
+        )
+    )
     """OHLCV bars in event time from the books' prints, with the sliding VWAP and moving averages
     over them (None: books only)."""
     flow: FlowConfig | None = field(default_factory=FlowConfig)

@@ -13,8 +13,10 @@ normalize operator's is normalized records (``Row(key, value)``); side outputs a
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Generator, Iterator
+from dataclasses import replace
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
@@ -24,6 +26,7 @@ from connectors.kafka import END_OF_REPLAY, KEYED_BYTES, record_event_time, spli
 from connectors.redis import REDIS_COMMANDS
 from itchflow.analytics.bar_stage import BarConfig, BarRevision, BarStage, complete_before_ns
 from itchflow.analytics.bars import eligible
+from itchflow.analytics.bursts import Burst, BurstDetector
 from itchflow.analytics.flow_stage import FlowConfig, FlowStage
 from itchflow.analytics.rolling_stage import RollingStage
 from itchflow.avro import InvalidReason, InvalidRecord
@@ -37,6 +40,7 @@ from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, Se
 from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache, BundleOutput
 from itchflow.sinks.bar_outputs import BARS, bar_commands, bar_rows, interval_name
 from itchflow.sinks.book_tables import DEPTH_SNAPSHOTS, TOP_OF_BOOK
+from itchflow.sinks.burst_outputs import BURSTS, burst_alert_commands, burst_rows
 from itchflow.sinks.flow_outputs import LIQUIDITY, OFI, flow_commands, liquidity_rows, ofi_rows
 from itchflow.sinks.rolling_outputs import MOVING_AVERAGES, VWAP, average_rows, rolling_commands, vwap_rows
 
@@ -216,7 +220,9 @@ class BarStep:
 
     The sliding VWAP and moving averages (:class:`~itchflow.analytics.rolling_stage.RollingStage`,
     when the config has them) take every batch of bars the stage emits; their snapshot (``rolling``)
-    is written with the stage's, and a restore applies the logged steps' bars to it again."""
+    is written with the stage's, and a restore applies the logged steps' bars to it again. The bursts
+    (:class:`~itchflow.analytics.bursts.BurstDetector`) take the same prints and breaks: their
+    snapshot (``bursts``) is written with the stage's, and a restore applies the logged steps to them."""
 
     def __init__(
         self,
@@ -234,6 +240,7 @@ class BarStep:
         self.log = runtime_context.get_list_state(ListStateDescriptor("bars-log", _STATE_TYPE))
         self.archive = runtime_context.get_list_state(ListStateDescriptor("bars-archive", _STATE_TYPE))
         self.rolling = runtime_context.get_state(ValueStateDescriptor("rolling", _STATE_TYPE))
+        self.bursts = runtime_context.get_state(ValueStateDescriptor("bursts", _STATE_TYPE))
         #: per key: the live stage and how many steps its log holds
         self.stages: dict[object, list] = {}
         self.timers: dict[object, int] = {}
@@ -244,6 +251,9 @@ class BarStep:
         self.unnamed_prints = metrics.counter("printsOfUnnamedLocates")
         self.rolling_out = metrics.counter("rollingValuesEmitted")
         self.rolling_unrevised = metrics.counter("rollingBarsUnrevised")
+        self.bursts_out = metrics.counter("burstsEmitted")
+        self.burst_alerts = metrics.counter("burstAlerts")
+        self.late_burst_prints = metrics.counter("lateBurstPrints")
 
     def _stage(self, key: object) -> list:
         entry = self.stages.get(key)
@@ -255,13 +265,22 @@ class BarStep:
                 if config.rolling is None
                 else RollingStage.restore(self.rolling.value(), config.rolling, config.allowed_lateness_ns)
             )
+            bursts = None
+            if config.bursts is not None:
+                bursts = BurstDetector(replace(config.bursts, allowed_lateness_ms=config.allowed_lateness_ms))
+                saved = self.bursts.value()
+                if saved:
+                    bursts.restore(pickle.loads(saved))  # noqa: S301 -- our own state bytes
             logged = 0
             for step in self.log.get() or ():
                 revisions = stage.replay(step)
                 if rolling is not None:
                     rolling.apply(revisions, *_step_time(step), history=stage.day_bars)
+                if bursts is not None:
+                    _burst_step(bursts, step)
+                    bursts.late.clear()
                 logged += 1
-            entry = self.stages[key] = [stage, logged, rolling]
+            entry = self.stages[key] = [stage, logged, rolling, bursts]
         return entry
 
     def on_books(
@@ -336,10 +355,17 @@ class BarStep:
             derived = rolling.apply(revisions, *_step_time(step), history=stage.day_bars)
             if rolling.unrevised != unrevised:
                 self.rolling_unrevised.inc(rolling.unrevised - unrevised)
+        detector: BurstDetector | None = entry[3]
+        bursts = [] if detector is None else _burst_step(detector, step)
+        if detector is not None and detector.late:
+            self.late_burst_prints.inc(len(detector.late))  # the bars' late output has them already
+            detector.late.clear()
         if rewrite or entry[1] + 1 >= self.compact_every:  # the snapshot names the entries it has seen
             self.snapshot.update(stage.snapshot())
             if rolling is not None:
                 self.rolling.update(rolling.snapshot())
+            if detector is not None:
+                self.bursts.update(pickle.dumps(detector.snapshot(), protocol=pickle.HIGHEST_PROTOCOL))
             self.log.clear()
             entry[1] = 0
         else:
@@ -367,13 +393,21 @@ class BarStep:
                 yield Row(MOVING_AVERAGES, average_rows(derived.averages))
             self.rolling_out.inc(len(derived.vwaps) + len(derived.averages))
             redis += rolling_commands(derived.vwaps, derived.averages, self.redis_prefix)
+        if bursts:
+            yield Row(BURSTS, burst_rows(bursts))
+            self.bursts_out.inc(len(bursts))
+            alerts = burst_alert_commands(bursts, self.redis_prefix, self.config.stream_maxlen)
+            if alerts:
+                self.burst_alerts.inc(len(alerts))
+                redis += alerts
         if redis:
             yield REDIS_OUT, Row(len(redis), b"".join(redis))
-        timer = stage.next_timer_ms()
+        timers = [stage.next_timer_ms()]
         if rolling is not None:
-            later = rolling.next_timer_ms()
-            if later is not None and (timer is None or later < timer):
-                timer = later
+            timers.append(rolling.next_timer_ms())
+        if detector is not None:
+            timers.append(detector.next_timer_ms())
+        timer = min((t for t in timers if t is not None), default=None)
         if timer is not None and self.timers.get(key) != timer:
             ctx.timer_service().register_event_time_timer(timer)
             self.timers[key] = timer
@@ -465,6 +499,20 @@ class FlowStep:
         if timer is not None and self.timers.get(key) != timer:
             ctx.timer_service().register_event_time_timer(timer)
             self.timers[key] = timer
+
+
+def _burst_step(detector: BurstDetector, step: tuple) -> list[Burst]:
+    """A logged bar step applied to the bursts: a record's prints and breaks, a timer, an end of replay."""
+    if step[0] == "r":
+        _, complete, prints, breaks, end = step
+        for venue, symbol, trading_date, p in prints:
+            detector.add_print(venue, symbol, trading_date, p, complete)
+        for venue, symbol, match_number, ts_event in breaks:
+            detector.break_trade(venue, symbol, match_number, ts_event)
+        return detector.close_all() if end else detector.advance(complete)
+    if step[0] == "f":
+        return detector.advance(step[1])
+    return detector.close_all()
 
 
 def _step_time(step: tuple) -> tuple[int | None, bool]:

@@ -54,6 +54,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from itchflow.analytics.bars import Bar, BarAccumulator, Print, add, bars, fold, result
+from itchflow.analytics.bursts import BurstConfig
 from itchflow.analytics.print_archive import BROKEN, MAX_INTERVALS, DayArchive
 from itchflow.analytics.rolling import RollingConfig
 
@@ -77,6 +78,8 @@ class BarConfig:
     ClickHouse rows): 1 s bars are most of the bars, and a stream entry costs as much as the bar."""
     rolling: RollingConfig | None = None
     """Sliding VWAP and moving averages over the bars (None: bars only)."""
+    bursts: BurstConfig | None = None
+    """Bursts of the same prints (None: off); their allowed lateness is the bars'."""
 
     def __post_init__(self) -> None:
         if self.rolling is not None:

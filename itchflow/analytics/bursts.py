@@ -133,6 +133,10 @@ def _whole_number(name: str, value: object, minimum: int) -> None:
         raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
 
 
+DEFAULT_BURST_ALERT_PRINTS_PER_S = 50
+"""The jobs' default alert rate: a burst of at least 25 prints within half a second is flagged."""
+
+
 @dataclass(frozen=True)
 class BurstConfig:
     """What :class:`BurstDetector` calls a burst, and which bursts it flags."""

@@ -105,3 +105,25 @@ CREATE TABLE IF NOT EXISTS liquidity
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (venue, trading_date, symbol, interval_s, window_start);
+
+-- Bursts: runs of a symbol's eligible prints less than the gap apart (event-time session windows,
+-- --burst-gap-ms, at least --burst-min-prints prints), from the first print (start) to the last (end).
+-- Revised by late prints within the allowed lateness and by broken trades while the burst is kept; a
+-- burst whose start moved (a merge, a late or broken first print) is deleted under its old start.
+CREATE TABLE IF NOT EXISTS bursts
+(
+    venue         LowCardinality(String),
+    trading_date  Date,
+    symbol        LowCardinality(String),
+    start         DateTime64(9, 'UTC') COMMENT 'first print',
+    end           DateTime64(9, 'UTC') COMMENT 'last print',
+    prints        UInt32,
+    shares        UInt64,
+    notional      Int128 COMMENT 'sum of price x shares, exact',
+    vwap          Float64 COMMENT 'notional / shares, in ticks',
+    flagged       UInt8 COMMENT 'its rate reached --burst-alert-prints-per-s or --burst-alert-shares-per-s',
+    revision      UInt32,
+    is_deleted    UInt8
+)
+ENGINE = ReplacingMergeTree(revision, is_deleted)
+ORDER BY (venue, trading_date, symbol, start);

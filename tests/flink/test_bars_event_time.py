@@ -29,6 +29,7 @@ from connectors.kafka import KEYED_RECORD, event_time_watermarks
 from itchflow import synth
 from itchflow.analytics.bar_stage import BarConfig
 from itchflow.analytics.book_tape import liquidity_of_file, ofi_of_file
+from itchflow.analytics.bursts import DEFAULT_BURST_ALERT_PRINTS_PER_S, BurstConfig
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.itch.framing import iter_messages, write_messages
@@ -37,6 +38,7 @@ from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.replay import partition_for
 from jobs import market_data
 from tests.unit.bars_reference import read_prints
+from tests.unit.bursts_reference import RefPrint, reference_bursts
 from tests.unit.rolling_reference import assert_rolling_values
 
 from .conftest import (
@@ -97,7 +99,10 @@ def run(
         )
 
     sinks = {name: collector.sink(name) for name in ("normalized", "dead-letters", "clickhouse", "redis")}
-    config = market_data.MarketDataConfig(bars=BarConfig(allowed_lateness_ms=lateness_ms, rolling=rolling))
+    bursts = BurstConfig(alert_prints_per_s=DEFAULT_BURST_ALERT_PRINTS_PER_S)
+    config = market_data.MarketDataConfig(
+        bars=BarConfig(allowed_lateness_ms=lateness_ms, rolling=rolling, bursts=bursts)
+    )
     market_data.build(env, {"raw": source}, sinks, config)
     outputs = decode_outputs(collector.run(env))
     letters = [decode_dead_letter(value) for _, value in outputs.other.get("dead-letters", [])]
@@ -226,6 +231,20 @@ def test_out_of_order_within_the_bound_is_not_late(feed_file, reference) -> None
     assert comparable(current_bars(rows, feed.venue)) == comparable(reference)
     assert max(row["revision"] for row in rows) == 0  # every window fired once, complete
     assert_rolling_values_equal_the_reference(tables, feed.venue)
+    # bursts: the runs of the prints that stand, as the reference cuts them
+    prints = read_prints((m for _, m in iter_messages(feed_file)), str(TRADING_DATE)).prints
+    day = (TRADING_DATE - date(1970, 1, 1)).days
+    expected_bursts = reference_bursts(
+        (RefPrint(feed.venue, day, p.symbol, p.time_ns, p.position, p.price, p.shares) for p in prints),
+        gap_ns=500_000_000, alert_prints_per_s=DEFAULT_BURST_ALERT_PRINTS_PER_S,
+    )  # fmt: skip
+    bursts = {
+        (feed.venue, row["trading_date"], key[0], key[1]): (
+            row["end"], row["prints"], row["shares"], row["notional"], row["vwap"], bool(row["flagged"])
+        )
+        for key, row in latest_rows(tables["bursts"], feed.venue, ("symbol", "start")).items()
+    }  # fmt: skip
+    assert expected_bursts and bursts == {key: tuple(burst) for key, burst in expected_bursts.items()}
     # order-flow imbalance and the quoted spread from the books' rows equal the offline functions
     ofi = sorted(
         (row["symbol"], row["interval_s"], row["window_start"], row["ofi"], row["bid_flow"], row["ask_flow"],

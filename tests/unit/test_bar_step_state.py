@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from itchflow.analytics.bar_stage import BarConfig
+from itchflow.analytics.bursts import BurstConfig
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.pipeline.partition_books import BundleOutput
 from jobs.operators import BarStep
@@ -115,9 +116,11 @@ def run(step: BarStep, watermark_ms: int, output: BundleOutput) -> list:
     return list(step.on_books("key", output, Context(watermark_ms), (0, 0, 0, b"key")))
 
 
-@pytest.mark.parametrize("rolling", [None, RollingConfig(vwap_window_s=60, ma_bars=3)])
-def test_a_restarted_operator_emits_what_the_uninterrupted_one_emits(rolling: RollingConfig | None) -> None:
-    config = BarConfig(intervals_s=(1, 60, 300), rolling=rolling)
+@pytest.mark.parametrize("derived", [False, True])
+def test_a_restarted_operator_emits_what_the_uninterrupted_one_emits(derived: bool) -> None:
+    rolling = RollingConfig(vwap_window_s=60, ma_bars=3) if derived else None
+    bursts = BurstConfig(gap_ms=5_000, alert_prints_per_s=1) if derived else None
+    config = BarConfig(intervals_s=(1, 60, 300), rolling=rolling, bursts=bursts)
     tables: set[str] = set()
     live_states, kept_states = States(), States()
     live = BarStep(live_states, config, "itchflow", "raw", compact_every=8)  # type: ignore[arg-type]
@@ -136,7 +139,9 @@ def test_a_restarted_operator_emits_what_the_uninterrupted_one_emits(rolling: Ro
     archive = live_states.by_name["bars-archive"]
     assert isinstance(archive, ListStub)
     assert archive.rewrites == 2 and archive.items == []  # only the end of each day's feed rewrote it
-    assert tables == ({"bars"} if rolling is None else {"bars", "vwap", "moving_averages"})
+    assert tables == ({"bars", "vwap", "moving_averages", "bursts"} if derived else {"bars"})
+    if derived:
+        assert live_states.counts.get("burstAlerts", 0) > 0
 
 
 def test_the_archive_is_appended_per_record_and_the_snapshot_stays_small() -> None:
