@@ -422,7 +422,10 @@ class FlowStep:
 
     State: a snapshot of the stage (``flow``) and the steps since (``flow-log``: each record's rows
     as the books wrote them, each timer, each end of replay), written as a new snapshot every
-    ``compact_every`` steps."""
+    ``compact_every`` steps or once the log holds ``compact_bytes`` of rows (a snapshot -- each
+    symbol's last quote and open windows -- is far smaller than a few large records' rows)."""
+
+    compact_bytes = 256 * 1024
 
     def __init__(
         self, runtime_context: RuntimeContext, config: FlowConfig, redis_prefix: str, compact_every: int = 64
@@ -447,7 +450,7 @@ class FlowStep:
             for step in self.log.get() or ():
                 stage.replay(step)
                 logged += 1
-            entry = self.stages[key] = [stage, logged]
+            entry = self.stages[key] = [stage, logged, self.compact_bytes]  # a restore compacts at once
         return entry
 
     def on_books(self, key: object, output: BundleOutput, ctx) -> Iterator:
@@ -477,13 +480,15 @@ class FlowStep:
 
     def _emit(self, key: object, entry: list, step: tuple, out, ctx) -> Iterator:
         stage: FlowStage = entry[0]
-        if entry[1] + 1 >= self.compact_every:
+        size = len(step[2]) + len(step[3]) if step[0] == "r" else 0
+        if entry[1] + 1 >= self.compact_every or entry[2] + size >= self.compact_bytes:
             self.snapshot.update(stage.snapshot())
             self.log.clear()
-            entry[1] = 0
+            entry[1] = entry[2] = 0
         else:
             self.log.add(step)
             entry[1] += 1
+            entry[2] += size
         if out.late:
             self.late_updates.inc(out.late)
         if out.ofi or out.liquidity:

@@ -56,6 +56,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itchflow.analytics.bar_stage import BarConfig, BarStage, complete_before_ns  # noqa: E402
 from itchflow.analytics.bars import eligible  # noqa: E402
+from itchflow.analytics.bursts import DEFAULT_BURST_ALERT_PRINTS_PER_S, BurstConfig, BurstDetector  # noqa: E402
+from itchflow.analytics.flow_stage import FlowConfig, FlowStage  # noqa: E402
+from itchflow.analytics.rolling import RollingConfig  # noqa: E402
+from itchflow.analytics.rolling_stage import RollingStage  # noqa: E402
 from itchflow.avro.bundle import decode_raw, encode_bundle  # noqa: E402
 from itchflow.avro.normalized import decode_normalized, encode_normalized_bundle  # noqa: E402
 from itchflow.avro.registry import default_registry  # noqa: E402
@@ -64,6 +68,9 @@ from itchflow.pipeline.normalize_stage import RecordSource, normalize_record  # 
 from itchflow.pipeline.partition_books import PartitionBooks  # noqa: E402
 from itchflow.replay import BundleBatcher, ClosedBundle, file_payloads  # noqa: E402
 from itchflow.sinks.bar_outputs import bar_commands, bar_rows  # noqa: E402
+from itchflow.sinks.burst_outputs import burst_alert_commands, burst_rows  # noqa: E402
+from itchflow.sinks.flow_outputs import flow_commands, liquidity_rows, ofi_rows  # noqa: E402
+from itchflow.sinks.rolling_outputs import average_rows, rolling_commands, vwap_rows  # noqa: E402
 
 TRADING_DATE = date(2019, 12, 30)
 
@@ -178,7 +185,7 @@ def books_all(
     return chunks
 
 
-def bars_all(outputs: list) -> int:
+def bars_all(outputs: list, steps: list | None = None) -> int:
     """The market-data operator's bar work per record: eligible prints and breaks into each key's
     :class:`BarStage` with the watermark trailing the slowest key by 1 s, then the bars' ClickHouse
     rows and Redis commands; returns the bars emitted."""
@@ -198,12 +205,73 @@ def bars_all(outputs: list) -> int:
         ]
         breaks = [(venue, symbol, match, ts) for venue, symbol, ts, _, match in output.breaks]
         revisions = stage.record(complete, prints, breaks, output.end_of_messages)
+        if steps is not None:
+            steps.append((key, complete, prints, breaks, output.end_of_messages, revisions, stage))
         stage.late.clear()
         bar_rows(revisions)
         for revision in revisions:
             bar_commands(revision, "itchflow", 10_000, revision.latest, revision.bar.interval_s != 1)
         emitted += len(revisions)
         latest[key] = max(latest[key], max_ts)
+    return emitted
+
+
+def rolling_all(steps: list) -> int:
+    """The sliding VWAP and moving averages of each key's bar revisions (as the operator: the stage's
+    ``day_bars`` for breaks past the lateness), with their rows and hashes; returns the values."""
+    stages: dict[bytes, RollingStage] = {}
+    emitted = 0
+    for key, complete, _, _, end, revisions, bar_stage in steps:
+        stage = stages.get(key)
+        if stage is None:
+            stage = stages[key] = RollingStage(RollingConfig())
+        out = stage.apply(revisions, None if end else complete, end, bar_stage.day_bars)
+        vwap_rows(out.vwaps)
+        average_rows(out.averages)
+        rolling_commands(out.vwaps, out.averages, "itchflow")
+        emitted += len(out.vwaps) + len(out.averages)
+    return emitted
+
+
+def bursts_all(steps: list) -> int:
+    """The bursts of each key's prints and breaks, with their rows and alerts; returns the emissions."""
+    detectors: dict[bytes, BurstDetector] = {}
+    emitted = 0
+    for key, complete, prints, breaks, end, _, _ in steps:
+        detector = detectors.get(key)
+        if detector is None:
+            detector = detectors[key] = BurstDetector(
+                BurstConfig(alert_prints_per_s=DEFAULT_BURST_ALERT_PRINTS_PER_S)
+            )
+        for venue, symbol, trading_date, p in prints:
+            detector.add_print(venue, symbol, trading_date, p, complete)
+        for venue, symbol, match_number, ts_event in breaks:
+            detector.break_trade(venue, symbol, match_number, ts_event)
+        bursts = detector.close_all() if end else detector.advance(complete)
+        detector.late.clear()
+        burst_rows(bursts)
+        burst_alert_commands(bursts, "itchflow", 10_000)
+        emitted += len(bursts)
+    return emitted
+
+
+def flow_all(outputs: list, steps: list) -> int:
+    """OFI and liquidity of each key's top_of_book and depth_snapshots rows, with their rows and
+    hashes; returns the windows."""
+    stages: dict[bytes, FlowStage] = {}
+    emitted = 0
+    for (key, _, output), step in zip(outputs, steps, strict=True):
+        stage = stages.get(key)
+        if stage is None:
+            stage = stages[key] = FlowStage(FlowConfig())
+        chunks = dict(output.clickhouse)
+        out = stage.record(
+            step[1], chunks.get("top_of_book", b""), chunks.get("depth_snapshots", b""), step[4]
+        )
+        ofi_rows(out.ofi)
+        liquidity_rows(out.liquidity)
+        flow_commands(out.ofi, out.liquidity, "itchflow")
+        emitted += len(out.ofi) + len(out.liquidity)
     return emitted
 
 
@@ -280,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clickhouse-url", help="also time the inserts into this ClickHouse (HTTP)")
     parser.add_argument("--sink-linger-ms", type=float, default=200.0, help="the Java writer's linger")
     parser.add_argument(
-        "--cprofile", choices=("encode", "normalize", "book", "bars"), help="print this stage's hot functions"
+        "--cprofile",
+        choices=("encode", "normalize", "book", "bars", "rolling", "bursts", "flow"),
+        help="print this stage's hot functions",
     )
     parser.add_argument(
         "--envelopes", action="store_true", help="also time the envelopes' Avro: the C codec against fastavro"
@@ -313,10 +383,19 @@ def main(argv: list[str] | None = None) -> int:
         args.cprofile == "book",
     )
     print(StageTime("book (+encode)", book_s, messages, len(normalized)).row())  # type: ignore[arg-type]
-    bars_s, bars = timed(lambda: bars_all(outputs), args.cprofile == "bars")
+    steps: list = []
+    bars_s, bars = timed(lambda: bars_all(outputs, steps), args.cprofile == "bars")
     print(StageTime("bars (+encode)", bars_s, messages, len(normalized)).row() + f"   {bars:,} bars")  # type: ignore[arg-type]
-    total = encode_s + normalize_s + book_s + bars_s
-    print(f"  {'all four':<18}{total:>9.2f}{total * 1e6 / messages:>12.2f}{'':>13}{messages / total:>16,.0f}")
+    rolling_s, values = timed(lambda: rolling_all(steps), args.cprofile == "rolling")
+    print(StageTime("vwap, averages", rolling_s, messages, len(normalized)).row() + f"   {values:,} values")  # type: ignore[arg-type]
+    bursts_s, bursts = timed(lambda: bursts_all(steps), args.cprofile == "bursts")
+    print(StageTime("bursts", bursts_s, messages, len(normalized)).row() + f"   {bursts:,} bursts")  # type: ignore[arg-type]
+    flow_s, windows = timed(lambda: flow_all(outputs, steps), args.cprofile == "flow")
+    print(StageTime("ofi, liquidity", flow_s, messages, len(normalized)).row() + f"   {windows:,} windows")  # type: ignore[arg-type]
+    total = encode_s + normalize_s + book_s + bars_s + rolling_s + bursts_s + flow_s
+    print(
+        f"  {'all stages':<18}{total:>9.2f}{total * 1e6 / messages:>12.2f}{'':>13}{messages / total:>16,.0f}"
+    )
     if args.envelopes:
         envelope_lines(encoded, normalized)  # type: ignore[arg-type]
     if args.clickhouse_url:

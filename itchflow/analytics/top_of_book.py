@@ -91,24 +91,26 @@ def decode_rows(rows: bytes) -> list[tuple[BookKey, TopOfBookTuple]]:
     out: list[tuple[BookKey, TopOfBookTuple]] = []
     view = memoryview(rows)
     position, size = 0, len(rows)
-    keys: dict[bytes, BookKey] = {}
-    unpack = _BODY.unpack_from
+    unpack, body = _BODY.unpack_from, _BODY.size
+    last_raw, key = b"", None
     while position < size:
-        start = position
-        venue, position = _string(view, position)
-        if position + _DATE.size > size:
+        # a book's rows come in runs: most rows start with the key of the row before
+        if last_raw and rows.startswith(last_raw, position):
+            position += len(last_raw)
+        else:
+            start = position
+            venue, position = _string(view, position)
+            if position + _DATE.size > size:
+                raise ValueError("top_of_book data ends inside a row")
+            trading_date = _DATE.unpack_from(view, position)[0]
+            symbol, position = _string(view, position + _DATE.size)
+            last_raw = rows[start:position]
+            key = BookKey(venue, trading_date, symbol)
+        if position + body > size:
             raise ValueError("top_of_book data ends inside a row")
-        trading_date = _DATE.unpack_from(view, position)[0]
-        symbol, position = _string(view, position + _DATE.size)
-        if position + _BODY.size > size:
-            raise ValueError("top_of_book data ends inside a row")
-        raw_key = bytes(view[start:position])
-        key = keys.get(raw_key)
-        if key is None:
-            key = keys[raw_key] = BookKey(venue, trading_date, symbol)
         seq, ts_event, bid_px, bid_sz, bid_n, ask_px, ask_sz, ask_n = unpack(view, position)
-        position += _BODY.size
-        out.append((key, (ts_event, seq, bid_px, bid_sz, bid_n, ask_px, ask_sz, ask_n)))
+        position += body
+        out.append((key, (ts_event, seq, bid_px, bid_sz, bid_n, ask_px, ask_sz, ask_n)))  # type: ignore[arg-type]
     return out
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from functools import lru_cache
 
 from itchflow.analytics.liquidity import LiquidityRow
 from itchflow.analytics.ofi import OfiRow
 from itchflow.sinks.bar_outputs import interval_name
 from itchflow.sinks.book_tables import row_key
-from itchflow.sinks.resp import hset
 
 OFI = "ofi"
 LIQUIDITY = "liquidity"
@@ -82,44 +82,81 @@ def liquidity_rows(rows: Iterable[LiquidityRow]) -> bytes:
     return b"".join(parts)
 
 
-def _text(value: float | None) -> str:
-    return "" if value is None else repr(value)
+def _text(value: float | None) -> bytes:
+    return b"" if value is None else repr(value).encode()
+
+
+_OFI_FIELDS = ("window_start", "ofi", "bid_flow", "ask_flow", "updates", "trading_date")
+_LIQUIDITY_FIELDS = (
+    "window_start", "spread", "spread_bps", "bid_depth", "ask_depth", "depth_imbalance", "depth_levels",
+    "trading_date",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=65_536)
+def _head(key: str, fields: int) -> bytes:
+    """``HSET key`` with the argument count of ``fields`` field-value pairs, as RESP."""
+    data = key.encode()
+    return b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * fields, len(data), data)
+
+
+def _names(fields: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in fields)
+
+
+_OFI_NAMES, _LIQUIDITY_NAMES = _names(_OFI_FIELDS), _names(_LIQUIDITY_FIELDS)
+
+
+def _hset(key: str, names: tuple[bytes, ...], values: tuple[bytes, ...]) -> bytes:
+    return _head(key, len(names)) + b"".join(
+        [name + b"$%d\r\n%s\r\n" % (len(value), value) for name, value in zip(names, values, strict=True)]
+    )
 
 
 def flow_commands(ofi: Iterable[OfiRow], liquidity: Iterable[LiquidityRow], prefix: str) -> list[bytes]:
     """One ``HSET`` per (venue, symbol, size) and kind: the latest window of the batch."""
-    latest_ofi = {(r.venue, r.symbol, r.interval_s): r for r in sorted(ofi, key=lambda r: r.window_start_ns)}
-    latest_liquidity = {
-        (r.venue, r.symbol, r.interval_s): r for r in sorted(liquidity, key=lambda r: r.window_start_ns)
-    }
+    latest_ofi: dict[tuple[str, str, int], OfiRow] = {}
+    for r in ofi:
+        key = (r.venue, r.symbol, r.interval_s)
+        known = latest_ofi.get(key)
+        if known is None or known.window_start_ns < r.window_start_ns:
+            latest_ofi[key] = r
+    latest_liquidity: dict[tuple[str, str, int], LiquidityRow] = {}
+    for q in liquidity:
+        key = (q.venue, q.symbol, q.interval_s)
+        seen = latest_liquidity.get(key)
+        if seen is None or seen.window_start_ns < q.window_start_ns:
+            latest_liquidity[key] = q
     commands = []
     for (venue, symbol, interval_s), r in latest_ofi.items():
         commands.append(
-            hset(
+            _hset(
                 f"{prefix}:ofi:{interval_name(interval_s)}:{venue}:{symbol}",
+                _OFI_NAMES,
                 (
-                    ("window_start", r.window_start_ns),
-                    ("ofi", r.ofi),
-                    ("bid_flow", r.bid_flow),
-                    ("ask_flow", r.ask_flow),
-                    ("updates", r.updates),
-                    ("trading_date", r.trading_date),
+                    b"%d" % r.window_start_ns,
+                    b"%d" % r.ofi,
+                    b"%d" % r.bid_flow,
+                    b"%d" % r.ask_flow,
+                    b"%d" % r.updates,
+                    b"%d" % r.trading_date,
                 ),
             )  # fmt: skip
         )
     for (venue, symbol, interval_s), q in latest_liquidity.items():
         commands.append(
-            hset(
+            _hset(
                 f"{prefix}:liquidity:{interval_name(interval_s)}:{venue}:{symbol}",
+                _LIQUIDITY_NAMES,
                 (
-                    ("window_start", q.window_start_ns),
-                    ("spread", _text(q.spread)),
-                    ("spread_bps", _text(q.spread_bps)),
-                    ("bid_depth", _text(q.bid_depth)),
-                    ("ask_depth", _text(q.ask_depth)),
-                    ("depth_imbalance", _text(q.depth_imbalance)),
-                    ("depth_levels", q.depth_levels),
-                    ("trading_date", q.trading_date),
+                    b"%d" % q.window_start_ns,
+                    _text(q.spread),
+                    _text(q.spread_bps),
+                    _text(q.bid_depth),
+                    _text(q.ask_depth),
+                    _text(q.depth_imbalance),
+                    b"%d" % q.depth_levels,
+                    b"%d" % q.trading_date,
                 ),
             )  # fmt: skip
         )
