@@ -609,4 +609,9 @@ def test_the_project_ddl_renames_a_table_of_an_earlier_layout_aside_and_keeps_it
         "depth_snapshots",
         "book_status",
         "bars",
+        "vwap",
+        "moving_averages",
+        "bursts",
+        "ofi",
+        "liquidity",
     } == tables
