@@ -191,6 +191,19 @@ class _BarCore:
         self._check_start(window_start_ns)
         self._change(symbol, window_start_ns, None)
 
+    def _rebuilt_series(self, fresh: _BarCore, symbol: str, bars: list[Bar], now: int) -> Any:
+        """The symbol's series as an empty core of the same settings makes it from ``bars`` up to
+        ``now`` (its emissions dropped), or None when it keeps nothing (this core forgets the symbol);
+        the caller sets its emitted revisions and installs it (``_series``, ``_schedule``)."""
+        for bar in bars:
+            fresh.add(bar)  # type: ignore[attr-defined]
+        fresh.advance(now)  # type: ignore[attr-defined]
+        series = fresh._series.get(symbol)
+        if series is None:
+            self._series.pop(symbol, None)
+            self._wakeups.set(symbol, None)
+        return series
+
     def _check_start(self, start: int) -> None:
         if start % self._step:
             raise ValueError(f"bar start {start} is not a multiple of the {self._what}")
@@ -503,14 +516,8 @@ class SlidingVwap(_BarCore):
                         symbol, end, self.config.window_s, vwap, volume, notional, trades, revision
                     )
                 )
-        fresh = SlidingVwap(self.config)
-        for bar in bars:
-            fresh.add(bar)
-        fresh.advance(now)
-        series = fresh._series.get(symbol)
+        series = self._rebuilt_series(SlidingVwap(self.config), symbol, bars, now)
         if series is None:
-            self._series.pop(symbol, None)
-            self._wakeups.set(symbol, None)
             return out
         emitted = {end: (revision, *values[1:]) for end, values in series.emitted.items()}
         horizon = now - self._lateness
@@ -802,14 +809,8 @@ class MovingAverages(_BarCore):
                 continue
             sma, value = values.get(start, (None, None))
             out.append(MovingAverage(symbol, interval, start, n, sma, value, revision))
-        fresh = MovingAverages(self.config)
-        for bar in bars:
-            fresh.add(bar)
-        fresh.advance(now)
-        series = fresh._series.get(symbol)
+        series = self._rebuilt_series(MovingAverages(self.config), symbol, bars, now)
         if series is None:
-            self._series.pop(symbol, None)
-            self._wakeups.set(symbol, None)
             return out
         emitted = {start: (revision, *kept[1:]) for start, kept in series.emitted.items()}
         for average in out:  # what was just emitted and can still change

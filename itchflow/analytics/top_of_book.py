@@ -116,16 +116,7 @@ def decode_rows(rows: bytes) -> list[tuple[BookKey, TopOfBookTuple]]:
 
 def _string(view: memoryview, position: int) -> tuple[str, int]:
     """A LEB128-length-prefixed UTF-8 string at ``position``; the string and the position after it."""
-    length = shift = 0
-    while True:
-        if position >= len(view):
-            raise ValueError("top_of_book data ends inside a row")
-        byte = view[position]
-        position += 1
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            break
+    length, position = _varint(view, position)
     end = position + length
     if end > len(view):
         raise ValueError("top_of_book data ends inside a row")
