@@ -281,7 +281,7 @@ def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> Non
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     print()
     print(
-        f"order books and bars of {venue} (top of book and bars from Redis, trades and status from ClickHouse):"
+        f"order books and bars of {venue} (top of book, bars, averages, OFI from Redis; trades, status, sliding VWAP from ClickHouse):"
     )
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
