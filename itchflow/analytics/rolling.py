@@ -95,6 +95,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from itchflow.analytics.bars import NANOS_PER_SECOND, Bar
+from itchflow.analytics.tumbling import check_snapshot
 
 SNAPSHOT_VERSION = 1
 
@@ -107,15 +108,6 @@ def _whole_seconds(name: str, value: object) -> None:
 def _nonnegative_ns(name: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{name} must be a non-negative whole number of nanoseconds, got {value!r}")
-
-
-def _check_snapshot(data: Any, expected: dict[str, object]) -> None:
-    if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
-        version = data.get("version") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"snapshot version {version!r}, this code reads {SNAPSHOT_VERSION}")
-    for name, value in expected.items():
-        if data.get(name) != value:
-            raise ValueError(f"snapshot has {name}={data.get(name)!r}, this core has {value!r}")
 
 
 class _Wakeups:
@@ -552,7 +544,9 @@ class SlidingVwap(_BarCore):
 
     def restore(self, data: dict[str, Any]) -> None:
         """Replace the state with a :meth:`snapshot` of a core with the same window and slide."""
-        _check_snapshot(data, {"window_s": self.config.window_s, "slide_s": self.config.slide_s})
+        check_snapshot(
+            data, {"window_s": self.config.window_s, "slide_s": self.config.slide_s}, SNAPSHOT_VERSION
+        )
         self._series = {}
         self._wakeups = _Wakeups()
         self._complete_before = data["complete_before_ns"]
@@ -847,7 +841,7 @@ class MovingAverages(_BarCore):
 
     def restore(self, data: dict[str, Any]) -> None:
         """Replace the state with a :meth:`snapshot` of a core with the same n and interval."""
-        _check_snapshot(data, {"n": self.config.n, "interval_s": self.config.interval_s})
+        check_snapshot(data, {"n": self.config.n, "interval_s": self.config.interval_s}, SNAPSHOT_VERSION)
         self._series = {}
         self._wakeups = _Wakeups()
         self._complete_before = data["complete_before_ns"]

@@ -58,11 +58,11 @@ def check_intervals(intervals_s: object) -> None:
         raise ValueError(f"window sizes must be distinct, got {intervals_s!r}")
 
 
-def check_snapshot(data: Any, expected: dict[str, object]) -> None:
-    """A snapshot this code reads, of a core configured as ``expected``; ValueError otherwise."""
-    if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
+def check_snapshot(data: Any, expected: dict[str, object], reads: int = SNAPSHOT_VERSION) -> None:
+    """A snapshot of version ``reads``, of a core configured as ``expected``; ValueError otherwise."""
+    if not isinstance(data, dict) or data.get("version") != reads:
         version = data.get("version") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"snapshot version {version!r}, this code reads {SNAPSHOT_VERSION}")
+        raise ValueError(f"snapshot version {version!r}, this code reads {reads}")
     for name, value in expected.items():
         if data.get(name) != value:
             raise ValueError(f"snapshot has {name}={data.get(name)!r}, this core has {value!r}")
