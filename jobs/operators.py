@@ -421,21 +421,27 @@ class FlowStep:
     ``on_timer``) and at the end of a replay.
 
     State: a snapshot of the stage (``flow``) and the steps since (``flow-log``: each record's rows
-    as the books wrote them, each timer, each end of replay), written as a new snapshot every
-    ``compact_every`` steps or once the log holds ``compact_bytes`` of rows (a snapshot -- each
-    symbol's last quote and open windows -- is far smaller than a few large records' rows)."""
-
-    compact_bytes = 256 * 1024
+    as the books wrote them, each timer, each end of replay). A new snapshot is written once the log
+    outweighs the last one: its rows, each step counted as at least ``step_bytes``, reach the larger
+    of ``compact_bytes`` and the last snapshot's size. So the snapshots cost at most about what the
+    records' rows do, however many symbols and open windows a key has (a snapshot per record made a
+    key of 1,000 symbols spend its time pickling), and a restore replays at most that much."""
 
     def __init__(
-        self, runtime_context: RuntimeContext, config: FlowConfig, redis_prefix: str, compact_every: int = 64
+        self,
+        runtime_context: RuntimeContext,
+        config: FlowConfig,
+        redis_prefix: str,
+        compact_bytes: int = 256 * 1024,
+        step_bytes: int = 4096,
     ) -> None:
         self.config = config
         self.redis_prefix = redis_prefix
-        self.compact_every = compact_every
+        self.compact_bytes = compact_bytes
+        self.step_bytes = step_bytes
         self.snapshot = runtime_context.get_state(ValueStateDescriptor("flow", _STATE_TYPE))
         self.log = runtime_context.get_list_state(ListStateDescriptor("flow-log", _STATE_TYPE))
-        #: per key: the live stage and how many steps its log holds
+        #: per key: the live stage, the weight of its log (bytes) and the size of its last snapshot
         self.stages: dict[object, list] = {}
         self.timers: dict[object, int] = {}
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
@@ -446,11 +452,9 @@ class FlowStep:
         entry = self.stages.get(key)
         if entry is None:
             stage = FlowStage.restore(self.snapshot.value(), self.config)
-            logged = 0
             for step in self.log.get() or ():
                 stage.replay(step)
-                logged += 1
-            entry = self.stages[key] = [stage, logged, self.compact_bytes]  # a restore compacts at once
+            entry = self.stages[key] = [stage, self.compact_bytes, 0]  # a restore compacts at once
         return entry
 
     def on_books(self, key: object, output: BundleOutput, ctx) -> Iterator:
@@ -480,15 +484,15 @@ class FlowStep:
 
     def _emit(self, key: object, entry: list, step: tuple, out, ctx) -> Iterator:
         stage: FlowStage = entry[0]
-        size = len(step[2]) + len(step[3]) if step[0] == "r" else 0
-        if entry[1] + 1 >= self.compact_every or entry[2] + size >= self.compact_bytes:
-            self.snapshot.update(stage.snapshot())
+        weight = entry[1] + max(self.step_bytes, len(step[2]) + len(step[3]) if step[0] == "r" else 0)
+        if weight >= max(self.compact_bytes, entry[2]):
+            snapshot = stage.snapshot()
+            self.snapshot.update(snapshot)
             self.log.clear()
-            entry[1] = entry[2] = 0
+            entry[1], entry[2] = 0, len(snapshot)
         else:
             self.log.add(step)
-            entry[1] += 1
-            entry[2] += size
+            entry[1] = weight
         if out.late:
             self.late_updates.inc(out.late)
         if out.ofi or out.liquidity:
