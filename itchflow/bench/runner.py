@@ -65,7 +65,7 @@ Log = Callable[[str], None]
 
 TOPIC_PREFIX = "itchflow-bench-"
 REDIS_PREFIX = "itchflow"
-BOOK_TABLES = ("top_of_book", "depth_snapshots", "trades", "book_status")
+BOOK_TABLES = ("top_of_book", "depth_snapshots", "trades", "broken_trades", "book_status")
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,9 +89,11 @@ from itchflow.normalize.bundle import RunBatch
 from itchflow.sinks.book_redis import book_keys
 from itchflow.sinks.book_tables import (
     BOOK_STATUS,
+    BROKEN_TRADES,
     DEPTH_SNAPSHOTS,
     TOP_OF_BOOK,
     TRADES,
+    broken_trade_row,
     row_key,
     status_row,
     trade_rows,
@@ -184,6 +186,7 @@ class Outputs:
         "unknown_refs",
         "prints",
         "breaks",
+        "broken_trades",
     )
 
     def __init__(self) -> None:
@@ -203,12 +206,15 @@ class Outputs:
         self.prints: list[tuple[str, str, list[tuple]]] = []
         #: (venue, symbol, ts_event, book seq, match number) of every broken trade (B) applied
         self.breaks: list[tuple[str, str, int, int, int]] = []
+        #: their ``broken_trades`` rows
+        self.broken_trades: list[bytes] = []
 
     def clickhouse(self) -> tuple[tuple[str, bytes], ...]:
         """(table, RowBinary rows), one chunk per table that has rows."""
         tables = (
             (TOP_OF_BOOK, self.top_of_book),
             (TRADES, self.trades),
+            (BROKEN_TRADES, self.broken_trades),  # after the prints they break: inserted after them
             (DEPTH_SNAPSHOTS, self.depth_snapshots),
             (BOOK_STATUS, self.book_status),
         )
@@ -368,7 +374,9 @@ class BookStage:
             )
         out = Outputs()
         trading_date = days_since_epoch(batch.trading_date)
-        self.apply_columns(trading_date, batch.columns.views(), batch.details, out)
+        views = batch.columns.views()
+        breaks = bytes(views.kind).find(BROKEN_TRADE) >= 0
+        self.apply_columns(trading_date, views, batch.details, out, breaks=breaks)
         return out.stage_output()
 
     def apply_columns(
@@ -434,15 +442,13 @@ class BookStage:
         kinds, seqs = views.kind, views.seq
         for index in range(start, start + count):
             if kinds[index] == BROKEN_TRADE and after < seqs[index] <= until:
-                out.breaks.append(
-                    (
-                        self.venue,
-                        self.symbol,
-                        views.ts_event[index],
-                        self.seq_base + seqs[index],
-                        views.match_number[index],
-                    )
+                ts_event, seq, match_number = (
+                    views.ts_event[index],
+                    self.seq_base + seqs[index],
+                    views.match_number[index],
                 )
+                out.breaks.append((self.venue, self.symbol, ts_event, seq, match_number))
+                out.broken_trades.append(broken_trade_row(self.wire.row_key, match_number, seq, ts_event))
 
     def _start_day(self, trading_date: int) -> None:
         """The book of the feed day ``trading_date``: empty, numbered from the day's first event --

@@ -22,6 +22,7 @@ from itchflow.sinks.rowbinary import encode_string, fixed_width_struct, writer_f
 TOP_OF_BOOK = "top_of_book"
 DEPTH_SNAPSHOTS = "depth_snapshots"
 TRADES = "trades"
+BROKEN_TRADES = "broken_trades"
 BOOK_STATUS = "book_status"
 
 _KEY = (("venue", "LowCardinality(String)"), ("trading_date", "Date"), ("symbol", "LowCardinality(String)"))
@@ -63,6 +64,14 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("shares", "UInt64"),
         ("side", "LowCardinality(String)"),
         ("printable", "UInt8"),
+        ("broken", "UInt8"),
+        ("broken_seq", "UInt64"),
+    ),
+    BROKEN_TRADES: (
+        *_KEY,
+        ("match_number", "UInt64"),
+        ("seq", "UInt64"),
+        ("ts_event", _DATETIME),
     ),
     BOOK_STATUS: (
         *_KEY,
@@ -85,7 +94,8 @@ def _packer(table: str, first: int, stop: int) -> Callable[..., bytes]:
 _TOB_PACK = _packer(TOP_OF_BOOK, _FIRST, _FIRST + 8)  # seq .. ask_orders
 _TRADE_TIME_PACK = _packer(TRADES, _FIRST, _FIRST + 2)  # seq, ts_event
 _TRADE_PRICE_PACK = _packer(TRADES, _FIRST + 3, _FIRST + 6)  # match_number, price, shares
-_TRADE_FLAG_PACK = _packer(TRADES, _FIRST + 7, _FIRST + 8)  # printable
+_TRADE_FLAG_PACK = _packer(TRADES, _FIRST + 7, _FIRST + 10)  # printable, broken, broken_seq
+_BROKEN_PACK = _packer(BROKEN_TRADES, _FIRST, _FIRST + 3)  # match_number, seq, ts_event
 _STATUS_PACK = _packer(BOOK_STATUS, _FIRST, _FIRST + 6)  # seq .. overfills
 _DEPTH_SEQ_PACK = _packer(DEPTH_SNAPSHOTS, _FIRST, _FIRST + 1)
 _DEPTH_TIME_PACK = _packer(DEPTH_SNAPSHOTS, _FIRST + 2, _FIRST + 3)
@@ -116,7 +126,8 @@ def top_of_book_rows(key: bytes, rows: Sequence[tuple[int, ...]]) -> bytes:
 
 def trade_rows(key: bytes, rows: Sequence[tuple[Any, ...]]) -> bytes:
     """RowBinary ``trades`` rows of (seq, ts_event, source, match number, price, shares, side,
-    printable) tuples."""
+    printable) tuples, standing (``broken`` 0: a break writes the broken version, see
+    :func:`broken_trade_row`)."""
     strings = SHORT_STRINGS
     return b"".join(
         [
@@ -127,12 +138,18 @@ def trade_rows(key: bytes, rows: Sequence[tuple[Any, ...]]) -> bytes:
                     strings[source],
                     _TRADE_PRICE_PACK(match_number, price, shares),
                     strings.get(side) or encode_string(side),
-                    _TRADE_FLAG_PACK(printable),
+                    _TRADE_FLAG_PACK(printable, 0, 0),
                 )
             )
             for seq, ts_event, source, match_number, price, shares, side, printable in rows
         ]
     )
+
+
+def broken_trade_row(key: bytes, match_number: int, seq: int, ts_event: int) -> bytes:
+    """A RowBinary ``broken_trades`` row: the Broken Trade (B) of book ``seq`` cancels the print with
+    ``match_number`` (ClickHouse then writes that print's broken version into ``trades``)."""
+    return key + _BROKEN_PACK(match_number, seq, ts_event)
 
 
 def status_row(

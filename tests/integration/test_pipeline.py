@@ -222,6 +222,31 @@ def test_a_million_synthetic_messages_end_to_end(pipeline, tmp_path: Path) -> No
         "SELECT count() FROM trades FINAL WHERE venue = {v:String} AND printable = 1", parameters={"v": venue}
     ).result_rows[0][0]
     assert printed == sum(book["trade_count"] for book in expected.values())
+    # broken trades: ClickHouse holds the broken version of exactly the prints the feed's B cancel
+    broken = client.query(
+        "SELECT symbol, match_number, broken_seq > 0 FROM trades FINAL WHERE venue = {v:String} AND broken = 1",
+        parameters={"v": venue},
+    ).result_rows
+    expected_broken = broken_prints(path)
+    assert len(expected_broken) > 20
+    assert sorted(broken) == sorted((symbol, match, True) for symbol, match in expected_broken)
+
+
+def broken_prints(path: Path) -> set[tuple[str, int]]:
+    """(symbol, match number) of every print (E, C, P, Q) that a later Broken Trade (B) of its
+    symbol cancels, read from the feed file."""
+    symbols: dict[int, str] = {}
+    printed: set[tuple[int, int]] = set()
+    broken: set[tuple[str, int]] = set()
+    for _, message in iter_messages(path):
+        kind = message.message_type
+        if kind == "R":
+            symbols[message.stock_locate] = message.stock.strip()
+        elif kind in ("E", "C", "P", "Q"):
+            printed.add((message.stock_locate, message.match_number))
+        elif kind == "B" and (message.stock_locate, message.match_number) in printed:
+            broken.add((symbols[message.stock_locate], message.match_number))
+    return broken
 
 
 BARS_DATES = {"-SPLIT": "2020-06-01", "-MARKET-DATA": "2020-06-02"}

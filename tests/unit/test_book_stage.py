@@ -86,6 +86,8 @@ def trade_row(seq: int, source: str, match: int, price: int, shares: int, side: 
         "shares": shares,
         "side": side,
         "printable": printable,
+        "broken": 0,
+        "broken_seq": 0,
     }
 
 
@@ -343,6 +345,28 @@ def test_events_that_are_not_book_events_are_counted_only() -> None:
     assert [row["reason"] for row in decoded.table("depth_snapshots")] == ["cadence"]  # nothing to change
     assert decoded.table("book_status")[0]["messages"] == 3
     assert stage.book.order_count == 0
+
+
+def test_a_broken_trade_is_listed_for_the_broken_trades_table_and_leaves_the_print_standing() -> None:
+    stage = new_stage()
+    printed = stage.apply(batch_of([add_order(1, "B", PX_1000, 100), executed(1, 40, match=5)]))
+    broken = decode(stage.apply(batch_of([m.BrokenTrade(LOCATE, 0, T0 + 9, 5)], first_seq=2)))
+
+    assert decode(printed).table("trades") == [trade_row(1, "E", 5, PX_1000, 40, "B", 1)]
+    assert decode(printed).table("broken_trades") == []
+    # the B is the book's third event (seq 2): ClickHouse's view writes the print's broken version
+    assert broken.table("broken_trades") == [
+        {
+            "venue": VENUE,
+            "trading_date": DAY,
+            "symbol": SYMBOL,
+            "match_number": 5,
+            "seq": 2,
+            "ts_event": epoch(T0 + 9),
+        }
+    ]
+    assert broken.table("trades") == []
+    assert stage.book.order_count == 1  # 60 shares still rest: a break does not restore the order
 
 
 def test_attributed_adds_are_booked_and_counted_as_such() -> None:

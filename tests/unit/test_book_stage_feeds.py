@@ -207,6 +207,7 @@ class ModelSinks:
         "top_of_book": ("venue", "symbol", "seq"),
         "depth_snapshots": ("venue", "symbol", "seq", "reason"),
         "trades": ("venue", "symbol", "seq"),
+        "broken_trades": ("venue", "symbol", "match_number"),
     }
 
     def __init__(self) -> None:
