@@ -35,13 +35,17 @@ KEYED_BYTES = Types.ROW([Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_AR
 KEYED_RECORD = Types.ROW([Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 RECORD_HEADER = struct.Struct(">iqqqi")
 """What KeyedRecordDeserializer puts before a record's value: partition, offset, Kafka timestamp (ms),
-event time (UTC epoch ns, :data:`NO_EVENT_TIME` if none) and flags (:data:`END_OF_REPLAY`)."""
+event time (UTC epoch ns, :data:`NO_EVENT_TIME` if none) and flags (:data:`END_OF_REPLAY`,
+:data:`HEARTBEAT`)."""
 NO_EVENT_TIME = -(2**63)
 END_OF_REPLAY = 1
 """Header flag: the producer's end-of-replay marker (an empty record per partition, see ``itchflow/replay.py``)."""
+HEARTBEAT = 2
+"""Header flag: a paced replay's heartbeat (an empty record whose event time moves the watermark)."""
 EVENT_TIME_HEADER = "itchflow.event-time-ns"
 """Kafka header of a record's event time (8 bytes big-endian, UTC epoch ns; see ``EventTime.java``)."""
 END_OF_REPLAY_HEADER = "itchflow.end-of-replay"
+HEARTBEAT_HEADER = "itchflow.heartbeat"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,16 @@ Routing (documented for every consumer):
   (never silently dropped).
 
 A partition's bundle closes when it holds ``batch_size`` messages or when its first message is
-``linger_ms`` old (wall time, checked as messages arrive), so latency stays low on a quiet feed.
+``linger_ms`` old (wall time, checked as messages arrive, and while a paced replay waits), so latency
+stays low on a quiet feed.
+
+**Heartbeats.** A paced replay (``--speed``) that has sent a partition nothing for ``heartbeat_ms``
+of wall time (default 1,000; ``--heartbeat-ms 0``: never) while it waits for the feed's next message
+sends that partition an empty record with the header ``itchflow.heartbeat`` and, as its event time,
+the feed's clock (the feed time the pacing has reached, before the next message's). The jobs skip
+the record, but its event time moves the partition's watermark: a feed that goes quiet still closes
+its bars and windows within about ``heartbeat_ms`` plus the jobs' out-of-orderness (in feed time,
+divided by the speed) of wall time. A replay at full speed never waits, so it needs none.
 """
 
 from __future__ import annotations
@@ -355,17 +364,32 @@ class Pacer:
         self.sleep = sleep
         self._origin: tuple[float, int] | None = None
 
-    def wait(self, timestamp_ns: int) -> None:
+    def delay(self, timestamp_ns: int) -> float:
+        """Seconds until the message of ``timestamp_ns`` (feed ns) is due; the first message sets
+        the origin and is due at once."""
         if not self.speed:
-            return
+            return 0.0
         if self._origin is None:
             self._origin = (self.clock(), timestamp_ns)
-            return
+            return 0.0
         wall0, feed0 = self._origin
-        due = wall0 + (timestamp_ns - feed0) / 1e9 / self.speed
-        delay = due - self.clock()
-        if delay > 0.0005:
+        return wall0 + (timestamp_ns - feed0) / 1e9 / self.speed - self.clock()
+
+    def feed_time(self) -> int | None:
+        """The feed time (ns) the pacing has reached now (None before the first message)."""
+        if not self.speed or self._origin is None:
+            return None
+        wall0, feed0 = self._origin
+        return feed0 + int((self.clock() - wall0) * self.speed * 1e9)
+
+    def wait(self, timestamp_ns: int) -> None:
+        delay = self.delay(timestamp_ns)
+        if delay > _DUE:
             self.sleep(delay)
+
+
+_DUE = 0.0005
+"""A message less than this (s) ahead of its time is sent at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +406,8 @@ class ReplaySummary:
     #: per key, the sequence number the next message would get (= messages of the key up to the
     #: end of this replay, counting those skipped by ``--from-message``)
     next_seq_by_symbol: dict[str, int] = field(default_factory=dict)
+    #: heartbeat records sent (paced replays; not counted in ``records``)
+    heartbeats: int = 0
 
     def last_seq_by_symbol(self) -> dict[str, int]:
         """Symbols replayed in this run -> sequence number of their last message (markets-wide
@@ -421,10 +447,15 @@ def replay(
     encode: Callable[..., bytes] | None = None,
     from_message: int = 0,
     to_message: int | None = None,
+    heartbeat_ms: float = 1000.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ReplaySummary:
     """Produce ``payloads`` (raw ITCH messages in feed order) as per-partition bundles; waits for
     every ack. ``encode`` turns a :class:`ClosedBundle` into the record value (default: the
-    ``ItchBundle`` Avro encoding, stamped with the wall clock when the bundle closes)."""
+    ``ItchBundle`` Avro encoding, stamped with the wall clock when the bundle closes). A paced
+    replay (``speed``) sends heartbeats to partitions quiet for ``heartbeat_ms`` (0: none; see the
+    module docstring); ``clock`` and ``sleep`` are the wall clock's."""
     from itchflow.producer import ProduceError
 
     encode = encode or _avro_encoder(venue, trading_date, session)
@@ -432,20 +463,23 @@ def replay(
     partitions = len(producer.partitions_for(topic) or [])
     if not partitions:
         raise UserError(f"topic {topic!r} does not exist on the broker; `itchflow stack up` creates it")
-    batcher = BundleBatcher(partitions, batch_size, linger_ms)
-    pacer = Pacer(speed)
+    batcher = BundleBatcher(partitions, batch_size, linger_ms, clock)
+    pacer = Pacer(speed, clock, sleep)
     futures = []
-    counters = {"batches": 0, "records": 0, "reported": 0}
+    counters = {"batches": 0, "records": 0, "reported": 0, "heartbeats": 0}
     keys = [f"{venue}:#{partition}/{partitions}".encode() for partition in range(partitions)]
     started = time.monotonic()
 
     midnight_ns = midnight_epoch_ns(trading_date)
     latest = [NO_EVENT_TIME] * partitions  # per partition: the latest event time produced
+    last_sent = [clock()] * partitions  # per partition: when it was last sent a record (wall clock)
+    heartbeat_s = heartbeat_ms / 1000.0
 
     def send(bundle: ClosedBundle) -> None:
         value = encode(bundle)
         event_time = midnight_ns + bundle.latest_timestamp()
         latest[bundle.partition] = max(latest[bundle.partition], event_time)
+        last_sent[bundle.partition] = clock()
         headers = [(EVENT_TIME_HEADER, event_time.to_bytes(8, "big", signed=True))]
         futures.append(
             producer.send(
@@ -460,11 +494,35 @@ def replay(
         if len(futures) > 20000:
             _settle(futures)
 
+    def waiting() -> None:
+        """While a paced replay waits for the next message: close the bundles whose linger is
+        over, and send heartbeats to the partitions that have been quiet for ``heartbeat_ms``."""
+        now = clock()
+        for bundle in batcher.expired(now):
+            send(bundle)
+        feed_time = pacer.feed_time()
+        if not heartbeat_s or feed_time is None:
+            return
+        for partition in range(partitions):
+            if partition in batcher.pending or now - last_sent[partition] < heartbeat_s:
+                continue
+            event_time = max(latest[partition], midnight_ns + feed_time)
+            latest[partition] = event_time
+            last_sent[partition] = now
+            headers = heartbeat_headers(event_time)
+            futures.append(
+                producer.send(topic, key=keys[partition], value=b"", partition=partition, headers=headers)
+            )
+            counters["heartbeats"] += 1
+
     source: Iterable[bytes] = payloads
     if from_message or to_message is not None:
         source = _window(source, from_message, to_message, batcher)
     if speed:
-        source = _paced(source, pacer)
+        # the batcher's state is whole between two messages: the waits close bundles and send
+        # heartbeats while it is between them
+        tick = max(0.001, min(batcher.linger_s, heartbeat_s or batcher.linger_s))
+        source = _paced(source, pacer, waiting, tick)
     runs = getattr(source, "runs", None)  # lists of payloads (FilePayloads): the batcher's C loop
     bundles = batcher.add_runs(runs()) if callable(runs) else batcher.add_many(source)
     try:
@@ -494,6 +552,7 @@ def replay(
         time.monotonic() - started,
         dict(batcher.messages_by_symbol),
         dict(batcher.message_sequences),
+        counters["heartbeats"],
     )
 
 
@@ -510,9 +569,17 @@ def _window(
         yield payload
 
 
-def _paced(payloads: Iterable[bytes], pacer: Pacer) -> Iterator[bytes]:
+def _paced(
+    payloads: Iterable[bytes], pacer: Pacer, waiting: Callable[[], None], tick_s: float
+) -> Iterator[bytes]:
+    """Each payload when it is due; while it is not, ``waiting()`` at least every ``tick_s``."""
     for payload in payloads:
-        pacer.wait(int.from_bytes(payload[_TIMESTAMP], "big"))
+        timestamp = int.from_bytes(payload[_TIMESTAMP], "big")
+        delay = pacer.delay(timestamp)
+        while delay > _DUE:
+            pacer.sleep(min(delay, tick_s))
+            waiting()
+            delay = pacer.delay(timestamp)
         yield payload
 
 
@@ -531,6 +598,16 @@ END_OF_REPLAY_HEADER = "itchflow.end-of-replay"
 """Kafka header of the empty record that ends a replay in each partition: the jobs close the
 partition's open event-time windows (bars) when they read it."""
 NO_EVENT_TIME = -(2**63)
+
+
+HEARTBEAT_HEADER = "itchflow.heartbeat"
+"""Kafka header of a paced replay's heartbeat: an empty record whose event time (the feed's clock)
+moves the partition's watermark while the feed is quiet."""
+
+
+def heartbeat_headers(event_time: int) -> list[tuple[str, bytes]]:
+    """The headers of a heartbeat record (``event_time``: the feed's clock, UTC epoch ns)."""
+    return [(EVENT_TIME_HEADER, event_time.to_bytes(8, "big", signed=True)), (HEARTBEAT_HEADER, b"1")]
 
 
 def end_of_replay_headers(event_time: int) -> list[tuple[str, bytes]]:
@@ -588,6 +665,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="close a partition's bundle this long after its first message (default 10)",
     )
     parser.add_argument(
+        "--heartbeat-ms",
+        type=float,
+        default=1000.0,
+        help="paced replays: send an empty heartbeat record (event time = the feed's clock) to a "
+        "partition that got nothing for this long, so the jobs' bars still close while the feed is "
+        "quiet (default 1000; 0: never)",
+    )
+    parser.add_argument(
         "--from-message",
         type=int,
         default=0,
@@ -617,6 +702,8 @@ def _replay_command(args: argparse.Namespace) -> int:
     trading_date = parse_trading_date(args.date)
     if args.speed is not None and args.speed <= 0:
         raise UserError("--speed must be positive")
+    if args.heartbeat_ms < 0:
+        raise UserError("--heartbeat-ms must be 0 (no heartbeats) or positive")
     if not args.file.exists():
         raise UserError(f"{args.file}: no such file")
     bootstrap = args.bootstrap_servers or stack_config_from_args(args).bootstrap_servers
@@ -635,6 +722,7 @@ def _replay_command(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         from_message=args.from_message,
         to_message=args.to_message,
+        heartbeat_ms=args.heartbeat_ms,
     )
     producer.close()
     print(

@@ -22,7 +22,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
-from connectors.kafka import END_OF_REPLAY, KEYED_BYTES, record_event_time, split_record
+from connectors.kafka import END_OF_REPLAY, HEARTBEAT, KEYED_BYTES, record_event_time, split_record
 from connectors.redis import REDIS_COMMANDS
 from itchflow.analytics.bar_stage import BarConfig, BarRevision, BarStage, complete_before_ns
 from itchflow.analytics.bars import eligible
@@ -111,10 +111,11 @@ class FlinkKeyedState:
         self._log.clear()
 
 
-def end_of_replay(value: bytes) -> bool:
-    """Whether a raw record is a replay's end-of-replay marker (an empty record, not input to
-    normalize: it closes the partition's event-time windows)."""
-    return bool(record_event_time(value)[1] & END_OF_REPLAY)
+def control_flags(value: bytes) -> int:
+    """:data:`END_OF_REPLAY` / :data:`HEARTBEAT` bits of a raw record (0 for a record of messages).
+    Both are empty records, not input to normalize: the end of a replay closes the partition's
+    event-time windows; a heartbeat only moved the watermark (in the JVM, before the operator)."""
+    return record_event_time(value)[1] & (END_OF_REPLAY | HEARTBEAT)
 
 
 def _key_text(key: object) -> str:
@@ -567,7 +568,7 @@ class Normalize(_Operator):
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
-        if end_of_replay(value):
+        if control_flags(value):
             return
         outcome, source_key = self.step.process(ctx.get_current_key(), value)
         if outcome.normalized is not None:
@@ -628,11 +629,13 @@ class NormalizeAndMaintainBooks(_Operator):
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
         key = ctx.get_current_key()
-        if end_of_replay(value):
-            if self.bars is not None:
-                yield from self.bars.close_all(key, ctx)
-            if self.flow is not None:
-                yield from self.flow.close_all(key, ctx)
+        flags = control_flags(value)
+        if flags:
+            if flags & END_OF_REPLAY:
+                if self.bars is not None:
+                    yield from self.bars.close_all(key, ctx)
+                if self.flow is not None:
+                    yield from self.flow.close_all(key, ctx)
             return
         outcome, source_key = self.normalize.process(key, value)
         for letter in outcome.dead_letters:

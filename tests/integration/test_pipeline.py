@@ -634,3 +634,86 @@ def test_killing_the_taskmanager_mid_replay_loses_and_doubles_nothing(pipeline, 
     ).result_rows[0][0]
     assert printed == sum(book["trade_count"] for book in expected.values())
     assert applied_sequences(client, venue) == summary.last_seq_by_symbol()
+
+
+HEARTBEAT_DATES = {"-SPLIT": "2020-06-03", "-MARKET-DATA": "2020-06-04"}
+"""Later than the bars test's days (event time is global to a job), one per pipeline."""
+
+
+def quiet_feed(path: Path) -> tuple[float, int, dict[str, tuple[int, int]]]:
+    """Two symbols trade in the first 1.5 s after 10:00, then the feed is quiet for 10 s before one
+    last order. Writes the file; returns the gap's length (s), the time of day (ns) of the last 1 s
+    bar before the gap (10:00:01), and per symbol that bar's volume and prints."""
+    from itchflow.itch import messages as m
+    from itchflow.itch.framing import write_messages
+    from tests.unit.book_factories import stock_directory
+
+    t0, ms = 10 * 3600 * 10**9, 10**6
+    messages = [
+        m.SystemEvent(0, 0, t0, "Q"),
+        stock_directory(1, "QUIETA", t0),
+        stock_directory(2, "QUIETB", t0),
+        m.AddOrder(1, 0, t0 + 100 * ms, 1, "B", 500, "QUIETA", 100_0000),
+        m.AddOrder(2, 0, t0 + 100 * ms, 2, "S", 300, "QUIETB", 200_0000),
+        m.OrderExecuted(1, 0, t0 + 200 * ms, 1, 100, 1),
+        m.OrderExecuted(1, 0, t0 + 1_100 * ms, 1, 150, 2),
+        m.OrderExecuted(2, 0, t0 + 1_300 * ms, 2, 50, 3),
+        m.OrderExecuted(1, 0, t0 + 1_500 * ms, 1, 20, 4),
+        m.AddOrder(2, 0, t0 + 11_500 * ms, 3, "S", 300, "QUIETB", 201_0000),
+    ]
+    write_messages(path, messages)
+    return 10.0, t0 + 10**9, {"QUIETA": (170, 2), "QUIETB": (50, 1)}
+
+
+def test_a_paced_feed_that_goes_quiet_closes_its_bars_while_it_is_quiet(pipeline, tmp_path: Path) -> None:
+    """A paced replay sends heartbeats while it waits for the feed's next message: the market-data
+    job closes the bars before the gap during the gap (no end of replay yet), and neither pipeline
+    dead-letters a heartbeat."""
+    config, _, suffix, _ = pipeline
+    venue = "E2E-QUIET" + suffix
+    path = tmp_path / "quiet.itch"
+    gap_s, last_start, last_bars = quiet_feed(path)
+    last_start += midnight_epoch_ns(date.fromisoformat(HEARTBEAT_DATES[suffix]))
+    done: list[ReplaySummary] = []
+    worker = threading.Thread(
+        target=lambda: done.append(
+            replay(
+                config,
+                path,
+                venue,
+                "quiet-1",
+                trading_date=HEARTBEAT_DATES[suffix],
+                speed=1.0,
+                heartbeat_ms=500,
+            )
+        )
+    )
+    started = time.monotonic()
+    worker.start()
+    cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
+    bars: dict[str, tuple[int, int]] = {}
+    try:
+        while len(bars) < len(last_bars) and worker.is_alive():
+            for symbol in last_bars:
+                fields = cache.hgetall(f"{REDIS_PREFIX}:bar:1s:{venue}:{symbol}")
+                if fields and int(fields["window_start"]) == last_start and symbol not in bars:
+                    bars[symbol] = (int(fields["volume"]), int(fields["trades"]))
+            time.sleep(0.1)
+        closed_after = time.monotonic() - started
+    finally:
+        worker.join(timeout=60)
+    assert done and done[0].heartbeats > 0
+    if suffix == "-SPLIT":
+        assert bars == {}  # the split pipeline writes no bars
+    else:
+        # the last bars before the gap, while the replay still waited for the message after it
+        assert bars == last_bars
+        assert closed_after < 1.5 + gap_s
+    wait_until_applied(config, venue, done[0].last_seq_by_symbol(), timeout_s=120, show=False)
+    consumer = KafkaConsumer(
+        DEAD_LETTER_TOPIC, bootstrap_servers=config.bootstrap_servers, auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )  # fmt: skip
+    letters = [decode_dead_letter(record.value) for record in consumer]
+    consumer.close()
+    assert not [letter for letter in letters if letter.key.decode(errors="replace").startswith(venue + ":")]

@@ -18,6 +18,7 @@ from itchflow.itch.framing import iter_payloads as file_messages
 from itchflow.replay import (
     END_OF_REPLAY_HEADER,
     EVENT_TIME_HEADER,
+    HEARTBEAT_HEADER,
     BundleBatcher,
     ClosedBundle,
     partition_for,
@@ -716,3 +717,89 @@ def test_add_runs_closes_exactly_the_bundles_add_closes(
     ]
     assert runs_batcher.messages_by_symbol == one_by_one.messages_by_symbol
     assert runs_batcher.added == len(feed) and runs_batcher.message_sequences == one_by_one.message_sequences
+
+
+# --------------------------------------------------------------------------------- paced replays: waits and heartbeats
+
+
+class WallClock(FakeClock):
+    """A wall clock that only ``sleep`` moves."""
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class TimedProducer(FakeProducer):
+    """Records every send with the wall time it happened at: (time, partition, value, headers)."""
+
+    def __init__(self, partitions: int, clock: WallClock) -> None:
+        super().__init__(partitions)
+        self.clock = clock
+        self.log: list[tuple[float, int, bytes, dict[str, bytes]]] = []
+
+    def send(self, topic: str, *, key: bytes, value: bytes, partition: int, headers=None):
+        self.log.append((self.clock.now, partition, value, dict(headers or ())))
+        return super().send(topic, key=key, value=value, partition=partition, headers=headers)
+
+
+S = 10**9
+
+
+def test_a_paced_replay_sends_waiting_bundles_and_heartbeats_while_the_feed_is_quiet() -> None:
+    # AAPL trades at 1 s of feed time, then nothing until IBM at 10 s: a 9 s quiet spell at speed 1
+    aapl, ibm = reference_partition("AAPL", 3), reference_partition("IBM", 3)
+    feed = [
+        directory(1, "AAPL", 0),
+        directory(2, "IBM", 0),
+        add_order(1, "AAPL", S, 1),
+        add_order(2, "IBM", 10 * S, 2),
+    ]
+    clock = WallClock()
+    producer = TimedProducer(3, clock)
+    summary = replay(
+        feed, producer, topic="raw", venue="V", trading_date=DAY, session="s", linger_ms=10, speed=1.0,
+        heartbeat_ms=1000, clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+
+    def event_time(headers: dict[str, bytes]) -> int:
+        return int.from_bytes(headers[EVENT_TIME_HEADER], "big", signed=True) - MIDNIGHT_NS
+
+    bundles = [(t, p, event_time(h)) for t, p, v, h in producer.log if v and HEARTBEAT_HEADER not in h]
+    beats = [(t, p, event_time(h)) for t, p, v, h in producer.log if HEARTBEAT_HEADER in h]
+    assert all(v == b"" for _, _, v, h in producer.log if HEARTBEAT_HEADER in h)
+    # AAPL's bundle leaves its linger after it is due (1 s), not with IBM's message at 10 s
+    (aapl_sent,) = [t for t, p, ts in bundles if ts == S]
+    assert 0.999 <= aapl_sent <= 1.0 + 0.021  # its linger, give or take a tick
+    (ibm_sent,) = [t for t, p, ts in bundles if ts == 10 * S]
+    assert 9.999 <= ibm_sent <= 10.011  # due, give or take the 0.5 ms the pacer allows
+    assert {p for t, p, ts in bundles if ts == S} == {aapl} and {
+        p for t, p, ts in bundles if ts == 10 * S
+    } == {ibm}
+    # every partition hears something at least every heartbeat (+ one tick) until the feed resumes ...
+    for partition in range(3):
+        times = [0.0] + [t for t, p, _ in bundles + beats if p == partition and t < 10.0]
+        times.sort()
+        assert max(b - a for a, b in zip(times, times[1:], strict=False)) <= 1.0 + 0.021
+        assert 10.0 - times[-1] <= 1.0 + 0.021
+    # ... with the feed's clock at that moment: rising, never past the next message
+    for partition in range(3):
+        clocks = [(t, ts) for t, p, ts in beats if p == partition]
+        assert len(clocks) >= 8
+        assert all(ts == pytest.approx(t * S, abs=1e6) for t, ts in clocks)  # speed 1, origin (0 s, 0 ns)
+        assert [ts for _, ts in clocks] == sorted(ts for _, ts in clocks) and clocks[-1][1] < 10 * S
+    assert summary.heartbeats == len(beats) and summary.records == len(bundles)
+    # the end of the replay follows every heartbeat, at the feed's last event time
+    assert {event_time(h) for _, _, h in producer.ends} == {10 * S}
+
+
+def test_a_replay_at_full_speed_or_without_heartbeats_sends_none() -> None:
+    feed = [directory(1, "AAPL", 0), add_order(1, "AAPL", S, 1), add_order(1, "AAPL", 30 * S, 2)]
+    for speed, heartbeat_ms in ((None, 1000.0), (1.0, 0.0)):
+        clock = WallClock()
+        producer = TimedProducer(2, clock)
+        summary = replay(
+            feed, producer, topic="raw", venue="V", trading_date=DAY, session="s", speed=speed,
+            heartbeat_ms=heartbeat_ms, clock=clock, sleep=clock.sleep,
+        )  # fmt: skip
+        assert summary.heartbeats == 0
+        assert not [h for _, _, _, h in producer.log if HEARTBEAT_HEADER in h]

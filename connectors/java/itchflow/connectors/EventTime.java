@@ -12,15 +12,20 @@ import org.apache.kafka.common.header.Headers;
  * 8 bytes big-endian, header {@value #HEADER}). The Kafka timestamp stays the producer's wall
  * clock: a historical feed stamped with its own dates would fall out of the topics' time-based
  * retention as soon as its segments roll. The end of a replay is an empty record per partition with
- * the header {@value #END_HEADER} (see {@code itchflow/replay.py}).
+ * the header {@value #END_HEADER}; a paced replay that has nothing to send to a partition for a while
+ * sends it an empty heartbeat record with the header {@value #HEARTBEAT_HEADER} and the feed's clock
+ * as its event time, so that the watermark moves on (see {@code itchflow/replay.py}).
  */
 public final class EventTime {
     public static final String HEADER = "itchflow.event-time-ns";
     public static final String END_HEADER = "itchflow.end-of-replay";
+    public static final String HEARTBEAT_HEADER = "itchflow.heartbeat";
     /** No event time known (records of other producers; undecodable input). */
     public static final long NONE = Long.MIN_VALUE;
     /** Flag bit in the record header: the producer's end-of-replay marker. */
     public static final int END_OF_REPLAY = 1;
+    /** Flag bit in the record header: a heartbeat (no messages; its event time moves the watermark). */
+    public static final int HEARTBEAT = 2;
 
     private EventTime() {}
 
@@ -36,9 +41,13 @@ public final class EventTime {
         return ByteBuffer.wrap(header.value()).getLong();
     }
 
-    /** The flags of a record's headers ({@link #END_OF_REPLAY}). */
+    /** The flags of a record's headers ({@link #END_OF_REPLAY}, {@link #HEARTBEAT}). */
     public static int flags(Headers headers) {
-        return headers != null && headers.lastHeader(END_HEADER) != null ? END_OF_REPLAY : 0;
+        if (headers == null) {
+            return 0;
+        }
+        return (headers.lastHeader(END_HEADER) != null ? END_OF_REPLAY : 0)
+                | (headers.lastHeader(HEARTBEAT_HEADER) != null ? HEARTBEAT : 0);
     }
 
     static byte[] encode(long nanos) {

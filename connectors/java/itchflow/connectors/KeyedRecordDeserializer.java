@@ -21,10 +21,11 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
  *
  * <p>The value carries a fixed 32-byte big-endian header before the record's bytes: partition
  * (int32), offset (int64), Kafka timestamp in ms (int64), event time in UTC epoch ns (int64,
- * {@link EventTime#NONE} when the record has none) and flags (int32, {@link EventTime#END_OF_REPLAY}).
+ * {@link EventTime#NONE} when the record has none) and flags (int32, {@link EventTime#END_OF_REPLAY},
+ * {@link EventTime#HEARTBEAT}).
  * Jobs need them for dead-letter records, latency and event time ({@link EventTimeAssigner}); see
  * {@code connectors/kafka.py}. A null key becomes "", a null value an empty payload (the job
- * dead-letters it, unless it is an end-of-replay marker).
+ * dead-letters it, unless it is an end-of-replay marker or a heartbeat).
  *
  * <p><b>Balanced partition keys.</b> A bundle key {@code <venue>:#<p>/<n>} (partition p of n) is
  * keyed as {@code <venue>:#<p>/<n>~<salt>}, the salt chosen (deterministically, the smallest that
