@@ -254,6 +254,10 @@ BARS_DATES = {"-SPLIT": "2020-06-01", "-MARKET-DATA": "2020-06-02"}
 replay must not be behind the others' (theirs then come late for bars, which they do not check).
 The market-data job also reads what the split pipeline's run wrote to the raw topic before it: its
 own replay is a day later."""
+LATER_DATES = {"-SPLIT": (DATE, DATE), "-MARKET-DATA": ("2020-06-03", "2020-06-04")}
+"""The days of the TaskManager-kill test and the quiet-feed test, which check the market-data job's
+bars after the bars test: later than its day, in the order the tests run. The split pipeline has no
+bars: its days stay before every day the market-data job checks (it reads the split's replays first)."""
 INTERVALS = {"1s": 1, "1m": 60, "5m": 300}
 
 
@@ -268,6 +272,33 @@ def streamed_bars(config: StackConfig, venue: str) -> dict[tuple, tuple]:
         .result_rows
     )
     return {(row[0], row[1], row[2]): tuple(row[3:]) for row in rows}
+
+
+def assert_bars_equal_the_offline_bars(config: StackConfig, path: Path, venue: str, day: str) -> None:
+    """The bars in ClickHouse (FINAL) equal ``itchflow bars`` of the file, once they are all there,
+    and each symbol's Redis hash holds its last 1 m bar."""
+    expected: dict[tuple, tuple] = {}
+    for name, seconds in INTERVALS.items():
+        report = json.loads(
+            run_cli(config, "bars", str(path), "--interval", name, "--json", "--date", day).stdout
+        )
+        for bar in report["bars"]:
+            expected[(bar["symbol"], seconds, bar["window_start_ns"])] = (
+                bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], bar["vwap"], bar["trades"]
+            )  # fmt: skip
+    assert expected
+    deadline = time.monotonic() + 120
+    while (got := streamed_bars(config, venue)) != expected and time.monotonic() < deadline:
+        time.sleep(2)
+    assert got == expected, f"{len(set(got) ^ set(expected))} bars on one side only"
+    cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
+    for symbol in {key[0] for key in expected}:
+        last = max(key for key in expected if key[0] == symbol and key[1] == 60)
+        fields = cache.hgetall(f"{REDIS_PREFIX}:bar:1m:{venue}:{symbol}")
+        assert int(fields["window_start"]) == last[2], symbol
+        assert (int(fields["open"]), int(fields["close"]), int(fields["volume"])) == (
+            expected[last][0], expected[last][3], expected[last][4]
+        ), symbol  # fmt: skip
 
 
 def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path: Path) -> None:
@@ -286,29 +317,7 @@ def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path:
         assert streamed_bars(config, venue) == {}
         assert_the_day_replayed_again_changes_nothing(config, path, venue, day)
         return
-    expected: dict[tuple, tuple] = {}
-    for name, seconds in INTERVALS.items():
-        report = json.loads(
-            run_cli(config, "bars", str(path), "--interval", name, "--json", "--date", day).stdout
-        )
-        for bar in report["bars"]:
-            expected[(bar["symbol"], seconds, bar["window_start_ns"])] = (
-                bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], bar["vwap"], bar["trades"]
-            )  # fmt: skip
-    assert expected
-    deadline = time.monotonic() + 120
-    while (got := streamed_bars(config, venue)) != expected and time.monotonic() < deadline:
-        time.sleep(2)
-    assert got == expected, f"{len(set(got) ^ set(expected))} bars on one side only"
-    # Redis: each symbol's latest 1 m bar
-    cache = redis.Redis(host=config.host, port=config.redis_port, decode_responses=True)
-    for symbol in {key[0] for key in expected}:
-        last = max(key for key in expected if key[0] == symbol and key[1] == 60)
-        fields = cache.hgetall(f"{REDIS_PREFIX}:bar:1m:{venue}:{symbol}")
-        assert int(fields["window_start"]) == last[2], symbol
-        assert (int(fields["open"]), int(fields["close"]), int(fields["volume"])) == (
-            expected[last][0], expected[last][3], expected[last][4]
-        ), symbol  # fmt: skip
+    assert_bars_equal_the_offline_bars(config, path, venue, day)
     # the watermark: every partition ended at the feed's last event time; 1 s of out-of-orderness
     latest_ns = max(m.timestamp for _, m in iter_messages(path)) + midnight_epoch_ns(date.fromisoformat(day))
     job_id = job_ids[jobs[-1][1]]
@@ -594,12 +603,15 @@ def test_rows_the_clickhouse_writer_held_at_a_savepoint_are_inserted_after_the_r
 def test_killing_the_taskmanager_mid_replay_loses_and_doubles_nothing(pipeline, tmp_path: Path) -> None:
     config, job_ids, suffix, _ = pipeline
     venue = "E2E-KILL" + suffix
+    day = LATER_DATES[suffix][0]
     path = tmp_path / "synth-kill.itch"
     synth.write(path, symbols=50, messages=300_000, seed=5)
     # paced so that the replay lasts ~25 s: the feed spans 09:30-16:00
     result: dict[str, ReplaySummary] = {}
     worker = threading.Thread(
-        target=lambda: result.update(summary=replay(config, path, venue, "kill-1", speed=900))
+        target=lambda: result.update(
+            summary=replay(config, path, venue, "kill-1", speed=900, trading_date=day)
+        )
     )
     worker.start()
     time.sleep(10)
@@ -634,10 +646,8 @@ def test_killing_the_taskmanager_mid_replay_loses_and_doubles_nothing(pipeline, 
     ).result_rows[0][0]
     assert printed == sum(book["trade_count"] for book in expected.values())
     assert applied_sequences(client, venue) == summary.last_seq_by_symbol()
-
-
-HEARTBEAT_DATES = {"-SPLIT": "2020-06-03", "-MARKET-DATA": "2020-06-04"}
-"""Later than the bars test's days (event time is global to a job), one per pipeline."""
+    if suffix == "-MARKET-DATA":  # the bars too, restored with the books: none lost, none doubled
+        assert_bars_equal_the_offline_bars(config, path, venue, day)
 
 
 def quiet_feed(path: Path) -> tuple[float, int, dict[str, tuple[int, int]]]:
@@ -673,7 +683,7 @@ def test_a_paced_feed_that_goes_quiet_closes_its_bars_while_it_is_quiet(pipeline
     venue = "E2E-QUIET" + suffix
     path = tmp_path / "quiet.itch"
     gap_s, last_start, last_bars = quiet_feed(path)
-    last_start += midnight_epoch_ns(date.fromisoformat(HEARTBEAT_DATES[suffix]))
+    last_start += midnight_epoch_ns(date.fromisoformat(LATER_DATES[suffix][1]))
     done: list[ReplaySummary] = []
     worker = threading.Thread(
         target=lambda: done.append(
@@ -682,7 +692,7 @@ def test_a_paced_feed_that_goes_quiet_closes_its_bars_while_it_is_quiet(pipeline
                 path,
                 venue,
                 "quiet-1",
-                trading_date=HEARTBEAT_DATES[suffix],
+                trading_date=LATER_DATES[suffix][1],
                 speed=1.0,
                 heartbeat_ms=500,
             )
