@@ -325,12 +325,8 @@ def bar_config(args: argparse.Namespace) -> BarConfig | None:
     if not args.bars:
         return None
     try:
-        intervals = tuple(
-            parse_interval(text.strip()) for text in args.bar_intervals.split(",") if text.strip()
-        )
-        streamed = tuple(
-            parse_interval(text.strip()) for text in args.bar_stream_intervals.split(",") if text.strip()
-        )
+        intervals = _intervals(args.bar_intervals)
+        streamed = _intervals(args.bar_stream_intervals)
     except ValueError as error:
         raise SystemExit(f"--bar-intervals / --bar-stream-intervals: {error}") from None
     if args.allowed_lateness_ms < 0:
