@@ -5,7 +5,10 @@
 * ``itchflow/normalize/_cscan.c`` -- the normalizer's fast path (frequent valid messages to rows,
   rows to packed columns; :mod:`itchflow.normalize.normalizer`);
 * ``itchflow/avro/_cavro.c`` -- the Avro encoding of the raw and normalized bundle envelopes
-  (:mod:`itchflow.avro.bundle`, :mod:`itchflow.normalize.bundle`; fastavro is the twin).
+  (:mod:`itchflow.avro.bundle`, :mod:`itchflow.normalize.bundle`; fastavro is the twin);
+* ``itchflow/analytics/_cflow.c`` -- order-flow imbalance and liquidity from the books' rows
+  (:mod:`itchflow.analytics.flow_stage`; the cores :mod:`itchflow.analytics.ofi` and
+  :mod:`itchflow.analytics.liquidity` are the twin).
 
 Each has a pure-Python twin that stays the reference (the tests compare them) and the fallback: without
 a compiler set-up only warns, and the jobs run the Python code. ``ITCHFLOW_NATIVE=python`` makes the
@@ -46,7 +49,8 @@ class Extension:
 BOOK = Extension(_ROOT / "book" / "_cbook.c")
 SCAN = Extension(_ROOT / "normalize" / "_cscan.c")
 AVRO = Extension(_ROOT / "avro" / "_cavro.c")
-EXTENSIONS = (BOOK, SCAN, AVRO)
+FLOW = Extension(_ROOT / "analytics" / "_cflow.c")
+EXTENSIONS = (BOOK, SCAN, AVRO, FLOW)
 
 
 _checked_built = False
