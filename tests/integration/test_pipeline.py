@@ -229,7 +229,20 @@ def test_a_million_synthetic_messages_end_to_end(pipeline, tmp_path: Path) -> No
     ).result_rows
     expected_broken = broken_prints(path)
     assert len(expected_broken) > 20
-    assert sorted(broken) == sorted((symbol, match, True) for symbol, match in expected_broken)
+    missing = sorted(expected_broken - {(symbol, match) for symbol, match, _ in broken})
+    details = [
+        client.query(
+            "SELECT (SELECT groupArray((seq, broken, broken_seq)) FROM trades WHERE venue = {v:String} AND "
+            "symbol = {s:String} AND match_number = {m:UInt64}), (SELECT groupArray(seq) FROM broken_trades "
+            "WHERE venue = {v:String} AND symbol = {s:String} AND match_number = {m:UInt64})",
+            parameters={"v": venue, "s": symbol, "m": match},
+        ).result_rows
+        for symbol, match in missing[:5]
+    ]
+    assert sorted(broken) == sorted((symbol, match, True) for symbol, match in expected_broken), (
+        missing,
+        details,
+    )
 
 
 def broken_prints(path: Path) -> set[tuple[str, int]]:
