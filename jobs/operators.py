@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 
 from pyflink.common import Row, Types
@@ -52,7 +52,8 @@ DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
 NORMALIZED_OUT = OutputTag("normalized", KEYED_BYTES)
 """The market-data operator's normalized records (``Row(key, NormalizedBundle Avro)``)."""
 REDIS_OUT = OutputTag("redis-commands", REDIS_COMMANDS)
-"""The book operators' Redis pipelines (``Row(command count, RESP bytes)``)."""
+"""The book operators' Redis pipelines (``Row(command count, RESP bytes, fired_at_ms)``; the last
+is 0 except on the records of bars fired by event time, see :class:`BarStep`)."""
 
 BOOK_METRICS = {
     "events_applied": "eventsApplied",
@@ -201,7 +202,7 @@ class BookStep:
         for table, rows in output.clickhouse:
             yield Row(table, rows)
         if output.redis_commands:
-            yield REDIS_OUT, Row(output.redis_commands, output.redis)
+            yield REDIS_OUT, Row(output.redis_commands, output.redis, 0)
         return output
 
 
@@ -223,7 +224,14 @@ class BarStep:
     when the config has them) take every batch of bars the stage emits; their snapshot (``rolling``)
     is written with the stage's, and a restore applies the logged steps' bars to it again. The bursts
     (:class:`~itchflow.analytics.bursts.BurstDetector`) take the same prints and breaks: their
-    snapshot (``bursts``) is written with the stage's, and a restore applies the logged steps to them."""
+    snapshot (``bursts``) is written with the stage's, and a restore applies the logged steps to them.
+
+    Bar publish delay: when the watermark passes the end of bars' windows (the timer, or a record that
+    finds it past them) and bars are emitted for the first time, the step's Redis record carries the
+    wall-clock time (epoch ms) the step began, for the Redis writer to count the time until Redis has
+    it (``barPublishDelay``); one record per such step, counted in ``barFirings``. The end of a replay
+    or of the feed closes bars before event time reaches their ends, and revisions follow late data:
+    their records carry 0."""
 
     def __init__(
         self,
@@ -232,8 +240,10 @@ class BarStep:
         redis_prefix: str,
         source_topic: str,
         compact_every: int = 64,
+        clock: Callable[[], int] = time.time_ns,
     ):
         self.config = config
+        self.clock = clock
         self.redis_prefix = redis_prefix
         self.source_topic = source_topic
         self.compact_every = compact_every
@@ -248,6 +258,7 @@ class BarStep:
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.bars_out = metrics.counter("barsEmitted")
         self.revisions_out = metrics.counter("barRevisions")
+        self.firings = metrics.counter("barFirings")
         self.late_events = metrics.counter("lateEvents")
         self.unnamed_prints = metrics.counter("printsOfUnnamedLocates")
         self.rolling_out = metrics.counter("rollingValuesEmitted")
@@ -288,6 +299,7 @@ class BarStep:
         self, key: object, output: BundleOutput, ctx, source: tuple[int, int, int, bytes]
     ) -> Iterator:
         """A record's prints and broken trades (``source``: partition, offset, Kafka ms, key bytes)."""
+        now_ns = self.clock()
         complete = complete_before_ns(ctx.timer_service().current_watermark())
         trading_date = output.trading_date
         prints = []
@@ -305,12 +317,14 @@ class BarStep:
         entry = self._stage(key)
         revisions = entry[0].record(complete, prints, breaks, output.end_of_messages)
         yield from self._late(entry[0], source)
-        yield from self._emit(key, entry, step, revisions, ctx)
+        fired_at_ns = 0 if output.end_of_messages else now_ns
+        yield from self._emit(key, entry, step, revisions, ctx, fired_at_ns)
 
     def on_timer(self, key: object, ctx) -> Iterator:
+        now_ns = self.clock()
         complete = complete_before_ns(ctx.timer_service().current_watermark())
         entry = self._stage(key)
-        yield from self._emit(key, entry, ("f", complete), entry[0].fire(complete), ctx)
+        yield from self._emit(key, entry, ("f", complete), entry[0].fire(complete), ctx, now_ns)
 
     def close_all(self, key: object, ctx) -> Iterator:
         """The end of a replay in this key's partition: every open bar now."""
@@ -335,7 +349,10 @@ class BarStep:
             yield DEAD_LETTERS, Row(key, encode_dead_letter(letter))
         stage.late.clear()
 
-    def _emit(self, key: object, entry: list, step: tuple, revisions: list[BarRevision], ctx) -> Iterator:
+    def _emit(
+        self, key: object, entry: list, step: tuple, revisions: list[BarRevision], ctx, fired_at_ns: int = 0
+    ) -> Iterator:
+        """``fired_at_ns``: when a step driven by the watermark began (0: the end of a replay or feed)."""
         stage = entry[0]
         rewrite = stage.archive_rewrite
         if rewrite:
@@ -373,19 +390,26 @@ class BarStep:
             self.log.add(step)
             entry[1] += 1
         redis: list[bytes] = []
+        fired_at_ms = 0
         if revisions:
             # the latest-bar hashes: one write per (venue, symbol, size), the newest of the batch
             last = {(r.venue, r.bar.symbol, r.bar.interval_s): r for r in revisions if r.latest}
             for revision in revisions:
                 hashed = last.get((revision.venue, revision.bar.symbol, revision.bar.interval_s)) is revision
                 streamed = revision.bar.interval_s in self.config.stream_intervals_s
-                redis += bar_commands(
+                commands = bar_commands(
                     revision, self.redis_prefix, self.config.stream_maxlen, hashed, streamed
                 )
+                redis += commands
                 if revision.revision:
                     self.revisions_out.inc()
                 else:
                     self.bars_out.inc()
+                    # a bar's first emission in a watermark step, written to Redis: the watermark
+                    # just passed its end (with allowed lateness, a late print may also open a window
+                    # that ended already)
+                    if fired_at_ns and commands:
+                        fired_at_ms = fired_at_ns // 1_000_000
             yield Row(BARS, bar_rows(revisions))
         if derived is not None and (derived.vwaps or derived.averages):
             if derived.vwaps:
@@ -402,7 +426,9 @@ class BarStep:
                 self.burst_alerts.inc(len(alerts))
                 redis += alerts
         if redis:
-            yield REDIS_OUT, Row(len(redis), b"".join(redis))
+            if fired_at_ms:
+                self.firings.inc()
+            yield REDIS_OUT, Row(len(redis), b"".join(redis), fired_at_ms)
         timers = [stage.next_timer_ms()]
         if rolling is not None:
             timers.append(rolling.next_timer_ms())
@@ -504,7 +530,7 @@ class FlowStep:
             self.rows_out.inc(len(out.ofi) + len(out.liquidity))
             redis = flow_commands(out.ofi, out.liquidity, self.redis_prefix)
             if redis:
-                yield REDIS_OUT, Row(len(redis), b"".join(redis))
+                yield REDIS_OUT, Row(len(redis), b"".join(redis), 0)
         timer = stage.next_timer_ms()
         if timer is not None and self.timers.get(key) != timer:
             ctx.timer_service().register_event_time_timer(timer)

@@ -355,18 +355,25 @@ class StreamArrivals:
 def job_histogram(rest_url: str, job_id: str, prefix: str) -> list[float]:
     """The bucket counts of a latency histogram the job reports as counters
     (:mod:`itchflow.pipeline.latency`), summed over its vertices and subtasks."""
-    from itchflow.flinkctl import rest_get
     from itchflow.pipeline.latency import bucket_names
 
     names = bucket_names(prefix)
-    counts = [0.0] * len(names)
-    position = {name: index for index, name in enumerate(names)}
+    counts = job_counters(rest_url, job_id, names)
+    return [counts[name] for name in names]
+
+
+def job_counters(rest_url: str, job_id: str, names: Iterable[str]) -> dict[str, float]:
+    """The job's counters of these names (the metric name without its scope), summed over its
+    vertices and subtasks (0 for a counter no subtask reports); one REST query per vertex."""
+    from itchflow.flinkctl import rest_get
+
+    counts = dict.fromkeys(names, 0.0)
     for vertex in rest_get(rest_url, f"/jobs/{job_id}")["vertices"]:
         path = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
-        ids = [m["id"] for m in rest_get(rest_url, path) if m["id"].rsplit(".", 1)[-1] in position]
+        ids = [m["id"] for m in rest_get(rest_url, path) if m["id"].rsplit(".", 1)[-1] in counts]
         if ids:
             for metric in rest_get(rest_url, f"{path}?get={','.join(ids)}&agg=sum"):
-                counts[position[metric["id"].rsplit(".", 1)[-1]]] += float(metric.get("sum", 0.0))
+                counts[metric["id"].rsplit(".", 1)[-1]] += float(metric.get("sum", 0.0))
     return counts
 
 

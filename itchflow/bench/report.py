@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from itchflow.pipeline.latency import BOUNDS_MS
+
 REQUIRED_KEYS = ("messages", "msgs_per_s", "latency_ms", "stages", "checkpoint_ms", "peak_rss_mb", "correct")
 
 
@@ -100,6 +102,7 @@ def _latency_line(latency: Mapping[str, Any] | None) -> str:
         f"({latency['samples']:,} stream entries; {latency['messages']:,} messages paced at "
         f"{latency['rate_msgs_per_s']:,.0f} msgs/s; batch sent -> Redis stream read)"
         + _in_job_line(latency.get("in_job_ms"))
+        + _bar_publish_line(latency.get("bar_publish_ms"))
         + _near_checkpoints_line(latency.get("checkpoints"))
         + "".join(f"\n{line}" for line in _cpu_lines(latency.get("cpu"), "during the phase", shown=6))
     )
@@ -125,6 +128,23 @@ def _in_job_line(in_job: Mapping[str, Any] | None) -> str:
         return ""
     bounds = "   ".join(f"{q} <= {in_job[q]:g} ms" for q in ("p50", "p90", "p99"))
     return f"\n  of which      batch sent -> books applied in the job: {bounds}   ({in_job['records']:,} records)"
+
+
+def _bar_publish_line(bars: Mapping[str, Any] | None) -> str:
+    if bars is None:
+        return ""  # the job writes no bars
+    if not bars.get("firings"):
+        return "\n  bar publish    no bars fired by event time during the phase"
+    bounds = "   ".join(f"{q} {_bucket_bound(bars[q])}" for q in ("p50", "p99", "max"))
+    return (
+        f"\n  bar publish    watermark past the bars' window end -> bars in Redis: {bounds}   "
+        f"({bars['firings']:,} firings)"
+    )
+
+
+def _bucket_bound(bound: float) -> str:
+    """A quantile read from counter buckets: at most the bucket's bound (the last bucket has none)."""
+    return f"> {BOUNDS_MS[-1]:g} ms" if bound == float("inf") else f"<= {bound:g} ms"
 
 
 def _checkpoint_line(checkpoints: Mapping[str, Any]) -> str:

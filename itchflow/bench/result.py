@@ -66,7 +66,7 @@ def build_result(
     reference: dict,
     throughput: Phase,
     problems: list[str],
-    latency: tuple[Phase, list[tuple[int, int]], int, list[float]] | None,
+    latency: tuple[Phase, list[tuple[int, int]], int, list[float], list[float] | None] | None,
     sampler: FlinkSampler | None,
     peak_rss: dict[str, float],
     cpp: dict[str, Any] | None,
@@ -114,13 +114,13 @@ def build_result(
 
 
 def _latency_result(
-    latency: tuple[Phase, list[tuple[int, int]], int, list[float]] | None,
+    latency: tuple[Phase, list[tuple[int, int]], int, list[float], list[float] | None] | None,
     options: BenchOptions,
     sampler: FlinkSampler | None,
 ) -> dict[str, Any] | None:
     if latency is None:
         return None
-    phase, pairs, unmatched, in_job = latency
+    phase, pairs, unmatched, in_job, bar_publish = latency
     latencies = [latency_ns for _, latency_ns in pairs]
     summary = stats.summarize_latencies(latencies)
     result: dict[str, Any] = (
@@ -141,11 +141,27 @@ def _latency_result(
                 "records": int(sum(in_job)),
                 "to": "record applied to the books (the job's producedToBook histogram: bucket upper bounds)",
             },
+            "bar_publish_ms": bar_publish_result(bar_publish),
             "checkpoints": _near_checkpoints(pairs, phase, sampler),
             "cpu": _cpu(phase, top=8),
         }
     )
     return result
+
+
+def bar_publish_result(counts: list[float] | None) -> dict[str, Any] | None:
+    """The bar publish delay over the phase from the job's ``barPublishDelay`` bucket counts (None:
+    the job writes no bars): p50 / p99 / max as the upper bounds of the buckets holding them."""
+    if counts is None:
+        return None
+    return {
+        "p50": bucket_quantile(counts, 0.5),
+        "p99": bucket_quantile(counts, 0.99),
+        "max": bucket_quantile(counts, 1.0),
+        "firings": int(sum(counts)),
+        "from": "the watermark passed bars' window ends (the operator's timer, or a record after it)",
+        "to": "Redis acknowledged the bars (the job's barPublishDelay histogram: bucket upper bounds)",
+    }
 
 
 CHECKPOINT_SHADOW_MS = 1000.0

@@ -45,6 +45,7 @@ from itchflow.bench.replaying import (
 from itchflow.bench.result import MACHINE, SAMPLE_INTERVAL_S, BenchRunInfo, Phase, build_result
 from itchflow.config import TOPIC_CONFIGS, StackConfig, TopicSpec
 from itchflow.errors import UserError
+from itchflow.pipeline.latency import BAR_PUBLISH_DELAY
 
 LATENCY_STREAMS = 25
 """Top-of-book streams the latency reader follows by default (``--latency-streams``): the busiest
@@ -63,6 +64,8 @@ runs the same code on the same messages either way."""
 Log = Callable[[str], None]
 
 
+BOOK_LATENCY = "producedToBook"
+"""The books' latency histogram (bundle produced -> applied to the books)."""
 TOPIC_PREFIX = "itchflow-bench-"
 REDIS_PREFIX = "itchflow"
 BOOK_TABLES = ("top_of_book", "depth_snapshots", "trades", "broken_trades", "book_status")
@@ -420,11 +423,15 @@ class BenchRun:
         self.log(f"throughput: replaying {self.options.messages:,} messages at {self._pace()}")
         return self._replay(self.names.venue, file_payloads(feed), record=False, speed=self.options.speed)
 
-    def measure_latency(self, feed: Path) -> tuple[Phase, list[tuple[int, int]], int, list[float]]:
+    def measure_latency(
+        self, feed: Path
+    ) -> tuple[Phase, list[tuple[int, int]], int, list[float], list[float] | None]:
         """The first ``latency_messages`` of the feed paced at ``latency_rate`` under a fresh venue,
         while a child process stamps the arrival of every top-of-book stream entry in Redis:
-        ``(phase, (arrived_ns, latency_ns) pairs, unmatched, in_job)``, ``in_job`` being the book
-        job's own produce -> books-applied histogram over the phase (bucket counts)."""
+        ``(phase, (arrived_ns, latency_ns) pairs, unmatched, in_job, bar_publish)``, ``in_job``
+        being the book job's own produce -> books-applied histogram over the phase (bucket counts),
+        ``bar_publish`` the job's bar publish delay histogram over the phase (None: it writes no
+        bars)."""
         from itchflow.replay import file_payloads
 
         options, venue = self.options, self.names.latency_venue
@@ -436,7 +443,8 @@ class BenchRun:
             {s: f"{REDIS_PREFIX}:tob-stream:{venue}:{s}" for s in symbols},
         )
         reader.start()
-        before = self._settled_book_histogram()
+        bars = bool(bar_intervals(options))
+        before = self._settled_histograms(bars)
         self.log(f"latency: {count:,} messages paced at {options.latency_rate:,.0f} msgs/s")
         try:
             phase = self._replay(
@@ -449,34 +457,38 @@ class BenchRun:
         finally:
             arrivals = reader.stop()
         pairs, unmatched = stats.match_arrivals(arrivals, phase.sent)
-        in_job = self._book_histogram()
+        in_job = self._histogram(BOOK_LATENCY)
         deadline = time.monotonic() + 5.0  # the REST metrics lag by up to a second
-        while sum(in_job) - sum(before) < phase.records and time.monotonic() < deadline:
+        while sum(in_job) - sum(before[0]) < phase.records and time.monotonic() < deadline:
             time.sleep(0.5)
-            in_job = self._book_histogram()
-        return (
-            phase,
-            pairs,
-            unmatched,
-            [after - prior for after, prior in zip(in_job, before, strict=True)],
-        )
+            in_job = self._histogram(BOOK_LATENCY)
+        bar_publish = None
+        if bars:  # how many bars fire is not known in advance: read until the counts settle
+            bar_publish = _difference(self._settled_histograms(True)[1], before[1])
+        return (phase, pairs, unmatched, _difference(in_job, before[0]), bar_publish)
 
-    def _settled_book_histogram(self, tries: int = 5) -> list[float]:
-        """:meth:`_book_histogram` once two reads a second apart agree (the REST metrics lag by up
-        to a second: the warm-up's last records must not count in the latency phase)."""
-        counts = self._book_histogram()
+    def _settled_histograms(self, bars: bool, tries: int = 5) -> tuple[list[float], list[float]]:
+        """:meth:`_histogram` of the books' latency and (with ``bars``) of the bar publish delay,
+        once two reads a second apart agree (the REST metrics lag by up to a second: the warm-up's
+        last records must not count in the latency phase)."""
+
+        def read() -> tuple[list[float], list[float]]:
+            return self._histogram(BOOK_LATENCY), self._histogram(BAR_PUBLISH_DELAY) if bars else []
+
+        counts = read()
         for _ in range(tries):
             time.sleep(1.1)
-            again = self._book_histogram()
+            again = read()
             if again == counts:
                 break
             counts = again
         return counts
 
-    def _book_histogram(self) -> list[float]:
-        """The book job's ``producedToBook`` bucket counts so far (Flink REST)."""
+    def _histogram(self, prefix: str) -> list[float]:
+        """The book job's bucket counts of a latency histogram so far (Flink REST): ``producedToBook``
+        (:data:`BOOK_LATENCY`) or the Redis writer's :data:`BAR_PUBLISH_DELAY`."""
         job_id = self.jobs.get("market_data") or self.jobs["order_book"]
-        return job_histogram(self.config.flink_rest_url, job_id, "producedToBook")
+        return job_histogram(self.config.flink_rest_url, job_id, prefix)
 
     def check_books(self, reference: dict, phase: Phase) -> list[str]:
         import redis
@@ -664,3 +676,8 @@ class BenchRun:
                 cache.unlink(*batch)
 
     # ---------------------------------------------------------------- the result
+
+
+def _difference(after: list[float], before: list[float]) -> list[float]:
+    """Bucket counts over a phase: those read after it minus those read before."""
+    return [a - b for a, b in zip(after, before, strict=True)]

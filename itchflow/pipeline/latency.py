@@ -15,6 +15,10 @@ from collections.abc import Sequence
 BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 """Upper bounds (ms) of the buckets, ascending."""
 
+BAR_PUBLISH_DELAY = "barPublishDelay"
+"""The market-data job's bar publish delay histogram, counted by its Java Redis writer with these
+buckets (``connectors/redis.py``): from the watermark passing bars' window ends to Redis having them."""
+
 
 def bucket_names(prefix: str = "latency") -> tuple[str, ...]:
     """Metric names of the buckets, in order: one per bound, then the overflow bucket."""

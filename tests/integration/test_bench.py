@@ -44,6 +44,13 @@ def test_latency_is_measured_on_stream_entries_that_all_match_a_sent_batch(bench
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
 
 
+def test_the_bar_publish_delay_counts_the_latency_phases_firings(bench_result: dict) -> None:
+    """The default job writes bars, and the paced phase moves event time past many of their windows."""
+    bars = bench_result["latency_ms"]["bar_publish_ms"]
+    assert bars["firings"] > 0
+    assert 0 < bars["p50"] <= bars["p99"] <= bars["max"]
+
+
 def test_the_cpp_parsers_ran_on_the_same_file(bench_result: dict) -> None:
     for name, result in bench_result["cpp"].items():
         assert "error" in result or result["messages"] == 50_000, name

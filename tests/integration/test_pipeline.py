@@ -27,6 +27,7 @@ from itchflow import synth
 from itchflow.analytics.book_tape import liquidity_of_file, ofi_of_file
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.avro.deadletter import decode_dead_letter
+from itchflow.bench.probes import job_counters
 from itchflow.config import DEAD_LETTER_TOPIC, RAW_TOPIC, StackConfig
 from itchflow.demo import (
     MARKET_DATA_JOBS,
@@ -41,6 +42,7 @@ from itchflow.errors import UserError
 from itchflow.flinkctl import cancel, list_jobs, rest_get, stop_with_savepoint, wait_until_tasks_running
 from itchflow.itch.framing import iter_messages
 from itchflow.normalize.clock import midnight_epoch_ns
+from itchflow.pipeline.latency import BAR_PUBLISH_DELAY, BOUNDS_MS, bucket_names
 from itchflow.replay import ReplaySummary, make_producer, partition_for, run_replay_file
 from itchflow.stack import procs
 from itchflow.stack.manager import Stack
@@ -287,9 +289,12 @@ def streamed_bars(config: StackConfig, venue: str) -> dict[tuple, tuple]:
     return {(row[0], row[1], row[2]): tuple(row[3:]) for row in rows}
 
 
-def assert_bars_equal_the_offline_bars(config: StackConfig, path: Path, venue: str, day: str) -> None:
+def assert_bars_equal_the_offline_bars(
+    config: StackConfig, path: Path, venue: str, day: str
+) -> dict[tuple, tuple]:
     """The bars in ClickHouse (FINAL) equal ``itchflow bars`` of the file, once they are all there,
-    and each symbol's Redis hash holds its last 1 m bar."""
+    and each symbol's Redis hash holds its last 1 m bar; returns them ((symbol, size, window start) ->
+    open, high, low, close, volume, vwap, trades)."""
     expected: dict[tuple, tuple] = {}
     for name, seconds in INTERVALS.items():
         report = json.loads(
@@ -312,28 +317,55 @@ def assert_bars_equal_the_offline_bars(config: StackConfig, path: Path, venue: s
         assert (int(fields["open"]), int(fields["close"]), int(fields["volume"])) == (
             expected[last][0], expected[last][3], expected[last][4]
         ), symbol  # fmt: skip
+    return expected
+
+
+BAR_FIRINGS = "barFirings"
+"""The market-data operator's count of Redis records that carry bars fired by event time."""
+
+
+def bar_publish_counts(config: StackConfig, job_id: str, timeout_s: float = 60.0) -> tuple[list[float], int]:
+    """The job's ``barPublishDelay`` bucket counts and its ``barFirings``, once every firing the
+    operator counted has its sample (the writer counts it when Redis answers) and two reads 2 s apart
+    agree (the REST API serves metrics fetched every second)."""
+    names = bucket_names(BAR_PUBLISH_DELAY)
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        counts = job_counters(config.flink_rest_url, job_id, [*names, BAR_FIRINGS])
+        now = ([counts[name] for name in names], int(counts[BAR_FIRINGS]))
+        if now == last and sum(now[0]) == now[1]:
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the bar publish counts did not settle: {now} (before: {last})")
+        last = now
+        time.sleep(2)
 
 
 def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path: Path) -> None:
     """The market-data job's bars after a replay (closed by its end-of-replay records) equal
     ``itchflow bars`` in ClickHouse and Redis, and the job's watermark is where the feed's end puts it;
-    the split pipeline writes no bars."""
+    every firing of bars by event time has one bar publish delay sample; the split pipeline writes no
+    bars."""
     config, job_ids, suffix, jobs = pipeline
     venue = "E2E-BARS" + suffix
     path = tmp_path / "synth-bars.itch"
     synth.write(path, symbols=30, messages=60_000, seed=21)
     day = BARS_DATES[suffix]
+    job_id = job_ids[jobs[-1][1]]
+    delays_before, firings_before = bar_publish_counts(config, job_id)
     summary = replay(config, path, venue, "bars-1", trading_date=day)
     wait_until_applied(config, venue, summary.last_seq_by_symbol(), timeout_s=180, show=False)
     if suffix == "-SPLIT":
         time.sleep(3)
         assert streamed_bars(config, venue) == {}
+        assert bar_publish_counts(config, job_id) == ([0.0] * (len(BOUNDS_MS) + 1), 0)
         assert_the_day_replayed_again_changes_nothing(config, path, venue, day)
         return
-    assert_bars_equal_the_offline_bars(config, path, venue, day)
+    expected = assert_bars_equal_the_offline_bars(config, path, venue, day)
+    assert_one_publish_delay_sample_per_firing(config, job_id, expected, delays_before, firings_before)
     # the watermark: every partition ended at the feed's last event time; 1 s of out-of-orderness
     latest_ns = max(m.timestamp for _, m in iter_messages(path)) + midnight_epoch_ns(date.fromisoformat(day))
-    job_id = job_ids[jobs[-1][1]]
     vertex = next(
         v
         for v in rest_get(config.flink_rest_url, f"/jobs/{job_id}")["vertices"]
@@ -350,6 +382,30 @@ def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path:
     assert_rolling_values_equal_the_reference(config, venue, day)
     assert_ofi_and_spread_equal_the_offline_functions(config, path, venue, day)
     assert_the_day_replayed_again_changes_nothing(config, path, venue, day)
+
+
+def assert_one_publish_delay_sample_per_firing(
+    config: StackConfig,
+    job_id: str,
+    bars: dict[tuple, tuple],
+    delays_before: list[float],
+    firings_before: int,
+) -> None:
+    """Over the replay, the Redis writer counted one bar publish delay per record of bars fired by
+    event time (``barFirings``), each within 5 s. A firing is a partition key's step that finds the
+    watermark past window ends: it emits at least one bar first, and the key's firings cover disjoint
+    spans of event time, so there are at least one and at most as many as the distinct window ends of
+    the key's bars (one key per partition)."""
+    delays, firings = bar_publish_counts(config, job_id)
+    samples = [after - before for after, before in zip(delays, delays_before, strict=True)]
+    firings -= firings_before
+    ends = {
+        (partition_for(symbol, config.partitions), start + seconds * 1_000_000_000)
+        for symbol, seconds, start in bars
+    }
+    assert 1 <= firings <= len(ends)
+    assert sum(samples) == firings
+    assert samples[-1] == 0, f"bar publish delays beyond {BOUNDS_MS[-1]} ms: {samples}"
 
 
 def assert_ofi_and_spread_equal_the_offline_functions(

@@ -26,6 +26,7 @@ from itchflow.bench.result import BenchRunInfo, Phase, _near_checkpoints, build_
 from itchflow.bench.runner import BenchOptions, RunNames, effective_execution_mode
 from itchflow.bench.stats import SentBatch
 from itchflow.errors import UserError
+from itchflow.pipeline.latency import BOUNDS_MS
 from itchflow.replay import ClosedBundle
 
 # --------------------------------------------------------------------------------- feed cache
@@ -256,7 +257,12 @@ def test_cpu_use_is_the_growth_per_label_most_cpu_first() -> None:
 # --------------------------------------------------------------------------------- the result
 
 
-def hand_made_result(problems: list[str] | None = None) -> dict:
+BAR_DELAYS_MS = [0.4, 3, 3, 7, 40, 2, 1, 600]
+"""Bar publish delays of a phase (ms): sorted 0.4 1 2 3 3 7 40 600 -- the median (4th of 8) is in the
+<= 5 ms bucket, the 99th percentile and the maximum in the <= 1000 ms one."""
+
+
+def hand_made_result(problems: list[str] | None = None, bar_delays_ms: list[float] | None = None) -> dict:
     names = RunNames.new()
     throughput = Phase(
         venue=names.venue,
@@ -288,6 +294,7 @@ def hand_made_result(problems: list[str] | None = None) -> dict:
         [(1_700_000_000_000_000_000, 1_000_000), (1_700_000_000_500_000_000, 3_000_000)],
         0,
         in_job,
+        None if bar_delays_ms is None else bucket_counts(bar_delays_ms),
     )
     return build_result(
         BenchRunInfo(
@@ -329,6 +336,31 @@ def test_the_result_object_has_every_promised_field() -> None:
     assert result["offline_python"]["msgs_per_s"] == 200_000
     assert result["run"]["partitions"] == 4 and result["taskmanager_metaspace_mb"] == 80.5
     json.dumps(result)  # --json prints it as is
+
+
+def bucket_counts(latencies_ms: list[float]) -> list[float]:
+    """The counter buckets a job would report for these latencies."""
+    counts = [0.0] * (len(BOUNDS_MS) + 1)
+    for latency in latencies_ms:
+        counts[sum(bound < latency for bound in BOUNDS_MS)] += 1
+    return counts
+
+
+def test_the_bar_publish_delay_is_reported_from_the_jobs_buckets_when_it_writes_bars() -> None:
+    result = hand_made_result(bar_delays_ms=BAR_DELAYS_MS)
+    bars = result["latency_ms"]["bar_publish_ms"]
+    assert (bars["p50"], bars["p99"], bars["max"], bars["firings"]) == (5, 1000, 1000, 8)
+    text = render(result)
+    assert (
+        "bar publish    watermark past the bars' window end -> bars in Redis: p50 <= 5 ms   p99 <= 1000 ms   "
+        "max <= 1000 ms   (8 firings)"
+    ) in text
+    json.dumps(result)
+    beyond = render(hand_made_result(bar_delays_ms=[3, 9_000]))
+    assert "p50 <= 5 ms   p99 > 5000 ms   max > 5000 ms   (2 firings)" in beyond
+    assert "no bars fired by event time during the phase" in render(hand_made_result(bar_delays_ms=[]))
+    no_bars = hand_made_result()
+    assert no_bars["latency_ms"]["bar_publish_ms"] is None and "bar publish" not in render(no_bars)
 
 
 def test_the_latency_is_split_at_the_phases_checkpoints() -> None:

@@ -7,6 +7,7 @@ import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 
 import org.apache.flink.api.connector.sink2.Sink;
 import org.apache.flink.api.connector.sink2.SinkWriter;
@@ -17,11 +18,17 @@ import org.apache.flink.types.Row;
 /**
  * Sends pre-encoded, pipelined Redis commands (RESP) in batches.
  *
- * <p>Input: {@code Row(commands INT, resp BYTES)}: {@code resp} holds {@code commands} complete RESP
- * commands produced by the Python core. Stream entries are written with explicit, deterministic ids;
- * Redis refuses an id that is not above the stream's last one, which is exactly what a replay after
- * a restore sends again: such replies are counted as duplicates and skipped. Any other error reply
- * fails the task (and Flink restarts it from the last checkpoint).
+ * <p>Input: {@code Row(commands INT, resp BYTES, firedAtMs BIGINT)}: {@code resp} holds
+ * {@code commands} complete RESP commands produced by the Python core. Stream entries are written
+ * with explicit, deterministic ids; Redis refuses an id that is not above the stream's last one,
+ * which is exactly what a replay after a restore sends again: such replies are counted as duplicates
+ * and skipped. Any other error reply fails the task (and Flink restarts it from the last checkpoint).
+ *
+ * <p>{@code firedAtMs} (epoch ms) is set on the records that carry bars the watermark has just
+ * closed (0 on the others): once Redis has answered every command of the batch holding such a record,
+ * the writer counts {@code now - firedAtMs} in the bar publish delay histogram (counter buckets named
+ * by the job, see {@link LatencyBuckets}). A batch sent again after a failure counts once, when it
+ * finally succeeds.
  */
 public class RedisSink implements Sink<Row> {
     private static final long serialVersionUID = 1L;
@@ -30,13 +37,29 @@ public class RedisSink implements Sink<Row> {
     private final String passwordEnv;
     private final long lingerMs;
     private final int maxBytes;
+    private final String[] delayBuckets;
+    private final long[] delayBoundsMs;
 
-    public RedisSink(String host, int port, String passwordEnv, long lingerMs, int maxBytes) {
+    /**
+     * @param delayBuckets the bar publish delay histogram's counter names (one per bound, then the
+     *     overflow bucket)
+     * @param delayBoundsMs the buckets' upper bounds (ms), ascending
+     */
+    public RedisSink(
+            String host,
+            int port,
+            String passwordEnv,
+            long lingerMs,
+            int maxBytes,
+            String[] delayBuckets,
+            long[] delayBoundsMs) {
         this.host = host;
         this.port = port;
         this.passwordEnv = passwordEnv;
         this.lingerMs = lingerMs;
         this.maxBytes = maxBytes;
+        this.delayBuckets = delayBuckets.clone();
+        this.delayBoundsMs = delayBoundsMs.clone();
     }
 
     @Override
@@ -44,34 +67,50 @@ public class RedisSink implements Sink<Row> {
         return new Writer(context);
     }
 
-    /** RESP commands taken from the writer's buffer, and how many they are. */
+    /**
+     * RESP commands taken from the writer's buffer, how many they are, and the {@code firedAtMs} of
+     * the records among them that carry bars the watermark closed.
+     */
     private static final class Batch {
         final BatchingWriter.Buffer buffer;
         final int commands;
+        final long[] firedAtMs;
 
-        Batch(BatchingWriter.Buffer buffer, int commands) {
+        Batch(BatchingWriter.Buffer buffer, int commands, long[] firedAtMs) {
             this.buffer = buffer;
             this.commands = commands;
+            this.firedAtMs = firedAtMs;
         }
     }
 
     private final class Writer extends BatchingWriter<Batch> {
         private Buffer buffer = new Buffer(1 << 16);
         private int commands;
+        private long[] firedAtMs = new long[8];
+        private int fired;
         private Socket socket;
         private OutputStream out;
         private InputStream in;
         private final Counter duplicates;
+        private final LatencyBuckets barPublishDelay;
 
         Writer(WriterInitContext context) {
             super(context, lingerMs, maxBytes, "redis");
             duplicates = context.metricGroup().counter("itchflowRedisDuplicateStreamIds");
+            barPublishDelay = new LatencyBuckets(context.metricGroup(), delayBuckets, delayBoundsMs);
         }
 
         @Override
         protected int append(Row record) throws IOException {
             commands += (Integer) record.getField(0);
             buffer.write((byte[]) record.getField(1));
+            Long firedAt = record.getArity() > 2 ? (Long) record.getField(2) : null;
+            if (firedAt != null && firedAt > 0) {
+                if (fired == firedAtMs.length) {
+                    firedAtMs = Arrays.copyOf(firedAtMs, 2 * fired);
+                }
+                firedAtMs[fired++] = firedAt;
+            }
             recordsOut.inc();
             return buffer.size();
         }
@@ -83,15 +122,22 @@ public class RedisSink implements Sink<Row> {
 
         @Override
         protected Batch take() {
-            Batch batch = new Batch(buffer, commands);
+            Batch batch = new Batch(buffer, commands, Arrays.copyOf(firedAtMs, fired));
             buffer = new Buffer(Math.max(1 << 16, batch.buffer.size()));
             commands = 0;
+            fired = 0;
             return batch;
         }
 
         @Override
         protected void send(Batch batch) throws IOException, InterruptedException {
             withRetries("redis pipeline", () -> sendOnce(batch));
+            if (batch.firedAtMs.length > 0) {
+                long now = System.currentTimeMillis(); // every reply of the batch has been read
+                for (long firedAt : batch.firedAtMs) {
+                    barPublishDelay.record(now - firedAt);
+                }
+            }
         }
 
         private void sendOnce(Batch batch) throws IOException {
