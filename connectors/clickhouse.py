@@ -13,14 +13,9 @@ with 200 ms batches, 0.70 us/msg with 1 s). While rows keep coming the writer in
 as a latency spike on the Redis path; at 1 s the tail outside checkpoints was twice as long), and
 ``idle_ms`` after the last row when the stream pauses, so the end of a burst is not held back.
 Redis carries the low-latency view; ClickHouse rows land within the linger.
-
-Within a batch, ``insert_last`` tables go after the others: ``broken_trades``, whose materialized view
-looks up the broken print in ``trades``, is inserted after the batch's ``trades`` rows.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from pyflink.common import Types
 from pyflink.datastream.connectors.base import Sink
@@ -37,11 +32,10 @@ def clickhouse_sink(
     linger_ms: int = 3000,
     idle_ms: int = 200,
     max_bytes: int = 16 << 20,
-    insert_last: Sequence[str] = ("broken_trades",),
 ) -> Sink:
     jvm = get_gateway().jvm
     return Sink(
         jvm.itchflow.connectors.ClickHouseSink(
-            url, user or "", password_env, data_format, linger_ms, idle_ms, max_bytes, ",".join(insert_last)
+            url, user or "", password_env, data_format, linger_ms, idle_ms, max_bytes
         )
     )

@@ -40,12 +40,6 @@ import org.slf4j.LoggerFactory;
  * it takes new rows (at-least-once, as a flush at the barrier would be). Inserting at every barrier
  * held the writer's task for the insert (0.2-0.4 s on the local stack), and the rows queueing
  * behind it back-pressured the order books: a latency spike on the Redis path at every checkpoint.
- *
- * <p>A batch's tables are inserted in the order the batch first got rows for them, except the tables
- * named in {@code insertLast}, which go after the others in the order given: a table whose inserts
- * make a materialized view read another table (e.g. {@code broken_trades}, whose view looks up the
- * broken print in {@code trades}) must come after the rows it refers to, even when the batch got its
- * own rows first.
  */
 public class ClickHouseSink implements Sink<Row>, SupportsWriterState<Row, byte[]> {
     private static final long serialVersionUID = 1L;
@@ -57,18 +51,9 @@ public class ClickHouseSink implements Sink<Row>, SupportsWriterState<Row, byte[
     private final long lingerMs;
     private final long idleMs;
     private final int maxBytes;
-    private final List<String> insertLast;
 
     public ClickHouseSink(
             String url, String user, String passwordEnv, String format, long lingerMs, long idleMs, int maxBytes) {
-        this(url, user, passwordEnv, format, lingerMs, idleMs, maxBytes, "");
-    }
-
-    /** {@code insertLast}: comma-separated tables inserted after the others of a batch, in this order. */
-    public ClickHouseSink(
-            String url, String user, String passwordEnv, String format, long lingerMs, long idleMs, int maxBytes,
-            String insertLast) {
-        this.insertLast = insertLast.isBlank() ? List.of() : List.of(insertLast.split(","));
         this.url = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
         this.user = user;
         this.passwordEnv = passwordEnv;
@@ -225,24 +210,13 @@ public class ClickHouseSink implements Sink<Row>, SupportsWriterState<Row, byte[
 
         @Override
         protected void send(Map<String, Buffer> batch) throws IOException, InterruptedException {
-            List<String> order = new ArrayList<>(batch.size());
-            for (String table : batch.keySet()) {
-                if (!insertLast.contains(table)) {
-                    order.add(table);
-                }
-            }
-            for (String table : insertLast) {
-                if (batch.containsKey(table)) {
-                    order.add(table);
-                }
-            }
-            for (String table : order) {
-                Buffer buffer = batch.get(table);
+            for (Map.Entry<String, Buffer> entry : batch.entrySet()) {
+                Buffer buffer = entry.getValue();
                 if (buffer.size() == 0) {
                     continue;
                 }
-                String query = "INSERT INTO " + table + " FORMAT " + format;
-                withRetries("insert into " + table, () -> post(query, buffer.array(), buffer.size()));
+                String query = "INSERT INTO " + entry.getKey() + " FORMAT " + format;
+                withRetries("insert into " + entry.getKey(), () -> post(query, buffer.array(), buffer.size()));
             }
         }
 
