@@ -64,8 +64,6 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("shares", "UInt64"),
         ("side", "LowCardinality(String)"),
         ("printable", "UInt8"),
-        ("broken", "UInt8"),
-        ("broken_seq", "UInt64"),
     ),
     BROKEN_TRADES: (
         *_KEY,
@@ -94,7 +92,7 @@ def _packer(table: str, first: int, stop: int) -> Callable[..., bytes]:
 _TOB_PACK = _packer(TOP_OF_BOOK, _FIRST, _FIRST + 8)  # seq .. ask_orders
 _TRADE_TIME_PACK = _packer(TRADES, _FIRST, _FIRST + 2)  # seq, ts_event
 _TRADE_PRICE_PACK = _packer(TRADES, _FIRST + 3, _FIRST + 6)  # match_number, price, shares
-_TRADE_FLAG_PACK = _packer(TRADES, _FIRST + 7, _FIRST + 10)  # printable, broken, broken_seq
+_TRADE_FLAG_PACK = _packer(TRADES, _FIRST + 7, _FIRST + 8)  # printable
 _BROKEN_PACK = _packer(BROKEN_TRADES, _FIRST, _FIRST + 3)  # match_number, seq, ts_event
 _STATUS_PACK = _packer(BOOK_STATUS, _FIRST, _FIRST + 6)  # seq .. overfills
 _DEPTH_SEQ_PACK = _packer(DEPTH_SNAPSHOTS, _FIRST, _FIRST + 1)
@@ -126,8 +124,7 @@ def top_of_book_rows(key: bytes, rows: Sequence[tuple[int, ...]]) -> bytes:
 
 def trade_rows(key: bytes, rows: Sequence[tuple[Any, ...]]) -> bytes:
     """RowBinary ``trades`` rows of (seq, ts_event, source, match number, price, shares, side,
-    printable) tuples, standing (``broken`` 0: a break writes the broken version, see
-    :func:`broken_trade_row`)."""
+    printable) tuples."""
     strings = SHORT_STRINGS
     return b"".join(
         [
@@ -138,7 +135,7 @@ def trade_rows(key: bytes, rows: Sequence[tuple[Any, ...]]) -> bytes:
                     strings[source],
                     _TRADE_PRICE_PACK(match_number, price, shares),
                     strings.get(side) or encode_string(side),
-                    _TRADE_FLAG_PACK(printable, 0, 0),
+                    _TRADE_FLAG_PACK(printable),
                 )
             )
             for seq, ts_event, source, match_number, price, shares, side, printable in rows
@@ -148,7 +145,7 @@ def trade_rows(key: bytes, rows: Sequence[tuple[Any, ...]]) -> bytes:
 
 def broken_trade_row(key: bytes, match_number: int, seq: int, ts_event: int) -> bytes:
     """A RowBinary ``broken_trades`` row: the Broken Trade (B) of book ``seq`` cancels the print with
-    ``match_number`` (ClickHouse then writes that print's broken version into ``trades``)."""
+    ``match_number``."""
     return key + _BROKEN_PACK(match_number, seq, ts_event)
 
 

@@ -54,17 +54,15 @@ CREATE TABLE IF NOT EXISTS trades
     price        Int64,
     shares       UInt64,
     side         LowCardinality(String) COMMENT 'side of the resting order (B/S); empty for Q',
-    printable    UInt8,
-    broken       UInt8 COMMENT '1 once a Broken Trade (B) cancelled this print',
-    broken_seq   UInt64 COMMENT 'seq of that Broken Trade; 0 while the print stands (the version)'
+    printable    UInt8
 )
-ENGINE = ReplacingMergeTree(broken_seq)
+ENGINE = ReplacingMergeTree
 ORDER BY (venue, trading_date, symbol, seq);
 
--- Every Broken Trade (B) applied: the match number it cancels. Inserting one writes the print's
--- broken version into trades (trades_broken_mv), so trades FINAL shows the print with broken = 1.
--- The pipeline inserts a print before any break of it (same symbol, same writer, in order); a
--- break whose match number has no print of that symbol and day leaves trades as it is.
+-- Every Broken Trade (B) applied: the match number of the print it cancels. A print stands unless
+-- its (venue, trading_date, symbol, match_number) is here:
+--   SELECT t.* FROM trades AS t FINAL LEFT ANTI JOIN broken_trades AS b
+--   USING (venue, trading_date, symbol, match_number)
 CREATE TABLE IF NOT EXISTS broken_trades
 (
     venue        LowCardinality(String),
@@ -76,19 +74,6 @@ CREATE TABLE IF NOT EXISTS broken_trades
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (venue, trading_date, symbol, match_number);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS trades_broken_mv TO trades AS
-SELECT
-    t.venue AS venue, t.trading_date AS trading_date, t.symbol AS symbol, t.seq AS seq,
-    t.ts_event AS ts_event, t.source AS source, t.match_number AS match_number, t.price AS price,
-    t.shares AS shares, t.side AS side, t.printable AS printable, 1 AS broken, b.seq AS broken_seq
-FROM broken_trades AS b
-INNER JOIN
-(
-    SELECT * FROM trades
-    WHERE (venue, trading_date, symbol, match_number) IN (SELECT venue, trading_date, symbol, match_number FROM broken_trades)
-) AS t
-ON t.venue = b.venue AND t.trading_date = b.trading_date AND t.symbol = b.symbol AND t.match_number = b.match_number;
 
 CREATE TABLE IF NOT EXISTS book_status
 (
