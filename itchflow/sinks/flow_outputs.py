@@ -5,16 +5,23 @@
 * Redis, under the prefix: ``{prefix}:ofi:{interval}:{venue}:{symbol}`` and
   ``{prefix}:liquidity:{interval}:{venue}:{symbol}``, hashes with the latest window's values (empty
   where a value is undefined).
+
+When ``itchflow/analytics/_cflow.c`` is built (:mod:`itchflow.extensions`), :func:`ofi_rows` and
+:func:`liquidity_rows` write the bytes in C (``ofi_rowbinary``, ``liquidity_rowbinary``); the Python
+encoders here are the reference (``tests/unit/test_flow_outputs.py`` compares the two) and the fallback
+(``ITCHFLOW_NATIVE=python``, or rows the C code does not take).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
 from itchflow.analytics.liquidity import LiquidityRow
 from itchflow.analytics.ofi import OfiRow
+from itchflow.extensions import native_function
 from itchflow.sinks.bar_outputs import interval_name
 from itchflow.sinks.book_tables import row_key
 
@@ -53,8 +60,34 @@ def _nullable(value: float | None) -> bytes:
     return b"\x01" if value is None else _NULLABLE.pack(0, value)
 
 
+def _native(name: str, rows: Iterable[Any], python: Callable[[Iterable[Any]], bytes]) -> bytes:
+    """``rows`` encoded by the compiled ``name`` when it is built and allowed, else by ``python``.
+
+    The C code takes the rows the flow stage makes (tuples, str venues and symbols, ints in range,
+    floats or None); on anything else it raises before writing and ``python`` encodes the rows, which
+    gives the same bytes or raises the Python encoder's own error."""
+    encode = native_function("itchflow.analytics._cflow", name)
+    if encode is None:
+        return python(rows)
+    listed: Sequence[Any] = rows if isinstance(rows, (list, tuple)) else list(rows)
+    try:
+        return encode(listed)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError):
+        return python(listed)
+
+
 def ofi_rows(rows: Iterable[OfiRow]) -> bytes:
     """RowBinary rows of ``ofi`` (columns :data:`OFI_COLUMNS`)."""
+    return _native("ofi_rowbinary", rows, python_ofi_rows)
+
+
+def liquidity_rows(rows: Iterable[LiquidityRow]) -> bytes:
+    """RowBinary rows of ``liquidity`` (columns :data:`LIQUIDITY_COLUMNS`)."""
+    return _native("liquidity_rowbinary", rows, python_liquidity_rows)
+
+
+def python_ofi_rows(rows: Iterable[OfiRow]) -> bytes:
+    """:func:`ofi_rows` in Python: the reference of the C encoder."""
     parts = []
     for r in rows:
         parts.append(row_key(r.venue, r.trading_date, r.symbol))
@@ -63,8 +96,8 @@ def ofi_rows(rows: Iterable[OfiRow]) -> bytes:
     return b"".join(parts)
 
 
-def liquidity_rows(rows: Iterable[LiquidityRow]) -> bytes:
-    """RowBinary rows of ``liquidity`` (columns :data:`LIQUIDITY_COLUMNS`)."""
+def python_liquidity_rows(rows: Iterable[LiquidityRow]) -> bytes:
+    """:func:`liquidity_rows` in Python: the reference of the C encoder."""
     parts: list[bytes] = []
     for r in rows:
         parts += (
