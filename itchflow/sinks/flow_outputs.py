@@ -133,17 +133,13 @@ def _head(key: str, fields: int) -> bytes:
     return b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * fields, len(data), data)
 
 
-def _names(fields: tuple[str, ...]) -> tuple[bytes, ...]:
-    return tuple(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in fields)
+def _pairs(fields: tuple[str, ...]) -> bytes:
+    """The field-value pairs of an ``HSET`` as one ``%`` template: each field's bulk string, then its
+    value's (``%d`` its length, ``%b`` its bytes)."""
+    return b"".join(b"$%d\r\n%s\r\n$%%d\r\n%%b\r\n" % (len(f), f.encode()) for f in fields)
 
 
-_OFI_NAMES, _LIQUIDITY_NAMES = _names(_OFI_FIELDS), _names(_LIQUIDITY_FIELDS)
-
-
-def _hset(key: str, names: tuple[bytes, ...], values: tuple[bytes, ...]) -> bytes:
-    return _head(key, len(names)) + b"".join(
-        [name + b"$%d\r\n%s\r\n" % (len(value), value) for name, value in zip(names, values, strict=True)]
-    )
+_OFI_PAIRS, _LIQUIDITY_PAIRS = _pairs(_OFI_FIELDS), _pairs(_LIQUIDITY_FIELDS)
 
 
 def flow_commands(ofi: Iterable[OfiRow], liquidity: Iterable[LiquidityRow], prefix: str) -> list[bytes]:
@@ -161,36 +157,26 @@ def flow_commands(ofi: Iterable[OfiRow], liquidity: Iterable[LiquidityRow], pref
         if seen is None or seen.window_start_ns < q.window_start_ns:
             latest_liquidity[key] = q
     commands = []
+    text = _text
     for (venue, symbol, interval_s), r in latest_ofi.items():
+        start, flow, bid = b"%d" % r.window_start_ns, b"%d" % r.ofi, b"%d" % r.bid_flow
+        ask, updates, day = b"%d" % r.ask_flow, b"%d" % r.updates, b"%d" % r.trading_date
         commands.append(
-            _hset(
-                f"{prefix}:ofi:{interval_name(interval_s)}:{venue}:{symbol}",
-                _OFI_NAMES,
-                (
-                    b"%d" % r.window_start_ns,
-                    b"%d" % r.ofi,
-                    b"%d" % r.bid_flow,
-                    b"%d" % r.ask_flow,
-                    b"%d" % r.updates,
-                    b"%d" % r.trading_date,
-                ),
-            )  # fmt: skip
-        )
+            _head(f"{prefix}:ofi:{interval_name(interval_s)}:{venue}:{symbol}", 6)
+            + _OFI_PAIRS % (
+                len(start), start, len(flow), flow, len(bid), bid, len(ask), ask, len(updates), updates,
+                len(day), day,
+            )
+        )  # fmt: skip
     for (venue, symbol, interval_s), q in latest_liquidity.items():
+        start, spread, bps = b"%d" % q.window_start_ns, text(q.spread), text(q.spread_bps)
+        bid, ask, imbalance = text(q.bid_depth), text(q.ask_depth), text(q.depth_imbalance)
+        levels, day = b"%d" % q.depth_levels, b"%d" % q.trading_date
         commands.append(
-            _hset(
-                f"{prefix}:liquidity:{interval_name(interval_s)}:{venue}:{symbol}",
-                _LIQUIDITY_NAMES,
-                (
-                    b"%d" % q.window_start_ns,
-                    _text(q.spread),
-                    _text(q.spread_bps),
-                    _text(q.bid_depth),
-                    _text(q.ask_depth),
-                    _text(q.depth_imbalance),
-                    b"%d" % q.depth_levels,
-                    b"%d" % q.trading_date,
-                ),
-            )  # fmt: skip
-        )
+            _head(f"{prefix}:liquidity:{interval_name(interval_s)}:{venue}:{symbol}", 8)
+            + _LIQUIDITY_PAIRS % (
+                len(start), start, len(spread), spread, len(bps), bps, len(bid), bid, len(ask), ask,
+                len(imbalance), imbalance, len(levels), levels, len(day), day,
+            )
+        )  # fmt: skip
     return commands

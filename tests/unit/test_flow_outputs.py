@@ -3,7 +3,8 @@
 write -- hand-made rows at the edges of every column (None, negative flows, NaN and infinities,
 non-ASCII and long names, each integer column's extremes) and random rows -- and read back with the
 tests' own RowBinary reader; rows the C code does not take are encoded (or refused) by Python with
-Python's result; ``ITCHFLOW_NATIVE=python`` runs the Python encoders alone."""
+Python's result; ``ITCHFLOW_NATIVE=python`` runs the Python encoders alone. The Redis hashes of the
+latest window per key read back with the tests' own RESP reader."""
 
 from __future__ import annotations
 
@@ -22,8 +23,14 @@ from itchflow.analytics.liquidity import LiquidityRow
 from itchflow.analytics.ofi import OfiRow
 from itchflow.extensions import native_function
 from itchflow.sinks import flow_outputs
-from itchflow.sinks.flow_outputs import liquidity_rows, ofi_rows, python_liquidity_rows, python_ofi_rows
-from tests.unit.book_stage_support import DDL, read_rows
+from itchflow.sinks.flow_outputs import (
+    flow_commands,
+    liquidity_rows,
+    ofi_rows,
+    python_liquidity_rows,
+    python_ofi_rows,
+)
+from tests.unit.book_stage_support import DDL, parse_resp, read_rows
 
 ANALYTICS_DDL = DDL.parent / "002_analytics.sql"
 S = 1_000_000_000
@@ -219,3 +226,62 @@ def test_itchflow_native_python_runs_the_python_encoders(monkeypatch: pytest.Mon
     assert ofi_rows(OFI) == python_ofi_rows(OFI)
     assert liquidity_rows(LIQUIDITY) == python_liquidity_rows(LIQUIDITY)
     assert calls == ["ofi", "liquidity"]
+
+
+def expected_hashes(rows: list[Any], kind: str, fields: dict[str, str]) -> list[list[str]]:
+    """``HSET`` of the latest window of each (venue, symbol, interval), in the order the keys first
+    come (an equal later window does not replace the first)."""
+    latest: dict[tuple[str, str, int], Any] = {}
+    for row in rows:
+        key = (row.venue, row.symbol, row.interval_s)
+        if key not in latest or latest[key].window_start_ns < row.window_start_ns:
+            latest[key] = row
+    names = {1: "1s", 60: "1m", 300: "5m"}
+    commands = []
+    for (venue, symbol, interval_s), row in latest.items():
+        command = ["HSET", f"pre:{kind}:{names.get(interval_s, f'{interval_s}s')}:{venue}:{symbol}"]
+        for field, attribute in fields.items():
+            value = getattr(row, attribute)
+            command += [field, "" if value is None else str(value) if isinstance(value, int) else repr(value)]
+        commands.append(command)
+    return commands
+
+
+OFI_HASH = {"window_start": "window_start_ns", "ofi": "ofi", "bid_flow": "bid_flow", "ask_flow": "ask_flow",
+            "updates": "updates", "trading_date": "trading_date"}  # fmt: skip
+LIQUIDITY_HASH = {"window_start": "window_start_ns", "spread": "spread", "spread_bps": "spread_bps",
+                  "bid_depth": "bid_depth", "ask_depth": "ask_depth", "depth_imbalance": "depth_imbalance",
+                  "depth_levels": "depth_levels", "trading_date": "trading_date"}  # fmt: skip
+text_names = st.text(st.characters(blacklist_categories=("Cs",)), max_size=4)
+small = st.sampled_from([1, 60, 300, 7])
+ofi_hash_row = st.builds(
+    OfiRow, st.sampled_from(["XNAS", "É"]), ints(U16), text_names, small, st.integers(0, 3), ints(I64), ints(I64),
+    ints(I64), ints(U32),
+)  # fmt: skip
+liquidity_hash_row = st.builds(
+    LiquidityRow, st.sampled_from(["XNAS", "É"]), ints(U16), text_names, small, st.integers(0, 3),
+    st.none() | st.floats(), st.none() | st.floats(), ints(U64), st.none() | st.floats(), st.none() | st.floats(),
+    st.none() | st.floats(), ints(U64), ints(U16), ints(U32), ints(U32),
+)  # fmt: skip
+
+
+def test_hashes_by_hand() -> None:
+    rows = [OFI[0], OFI[1], OFI[0]._replace(window_start_ns=4 * S, ofi=1), OFI[1]._replace(window_start_ns=0)]
+    (first, second) = parse_resp(b"".join(flow_commands(rows, [LIQUIDITY[1]], "pre")[:2]))
+    assert first == ["HSET", "pre:ofi:1s:XNAS:AAPL", "window_start", "5000000000", "ofi", "-300", "bid_flow", "200",
+                     "ask_flow", "-500", "updates", "7", "trading_date", "18260"]  # fmt: skip
+    assert second[1] == "pre:ofi:1m:XNAS:É" and second[3] == "0"  # window 0 is after -5 s
+    (liquidity,) = parse_resp(flow_commands([], [LIQUIDITY[0], LIQUIDITY[1]], "pre")[1])
+    assert liquidity == ["HSET", "pre:liquidity:1s:XNAS:É", "window_start", "6000000000", "spread", "",
+                         "spread_bps", "", "bid_depth", "", "ask_depth", "", "depth_imbalance", "", "depth_levels",
+                         "0", "trading_date", "18260"]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(ofi_hash_row, max_size=30), st.lists(liquidity_hash_row, max_size=30))
+def test_random_hashes_read_back(ofi: list[OfiRow], liquidity: list[LiquidityRow]) -> None:
+    commands = flow_commands(ofi, liquidity, "pre")
+    assert parse_resp(b"".join(commands)) == expected_hashes(ofi, "ofi", OFI_HASH) + expected_hashes(
+        liquidity, "liquidity", LIQUIDITY_HASH
+    )
+    assert all(len(parse_resp(command)) == 1 for command in commands)
