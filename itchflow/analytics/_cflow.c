@@ -20,6 +20,9 @@
  * caller carries on with the Python cores. Floats: a divided integer is correctly rounded as
  * Python's int / int is (true_divide below), and the basis points are summed in the same order.
  * tests/unit/test_cflow.py compares the two paths.
+ *
+ * ofi_rowbinary and liquidity_rowbinary write the ClickHouse RowBinary of the rows, as
+ * itchflow.sinks.flow_outputs does in Python (tests/unit/test_flow_outputs.py compares the bytes).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
