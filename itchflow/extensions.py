@@ -8,7 +8,8 @@
   (:mod:`itchflow.avro.bundle`, :mod:`itchflow.normalize.bundle`; fastavro is the twin);
 * ``itchflow/analytics/_cflow.c`` -- order-flow imbalance and liquidity from the books' rows
   (:mod:`itchflow.analytics.flow_stage`; the cores :mod:`itchflow.analytics.ofi` and
-  :mod:`itchflow.analytics.liquidity` are the twin).
+  :mod:`itchflow.analytics.liquidity` are the twin), and the RowBinary of their rows
+  (:mod:`itchflow.sinks.flow_outputs`, whose Python encoders are the twin).
 
 Each has a pure-Python twin that stays the reference (the tests compare them) and the fallback: without
 a compiler set-up only warns, and the jobs run the Python code. ``ITCHFLOW_NATIVE=python`` makes the

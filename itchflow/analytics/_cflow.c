@@ -20,6 +20,9 @@
  * caller carries on with the Python cores. Floats: a divided integer is correctly rounded as
  * Python's int / int is (true_divide below), and the basis points are summed in the same order.
  * tests/unit/test_cflow.py compares the two paths.
+ *
+ * ofi_rowbinary and liquidity_rowbinary write the ClickHouse RowBinary of the rows, as
+ * itchflow.sinks.flow_outputs does in Python (tests/unit/test_flow_outputs.py compares the bytes).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1461,6 +1464,170 @@ static PyTypeObject FlowType = {
     .tp_methods = Flow_methods,
 };
 
+/* ---------------------------------------------------------------- RowBinary of the rows */
+/*
+ * ofi_rowbinary(rows) and liquidity_rowbinary(rows): the ClickHouse RowBinary of a list of OfiRow /
+ * LiquidityRow, byte for byte what itchflow.sinks.flow_outputs.ofi_rows / liquidity_rows write (the
+ * reference). They take exactly what those rows hold: tuples of 9 / 15 items, str or bytes venues
+ * and symbols, ints in each column's range, floats, ints or None in the Nullable(Float64) columns.
+ * Anything else raises (TypeError, OverflowError, UnicodeEncodeError) before any output, and the
+ * caller encodes the rows in Python, which writes them or raises its own error.
+ */
+
+typedef struct {
+    uc *data;
+    size_t size, capacity;
+} Buffer;
+
+static int reserve(Buffer *b, size_t more) {
+    if (b->size + more <= b->capacity) return 0;
+    size_t capacity = b->capacity ? b->capacity : 4096;
+    while (capacity < b->size + more) capacity *= 2;
+    uc *data = PyMem_Realloc(b->data, capacity);
+    if (!data) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->capacity = capacity;
+    return 0;
+}
+
+static inline void put_le(Buffer *b, uint64_t v, int bytes) {
+    uc *p = b->data + b->size;
+    for (int i = 0; i < bytes; i++, v >>= 8) p[i] = (uc)v;
+    b->size += (size_t)bytes;
+}
+
+/* a String: LEB128 length, then the UTF-8 bytes of a str or the bytes */
+static int put_string(Buffer *b, PyObject *o) {
+    const char *data;
+    Py_ssize_t n;
+    if (PyUnicode_CheckExact(o)) {
+        data = PyUnicode_AsUTF8AndSize(o, &n);
+        if (!data) return -1;
+    } else if (PyBytes_CheckExact(o)) {
+        data = PyBytes_AS_STRING(o);
+        n = PyBytes_GET_SIZE(o);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "a venue or symbol that is neither str nor bytes");
+        return -1;
+    }
+    if (reserve(b, 10 + (size_t)n) < 0) return -1;
+    uint64_t len = (uint64_t)n;
+    while (len >= 0x80) {
+        b->data[b->size++] = (uc)((len & 0x7F) | 0x80);
+        len >>= 7;
+    }
+    b->data[b->size++] = (uc)len;
+    memcpy(b->data + b->size, data, (size_t)n);
+    b->size += (size_t)n;
+    return 0;
+}
+
+/* a signed integer column of `bytes` bytes: an int in its range */
+static int put_signed(Buffer *b, PyObject *o, int bytes) {
+    if (!PyLong_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "a non-int integer column");
+        return -1;
+    }
+    long long v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    int64_t limit = bytes == 8 ? INT64_MAX : ((int64_t)1 << (8 * bytes - 1)) - 1;
+    if (v > limit || v < -limit - 1) return overflow("a RowBinary integer");
+    put_le(b, (uint64_t)v, bytes);
+    return 0;
+}
+
+/* an unsigned integer column of `bytes` bytes: an int in its range */
+static int put_unsigned(Buffer *b, PyObject *o, int bytes) {
+    if (!PyLong_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "a non-int integer column");
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);  /* OverflowError below 0 or above 2^64-1 */
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    if (bytes < 8 && v >> (8 * bytes)) return overflow("a RowBinary integer");
+    put_le(b, (uint64_t)v, bytes);
+    return 0;
+}
+
+/* a Nullable(Float64): 1 for None, else 0 and the double (as struct packs it: a float, or an int
+ * converted as float(int) converts it) */
+static int put_nullable(Buffer *b, PyObject *o) {
+    if (o == Py_None) {
+        b->data[b->size++] = 1;
+        return 0;
+    }
+    double v;
+    if (PyFloat_CheckExact(o))
+        v = PyFloat_AS_DOUBLE(o);
+    else if (PyLong_Check(o)) {
+        v = PyLong_AsDouble(o);
+        if (v == -1.0 && PyErr_Occurred()) return -1;
+    } else {
+        PyErr_SetString(PyExc_TypeError, "a Nullable(Float64) that is neither a float, an int nor None");
+        return -1;
+    }
+    b->data[b->size++] = 0;
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    put_le(b, bits, 8);
+    return 0;
+}
+
+/* venue, trading_date, symbol, interval_s, window_start_ns of a row */
+static int put_key(Buffer *b, PyObject **items) {
+    if (put_string(b, items[0]) < 0 || reserve(b, 2) < 0 || put_unsigned(b, items[1], 2) < 0 ||
+        put_string(b, items[2]) < 0)
+        return -1;
+    if (reserve(b, 12) < 0 || put_unsigned(b, items[3], 4) < 0 || put_signed(b, items[4], 8) < 0) return -1;
+    return 0;
+}
+
+static PyObject *rowbinary(PyObject *rows, Py_ssize_t width, int liquidity) {
+    PyObject *seq = PySequence_Fast(rows, "the rows must be iterable");
+    if (!seq) return NULL;
+    Buffer b = {NULL, 0, 0};
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **all = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *row = all[k];
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != width) {
+            PyErr_Format(PyExc_TypeError, "a row must be a tuple of %zd items", width);
+            goto fail;
+        }
+        PyObject **items = &PyTuple_GET_ITEM(row, 0);
+        if (put_key(&b, items) < 0) goto fail;
+        if (!liquidity) {
+            if (reserve(&b, 28) < 0 || put_signed(&b, items[5], 8) < 0 || put_signed(&b, items[6], 8) < 0 ||
+                put_signed(&b, items[7], 8) < 0 || put_unsigned(&b, items[8], 4) < 0)
+                goto fail;
+            continue;
+        }
+        /* spread, spread_bps, two_sided_ns, bid_depth, ask_depth, depth_imbalance, depth_ns,
+         * depth_levels, updates, depth_updates */
+        if (reserve(&b, 5 * 9 + 2 * 8 + 2 + 4 + 4) < 0 || put_nullable(&b, items[5]) < 0 ||
+            put_nullable(&b, items[6]) < 0 || put_unsigned(&b, items[7], 8) < 0 || put_nullable(&b, items[8]) < 0 ||
+            put_nullable(&b, items[9]) < 0 || put_nullable(&b, items[10]) < 0 || put_unsigned(&b, items[11], 8) < 0 ||
+            put_unsigned(&b, items[12], 2) < 0 || put_unsigned(&b, items[13], 4) < 0 ||
+            put_unsigned(&b, items[14], 4) < 0)
+            goto fail;
+    }
+    Py_DECREF(seq);
+    PyObject *out = PyBytes_FromStringAndSize((const char *)b.data, (Py_ssize_t)b.size);
+    PyMem_Free(b.data);
+    return out;
+fail:
+    Py_DECREF(seq);
+    PyMem_Free(b.data);
+    return NULL;
+}
+
+static PyObject *py_ofi_rowbinary(PyObject *self, PyObject *rows) { return rowbinary(rows, 9, 0); }
+
+static PyObject *py_liquidity_rowbinary(PyObject *self, PyObject *rows) { return rowbinary(rows, 15, 1); }
+
 /* true_divide(a, b): Python's a / b as the C path computes it (for the tests) */
 static PyObject *py_true_divide(PyObject *self, PyObject *args) {
     PyObject *a, *b;
@@ -1478,6 +1645,11 @@ static PyObject *py_true_divide(PyObject *self, PyObject *args) {
 
 static PyMethodDef module_methods[] = {
     {"true_divide", py_true_divide, METH_VARARGS, "a / b of ints as the C path divides them (tests)."},
+    {"ofi_rowbinary", py_ofi_rowbinary, METH_O,
+     "ofi_rowbinary(rows) -> the RowBinary of OfiRow tuples, as flow_outputs.ofi_rows writes it."},
+    {"liquidity_rowbinary", py_liquidity_rowbinary, METH_O,
+     "liquidity_rowbinary(rows) -> the RowBinary of LiquidityRow tuples, as flow_outputs.liquidity_rows "
+     "writes it."},
     {NULL},
 };
 

@@ -5,16 +5,23 @@
 * Redis, under the prefix: ``{prefix}:ofi:{interval}:{venue}:{symbol}`` and
   ``{prefix}:liquidity:{interval}:{venue}:{symbol}``, hashes with the latest window's values (empty
   where a value is undefined).
+
+When ``itchflow/analytics/_cflow.c`` is built (:mod:`itchflow.extensions`), :func:`ofi_rows` and
+:func:`liquidity_rows` write the bytes in C (``ofi_rowbinary``, ``liquidity_rowbinary``); the Python
+encoders here are the reference (``tests/unit/test_flow_outputs.py`` compares the two) and the fallback
+(``ITCHFLOW_NATIVE=python``, or rows the C code does not take).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
 from itchflow.analytics.liquidity import LiquidityRow
 from itchflow.analytics.ofi import OfiRow
+from itchflow.extensions import native_function
 from itchflow.sinks.bar_outputs import interval_name
 from itchflow.sinks.book_tables import row_key
 
@@ -53,8 +60,34 @@ def _nullable(value: float | None) -> bytes:
     return b"\x01" if value is None else _NULLABLE.pack(0, value)
 
 
+def _native(name: str, rows: Iterable[Any], python: Callable[[Iterable[Any]], bytes]) -> bytes:
+    """``rows`` encoded by the compiled ``name`` when it is built and allowed, else by ``python``.
+
+    The C code takes the rows the flow stage makes (tuples, str venues and symbols, ints in range,
+    floats or None); on anything else it raises before writing and ``python`` encodes the rows, which
+    gives the same bytes or raises the Python encoder's own error."""
+    encode = native_function("itchflow.analytics._cflow", name)
+    if encode is None:
+        return python(rows)
+    listed: Sequence[Any] = rows if isinstance(rows, (list, tuple)) else list(rows)
+    try:
+        return encode(listed)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError):
+        return python(listed)
+
+
 def ofi_rows(rows: Iterable[OfiRow]) -> bytes:
     """RowBinary rows of ``ofi`` (columns :data:`OFI_COLUMNS`)."""
+    return _native("ofi_rowbinary", rows, python_ofi_rows)
+
+
+def liquidity_rows(rows: Iterable[LiquidityRow]) -> bytes:
+    """RowBinary rows of ``liquidity`` (columns :data:`LIQUIDITY_COLUMNS`)."""
+    return _native("liquidity_rowbinary", rows, python_liquidity_rows)
+
+
+def python_ofi_rows(rows: Iterable[OfiRow]) -> bytes:
+    """:func:`ofi_rows` in Python: the reference of the C encoder."""
     parts = []
     for r in rows:
         parts.append(row_key(r.venue, r.trading_date, r.symbol))
@@ -63,8 +96,8 @@ def ofi_rows(rows: Iterable[OfiRow]) -> bytes:
     return b"".join(parts)
 
 
-def liquidity_rows(rows: Iterable[LiquidityRow]) -> bytes:
-    """RowBinary rows of ``liquidity`` (columns :data:`LIQUIDITY_COLUMNS`)."""
+def python_liquidity_rows(rows: Iterable[LiquidityRow]) -> bytes:
+    """:func:`liquidity_rows` in Python: the reference of the C encoder."""
     parts: list[bytes] = []
     for r in rows:
         parts += (
@@ -100,17 +133,13 @@ def _head(key: str, fields: int) -> bytes:
     return b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * fields, len(data), data)
 
 
-def _names(fields: tuple[str, ...]) -> tuple[bytes, ...]:
-    return tuple(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in fields)
+def _pairs(fields: tuple[str, ...]) -> bytes:
+    """The field-value pairs of an ``HSET`` as one ``%`` template: each field's bulk string, then its
+    value's (``%d`` its length, ``%b`` its bytes)."""
+    return b"".join(b"$%d\r\n%s\r\n$%%d\r\n%%b\r\n" % (len(f), f.encode()) for f in fields)
 
 
-_OFI_NAMES, _LIQUIDITY_NAMES = _names(_OFI_FIELDS), _names(_LIQUIDITY_FIELDS)
-
-
-def _hset(key: str, names: tuple[bytes, ...], values: tuple[bytes, ...]) -> bytes:
-    return _head(key, len(names)) + b"".join(
-        [name + b"$%d\r\n%s\r\n" % (len(value), value) for name, value in zip(names, values, strict=True)]
-    )
+_OFI_PAIRS, _LIQUIDITY_PAIRS = _pairs(_OFI_FIELDS), _pairs(_LIQUIDITY_FIELDS)
 
 
 def flow_commands(ofi: Iterable[OfiRow], liquidity: Iterable[LiquidityRow], prefix: str) -> list[bytes]:
@@ -128,36 +157,26 @@ def flow_commands(ofi: Iterable[OfiRow], liquidity: Iterable[LiquidityRow], pref
         if seen is None or seen.window_start_ns < q.window_start_ns:
             latest_liquidity[key] = q
     commands = []
+    text = _text
     for (venue, symbol, interval_s), r in latest_ofi.items():
+        start, flow, bid = b"%d" % r.window_start_ns, b"%d" % r.ofi, b"%d" % r.bid_flow
+        ask, updates, day = b"%d" % r.ask_flow, b"%d" % r.updates, b"%d" % r.trading_date
         commands.append(
-            _hset(
-                f"{prefix}:ofi:{interval_name(interval_s)}:{venue}:{symbol}",
-                _OFI_NAMES,
-                (
-                    b"%d" % r.window_start_ns,
-                    b"%d" % r.ofi,
-                    b"%d" % r.bid_flow,
-                    b"%d" % r.ask_flow,
-                    b"%d" % r.updates,
-                    b"%d" % r.trading_date,
-                ),
-            )  # fmt: skip
-        )
+            _head(f"{prefix}:ofi:{interval_name(interval_s)}:{venue}:{symbol}", 6)
+            + _OFI_PAIRS % (
+                len(start), start, len(flow), flow, len(bid), bid, len(ask), ask, len(updates), updates,
+                len(day), day,
+            )
+        )  # fmt: skip
     for (venue, symbol, interval_s), q in latest_liquidity.items():
+        start, spread, bps = b"%d" % q.window_start_ns, text(q.spread), text(q.spread_bps)
+        bid, ask, imbalance = text(q.bid_depth), text(q.ask_depth), text(q.depth_imbalance)
+        levels, day = b"%d" % q.depth_levels, b"%d" % q.trading_date
         commands.append(
-            _hset(
-                f"{prefix}:liquidity:{interval_name(interval_s)}:{venue}:{symbol}",
-                _LIQUIDITY_NAMES,
-                (
-                    b"%d" % q.window_start_ns,
-                    _text(q.spread),
-                    _text(q.spread_bps),
-                    _text(q.bid_depth),
-                    _text(q.ask_depth),
-                    _text(q.depth_imbalance),
-                    b"%d" % q.depth_levels,
-                    b"%d" % q.trading_date,
-                ),
-            )  # fmt: skip
-        )
+            _head(f"{prefix}:liquidity:{interval_name(interval_s)}:{venue}:{symbol}", 8)
+            + _LIQUIDITY_PAIRS % (
+                len(start), start, len(spread), spread, len(bps), bps, len(bid), bid, len(ask), ask,
+                len(imbalance), imbalance, len(levels), levels, len(day), day,
+            )
+        )  # fmt: skip
     return commands
