@@ -105,6 +105,12 @@ _EMPTY_TOP = (0, 0, 0, 0, 0, 0)
 BROKEN_TRADE = int(EventKind.BROKEN_TRADE)
 
 
+def has_breaks(views: ColumnViews) -> bool:
+    """Whether the events hold a broken trade (B): rare, so looked for in C over the kinds before
+    any run lists its breaks."""
+    return bytes(views.kind).find(BROKEN_TRADE) >= 0
+
+
 @dataclass(frozen=True, slots=True)
 class BookStageConfig:
     """Settings of the order-book stage (the job builds it from its command line)."""
@@ -214,7 +220,7 @@ class Outputs:
         tables = (
             (TOP_OF_BOOK, self.top_of_book),
             (TRADES, self.trades),
-            (BROKEN_TRADES, self.broken_trades),  # after the prints they break: inserted after them
+            (BROKEN_TRADES, self.broken_trades),
             (DEPTH_SNAPSHOTS, self.depth_snapshots),
             (BOOK_STATUS, self.book_status),
         )
@@ -375,8 +381,7 @@ class BookStage:
         out = Outputs()
         trading_date = days_since_epoch(batch.trading_date)
         views = batch.columns.views()
-        breaks = bytes(views.kind).find(BROKEN_TRADE) >= 0
-        self.apply_columns(trading_date, views, batch.details, out, breaks=breaks)
+        self.apply_columns(trading_date, views, batch.details, out, breaks=has_breaks(views))
         return out.stage_output()
 
     def apply_columns(

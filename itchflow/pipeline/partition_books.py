@@ -34,10 +34,8 @@ from typing import NamedTuple
 from itchflow.avro.bundle import days_since_epoch
 from itchflow.avro.normalized import decode_normalized
 from itchflow.normalize.bundle import NormalizedBundle, run_details
-from itchflow.pipeline.book_stage import BROKEN_TRADE, BookStage, BookStageConfig, Outputs
+from itchflow.pipeline.book_stage import BookStage, BookStageConfig, Outputs, has_breaks
 from itchflow.pipeline.keyed_state import KeyedState
-
-BROKEN_TRADE_BYTE = bytes([BROKEN_TRADE])
 
 COUNTER_NAMES = (
     "events_applied",
@@ -121,8 +119,7 @@ class PartitionBooks:
         venue = bundle.venue
         day = days_since_epoch(bundle.trading_date)
         views = bundle.columns.views()  # each run read in place: no slices per run
-        # broken trades are rare: look for one in C, then per run only if there is one
-        breaks = bytes(views.kind).find(BROKEN_TRADE_BYTE) >= 0
+        breaks = has_breaks(views)
         for run, details in zip(bundle.runs, run_details(bundle), strict=True):
             symbol = run.symbol
             if not symbol:
