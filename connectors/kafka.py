@@ -14,10 +14,11 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 
-from pyflink.common import Types, WatermarkStrategy
+from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.common.serialization import ByteArraySchema
 from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
@@ -46,6 +47,24 @@ EVENT_TIME_HEADER = "itchflow.event-time-ns"
 """Kafka header of a record's event time (8 bytes big-endian, UTC epoch ns; see ``EventTime.java``)."""
 END_OF_REPLAY_HEADER = "itchflow.end-of-replay"
 HEARTBEAT_HEADER = "itchflow.heartbeat"
+
+
+_SALT = re.compile(r"~\d+$")
+
+
+def topic_key(key: str) -> bytes:
+    """The Kafka key of a record written under the Flink key ``key``: a salted bundle key
+    (``<venue>:#<p>/<n>~<salt>``, see ``KeyedRecordDeserializer.java``) loses its salt, any other
+    key stays as it is."""
+    return _SALT.sub("", key).encode()
+
+
+def control_record(key: str, flags: int) -> Row:
+    """An end-of-replay marker or heartbeat (``flags``) passed on under the Flink key ``key`` to a
+    :func:`keyed_bytes_sink`: a one-byte value, which the sink's serializer writes as the replay
+    does, an empty record with the flags' headers (``KeyedRecordSerializer.java``), so the next job
+    sees it as its own source's."""
+    return Row(topic_key(key), bytes([flags]))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ NORMALIZED_TOPIC = "market-data-normalized"
 ORDERS_TOPIC = "orders"
 EXECUTIONS_TOPIC = "executions"
 DEAD_LETTER_TOPIC = "dead-letter"
+BOOK_EVENTS_TOPIC = "book-events"
+"""What the order-book job's books made of each record, for the analytics job (``schemas/book/``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,14 @@ class StackConfig:
 
     def topics(self) -> tuple[TopicSpec, ...]:
         """The topics of DESIGN.md, all partitioned alike (keyed by symbol)."""
-        names = (RAW_TOPIC, NORMALIZED_TOPIC, ORDERS_TOPIC, EXECUTIONS_TOPIC, DEAD_LETTER_TOPIC)
+        names = (
+            RAW_TOPIC,
+            NORMALIZED_TOPIC,
+            BOOK_EVENTS_TOPIC,
+            ORDERS_TOPIC,
+            EXECUTIONS_TOPIC,
+            DEAD_LETTER_TOPIC,
+        )
         return tuple(TopicSpec(name, self.partitions, dict(TOPIC_CONFIGS)) for name in names)
 
     def ports(self) -> dict[str, int]:

@@ -27,8 +27,12 @@ from itchflow.stack.manager import Stack
 
 DEMO_FILE = PROJECT_ROOT / "data" / "RITCH_ex20101224.TEST_ITCH_50.gz"
 DEMO_DATE = "2019-12-30"
-PIPELINE_JOBS = (("normalize", "itchflow-normalize"), ("order_book", "itchflow-order-book"))
-"""(job script, job name) of the pipeline the demo runs: the normalize and order-book jobs."""
+PIPELINE_JOBS = (
+    ("normalize", "itchflow-normalize"),
+    ("order_book", "itchflow-order-book"),
+    ("analytics", "itchflow-analytics"),
+)
+"""(job script, job name) of the split pipeline: the normalize, order-book and analytics jobs."""
 MARKET_DATA_JOBS = (("market_data", "itchflow-market-data"),)
 """The same pipeline as one job (``jobs/market_data.py``): faster, one Kafka hop less."""
 REDIS_PREFIX = "itchflow"

@@ -320,6 +320,14 @@ def _intervals(text: str) -> tuple[int, ...]:
     return tuple(parse_interval(part.strip()) for part in text.split(",") if part.strip())
 
 
+def default_bar_config() -> BarConfig:
+    """The bars as the jobs run them by default: 1 s / 1 m / 5 m, with the sliding VWAP, the moving
+    averages and bursts (flagged at the default intensity)."""
+    return BarConfig(
+        rolling=RollingConfig(), bursts=BurstConfig(alert_prints_per_s=DEFAULT_BURST_ALERT_PRINTS_PER_S)
+    )
+
+
 def bar_config(args: argparse.Namespace) -> BarConfig | None:
     """The bars' settings from their flags (None with ``--no-bars``)."""
     if not args.bars:

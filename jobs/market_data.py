@@ -24,9 +24,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from connectors.clickhouse import CLICKHOUSE_ROWS
 from connectors.kafka import key_by_record_key
 from itchflow.analytics.bar_stage import BarConfig
-from itchflow.analytics.bursts import DEFAULT_BURST_ALERT_PRINTS_PER_S, BurstConfig
 from itchflow.analytics.flow_stage import FlowConfig
-from itchflow.analytics.rolling import RollingConfig
 from itchflow.codeversion import source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.book_stage import BookStageConfig
@@ -40,6 +38,7 @@ from jobs.common import (
     book_config,
     book_sinks,
     create_tables,
+    default_bar_config,
     flow_config,
     job_arg_parser,
     kafka_settings,
@@ -57,11 +56,7 @@ class MarketDataConfig:
     source_topic: str = RAW_TOPIC
     """The raw topic's name, recorded in every dead letter's provenance."""
     books: BookStageConfig = field(default_factory=BookStageConfig)
-    bars: BarConfig | None = field(
-        default_factory=lambda: BarConfig(
-            rolling=RollingConfig(), bursts=BurstConfig(alert_prints_per_s=DEFAULT_BURST_ALERT_PRINTS_PER_S)
-        )
-    )
+    bars: BarConfig | None = field(default_factory=default_bar_config)
     """OHLCV bars in event time from the books' prints, with the sliding VWAP and moving averages
     over them (None: books only)."""
     flow: FlowConfig | None = field(default_factory=FlowConfig)

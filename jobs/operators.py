@@ -22,7 +22,15 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
-from connectors.kafka import END_OF_REPLAY, HEARTBEAT, KEYED_BYTES, record_event_time, split_record
+from connectors.kafka import (
+    END_OF_REPLAY,
+    HEARTBEAT,
+    KEYED_BYTES,
+    control_record,
+    record_event_time,
+    split_record,
+    topic_key,
+)
 from connectors.redis import REDIS_COMMANDS
 from itchflow.analytics.bar_stage import BarConfig, BarRevision, BarStage, complete_before_ns
 from itchflow.analytics.bars import eligible
@@ -30,9 +38,10 @@ from itchflow.analytics.bursts import Burst, BurstDetector
 from itchflow.analytics.flow_stage import FlowConfig, FlowStage
 from itchflow.analytics.rolling_stage import RollingStage
 from itchflow.avro import InvalidReason, InvalidRecord
-from itchflow.avro.deadletter import DeadLetter, encode_dead_letter
+from itchflow.avro.deadletter import DeadLetter, dead_letter_for, encode_dead_letter
 from itchflow.codeversion import check_loaded
 from itchflow.normalize.bundle import NormalizedBundle
+from itchflow.pipeline.book_events import decode_book_events, encode_book_events
 from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
@@ -46,11 +55,15 @@ from itchflow.sinks.rolling_outputs import MOVING_AVERAGES, VWAP, average_rows, 
 
 LOG = logging.getLogger(__name__)
 JOB_NAME = "itchflow-market-data"
+ANALYTICS_JOB_NAME = "itchflow-analytics"
 
 DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
 """Dead letters (``Row(source key, DeadLetter Avro)``) of the normalize operators."""
 NORMALIZED_OUT = OutputTag("normalized", KEYED_BYTES)
 """The market-data operator's normalized records (``Row(key, NormalizedBundle Avro)``)."""
+BOOK_EVENTS_OUT = OutputTag("book-events", KEYED_BYTES)
+"""The order-book operator's book events (``Row(key, BookEvents Avro)``, see
+:mod:`itchflow.pipeline.book_events`) and the control records it passes on."""
 REDIS_OUT = OutputTag("redis-commands", REDIS_COMMANDS)
 """The book operators' Redis pipelines (``Row(command count, RESP bytes, fired_at_ms)``; the last
 is 0 except on the records of bars fired by event time, see :class:`BarStep`)."""
@@ -241,8 +254,10 @@ class BarStep:
         source_topic: str,
         compact_every: int = 64,
         clock: Callable[[], int] = time.time_ns,
+        job: str = JOB_NAME,
     ):
         self.config = config
+        self.job = job
         self.clock = clock
         self.redis_prefix = redis_prefix
         self.source_topic = source_topic
@@ -344,7 +359,7 @@ class BarStep:
             )
             letter = DeadLetter(
                 self.source_topic, partition, offset, timestamp_ms, key, None, None,
-                InvalidReason.LATE.value, detail, "LatePrint", JOB_NAME, now,
+                InvalidReason.LATE.value, detail, "LatePrint", self.job, now,
             )  # fmt: skip
             yield DEAD_LETTERS, Row(key, encode_dead_letter(letter))
         stage.late.clear()
@@ -537,6 +552,51 @@ class FlowStep:
             self.timers[key] = timer
 
 
+class AnalyticsSteps:
+    """The analytics of a key from its books' output: the bars with their rolling values and bursts
+    (:class:`BarStep`) and the OFI and liquidity (:class:`FlowStep`), either of them off when its
+    config is None. One timer service per key: a timer of either step fires both (Flink keeps one
+    timer per key and time; each step re-registers what it still needs)."""
+
+    def __init__(
+        self,
+        runtime_context: RuntimeContext,
+        bars: BarConfig | None,
+        flow: FlowConfig | None,
+        redis_prefix: str,
+        source_topic: str,
+        job: str = JOB_NAME,
+    ) -> None:
+        self.bars = (
+            None if bars is None else BarStep(runtime_context, bars, redis_prefix, source_topic, job=job)
+        )
+        self.flow = None if flow is None else FlowStep(runtime_context, flow, redis_prefix)
+
+    def on_books(
+        self, key: object, output: BundleOutput, ctx, source: tuple[int, int, int, bytes]
+    ) -> Iterator:
+        """One record's output of the books (``source``: its partition, offset, Kafka ms, key bytes)."""
+        if self.bars is not None:
+            yield from self.bars.on_books(key, output, ctx, source)
+        if self.flow is not None:
+            yield from self.flow.on_books(key, output, ctx)
+
+    def close_all(self, key: object, ctx) -> Iterator:
+        """The end of a replay in this key's partition: every open window now."""
+        if self.bars is not None:
+            yield from self.bars.close_all(key, ctx)
+        if self.flow is not None:
+            yield from self.flow.close_all(key, ctx)
+
+    def on_timer(self, key: object, ctx) -> Iterator:
+        if self.bars is not None:
+            self.bars.timers.pop(key, None)
+            yield from self.bars.on_timer(key, ctx)
+        if self.flow is not None:
+            self.flow.timers.pop(key, None)
+            yield from self.flow.on_timer(key, ctx)
+
+
 def _burst_step(detector: BurstDetector, step: tuple) -> list[Burst]:
     """A logged bar step applied to the bursts: a record's prints and breaks, a timer, an end of replay."""
     if step[0] == "r":
@@ -594,7 +654,9 @@ class Normalize(_Operator):
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
-        if control_flags(value):
+        flags = control_flags(value)
+        if flags:  # the end of a replay, a heartbeat: passed on to the jobs downstream
+            yield control_record(_key_text(ctx.get_current_key()), flags)
             return
         outcome, source_key = self.step.process(ctx.get_current_key(), value)
         if outcome.normalized is not None:
@@ -605,18 +667,94 @@ class Normalize(_Operator):
 
 class MaintainBooks(_Operator):
     """Normalized record (a bundle of one partition's symbols) -> the key's books: ClickHouse rows
-    (main output), one Redis pipeline on :data:`REDIS_OUT`."""
+    (main output), one Redis pipeline on :data:`REDIS_OUT` and, with ``events``, what the books made
+    of it on :data:`BOOK_EVENTS_OUT` (with the end-of-replay markers and heartbeats passed on)."""
 
-    def __init__(self, config: BookStageConfig, code: str) -> None:
+    def __init__(self, config: BookStageConfig, code: str, events: bool = False) -> None:
         super().__init__(code)
         self.config = config
+        self.events = events
 
     def open_steps(self, runtime_context: RuntimeContext) -> None:
         self.step = BookStep(runtime_context, self.config)
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
-        yield from self.step.process(ctx.get_current_key(), bytes(split_record(value)[3]))
+        key = ctx.get_current_key()
+        flags = control_flags(value)
+        if flags:
+            if self.events:
+                yield BOOK_EVENTS_OUT, control_record(_key_text(key), flags)
+            return
+        partition, offset, _, payload = split_record(value)
+        output = yield from self.step.process(key, bytes(payload))
+        if self.events and output is not None:
+            yield (
+                BOOK_EVENTS_OUT,
+                Row(topic_key(_key_text(key)), encode_book_events(output, partition, offset)),
+            )
+
+
+class ComputeAnalytics(_Operator):
+    """Book-events record (what the books made of one normalized record) -> the key's analytics:
+    ClickHouse rows (main output), Redis pipelines on :data:`REDIS_OUT`, late prints and undecodable
+    records as dead letters on :data:`DEAD_LETTERS`. The end of a replay closes every window.
+
+    A record whose normalized record's offset is not past the last one the key applied
+    (``applied-offset``) is skipped: the order-book job writes its records again after a restore
+    (at-least-once), and the analytics must not count their prints twice."""
+
+    def __init__(
+        self, source_topic: str, redis_prefix: str, code: str, bars: BarConfig | None, flow: FlowConfig | None
+    ) -> None:
+        super().__init__(code)
+        self.source_topic = source_topic
+        self.redis_prefix = redis_prefix
+        self.bar_config = bars
+        self.flow_config = flow
+
+    def open_steps(self, runtime_context: RuntimeContext) -> None:
+        self.analytics = AnalyticsSteps(
+            runtime_context, self.bar_config, self.flow_config, self.redis_prefix, self.source_topic,
+            job=ANALYTICS_JOB_NAME,
+        )  # fmt: skip
+        self.applied = runtime_context.get_state(ValueStateDescriptor("applied-offset", Types.LONG()))
+        metrics = runtime_context.get_metrics_group().add_group("itchflow")
+        self.bad_records = metrics.counter("deadLetters")
+        self.duplicates = metrics.counter("duplicateRecords")
+
+    def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
+        self.collector.tick()
+        key = ctx.get_current_key()
+        flags = control_flags(value)
+        if flags:
+            if flags & END_OF_REPLAY:
+                yield from self.analytics.close_all(key, ctx)
+            return
+        partition, offset, timestamp_ms, payload = split_record(value)
+        source_key = _key_text(key).encode()
+        try:
+            events = decode_book_events(bytes(payload))
+        except InvalidRecord as error:
+            self.bad_records.inc()  # not the book job's output: a dead letter, never a crash loop
+            letter = dead_letter_for(
+                error, source_topic=self.source_topic, source_partition=partition, source_offset=offset,
+                key=source_key, value=bytes(payload), job=ANALYTICS_JOB_NAME, ts_failed=time.time_ns(),
+                source_timestamp_ms=timestamp_ms,
+            )  # fmt: skip
+            yield DEAD_LETTERS, Row(source_key, encode_dead_letter(letter))
+            return
+        applied = self.applied.value()
+        if applied is not None and events.source_offset <= applied:
+            self.duplicates.inc()
+            return
+        self.applied.update(events.source_offset)
+        yield from self.analytics.on_books(
+            key, events.output, ctx, (partition, offset, timestamp_ms, source_key)
+        )
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        yield from self.analytics.on_timer(ctx.get_current_key(), ctx)
 
 
 class NormalizeAndMaintainBooks(_Operator):
@@ -641,27 +779,20 @@ class NormalizeAndMaintainBooks(_Operator):
     def open_steps(self, runtime_context: RuntimeContext) -> None:
         self.normalize = NormalizeStep(runtime_context, self.source_topic)
         self.books = BookStep(runtime_context, self.config)
-        self.bars = (
-            None
-            if self.bar_config is None
-            else BarStep(runtime_context, self.bar_config, self.config.redis_prefix, self.source_topic)
+        self.analytics = AnalyticsSteps(
+            runtime_context, self.bar_config, self.flow_config, self.config.redis_prefix, self.source_topic
         )
-        self.flow = (
-            None
-            if self.flow_config is None
-            else FlowStep(runtime_context, self.flow_config, self.config.redis_prefix)
-        )
+        self.with_analytics = self.bar_config is not None or self.flow_config is not None
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
         key = ctx.get_current_key()
         flags = control_flags(value)
         if flags:
+            # passed on with the normalized records: an order-book job reading them sees it too
+            yield NORMALIZED_OUT, control_record(_key_text(key), flags)
             if flags & END_OF_REPLAY:
-                if self.bars is not None:
-                    yield from self.bars.close_all(key, ctx)
-                if self.flow is not None:
-                    yield from self.flow.close_all(key, ctx)
+                yield from self.analytics.close_all(key, ctx)
             return
         outcome, source_key = self.normalize.process(key, value)
         for letter in outcome.dead_letters:
@@ -670,19 +801,10 @@ class NormalizeAndMaintainBooks(_Operator):
             yield NORMALIZED_OUT, Row(outcome.output_key, outcome.normalized)
             # the normalizer's bundle object: the books need not decode the bytes they log
             output = yield from self.books.process(key, outcome.normalized, outcome.bundle)
-            if self.bars is not None and output is not None:
+            if self.with_analytics and output is not None:
                 partition, offset, timestamp_ms, _ = split_record(value)
-                yield from self.bars.on_books(key, output, ctx, (partition, offset, timestamp_ms, source_key))
-            if self.flow is not None and output is not None:
-                yield from self.flow.on_books(key, output, ctx)
+                source = (partition, offset, timestamp_ms, source_key)
+                yield from self.analytics.on_books(key, output, ctx, source)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        # one timer service per key: a timer of either step fires both (Flink keeps one timer per
-        # key and time; each step re-registers what it still needs)
-        key = ctx.get_current_key()
-        if self.bars is not None:
-            self.bars.timers.pop(key, None)
-            yield from self.bars.on_timer(key, ctx)
-        if self.flow is not None:
-            self.flow.timers.pop(key, None)
-            yield from self.flow.on_timer(key, ctx)
+        yield from self.analytics.on_timer(ctx.get_current_key(), ctx)

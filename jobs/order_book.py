@@ -10,6 +10,11 @@ books that equal it (see ``itchflow.pipeline.partition_books``). The work is in
 writer sends what it holds and the ClickHouse writer puts it into the checkpoint). Writes are
 idempotent (deterministic ClickHouse keys, Redis stream ids), so a restore never doubles a row.
 
+What the books made of each record -- prints with match numbers, broken trades, top-of-book changes
+with sizes, depth snapshots -- goes to the ``book-events`` topic (``schemas/book/BookEvents.avsc``)
+for the analytics job (``jobs/analytics.py``), with the replay's end-of-replay markers and
+heartbeats passed on; ``--book-events-topic ''`` turns it off.
+
     itchflow submit order_book [--parallelism 2]
 """
 
@@ -23,7 +28,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from connectors.clickhouse import CLICKHOUSE_ROWS
 from connectors.kafka import key_by_record_key
 from itchflow.codeversion import source_fingerprint
-from itchflow.config import NORMALIZED_TOPIC
+from itchflow.config import BOOK_EVENTS_TOPIC, NORMALIZED_TOPIC
 from itchflow.pipeline.book_stage import BookStageConfig
 from jobs.common import (
     Sinks,
@@ -34,20 +39,23 @@ from jobs.common import (
     create_tables,
     job_arg_parser,
     kafka_settings,
+    kafka_sink,
     kafka_source,
     stream_environment,
 )
-from jobs.operators import REDIS_OUT, MaintainBooks
+from jobs.operators import BOOK_EVENTS_OUT, REDIS_OUT, MaintainBooks
 
 JOB_NAME = "itchflow-order-book"
 
 
 def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, config: BookStageConfig) -> None:
-    """sources ``normalized`` -> the books -> sinks ``clickhouse`` (rows) and ``redis`` (pipelines)."""
+    """sources ``normalized`` -> the books -> sinks ``clickhouse`` (rows), ``redis`` (pipelines) and,
+    when ``sinks`` has it, ``book-events``."""
     normalized = sources["normalized"](env)
+    events = "book-events" in sinks
     books = (
         key_by_record_key(normalized)
-        .process(MaintainBooks(config, source_fingerprint()), output_type=CLICKHOUSE_ROWS)
+        .process(MaintainBooks(config, source_fingerprint(), events), output_type=CLICKHOUSE_ROWS)
         .name("order-book")
         # v2: state is per partition key (token, snapshots, log), not one ValueState per symbol;
         # a savepoint of the v1 operator must not be silently mapped onto it
@@ -55,11 +63,24 @@ def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, confi
     )
     sinks["clickhouse"](books)
     sinks["redis"](books.get_side_output(REDIS_OUT))
+    if events:
+        sinks["book-events"](books.get_side_output(BOOK_EVENTS_OUT))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = job_arg_parser(__doc__.splitlines()[0])
     parser.add_argument("--input-topic", default=NORMALIZED_TOPIC)
+    parser.add_argument(
+        "--book-events-topic",
+        default=BOOK_EVENTS_TOPIC,
+        help=f"where what the books made of each record goes, for the analytics job (default {BOOK_EVENTS_TOPIC}; '': off)",
+    )
+    parser.add_argument(
+        "--topic-linger-ms",
+        type=int,
+        default=20,
+        help="how long the book-events producer waits to fill a request (default 20)",
+    )
     add_book_arguments(parser)
     args = parser.parse_args(argv)
     sinks = book_sinks(args)
@@ -67,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     env = stream_environment(args)
     settings = kafka_settings(args, default_group=JOB_NAME)
     sources = {"normalized": kafka_source(args, settings, args.input_topic, "normalized-source")}
+    if args.book_events_topic:
+        sinks["book-events"] = kafka_sink(
+            settings, args.book_events_topic, "book-events-sink", args.topic_linger_ms
+        )
     build(env, sources, sinks, book_config(args))
     env.execute(JOB_NAME)
 

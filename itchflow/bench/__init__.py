@@ -52,7 +52,7 @@ import sys
 
 PIPELINES = ("market-data", "split")
 """What a run submits (``--pipeline``, the first is the default): ``market-data`` is one job that
-normalizes and keeps the books (``jobs/market_data.py``); ``split`` the normalize and order_book jobs."""
+normalizes and keeps the books (``jobs/market_data.py``); ``split`` the normalize, order_book and analytics jobs."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=PIPELINES,
         default=PIPELINES[0],
         help="market-data: one job normalizing and keeping the books (jobs/market_data.py, default); "
-        "split: the normalize and order_book jobs",
+        "split: the normalize, order_book and analytics jobs",
     )
     pipeline.add_argument("--parallelism", type=int, default=2, help="parallelism of the jobs (default 2)")
     pipeline.add_argument(

@@ -82,7 +82,8 @@ class BenchOptions:
     """Pace the throughput replay by feed time (x real time); None: full speed."""
     parallelism: int = 2
     pipeline: str = "market-data"
-    """``market-data`` (one job, jobs/market_data.py) or ``split`` (the normalize and order_book jobs)."""
+    """``market-data`` (one job, jobs/market_data.py) or ``split`` (the normalize, order_book and
+    analytics jobs)."""
     execution_mode: str | None = None
     """PyFlink execution mode; None: the cluster's default (``python.execution-mode``)."""
     batch_size: int = 1000
@@ -128,10 +129,10 @@ class BenchOptions:
 
 def bar_intervals(options: BenchOptions) -> tuple[int, ...]:
     """The bar sizes (s) the run's market-data job writes (``--bar-intervals`` among the job
-    arguments, else its default 1 s, 1 m, 5 m); none with ``--no-bars`` or the split pipeline."""
+    arguments, else its default 1 s, 1 m, 5 m); none with ``--no-bars``."""
     from itchflow.analytics.bars import parse_interval
 
-    if options.pipeline != "market-data" or "--no-bars" in options.job_args:
+    if "--no-bars" in options.job_args:
         return ()
     text = "1s,1m,5m"
     for position, arg in enumerate(options.job_args):
@@ -186,7 +187,7 @@ class RunNames:
         return (self.warmup_venue, self.venue, self.latency_venue)
 
     def topic(self, role: str) -> str:
-        """``raw``, ``normalized`` or ``dead-letter``."""
+        """``raw``, ``normalized``, ``book-events`` or ``dead-letter``."""
         return f"{TOPIC_PREFIX}{self.tag.lower()}-{role}"
 
     def group(self, job: str) -> str:
@@ -291,7 +292,7 @@ class BenchRun:
 
         self._cancel_left_over_jobs()
         self._delete_topics(lambda name: name.startswith(TOPIC_PREFIX))
-        names = [self.names.topic(role) for role in ("raw", "normalized", "dead-letter")]
+        names = [self.names.topic(role) for role in ("raw", "normalized", "book-events", "dead-letter")]
         ensure_topics(self.config, [TopicSpec(n, self.config.partitions, dict(TOPIC_CONFIGS)) for n in names])
         self.topics_created = names
 
@@ -344,6 +345,13 @@ class BenchRun:
                 "order_book": [
                     *common,
                     *("--group-id", names.group("order-book"), "--input-topic", names.topic("normalized")),
+                    *("--book-events-topic", names.topic("book-events")),
+                    *depth,
+                ],
+                "analytics": [
+                    *common,
+                    *("--group-id", names.group("analytics"), "--input-topic", names.topic("book-events")),
+                    *("--dead-letter-topic", names.topic("dead-letter")),
                     *depth,
                 ],
             }
@@ -485,9 +493,12 @@ class BenchRun:
         return counts
 
     def _histogram(self, prefix: str) -> list[float]:
-        """The book job's bucket counts of a latency histogram so far (Flink REST): ``producedToBook``
-        (:data:`BOOK_LATENCY`) or the Redis writer's :data:`BAR_PUBLISH_DELAY`."""
-        job_id = self.jobs.get("market_data") or self.jobs["order_book"]
+        """A job's bucket counts of a latency histogram so far (Flink REST): the book job's
+        ``producedToBook`` (:data:`BOOK_LATENCY`) or the bar job's Redis writer's :data:`BAR_PUBLISH_DELAY`."""
+        job_id = (
+            self.jobs.get("market_data")
+            or self.jobs["analytics" if prefix == BAR_PUBLISH_DELAY else "order_book"]
+        )
         return job_histogram(self.config.flink_rest_url, job_id, prefix)
 
     def check_books(self, reference: dict, phase: Phase) -> list[str]:

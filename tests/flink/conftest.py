@@ -13,6 +13,7 @@ mini-cluster, fed from in-memory collections, their outputs collected back into 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -39,7 +40,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TRADING_DATE = date(2019, 12, 30)
 DEPTH = 10
 GARBAGE = b"\x00\x01 not an ItchBundle"
-BRIDGE_HEADER = RECORD_HEADER.pack(0, 0, 0, NO_EVENT_TIME, 0)
 
 
 # ----------------------------------------------------------------------------- the mini-cluster
@@ -82,18 +82,16 @@ class Collector:
         self, name: str
     ) -> tuple[Callable[[DataStream], None], Callable[[StreamExecutionEnvironment], DataStream]]:
         """A sink of ``Row(key, value)`` records (also collected as ``name``) and a source of the
-        same records as ``Row(key, header + value)``: one job's output topic as another's input."""
+        same records as ``Row(key, header + value)``: one job's output topic as another's input.
+        As the Kafka sink and source would: a one-byte value is a control record (its byte the
+        header's flags, no payload), and each record gets the next offset of its writer (a
+        subtask writes all of a key's records, so a key's offsets increase)."""
         held: list[DataStream] = []
 
         def attach(stream: DataStream) -> None:
             self.sink(name)(stream)
             # no gateway inside an operator: the key stays as the topic has it (unsalted)
-            held.append(
-                stream.map(
-                    lambda row, header=BRIDGE_HEADER: Row(bytes(row[0]).decode(), header + bytes(row[1])),
-                    KEYED_RECORD,
-                )
-            )
+            held.append(stream.map(bridged, KEYED_RECORD))
 
         return attach, lambda env: held[0]
 
@@ -128,6 +126,14 @@ class Collector:
         if errors:
             raise errors[0]
         return by_sink
+
+
+def bridged(row: Row, offsets=itertools.count()) -> Row:  # noqa: B008 -- one counter per subtask
+    """A ``Row(key, value)`` of a job's sink as the Kafka source would give it to the next job."""
+    value = bytes(row[1])
+    flags, payload = (value[0], b"") if len(value) == 1 else (0, value)
+    header = RECORD_HEADER.pack(0, next(offsets), 0, NO_EVENT_TIME, flags)
+    return Row(bytes(row[0]).decode(), header + payload)
 
 
 def _bytes(value: object) -> bytes:

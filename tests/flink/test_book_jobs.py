@@ -4,7 +4,9 @@ offline reference (``itchflow book --json``) for the real samples and a syntheti
 undecodable record becomes exactly one dead letter and changes no book.
 
 The two pipelines: ``split`` (the normalize job's output topic bridged in memory into the order-book
-job, as Kafka joins them in production) and ``market-data`` (both in one operator). Each run feeds
+job, and its book events into the analytics job, as Kafka joins them in production) and
+``market-data`` (all three in one operator). Both write the bars of ``itchflow bars`` and the OFI of
+``ofi_of_file``. Each run feeds
 every feed at once, each under its own venue, so the keys of different feeds never meet.
 """
 
@@ -16,12 +18,14 @@ import pytest
 from pyflink.datastream import StreamExecutionEnvironment
 
 from itchflow import synth
+from itchflow.analytics.book_tape import ofi_of_file
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.pipeline.book_stage import BookStageConfig
-from jobs import market_data, normalize, order_book
+from jobs import analytics, market_data, normalize, order_book
 from tests.samples import sample
 
 from .conftest import (
+    TRADING_DATE,
     Collector,
     Feed,
     Outputs,
@@ -69,6 +73,7 @@ def references(files: dict[str, Path]) -> dict[str, dict[str, dict]]:
 def run_split(env: StreamExecutionEnvironment, feeds: list[Feed]) -> Outputs:
     collector = Collector()
     to_books, from_normalize = collector.bridge("normalized")
+    to_analytics, from_books = collector.bridge("book-events")
     normalize.build(
         env,
         {"raw": collection_source(feeds)},
@@ -78,8 +83,22 @@ def run_split(env: StreamExecutionEnvironment, feeds: list[Feed]) -> Outputs:
     order_book.build(
         env,
         {"normalized": from_normalize},
-        {"clickhouse": collector.sink("clickhouse"), "redis": collector.sink("redis")},
+        {
+            "clickhouse": collector.sink("clickhouse"),
+            "redis": collector.sink("redis"),
+            "book-events": to_analytics,
+        },
         BookStageConfig(depth_levels=10),
+    )
+    analytics.build(
+        env,
+        {"book-events": from_books},
+        {
+            "clickhouse": collector.sink("clickhouse"),
+            "redis": collector.sink("redis"),
+            "dead-letters": collector.sink("dead-letters"),
+        },
+        analytics.AnalyticsConfig(),
     )
     return decode_outputs(collector.run(env))
 
@@ -157,14 +176,12 @@ def test_each_undecodable_record_is_one_dead_letter(run) -> None:
         assert sorted(garbage) == sorted(feed.garbage), feed.venue
 
 
-def test_market_data_bars_equal_the_offline_bars(run, bar_references) -> None:
-    """The market-data job's bars (last revision per window, end of input closing every window)
-    equal ``itchflow bars`` for every feed and size; the split pipeline writes no bars."""
+def test_bars_equal_the_offline_bars(run, bar_references) -> None:
+    """The bars (last revision per window, end of input closing every window) of the market-data job,
+    and of the analytics job from the order-book job's events, equal ``itchflow bars`` for every feed
+    and size."""
     feeds, outputs = run
     rows = outputs.rows.get("bars", [])
-    if "-split-" in feeds[0].venue:
-        assert rows == []
-        return
     for feed in feeds:
         got = current_bars(rows, feed.venue)
         expected = {
@@ -179,3 +196,21 @@ def test_market_data_bars_equal_the_offline_bars(run, bar_references) -> None:
                 bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], bar["trades"]
             ), (feed.venue, key)  # fmt: skip
             assert row["vwap"] == bar["vwap"], (feed.venue, key)
+
+
+def test_ofi_equals_the_offline_function(run) -> None:
+    """Every OFI window (1 s and 1 m) of every feed equals ``ofi_of_file``: the top-of-book changes
+    reach the OFI whole, in the one-job pipeline and through the book-events topic."""
+    feeds, outputs = run
+    for feed in feeds:
+        got = sorted(
+            (row["symbol"], row["interval_s"], row["window_start"], row["ofi"], row["updates"])
+            for row in outputs.rows.get("ofi", [])
+            if row["venue"] == feed.venue
+        )
+        expected = sorted(
+            (row.symbol, row.interval_s, row.window_start_ns, row.ofi, row.updates)
+            for row in ofi_of_file(feed.path, TRADING_DATE, feed.venue)
+        )
+        assert expected, f"{feed.venue}: the feed has no top-of-book changes to test with"
+        assert got == expected, feed.venue

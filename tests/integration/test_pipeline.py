@@ -1,7 +1,8 @@
 """The order-book pipeline end to end on the local stack, checked against `itchflow book --json`.
 
 replay -> market-data-raw -> normalize job -> market-data-normalized -> order-book job ->
-ClickHouse + Redis, and the same with the market-data job (normalization and books in one operator):
+ClickHouse + Redis, book-events -> analytics job -> ClickHouse + Redis, and the same with the
+market-data job (normalization, books and analytics in one operator):
 every test runs on both pipelines, one after the other (the first one's jobs are cancelled before
 the second starts). Every test replays under its own venue tag (suffixed by the pipeline), so the
 books (keyed by venue and symbol) of different tests never mix on the shared stack. The upgrade and
@@ -68,6 +69,16 @@ def pipeline(request: pytest.FixtureRequest, local_stack: StackConfig):
     yield local_stack, ids, "-" + request.param.upper(), jobs
     for job_id in ids.values():
         cancel(local_stack.flink_rest_url, job_id)
+
+
+def book_job(jobs: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """(script, job name) of the pipeline's job that keeps the books."""
+    return next(job for job in jobs if job[0] in ("order_book", "market_data"))
+
+
+def analytics_job(jobs: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """(script, job name) of the pipeline's job that computes the bars."""
+    return next(job for job in jobs if job[0] in ("analytics", "market_data"))
 
 
 def reference(config: StackConfig, path: Path) -> dict:
@@ -253,15 +264,14 @@ def broken_prints(path: Path) -> set[tuple[str, int]]:
     return broken
 
 
-BARS_DATES = {"-SPLIT": "2020-06-01", "-MARKET-DATA": "2020-06-02"}
-"""Later than every other test's trading date: event time is global to a job, so the bars test's
+BARS_DATES = {"-SPLIT": "2020-06-01", "-MARKET-DATA": "2020-06-04"}
+"""Later than every earlier test's trading date: event time is global to a job, so the bars test's
 replay must not be behind the others' (theirs then come late for bars, which they do not check).
 The market-data job also reads what the split pipeline's run wrote to the raw topic before it: its
-own replay is a day later."""
-LATER_DATES = {"-SPLIT": (DATE, DATE), "-MARKET-DATA": ("2020-06-03", "2020-06-04")}
-"""The days of the TaskManager-kill test and the quiet-feed test, which check the market-data job's
-bars after the bars test: later than its day, in the order the tests run. The split pipeline has no
-bars: its days stay before every day the market-data job checks (it reads the split's replays first)."""
+days come after all of the split's."""
+LATER_DATES = {"-SPLIT": ("2020-06-02", "2020-06-03"), "-MARKET-DATA": ("2020-06-05", "2020-06-06")}
+"""The days of the TaskManager-kill test and the quiet-feed test, which check the bars after the bars
+test: later than its day, in the order the tests run."""
 INTERVALS = {"1s": 1, "1m": 60, "5m": 300}
 
 
@@ -332,25 +342,19 @@ def bar_publish_counts(config: StackConfig, job_id: str, timeout_s: float = 60.0
 
 
 def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path: Path) -> None:
-    """The market-data job's bars after a replay (closed by its end-of-replay records) equal
-    ``itchflow bars`` in ClickHouse and Redis, and the job's watermark is where the feed's end puts it;
-    every firing of bars by event time has one bar publish delay sample; the split pipeline writes no
-    bars."""
+    """The bars after a replay (closed by the end-of-replay records, which the split pipeline's
+    normalize and order-book jobs pass on to the analytics job) equal ``itchflow bars`` in ClickHouse
+    and Redis, and the job's watermark is where the feed's end puts it; every firing of bars by event
+    time has one bar publish delay sample."""
     config, job_ids, suffix, jobs = pipeline
     venue = "E2E-BARS" + suffix
     path = tmp_path / "synth-bars.itch"
     synth.write(path, symbols=30, messages=60_000, seed=21)
     day = BARS_DATES[suffix]
-    job_id = job_ids[jobs[-1][1]]
+    job_id = job_ids[analytics_job(jobs)[1]]
     delays_before, firings_before = bar_publish_counts(config, job_id)
     summary = replay(config, path, venue, "bars-1", trading_date=day)
     wait_until_applied(config, venue, summary.last_seq_by_symbol(), timeout_s=180, show=False)
-    if suffix == "-SPLIT":
-        time.sleep(3)
-        assert streamed_bars(config, venue) == {}
-        assert bar_publish_counts(config, job_id) == ([0.0] * (len(BOUNDS_MS) + 1), 0)
-        assert_the_day_replayed_again_changes_nothing(config, path, venue, day)
-        return
     expected = assert_bars_equal_the_offline_bars(config, path, venue, day)
     assert_one_publish_delay_sample_per_firing(config, job_id, expected, delays_before, firings_before)
     # the watermark: every partition ended at the feed's last event time; 1 s of out-of-orderness
@@ -358,7 +362,7 @@ def test_bars_in_clickhouse_and_redis_equal_the_offline_bars(pipeline, tmp_path:
     vertex = next(
         v
         for v in rest_get(config.flink_rest_url, f"/jobs/{job_id}")["vertices"]
-        if v["name"].startswith("market-data")
+        if v["name"].startswith(("market-data", "analytics"))
     )
     expected_marks = {latest_ns // 1_000_000 - 1_000 - 1}
     deadline = time.monotonic() + 60  # the REST API serves metrics fetched every 10 s
@@ -573,7 +577,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(
 
 def test_upgrade_through_a_savepoint_equals_an_uninterrupted_run(pipeline) -> None:
     config, job_ids, suffix, jobs = pipeline
-    script, name = jobs[-1]  # the job that keeps the books
+    script, name = book_job(jobs)
     path = SHARED_DATA / "RITCH_ex20101224.TEST_ITCH_50.gz"
     venue, half = "E2E-UPGRADE" + suffix, 6000
     first = replay(config, path, venue, "upgrade-1", to_message=half)
@@ -596,7 +600,7 @@ def test_upgrade_through_a_savepoint_equals_an_uninterrupted_run(pipeline) -> No
 def resubmit_from_savepoint(config: StackConfig, job_ids: dict, jobs, *job_args: str) -> str:
     """Stop the book job with a savepoint and submit it again from there (``job_args`` to the job);
     returns the savepoint's path."""
-    script, name = jobs[-1]
+    script, name = book_job(jobs)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -649,7 +653,7 @@ def test_rows_the_clickhouse_writer_held_at_a_savepoint_are_inserted_after_the_r
     assert tob == {s: cache.xlen(f"{REDIS_PREFIX}:tob-stream:{venue}:{s}") for s in last_seq if s in tob}
     assert set(tob) == {s for s in last_seq if cache.xlen(f"{REDIS_PREFIX}:tob-stream:{venue}:{s}")}
     # the restored job claimed a copy (CLAIM mode, see snapshot_to_claim), not the savepoint itself
-    checkpoints = f"/jobs/{job_ids[jobs[-1][1]]}/checkpoints"
+    checkpoints = f"/jobs/{job_ids[book_job(jobs)[1]]}/checkpoints"
     deadline = time.monotonic() + 60
     # more than the 3 retained: the snapshot the job restored from (a claimed copy) is subsumed
     while rest_get(config.flink_rest_url, checkpoints)["counts"]["completed"] < 4:
@@ -704,8 +708,8 @@ def test_killing_the_taskmanager_mid_replay_loses_and_doubles_nothing(pipeline, 
     ).result_rows[0][0]
     assert printed == sum(book["trade_count"] for book in expected.values())
     assert applied_sequences(client, venue) == summary.last_seq_by_symbol()
-    if suffix == "-MARKET-DATA":  # the bars too, restored with the books: none lost, none doubled
-        assert_bars_equal_the_offline_bars(config, path, venue, day)
+    # the bars too, restored with the books (or from the book events): none lost, none doubled
+    assert_bars_equal_the_offline_bars(config, path, venue, day)
 
 
 def quiet_feed(path: Path) -> tuple[float, int, dict[str, tuple[int, int]]]:
@@ -734,8 +738,8 @@ def quiet_feed(path: Path) -> tuple[float, int, dict[str, tuple[int, int]]]:
 
 
 def test_a_paced_feed_that_goes_quiet_closes_its_bars_while_it_is_quiet(pipeline, tmp_path: Path) -> None:
-    """A paced replay sends heartbeats while it waits for the feed's next message: the market-data
-    job closes the bars before the gap during the gap (no end of replay yet), and neither pipeline
+    """A paced replay sends heartbeats while it waits for the feed's next message: the job with the
+    bars closes those before the gap during the gap (no end of replay yet), and neither pipeline
     dead-letters a heartbeat."""
     config, _, suffix, _ = pipeline
     venue = "E2E-QUIET" + suffix
@@ -771,12 +775,10 @@ def test_a_paced_feed_that_goes_quiet_closes_its_bars_while_it_is_quiet(pipeline
     finally:
         worker.join(timeout=60)
     assert done and done[0].heartbeats > 0
-    if suffix == "-SPLIT":
-        assert bars == {}  # the split pipeline writes no bars
-    else:
-        # the last bars before the gap, while the replay still waited for the message after it
-        assert bars == last_bars
-        assert closed_after < 1.5 + gap_s
+    # the last bars before the gap, while the replay still waited for the message after it (the split
+    # pipeline's heartbeats pass through the normalize and order-book jobs to the analytics job)
+    assert bars == last_bars
+    assert closed_after < 1.5 + gap_s
     wait_until_applied(config, venue, done[0].last_seq_by_symbol(), timeout_s=120, show=False)
     consumer = KafkaConsumer(
         DEAD_LETTER_TOPIC, bootstrap_servers=config.bootstrap_servers, auto_offset_reset="earliest",

@@ -189,7 +189,7 @@ def test_equal_bars_have_no_differences_and_each_difference_is_named() -> None:
     [
         ("market-data", (), (1, 60, 300)),
         ("market-data", ("--no-bars",), ()),
-        ("split", (), ()),
+        ("split", (), (1, 60, 300)),
         ("market-data", ("--bar-intervals=5m,1s",), (1, 300)),
         ("market-data", ("--clickhouse-linger-ms=10", "--bar-intervals", "1m"), (60,)),
     ],

@@ -9,9 +9,15 @@ import org.apache.kafka.common.header.internals.RecordHeaders;
  * Writes {@code Row(key bytes, value bytes)} to a topic: the partition {@link BundlePartitioner}
  * chooses, the element's event time (Flink's timestamp, ms) in the {@link EventTime#HEADER} header,
  * and no Kafka timestamp of ours (the producer's clock; see {@link EventTime} why).
+ *
+ * <p>A value of exactly one byte is a control record a job passes on (no Avro value is that short:
+ * the single-object header alone is 10 bytes): its byte holds the {@link EventTime} flags, and it
+ * goes out as the replay sends it, an empty record with the end-of-replay and / or heartbeat header,
+ * so that every job downstream sees the end of a replay and the heartbeats of a quiet feed.
  */
 public class KeyedRecordSerializer implements KafkaRecordSerializationSchema<Row> {
     private static final long serialVersionUID = 1L;
+    private static final byte[] MARK = {'1'};
     private final String topic;
     private final BundlePartitioner partitioner = new BundlePartitioner();
 
@@ -31,6 +37,16 @@ public class KeyedRecordSerializer implements KafkaRecordSerializationSchema<Row
         RecordHeaders headers = new RecordHeaders();
         if (timestamp != null && timestamp != Long.MIN_VALUE) {
             headers.add(EventTime.HEADER, EventTime.encode(timestamp * 1_000_000L));
+        }
+        if (value != null && value.length == 1) {
+            int flags = value[0];
+            value = new byte[0];
+            if ((flags & EventTime.END_OF_REPLAY) != 0) {
+                headers.add(EventTime.END_HEADER, MARK);
+            }
+            if ((flags & EventTime.HEARTBEAT) != 0) {
+                headers.add(EventTime.HEARTBEAT_HEADER, MARK);
+            }
         }
         return new ProducerRecord<>(topic, partition, null, key, value, headers);
     }

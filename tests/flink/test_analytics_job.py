@@ -1,0 +1,140 @@
+"""The analytics job (``jobs/analytics.py``) on its own, built with ``build(...)`` on a local
+mini-cluster at parallelism 1 and 2, fed the book-events topic as the order-book job writes it --
+made here from a synthetic feed by the normalize and book cores, with what a real topic holds besides:
+a stretch of records written again (the order-book job after a restore), undecodable records and the
+end-of-replay markers. Its bars equal ``itchflow bars`` and its OFI ``ofi_of_file`` (no print or
+quote counted twice); each undecodable record is one dead letter."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from connectors.kafka import END_OF_REPLAY, RECORD_HEADER
+from itchflow import synth
+from itchflow.analytics.book_tape import ofi_of_file
+from itchflow.avro.deadletter import decode_dead_letter
+from itchflow.config import BOOK_EVENTS_TOPIC
+from itchflow.pipeline.book_events import encode_book_events
+from itchflow.pipeline.book_stage import BookStageConfig
+from itchflow.pipeline.normalize_stage import RecordSource, normalize_record
+from itchflow.pipeline.partition_books import PartitionBooks
+from jobs import analytics
+
+from .conftest import (
+    GARBAGE,
+    TRADING_DATE,
+    Collector,
+    Feed,
+    bar_reference,
+    collection_source,
+    current_bars,
+    decode_outputs,
+    mini_cluster_env,
+    raw_feed,
+)
+
+pytestmark = pytest.mark.flink
+
+REWRITTEN = 6
+"""Records of each key written again after its middle one (as an order-book job restored from a
+checkpoint taken that many records earlier writes them)."""
+
+
+def book_events_feed(feed: Feed) -> tuple[Feed, int]:
+    """``feed``'s raw records as the order-book job's book-events records, with the stretches written
+    again, a garbage record per key and the end-of-replay markers; and how many records were written
+    again."""
+    states: dict[str, tuple | None] = defaultdict(lambda: None)
+    books: dict[str, PartitionBooks] = defaultdict(lambda: PartitionBooks(BookStageConfig(depth_levels=10)))
+    per_key: dict[str, list[tuple[int, int, bytes]]] = defaultdict(list)  # (partition, event time, value)
+    for key, value in feed.records:
+        partition, offset, _, event_time, _ = RECORD_HEADER.unpack_from(value)
+        source = RecordSource("market-data-raw", partition, offset, 0, key.encode())
+        outcome = normalize_record(value[RECORD_HEADER.size :], source, states[key], now_ns=1)
+        states[key] = outcome.state
+        if outcome.normalized is None:  # the raw garbage: the normalize job's dead letters
+            continue
+        output = books[key].apply(outcome.normalized)
+        normalized_offset = len(per_key[key])
+        per_key[key].append((partition, event_time, encode_book_events(output, partition, normalized_offset)))
+    events = Feed(feed.path, feed.venue)
+    rewritten = 0
+    for key, records in per_key.items():
+        middle = len(records) // 2
+        again = records[max(0, middle - REWRITTEN) : middle]
+        rewritten += len(again)
+        offset = 0
+        for partition, event_time, value in [*records[:middle], *again, *records[middle:]]:
+            events.records.append((key, RECORD_HEADER.pack(partition, offset, 0, event_time, 0) + value))
+            offset += 1
+            if offset == 3:
+                events.garbage.add((partition, offset))
+                events.records.append(
+                    (key, RECORD_HEADER.pack(partition, offset, 0, event_time, 0) + GARBAGE)
+                )
+                offset += 1
+        events.records.append((key, RECORD_HEADER.pack(partition, offset, 0, event_time, END_OF_REPLAY)))
+    return events, rewritten
+
+
+@pytest.fixture(scope="module")
+def feed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("analytics") / "synth.itch"
+    synth.write(path, symbols=30, messages=40_000, seed=23)
+    return path
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=lambda p: f"p{p}")
+def run(request: pytest.FixtureRequest, feed_file: Path):
+    env = mini_cluster_env(request.param)  # first: the feed's keys are salted by the project's Java helper
+    events, rewritten = book_events_feed(raw_feed(feed_file, f"ANALYTICS-P{request.param}", partitions=4))
+    assert rewritten > 0 and events.garbage
+    collector = Collector()
+    sinks = {name: collector.sink(name) for name in ("clickhouse", "redis", "dead-letters")}
+    analytics.build(env, {"book-events": collection_source([events])}, sinks, analytics.AnalyticsConfig())
+    return events, decode_outputs(collector.run(env))
+
+
+def test_bars_equal_the_offline_bars_with_no_record_counted_twice(run, feed_file: Path) -> None:
+    events, outputs = run
+    got = current_bars(outputs.rows.get("bars", []), events.venue)
+    expected = {
+        (bar["symbol"], seconds, bar["window_start_ns"]): (
+            bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], bar["vwap"], bar["trades"]
+        )
+        for name, seconds in (("1s", 1), ("1m", 60), ("5m", 300))
+        for bar in bar_reference(feed_file, name)
+    }  # fmt: skip
+    assert expected
+    assert {
+        key: (row["open"], row["high"], row["low"], row["close"], row["volume"], row["vwap"], row["trades"])
+        for key, row in got.items()
+    } == expected
+
+
+def test_ofi_equals_the_offline_function(run, feed_file: Path) -> None:
+    events, outputs = run
+    got = sorted(
+        (row["symbol"], row["interval_s"], row["window_start"], row["ofi"], row["updates"])
+        for row in outputs.rows.get("ofi", [])
+        if row["venue"] == events.venue
+    )
+    expected = sorted(
+        (row.symbol, row.interval_s, row.window_start_ns, row.ofi, row.updates)
+        for row in ofi_of_file(feed_file, TRADING_DATE, events.venue)
+    )
+    assert expected and got == expected
+
+
+def test_each_undecodable_record_is_one_dead_letter(run) -> None:
+    events, outputs = run
+    letters = [decode_dead_letter(value) for _, value in outputs.other.get("dead-letters", [])]
+    assert sorted((letter.source_partition, letter.source_offset) for letter in letters) == sorted(
+        events.garbage
+    )
+    assert {(letter.source_topic, letter.reason, letter.job) for letter in letters} == {
+        (BOOK_EVENTS_TOPIC, "bad_magic", "itchflow-analytics")
+    }
