@@ -99,10 +99,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--speed", type=float, help="pace the throughput replay by feed time, X times real time"
     )
     replay.add_argument(
-        "--batch-size", type=int, default=1000, help="messages per raw batch at most (default 1000)"
+        "--batch-size",
+        type=int,
+        help="messages per raw batch at most (default: 20,000 for the full-speed throughput replay, "
+        "1,000 for paced replays: --speed and the latency phase)",
     )
     replay.add_argument(
-        "--linger-ms", type=float, default=10.0, help="close a raw batch this late (default 10)"
+        "--linger-ms",
+        type=float,
+        help="close a raw batch this late (default: 100 at full speed, 10 paced)",
     )
     replay.add_argument(
         "--latency-rate",

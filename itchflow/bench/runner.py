@@ -86,8 +86,9 @@ class BenchOptions:
     analytics jobs)."""
     execution_mode: str | None = None
     """PyFlink execution mode; None: the cluster's default (``python.execution-mode``)."""
-    batch_size: int = 1000
-    linger_ms: float = 10.0
+    batch_size: int | None = None
+    linger_ms: float | None = None
+    """Bundles of the replays; None: :func:`~itchflow.replay.bundling`'s, by pace (large at full speed)."""
     depth: int = 10
     job_args: tuple[str, ...] = ()
     """Extra arguments for every job of the run (``--job-arg``)."""
@@ -110,7 +111,8 @@ class BenchOptions:
             (self.speed is None or self.speed > 0, "--speed must be positive"),
             (self.parallelism >= 1, "--parallelism must be at least 1"),
             (self.execution_mode in (None, "process", "thread"), "--execution-mode is process or thread"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.batch_size is None or self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.linger_ms is None or self.linger_ms >= 0, "--linger-ms must not be negative"),
             (self.latency_rate >= 0, "--latency-rate must not be negative"),
             (self.latency_messages >= 1, "--latency-messages must be at least 1"),
             (self.latency_streams >= 1, "--latency-streams must be at least 1"),
@@ -121,6 +123,16 @@ class BenchOptions:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+
+    def bundles(self, paced: bool) -> tuple[int, float]:
+        """(messages, linger ms) of a replay of the run, paced or at full speed."""
+        from itchflow.replay import bundling
+
+        return bundling(paced, self.batch_size, self.linger_ms)
+
+    @property
+    def throughput_bundles(self) -> tuple[int, float]:
+        return self.bundles(self.speed is not None)
 
     @property
     def wait_s(self) -> float:
@@ -420,8 +432,8 @@ class BenchRun:
             show=False,
             trading_date=TRADING_DATE - timedelta(days=2),
             bundles=(
-                max(self.options.batch_size, WARMUP_BATCH_SIZE),
-                max(self.options.linger_ms, WARMUP_LINGER_MS),
+                max(self.options.throughput_bundles[0], WARMUP_BATCH_SIZE),
+                max(self.options.throughput_bundles[1], WARMUP_LINGER_MS),
             ),
         )
 
@@ -429,7 +441,13 @@ class BenchRun:
         from itchflow.replay import file_payloads
 
         self.log(f"throughput: replaying {self.options.messages:,} messages at {self._pace()}")
-        return self._replay(self.names.venue, file_payloads(feed), record=False, speed=self.options.speed)
+        return self._replay(
+            self.names.venue,
+            file_payloads(feed),
+            record=False,
+            speed=self.options.speed,
+            bundles=self.options.throughput_bundles,
+        )
 
     def measure_latency(
         self, feed: Path
@@ -460,6 +478,7 @@ class BenchRun:
                 PacedRuns(file_payloads(feed).runs, count, options.latency_rate),
                 record=True,
                 trading_date=TRADING_DATE - timedelta(days=1),
+                bundles=options.bundles(paced=True),
             )
             time.sleep(1.0)  # the Redis writer may flush a moment after ClickHouse's
         finally:
@@ -583,11 +602,12 @@ class BenchRun:
         record: bool,
         speed: float | None = None,
         show: bool | None = None,
-        bundles: tuple[int, float] | None = None,
+        *,
+        bundles: tuple[int, float],
         trading_date: date = TRADING_DATE,
     ) -> Phase:
-        """Produce ``payloads`` under ``venue`` and wait until every book applied its last message;
-        ``bundles``: (batch size, linger ms) instead of the run's."""
+        """Produce ``payloads`` under ``venue`` in bundles of ``bundles`` (batch size, linger ms) and
+        wait until every book applied its last message."""
         from itchflow.replay import make_producer, replay
 
         show = self.options.show_progress if show is None else show
@@ -606,8 +626,8 @@ class BenchRun:
                 venue=venue,
                 trading_date=trading_date,
                 session=venue,
-                batch_size=bundles[0] if bundles else self.options.batch_size,
-                linger_ms=bundles[1] if bundles else self.options.linger_ms,
+                batch_size=bundles[0],
+                linger_ms=bundles[1],
                 speed=speed,
                 encode=encoder,
             )

@@ -113,7 +113,7 @@ def test_the_execution_mode_defaults_to_the_clusters() -> None:
     assert effective_execution_mode(BenchOptions()) in ("process", "thread")
 
 
-def test_the_warm_up_sends_large_bundles_and_the_measured_phases_the_runs_own(tmp_path: Path) -> None:
+def test_the_warm_up_sends_large_bundles_and_the_measured_phases_bundle_by_their_pace(tmp_path: Path) -> None:
     from itchflow.bench.runner import BenchRun
     from itchflow.config import StackConfig
 
@@ -133,10 +133,16 @@ def test_the_warm_up_sends_large_bundles_and_the_measured_phases_the_runs_own(tm
     run.warm_up(feed)
     run.measure_throughput(feed)
     # a bundle closes at 20,000 messages or 100 ms at the least in the warm-up (few records in the
-    # broker's partitions before the latency phase); the measured phases replay as the user asked
-    assert calls == {run.names.warmup_venue: (20_000, 100.0), run.names.venue: None}
+    # broker's partitions before the latency phase); the full-speed throughput replay bundles as
+    # large by default
+    assert calls == {run.names.warmup_venue: (20_000, 100.0), run.names.venue: (20_000, 100.0)}
+    assert run.options.bundles(paced=True) == (1000, 10.0)  # the latency phase's
     # the warm-up's bars and trades fall on another trading day than the measured run's
     assert dates == {run.names.warmup_venue: date(2019, 12, 28), run.names.venue: "the run's"}
+    paced = BenchRun(StackConfig(home=tmp_path), BenchOptions(messages=1000, speed=5.0), log=lambda m: None)
+    paced._replay = replay  # type: ignore[method-assign]
+    paced.measure_throughput(feed)
+    assert calls[paced.names.venue] == (1000, 10.0)
     large = BenchRun(
         StackConfig(home=tmp_path),
         BenchOptions(messages=1000, warmup_messages=5, batch_size=50_000, linger_ms=250),
@@ -149,6 +155,9 @@ def test_the_warm_up_sends_large_bundles_and_the_measured_phases_the_runs_own(tm
     )
     large.warm_up(feed)
     assert calls["large"] == (50_000, 250)
+    large.measure_throughput(feed)  # the user's bundles for every phase
+    assert calls["large"] == (50_000, 250)
+    assert large.options.bundles(paced=True) == (50_000, 250)
 
 
 def test_the_wait_for_books_grows_with_the_feed() -> None:

@@ -803,3 +803,14 @@ def test_a_replay_at_full_speed_or_without_heartbeats_sends_none() -> None:
         )  # fmt: skip
         assert summary.heartbeats == 0
         assert not [h for _, _, _, h in producer.log if HEARTBEAT_HEADER in h]
+
+
+def test_full_speed_replays_bundle_for_throughput_and_paced_ones_for_latency() -> None:
+    from itchflow.replay import bundling
+
+    assert bundling(paced=False) == (20_000, 100.0)
+    assert bundling(paced=True) == (1000, 10.0)
+    # what the user gives wins, each setting on its own
+    assert bundling(False, 500) == (500, 100.0)
+    assert bundling(True, None, 3.0) == (1000, 3.0)
+    assert bundling(False, 7, 0.0) == (7, 0.0)
