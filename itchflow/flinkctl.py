@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -229,7 +230,21 @@ def stop_with_savepoint(
     if target_dir:
         body["targetDirectory"] = target_dir
     trigger = rest_request(base_url, f"/jobs/{job_id}/stop", "POST", body)
-    request_id = trigger["request-id"]
+    return _savepoint_location(base_url, job_id, trigger["request-id"], timeout_s)
+
+
+def trigger_savepoint(
+    base_url: str, job_id: str, target_dir: str | None = None, timeout_s: float = 120.0
+) -> str:
+    """``flink savepoint`` through REST: a savepoint while the job keeps running; returns its path."""
+    body: dict[str, object] = {"cancel-job": False}
+    if target_dir:
+        body["target-directory"] = target_dir
+    trigger = rest_request(base_url, f"/jobs/{job_id}/savepoints", "POST", body)
+    return _savepoint_location(base_url, job_id, trigger["request-id"], timeout_s)
+
+
+def _savepoint_location(base_url: str, job_id: str, request_id: str, timeout_s: float) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = rest_get(base_url, f"/jobs/{job_id}/savepoints/{request_id}")
@@ -246,6 +261,110 @@ def stop_with_savepoint(
 
 def cancel(base_url: str, job_id: str) -> None:
     rest_request(base_url, f"/jobs/{job_id}?mode=cancel", "PATCH")
+
+
+_JOB_NAME_RE = re.compile(r'^JOB_NAME = "([^"]+)"', re.MULTILINE)
+
+
+def script_job_name(script: Path) -> str:
+    """The Flink job name a job script runs under (its ``JOB_NAME``), else ``itchflow-<stem>``."""
+    match = _JOB_NAME_RE.search(script.read_text(encoding="utf-8"))
+    return match.group(1) if match else "itchflow-" + script.stem.replace("_", "-")
+
+
+def find_running_job(base_url: str, job: str) -> JobInfo:
+    """The running job ``job`` names: a job id, a Flink job name or a job script (``market_data``)."""
+    jobs = [j for j in list_jobs(base_url) if j.state == "RUNNING"]
+    names = {job}
+    if not re.fullmatch(r"[0-9a-f]{32}", job):
+        with contextlib.suppress(UserError):  # not a job script: a job name
+            names.add(script_job_name(job_script(job)))
+    matches = [j for j in jobs if j.job_id == job or j.name in names]
+    if not matches:
+        running = ", ".join(f"{j.name} ({j.job_id})" for j in jobs) or "none"
+        raise UserError(f"no running job {job!r}; running: {running}. `itchflow jobs` lists every job.")
+    if len(matches) > 1:
+        ids = ", ".join(j.job_id for j in matches)
+        raise UserError(f"{len(matches)} running jobs are named {job!r} ({ids}): give the job id")
+    return matches[0]
+
+
+def job_parallelism(base_url: str, job_id: str) -> int:
+    """The highest parallelism of the job's vertices (what ``-p`` gave it)."""
+    return max(vertex["parallelism"] for vertex in rest_get(base_url, f"/jobs/{job_id}")["vertices"])
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    old_job_id: str
+    savepoint: str
+    new_job_id: str
+    parallelism: int
+
+
+def upgrade(
+    config: StackConfig,
+    job: str,
+    job_args: list[str],
+    parallelism: int | None = None,
+    rest_address: str | None = None,
+    allow_non_restored_state: bool = False,
+    timeout_s: float = 180.0,
+    log=print,
+) -> Upgrade:
+    """Stop the running ``job`` (a job script) with a savepoint and submit the current code from it
+    (at the old job's parallelism unless given), once the TaskManagers run the current code (local
+    stack); returns the old and new job ids and the savepoint.
+
+    Raises:
+        UserError: no such job running, or the current code cannot restore the savepoint (then the
+            new job is cancelled; the old one stays stopped and its savepoint stays intact, since a
+            restore claims a copy of it -- the error says how to resume it).
+    """
+    script = job_script(job)
+    base = rest_url(config, rest_address)
+    old = find_running_job(base, script_job_name(script))
+    parallelism = parallelism or job_parallelism(base, old.job_id)
+    log(f"stopping {old.name} ({old.job_id}) with a savepoint ...")
+    savepoint = stop_with_savepoint(base, old.job_id)
+    log(f"savepoint: {savepoint}")
+    if not rest_address:
+        from itchflow.stack.manager import Stack
+
+        Stack(config, log=log).refresh_taskmanager()
+    log(f"submitting the current {script.stem} from it at parallelism {parallelism} ...")
+    new_id = None
+    try:
+        new_id = submit(config, job, job_args, parallelism, savepoint, rest_address, allow_non_restored_state)
+        _wait_restored(base, new_id, timeout_s)
+    except UserError as error:
+        if new_id is not None:
+            cancel(base, new_id)
+        raise UserError(
+            f"{old.name} was not upgraded: the current code cannot restore its state.\n{error}\n\n"
+            f"The old job ({old.job_id}) is stopped; its savepoint is intact at {savepoint}. Resume it "
+            f"with the code that wrote it: `itchflow submit {script.stem} --from-savepoint {savepoint}`; "
+            "or upgrade with --allow-non-restored-state to drop the state the current code has no "
+            "operator for."
+        ) from None
+    return Upgrade(old.job_id, savepoint, new_id, parallelism)
+
+
+def _wait_restored(base_url: str, job_id: str, timeout_s: float) -> None:
+    """Until every task of a job submitted from a savepoint runs; a failure to restore (the job
+    failing, restarting with an exception) ends the wait at once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        detail = rest_get(base_url, f"/jobs/{job_id}")
+        vertices = detail.get("vertices", [])
+        if detail["state"] == "RUNNING" and vertices and all(v["status"] == "RUNNING" for v in vertices):
+            return
+        root = rest_get(base_url, f"/jobs/{job_id}/exceptions").get("root-exception")
+        if root or detail["state"] in ("FAILED", "CANCELED", "FINISHED"):
+            raise UserError(f"job {job_id} is {detail['state']}: {(root or 'no exception reported')[:1500]}")
+        if time.monotonic() > deadline:
+            raise UserError(f"job {job_id}: tasks not all RUNNING after {timeout_s:.0f}s")
+        time.sleep(1.0)
 
 
 def _last_lines(text: str, count: int) -> str:
@@ -277,6 +396,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_stack_options(parser)
     parser.set_defaults(func=_submit)
 
+    savepoint = subparsers.add_parser(
+        "savepoint",
+        help="take a savepoint of a running job (and stop it with --stop)",
+        description="Take a savepoint of a running job through Flink REST and print its path.",
+    )
+    savepoint.add_argument("job", help="job script (e.g. market_data), Flink job name or job id")
+    savepoint.add_argument("--stop", action="store_true", help="stop the job with the savepoint")
+    savepoint.add_argument("--target-directory", metavar="DIR", help="default: state.savepoints.dir")
+    savepoint.add_argument(
+        "--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)"
+    )
+    add_stack_options(savepoint)
+    savepoint.set_defaults(func=_savepoint)
+
+    upgrade_parser = subparsers.add_parser(
+        "upgrade",
+        help="stop a running job with a savepoint and submit the current code from it",
+        description="Stop the running job with a savepoint, submit the current code of jobs/JOB.py "
+        "from it (same parallelism unless -p) and report the new job id. If the current code cannot "
+        "restore the state, the new job is cancelled and the savepoint stays intact. Arguments after "
+        "`--` go to the job, as for submit.",
+        usage="itchflow upgrade JOB [options] [-- job arguments]",
+    )
+    upgrade_parser.add_argument(
+        "job", help="job name in jobs/ (e.g. market_data) or a path to a job .py file"
+    )
+    upgrade_parser.add_argument(
+        "--parallelism", "-p", type=int, help="new parallelism (default: the old job's)"
+    )
+    upgrade_parser.add_argument(
+        "--allow-non-restored-state", action="store_true", help="drop savepoint state with no operator"
+    )
+    upgrade_parser.add_argument(
+        "--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)"
+    )
+    add_stack_options(upgrade_parser)
+    upgrade_parser.set_defaults(func=_upgrade)
+
     jobs = subparsers.add_parser("jobs", help="list Flink jobs with their ids and states (REST)")
     jobs.add_argument(
         "--rest-address", metavar="HOST:PORT", help="Flink REST address (default: the local stack)"
@@ -288,9 +445,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _submit(args: argparse.Namespace) -> int:
     config = stack_config_from_args(args)
-    job_args = list(args.passthrough)
-    if "--bootstrap-servers" not in job_args:
-        job_args = default_job_args(config) + job_args
+    job_args = _with_stack_addresses(config, args.passthrough)
     if not args.rest_address:
         from itchflow.stack.manager import Stack
 
@@ -307,6 +462,45 @@ def _submit(args: argparse.Namespace) -> int:
     )
     print(job_id)
     print(f"web UI: {rest_url(config, args.rest_address)}/#/job/running/{job_id}/overview", file=sys.stderr)
+    return 0
+
+
+def _with_stack_addresses(config: StackConfig, passthrough: list[str]) -> list[str]:
+    job_args = list(passthrough)
+    if "--bootstrap-servers" not in job_args:
+        job_args = default_job_args(config) + job_args
+    return job_args
+
+
+def _savepoint(args: argparse.Namespace) -> int:
+    config = stack_config_from_args(args)
+    base = rest_url(config, args.rest_address)
+    job = find_running_job(base, args.job)
+    action = "stopping it with a savepoint" if args.stop else "taking a savepoint"
+    print(f"{job.name} ({job.job_id}): {action} ...", file=sys.stderr)
+    take = stop_with_savepoint if args.stop else trigger_savepoint
+    print(take(base, job.job_id, args.target_directory))
+    return 0
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    config = stack_config_from_args(args)
+    result = upgrade(
+        config,
+        args.job,
+        _with_stack_addresses(config, args.passthrough),
+        args.parallelism,
+        args.rest_address,
+        args.allow_non_restored_state,
+        log=lambda message: print(message, file=sys.stderr),
+    )
+    print(result.new_job_id)
+    print(
+        f"upgraded {result.old_job_id} -> {result.new_job_id} from {result.savepoint} "
+        f"(parallelism {result.parallelism}); web UI: "
+        f"{rest_url(config, args.rest_address)}/#/job/running/{result.new_job_id}/overview",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -1,5 +1,6 @@
 """The local stack from nothing to nothing: up, every part through its real client, a job
-submitted with `itchflow submit` (RocksDB, 5 s checkpoints), a no-op second `up`, a clear
+submitted with `itchflow submit` (RocksDB, 5 s checkpoints), saved and upgraded with `itchflow
+savepoint` / `itchflow upgrade` (and an upgrade refused), a no-op second `up`, a clear
 error for a taken port, and a `down` that leaves no process and no listening port.
 
 (Named ``test_a_...`` so it runs before the shared session stack of the other modules starts.)
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import time
+import urllib.parse
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,13 +23,13 @@ from kafka import KafkaConsumer, KafkaProducer
 from itchflow.bench.probes import read_proc_stat
 from itchflow.config import TopicSpec
 from itchflow.errors import UserError
-from itchflow.flinkctl import rest_get, wait_until_tasks_running
+from itchflow.flinkctl import find_running_job, job_parallelism, list_jobs, rest_get, wait_until_tasks_running
 from itchflow.stack import procs
 from itchflow.stack.components import COMPONENTS
 from itchflow.stack.manager import Stack
 from itchflow.stack.topics import ensure_topics
 
-from .stackutil import free_ports, run_cli, stack_config
+from .stackutil import PROJECT_ROOT, free_ports, run_cli, stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -189,6 +191,88 @@ def test_submitted_job_runs_on_rocksdb_with_5s_checkpoints_and_transforms_record
 
     listing = run_cli(config, "jobs").stdout
     assert job_id in listing and "RUNNING" in listing
+
+
+def smoke_outputs(config, payload: bytes) -> dict[bytes, bytes]:
+    """key -> value of the smoke job's outputs of ``payload`` (one per key is expected)."""
+    consumer = KafkaConsumer(
+        "smoke-out",
+        bootstrap_servers=config.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=2000,
+    )
+    found: dict[bytes, bytes] = {}
+    deadline = time.monotonic() + 120
+    while len(found) < len(KEYS) and time.monotonic() < deadline:
+        found.update((m.key, m.value) for m in consumer if m.value.endswith(b":" + payload))
+    consumer.close()
+    return found
+
+
+def send_one_per_key(config, payload: bytes) -> None:
+    producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
+    for key in KEYS:
+        producer.send("smoke-in", key=key, value=payload)
+    producer.flush()
+    producer.close()
+
+
+SMOKE_TOPICS = ("--", "--input-topic", "smoke-in", "--output-topic", "smoke-out")
+
+
+def test_savepoint_then_upgrade_resumes_the_job_from_its_state(lifecycle) -> None:
+    """`itchflow savepoint` leaves the job running; `itchflow upgrade` stops it with a savepoint and
+    submits the current code from it: a new job, at the old parallelism, whose counts go on."""
+    config, _ = lifecycle
+    base = config.flink_rest_url
+    old = find_running_job(base, "smoke")
+    taken = run_cli(config, "savepoint", "smoke").stdout.strip().splitlines()[-1]
+    assert (Path(urllib.parse.urlparse(taken).path) / "_metadata").is_file()
+    assert rest_get(base, f"/jobs/{old.job_id}")["state"] == "RUNNING"
+
+    result = run_cli(config, "upgrade", "smoke", *SMOKE_TOPICS)
+    new_id = result.stdout.strip().splitlines()[-1]
+    assert len(new_id) == 32 and new_id != old.job_id
+    assert rest_get(base, f"/jobs/{old.job_id}")["state"] == "FINISHED"
+    assert rest_get(base, f"/jobs/{new_id}/checkpoints")["latest"]["restored"] is not None
+    assert job_parallelism(base, new_id) == job_parallelism(base, old.job_id)
+    send_one_per_key(config, b"after-upgrade")
+    # each key had RECORDS / len(KEYS) records before: the restored counts go on from there
+    after = RECORDS // len(KEYS) + 1
+    assert smoke_outputs(config, b"after-upgrade") == {
+        key: key + b":%d:after-upgrade" % after for key in KEYS
+    }
+
+
+def test_an_upgrade_whose_code_cannot_restore_the_state_is_refused_and_the_savepoint_kept(
+    lifecycle, tmp_path: Path
+) -> None:
+    """New code whose keyed operator has another uid cannot take the running job's state: the
+    upgrade says so, the old job's savepoint stays intact, and the old code resumes from it."""
+    config, _ = lifecycle
+    base = config.flink_rest_url
+    old = find_running_job(base, "smoke")
+    renamed = tmp_path / "smoke.py"
+    source = (PROJECT_ROOT / "jobs" / "smoke.py").read_text()
+    assert '.uid("count-per-key")' in source
+    renamed.write_text(source.replace('.uid("count-per-key")', '.uid("count-per-key-renamed")'))
+
+    result = run_cli(config, "upgrade", str(renamed), *SMOKE_TOPICS, check=False)
+    assert result.returncode != 0
+    assert "was not upgraded" in result.stderr and not result.stdout.strip()
+    savepoint = result.stderr.split("its savepoint is intact at ", 1)[1].split(". Resume", 1)[0]
+    assert (Path(urllib.parse.urlparse(savepoint).path) / "_metadata").is_file()
+    assert rest_get(base, f"/jobs/{old.job_id}")["state"] == "FINISHED"
+    assert [j for j in list_jobs(base) if j.state == "RUNNING"] == []
+
+    resumed = run_cli(config, "submit", "smoke", "--from-savepoint", savepoint, *SMOKE_TOPICS)
+    job_id = resumed.stdout.strip().splitlines()[-1]
+    wait_until_tasks_running(base, job_id, timeout_s=120)
+    send_one_per_key(config, b"after-refusal")
+    after = RECORDS // len(KEYS) + 2  # one record per key since the upgrade
+    assert smoke_outputs(config, b"after-refusal") == {
+        key: key + b":%d:after-refusal" % after for key in KEYS
+    }
 
 
 def test_down_leaves_no_process_and_no_listening_port(lifecycle) -> None:
