@@ -226,25 +226,23 @@ def stop_with_savepoint(
     base_url: str, job_id: str, target_dir: str | None = None, timeout_s: float = 120.0
 ) -> str:
     """``flink stop`` through REST: savepoint then stop; returns the savepoint path."""
-    body: dict[str, object] = {"drain": False}
-    if target_dir:
-        body["targetDirectory"] = target_dir
-    trigger = rest_request(base_url, f"/jobs/{job_id}/stop", "POST", body)
-    return _savepoint_location(base_url, job_id, trigger["request-id"], timeout_s)
+    body = {"drain": False, **({"targetDirectory": target_dir} if target_dir else {})}
+    return _take_savepoint(base_url, job_id, "stop", body, timeout_s)
 
 
 def trigger_savepoint(
     base_url: str, job_id: str, target_dir: str | None = None, timeout_s: float = 120.0
 ) -> str:
     """``flink savepoint`` through REST: a savepoint while the job keeps running; returns its path."""
-    body: dict[str, object] = {"cancel-job": False}
-    if target_dir:
-        body["target-directory"] = target_dir
-    trigger = rest_request(base_url, f"/jobs/{job_id}/savepoints", "POST", body)
-    return _savepoint_location(base_url, job_id, trigger["request-id"], timeout_s)
+    body = {"cancel-job": False, **({"target-directory": target_dir} if target_dir else {})}
+    return _take_savepoint(base_url, job_id, "savepoints", body, timeout_s)
 
 
-def _savepoint_location(base_url: str, job_id: str, request_id: str, timeout_s: float) -> str:
+def _take_savepoint(
+    base_url: str, job_id: str, action: str, body: dict[str, object], timeout_s: float
+) -> str:
+    """POST ``/jobs/<id>/<action>`` and wait for the savepoint it triggers; returns its location."""
+    request_id = rest_request(base_url, f"/jobs/{job_id}/{action}", "POST", body)["request-id"]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = rest_get(base_url, f"/jobs/{job_id}/savepoints/{request_id}")

@@ -26,6 +26,7 @@ from connectors.kafka import (
     END_OF_REPLAY,
     HEARTBEAT,
     KEYED_BYTES,
+    KEYED_TIMED,
     control_record,
     record_event_time,
     split_record,
@@ -46,9 +47,8 @@ from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, SequenceCache, normalize_record
-from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache, BundleOutput
+from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache, BundleOutput, top_and_depth
 from itchflow.sinks.bar_outputs import BARS, bar_commands, bar_rows, interval_name
-from itchflow.sinks.book_tables import DEPTH_SNAPSHOTS, TOP_OF_BOOK
 from itchflow.sinks.burst_outputs import BURSTS, burst_alert_commands, burst_rows
 from itchflow.sinks.flow_outputs import LIQUIDITY, OFI, flow_commands, liquidity_rows, ofi_rows
 from itchflow.sinks.rolling_outputs import MOVING_AVERAGES, VWAP, average_rows, rolling_commands, vwap_rows
@@ -59,10 +59,10 @@ ANALYTICS_JOB_NAME = "itchflow-analytics"
 
 DEAD_LETTERS = OutputTag("dead-letters", KEYED_BYTES)
 """Dead letters (``Row(source key, DeadLetter Avro)``) of the normalize operators."""
-NORMALIZED_OUT = OutputTag("normalized", KEYED_BYTES)
-"""The market-data operator's normalized records (``Row(key, NormalizedBundle Avro)``)."""
-BOOK_EVENTS_OUT = OutputTag("book-events", KEYED_BYTES)
-"""The order-book operator's book events (``Row(key, BookEvents Avro)``, see
+NORMALIZED_OUT = OutputTag("normalized", KEYED_TIMED)
+"""The market-data operator's normalized records (``Row(key, NormalizedBundle Avro, event time)``)."""
+BOOK_EVENTS_OUT = OutputTag("book-events", KEYED_TIMED)
+"""The order-book operator's book events (``Row(key, BookEvents Avro, event time)``, see
 :mod:`itchflow.pipeline.book_events`) and the control records it passes on."""
 REDIS_OUT = OutputTag("redis-commands", REDIS_COMMANDS)
 """The book operators' Redis pipelines (``Row(command count, RESP bytes, fired_at_ms)``; the last
@@ -500,12 +500,7 @@ class FlowStep:
         return entry
 
     def on_books(self, key: object, output: BundleOutput, ctx) -> Iterator:
-        tops = depths = b""
-        for table, rows in output.clickhouse:
-            if table == TOP_OF_BOOK:
-                tops = rows
-            elif table == DEPTH_SNAPSHOTS:
-                depths = rows
+        tops, depths = top_and_depth(output)
         if not tops and not depths and not output.end_of_messages and key in self.timers:
             return  # nothing new; the timer fires the windows when the watermark passes them
         complete = complete_before_ns(ctx.timer_service().current_watermark())
@@ -681,18 +676,16 @@ class MaintainBooks(_Operator):
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
         key = ctx.get_current_key()
-        flags = control_flags(value)
-        if flags:
+        event_time, flags = record_event_time(value)
+        if flags & (END_OF_REPLAY | HEARTBEAT):
             if self.events:
-                yield BOOK_EVENTS_OUT, control_record(_key_text(key), flags)
+                yield BOOK_EVENTS_OUT, control_record(_key_text(key), flags, event_time)
             return
         partition, offset, _, payload = split_record(value)
         output = yield from self.step.process(key, bytes(payload))
         if self.events and output is not None:
-            yield (
-                BOOK_EVENTS_OUT,
-                Row(topic_key(_key_text(key)), encode_book_events(output, partition, offset)),
-            )
+            events = encode_book_events(output, partition, offset)
+            yield BOOK_EVENTS_OUT, Row(topic_key(_key_text(key)), events, event_time)
 
 
 class ComputeAnalytics(_Operator):
@@ -787,10 +780,10 @@ class NormalizeAndMaintainBooks(_Operator):
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
         key = ctx.get_current_key()
-        flags = control_flags(value)
-        if flags:
+        event_time, flags = record_event_time(value)
+        if flags & (END_OF_REPLAY | HEARTBEAT):
             # passed on with the normalized records: an order-book job reading them sees it too
-            yield NORMALIZED_OUT, control_record(_key_text(key), flags)
+            yield NORMALIZED_OUT, control_record(_key_text(key), flags, event_time)
             if flags & END_OF_REPLAY:
                 yield from self.analytics.close_all(key, ctx)
             return
@@ -798,7 +791,7 @@ class NormalizeAndMaintainBooks(_Operator):
         for letter in outcome.dead_letters:
             yield DEAD_LETTERS, Row(source_key, letter)
         if outcome.normalized is not None:
-            yield NORMALIZED_OUT, Row(outcome.output_key, outcome.normalized)
+            yield NORMALIZED_OUT, Row(outcome.output_key, outcome.normalized, event_time)
             # the normalizer's bundle object: the books need not decode the bytes they log
             output = yield from self.books.process(key, outcome.normalized, outcome.bundle)
             if self.with_analytics and output is not None:

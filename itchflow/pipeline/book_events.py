@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from itchflow.avro.registry import SchemaRegistry, default_registry
-from itchflow.pipeline.partition_books import BundleOutput
+from itchflow.pipeline.partition_books import BundleOutput, top_and_depth
 from itchflow.sinks.book_tables import DEPTH_SNAPSHOTS, TOP_OF_BOOK
 
 BOOK_EVENTS_SCHEMA = "itchflow.book.v1.BookEvents"
@@ -38,12 +38,7 @@ class BookEvents(NamedTuple):
 def book_events(output: BundleOutput, source_partition: int, source_offset: int) -> dict[str, Any]:
     """The ``BookEvents`` datum of what the books produced from one record (the normalized record
     at ``source_offset`` of ``source_partition``)."""
-    tops = depths = b""
-    for table, rows in output.clickhouse:
-        if table == TOP_OF_BOOK:
-            tops = rows
-        elif table == DEPTH_SNAPSHOTS:
-            depths = rows
+    tops, depths = top_and_depth(output)
     return {
         "source_partition": source_partition,
         "source_offset": source_offset,

@@ -36,6 +36,7 @@ from itchflow.avro.normalized import decode_normalized
 from itchflow.normalize.bundle import NormalizedBundle, run_details
 from itchflow.pipeline.book_stage import BookStage, BookStageConfig, Outputs, has_breaks
 from itchflow.pipeline.keyed_state import KeyedState
+from itchflow.sinks.book_tables import DEPTH_SNAPSHOTS, TOP_OF_BOOK
 
 COUNTER_NAMES = (
     "events_applied",
@@ -67,6 +68,18 @@ class BundleOutput(NamedTuple):
     """the record's trading date, days since 1970-01-01"""
     end_of_messages: bool = False
     """the record holds the feed's end of messages (System Event C)"""
+
+
+def top_and_depth(output: BundleOutput) -> tuple[bytes, bytes]:
+    """The ``top_of_book`` and ``depth_snapshots`` rows of a record's output (b"" for none): what
+    the OFI and liquidity read."""
+    tops = depths = b""
+    for table, rows in output.clickhouse:
+        if table == TOP_OF_BOOK:
+            tops = rows
+        elif table == DEPTH_SNAPSHOTS:
+            depths = rows
+    return tops, depths
 
 
 def book_key(venue: str, symbol: str) -> str:

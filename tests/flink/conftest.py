@@ -31,6 +31,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
 
 from connectors.kafka import KEYED_RECORD, MAX_PARALLELISM, NO_EVENT_TIME, RECORD_HEADER, add_kafka_jars
+from itchflow.analytics.book_tape import ofi_of_file
 from itchflow.avro.bundle import encode_bundle
 from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.replay import BundleBatcher, file_payloads
@@ -84,8 +85,9 @@ class Collector:
         """A sink of ``Row(key, value)`` records (also collected as ``name``) and a source of the
         same records as ``Row(key, header + value)``: one job's output topic as another's input.
         As the Kafka sink and source would: a one-byte value is a control record (its byte the
-        header's flags, no payload), and each record gets the next offset of its writer (a
-        subtask writes all of a key's records, so a key's offsets increase)."""
+        header's flags, no payload), a ``Row(key, value, event time)`` has that event time in its
+        header, and each record gets the next offset of its writer (a subtask writes all of a key's
+        records, so a key's offsets increase)."""
         held: list[DataStream] = []
 
         def attach(stream: DataStream) -> None:
@@ -132,7 +134,8 @@ def bridged(row: Row, offsets=itertools.count()) -> Row:  # noqa: B008 -- one co
     """A ``Row(key, value)`` of a job's sink as the Kafka source would give it to the next job."""
     value = bytes(row[1])
     flags, payload = (value[0], b"") if len(value) == 1 else (0, value)
-    header = RECORD_HEADER.pack(0, next(offsets), 0, NO_EVENT_TIME, flags)
+    event_time = row[2] if len(row) > 2 and row[2] is not None else NO_EVENT_TIME
+    header = RECORD_HEADER.pack(0, next(offsets), 0, event_time, flags)
     return Row(bytes(row[0]).decode(), header + payload)
 
 
@@ -227,6 +230,15 @@ def bar_reference(path: Path, interval: str) -> list[dict]:
     return json.loads(result.stdout)["bars"]
 
 
+def ofi_reference(path: Path, venue: str) -> list[tuple]:
+    """(symbol, interval_s, window start ns, ofi, updates) of every OFI window ``ofi_of_file`` finds
+    in ``path``, sorted."""
+    return sorted(
+        (row.symbol, row.interval_s, row.window_start_ns, row.ofi, row.updates)
+        for row in ofi_of_file(path, TRADING_DATE, venue)
+    )
+
+
 # --------------------------------------------------------------- decoding what the sinks carry
 
 
@@ -239,6 +251,14 @@ class Outputs:
     hashes: dict[str, dict[str, str]]
     streams: dict[str, list[str]]
     other: dict[str, list[tuple[bytes, bytes]]]
+
+    def ofi(self, venue: str) -> list[tuple]:
+        """The ``ofi`` rows of ``venue`` as :func:`ofi_reference` gives them."""
+        return sorted(
+            (row["symbol"], row["interval_s"], row["window_start"], row["ofi"], row["updates"])
+            for row in self.rows.get("ofi", [])
+            if row["venue"] == venue
+        )
 
     def final_books(self, venue: str) -> dict[str, dict]:
         """Per symbol of ``venue``: the last depth snapshot, the last status and the Redis depth."""

@@ -14,7 +14,6 @@ import pytest
 
 from connectors.kafka import END_OF_REPLAY, RECORD_HEADER
 from itchflow import synth
-from itchflow.analytics.book_tape import ofi_of_file
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.config import BOOK_EVENTS_TOPIC
 from itchflow.pipeline.book_events import encode_book_events
@@ -25,7 +24,6 @@ from jobs import analytics
 
 from .conftest import (
     GARBAGE,
-    TRADING_DATE,
     Collector,
     Feed,
     bar_reference,
@@ -33,6 +31,7 @@ from .conftest import (
     current_bars,
     decode_outputs,
     mini_cluster_env,
+    ofi_reference,
     raw_feed,
 )
 
@@ -117,16 +116,8 @@ def test_bars_equal_the_offline_bars_with_no_record_counted_twice(run, feed_file
 
 def test_ofi_equals_the_offline_function(run, feed_file: Path) -> None:
     events, outputs = run
-    got = sorted(
-        (row["symbol"], row["interval_s"], row["window_start"], row["ofi"], row["updates"])
-        for row in outputs.rows.get("ofi", [])
-        if row["venue"] == events.venue
-    )
-    expected = sorted(
-        (row.symbol, row.interval_s, row.window_start_ns, row.ofi, row.updates)
-        for row in ofi_of_file(feed_file, TRADING_DATE, events.venue)
-    )
-    assert expected and got == expected
+    expected = ofi_reference(feed_file, events.venue)
+    assert expected and outputs.ofi(events.venue) == expected
 
 
 def test_each_undecodable_record_is_one_dead_letter(run) -> None:

@@ -18,14 +18,12 @@ import pytest
 from pyflink.datastream import StreamExecutionEnvironment
 
 from itchflow import synth
-from itchflow.analytics.book_tape import ofi_of_file
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.pipeline.book_stage import BookStageConfig
 from jobs import analytics, market_data, normalize, order_book
 from tests.samples import sample
 
 from .conftest import (
-    TRADING_DATE,
     Collector,
     Feed,
     Outputs,
@@ -34,6 +32,7 @@ from .conftest import (
     current_bars,
     decode_outputs,
     mini_cluster_env,
+    ofi_reference,
     raw_feed,
     reference,
 )
@@ -203,14 +202,6 @@ def test_ofi_equals_the_offline_function(run) -> None:
     reach the OFI whole, in the one-job pipeline and through the book-events topic."""
     feeds, outputs = run
     for feed in feeds:
-        got = sorted(
-            (row["symbol"], row["interval_s"], row["window_start"], row["ofi"], row["updates"])
-            for row in outputs.rows.get("ofi", [])
-            if row["venue"] == feed.venue
-        )
-        expected = sorted(
-            (row.symbol, row.interval_s, row.window_start_ns, row.ofi, row.updates)
-            for row in ofi_of_file(feed.path, TRADING_DATE, feed.venue)
-        )
+        expected = ofi_reference(feed.path, feed.venue)
         assert expected, f"{feed.venue}: the feed has no top-of-book changes to test with"
-        assert got == expected, feed.venue
+        assert outputs.ofi(feed.venue) == expected, feed.venue

@@ -6,9 +6,11 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.header.internals.RecordHeaders;
 
 /**
- * Writes {@code Row(key bytes, value bytes)} to a topic: the partition {@link BundlePartitioner}
- * chooses, the element's event time (Flink's timestamp, ms) in the {@link EventTime#HEADER} header,
- * and no Kafka timestamp of ours (the producer's clock; see {@link EventTime} why).
+ * Writes {@code Row(key bytes, value bytes[, event time ns])} to a topic: the partition
+ * {@link BundlePartitioner} chooses, the element's event time in the {@link EventTime#HEADER} header
+ * (the third field when the row has it and it is not {@link EventTime#NONE}, else Flink's timestamp,
+ * ms: PyFlink's side outputs carry no timestamp), and no Kafka timestamp of ours (the producer's
+ * clock; see {@link EventTime} why).
  *
  * <p>A value of exactly one byte is a control record a job passes on (no Avro value is that short:
  * the single-object header alone is 10 bytes): its byte holds the {@link EventTime} flags, and it
@@ -35,8 +37,15 @@ public class KeyedRecordSerializer implements KafkaRecordSerializationSchema<Row
                         ? null
                         : partitioner.partition(element, key, value, topic, partitions);
         RecordHeaders headers = new RecordHeaders();
-        if (timestamp != null && timestamp != Long.MIN_VALUE) {
-            headers.add(EventTime.HEADER, EventTime.encode(timestamp * 1_000_000L));
+        long eventTime = EventTime.NONE;
+        if (element.getArity() > 2 && element.getField(2) != null) {
+            eventTime = (Long) element.getField(2);
+        }
+        if (eventTime == EventTime.NONE && timestamp != null && timestamp != Long.MIN_VALUE) {
+            eventTime = timestamp * 1_000_000L;
+        }
+        if (eventTime != EventTime.NONE) {
+            headers.add(EventTime.HEADER, EventTime.encode(eventTime));
         }
         if (value != null && value.length == 1) {
             int flags = value[0];
