@@ -239,6 +239,9 @@ def run_setup(log=print) -> None:
     log(f"flink: {home}")
     log(f"broker: {tansu_binary()}")
     log(f"redis: {valkey_binary()}")
+    from itchflow.stack.components import PROMETHEUS_HINT, prometheus_binary
+
+    log(f"prometheus: {prometheus_binary() or PROMETHEUS_HINT}")
     install_connector_jars(log)
     build_java_helpers(log)
     from itchflow import extensions  # compiled book + normalizer (Python fallbacks without a compiler)

@@ -69,6 +69,11 @@ class StackConfig:
     flink_rpc_port: int = 6123
     clickhouse_port: int = 8123
     redis_port: int = 6379
+    prometheus_port: int = 19090
+    """The local Prometheus (not 9090: Debian's own prometheus service may hold that)."""
+    metrics_port: int = 9249
+    """Flink's Prometheus reporter: the JobManager serves ``/metrics`` here, TaskManager n on
+    ``metrics_port + n``."""
     partitions: int = 4
     clickhouse_user: str | None = None
     startup_timeout_s: float = 120.0
@@ -152,7 +157,13 @@ class StackConfig:
             "flink-rpc": self.flink_rpc_port,
             "clickhouse": self.clickhouse_port,
             "redis": self.redis_port,
+            "prometheus": self.prometheus_port,
+            "metrics": self.metrics_port,
         }
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
 
 
 _ENV_INT_FIELDS = {
@@ -161,6 +172,8 @@ _ENV_INT_FIELDS = {
     "flink_rpc_port": "ITCHFLOW_FLINK_RPC_PORT",
     "clickhouse_port": "ITCHFLOW_CLICKHOUSE_PORT",
     "redis_port": "ITCHFLOW_REDIS_PORT",
+    "prometheus_port": "ITCHFLOW_PROMETHEUS_PORT",
+    "metrics_port": "ITCHFLOW_METRICS_PORT",
     "partitions": "ITCHFLOW_PARTITIONS",
     "clickhouse_nice": "ITCHFLOW_CLICKHOUSE_NICE",
 }

@@ -24,6 +24,16 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
         "--clickhouse-port", type=int, help="ClickHouse HTTP port (ITCHFLOW_CLICKHOUSE_PORT, default 8123)"
     )
     group.add_argument("--redis-port", type=int, help="Redis port (ITCHFLOW_REDIS_PORT, default 6379)")
+    group.add_argument(
+        "--prometheus-port",
+        type=int,
+        help="Prometheus web/API port (ITCHFLOW_PROMETHEUS_PORT, default 19090)",
+    )
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        help="Flink's Prometheus reporter: JobManager port, TaskManager n on +n (ITCHFLOW_METRICS_PORT, default 9249)",
+    )
     group.add_argument("--partitions", type=int, help="partitions per topic (ITCHFLOW_PARTITIONS, default 4)")
 
 
@@ -35,6 +45,8 @@ def stack_config_from_args(args: argparse.Namespace) -> StackConfig:
         "flink_rpc_port",
         "clickhouse_port",
         "redis_port",
+        "prometheus_port",
+        "metrics_port",
         "partitions",
     )
     return load_stack_config(overrides={k: getattr(args, k, None) for k in keys})
@@ -46,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     setup.set_defaults(func=_setup)
 
-    stack = subparsers.add_parser("stack", help="the embedded local stack: broker, Flink, ClickHouse, Redis")
+    stack = subparsers.add_parser(
+        "stack", help="the embedded local stack: broker, Flink, ClickHouse, Redis, Prometheus"
+    )
     actions = stack.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, func, text in (
         ("up", _up, "start every component and wait until healthy (no-op when up)"),

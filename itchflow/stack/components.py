@@ -202,17 +202,22 @@ def _flink_env(config: StackConfig) -> dict[str, str]:
     return env
 
 
-def _flink_process_command(script: str, query_ports: str) -> Callable[[StackConfig], list[str]]:
+def _flink_process_command(script: str, query_ports: str, number: int) -> Callable[[StackConfig], list[str]]:
+    """The argv of a Flink process: the JobManager (``number`` 0) or the ``number``-th TaskManager."""
+
     def command(config: StackConfig) -> list[str]:
         render_flink_conf(config)
         flink_bin = bootstrap.flink_home() / "bin"
-        # the JobManager and TaskManager need distinct metric query-service ports (PLATFORM.md)
+        # the JobManager and TaskManager need distinct metric query-service ports (PLATFORM.md),
+        # and each its own Prometheus reporter port
         return [
             "bash",
             str(flink_bin / script),
             "start-foreground",
             "-D",
             f"metrics.internal.query-service.port={query_ports}",
+            "-D",
+            f"metrics.reporter.prom.port={config.metrics_port + number}",
         ]
 
     return command
@@ -250,6 +255,53 @@ def _taskmanager_health(number: int) -> Callable[[StackConfig], Health]:
         )
 
     return health
+
+
+# --- Prometheus (optional) ---------------------------------------------------------------------
+PROMETHEUS_HINT = (
+    "prometheus is not installed: the stack runs without it (Flink still serves its metrics on the "
+    "ports of metrics.reporter.prom.port). Add it with `apt-get install prometheus` (Debian/Ubuntu), "
+    "or point ITCHFLOW_PROMETHEUS at a prometheus binary, then `itchflow stack up` again."
+)
+
+
+def prometheus_binary() -> str | None:
+    """``ITCHFLOW_PROMETHEUS``, else ``prometheus`` on the PATH (Debian's package), else None."""
+    return os.environ.get("ITCHFLOW_PROMETHEUS") or shutil.which("prometheus")
+
+
+def metrics_targets(config: StackConfig) -> list[str]:
+    """``host:port`` of every Flink process's Prometheus reporter (JobManager, then TaskManagers)."""
+    return [f"{config.host}:{config.metrics_port + number}" for number in range(TASKMANAGERS + 1)]
+
+
+def _prometheus_command(config: StackConfig) -> list[str]:
+    folder = config.home / "prometheus"
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+        "scrape_configs": [{"job_name": "flink", "static_configs": [{"targets": metrics_targets(config)}]}],
+    }
+    (folder / "prometheus.yml").write_text(
+        "# Rendered by `itchflow stack up`: Flink's JobManager and TaskManagers\n"
+        + yaml.safe_dump(settings, sort_keys=False)
+    )
+    return [
+        str(prometheus_binary()),
+        f"--config.file={folder / 'prometheus.yml'}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        "--storage.tsdb.retention.time=2d",
+        f"--web.listen-address={config.host}:{config.prometheus_port}",
+    ]
+
+
+def _prometheus_health(config: StackConfig) -> Health:
+    status, body = http_get(f"{config.prometheus_url}/api/v1/targets?state=active")
+    if status != 200:
+        return Health(False, f"/api/v1/targets -> {status or body}")
+    targets = json.loads(body)["data"]["activeTargets"]
+    up = sum(1 for target in targets if target.get("health") == "up")
+    return Health(True, f"scraping {up}/{len(targets)} Flink processes")
 
 
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
@@ -300,7 +352,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component(
         name="flink-jobmanager",
         port=lambda c: c.flink_port,
-        command=_flink_process_command("jobmanager.sh", "50100-50199"),
+        command=_flink_process_command("jobmanager.sh", "50100-50199", 0),
         health=_jobmanager_health,
         url=lambda c: f"{c.flink_rest_url}  (web UI)",
         env=_flink_env,
@@ -310,7 +362,7 @@ COMPONENTS: tuple[Component, ...] = (
             name=taskmanager_name(number),
             port=lambda c: c.flink_port,
             command=_flink_process_command(
-                "taskmanager.sh", f"{50100 + 100 * number}-{50199 + 100 * number}"
+                "taskmanager.sh", f"{50100 + 100 * number}-{50199 + 100 * number}", number
             ),
             health=_taskmanager_health(number),
             url=lambda c: f"{c.flink_rest_url}/#/task-manager",
@@ -319,4 +371,19 @@ COMPONENTS: tuple[Component, ...] = (
         )
         for number in range(1, TASKMANAGERS + 1)
     ),
+    Component(
+        name="prometheus",
+        port=lambda c: c.prometheus_port,
+        command=_prometheus_command,
+        health=_prometheus_health,
+        url=lambda c: c.prometheus_url,
+        depends_on=("flink-jobmanager",),
+    ),
 )
+
+
+def available_components() -> tuple[Component, ...]:
+    """The components this machine can run: all, or all but Prometheus when it is not installed."""
+    if prometheus_binary():
+        return COMPONENTS
+    return tuple(c for c in COMPONENTS if c.name != "prometheus")

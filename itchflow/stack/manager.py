@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itchflow.config import StackConfig
 from itchflow.errors import UserError
 from itchflow.stack import procs
-from itchflow.stack.components import COMPONENTS, Component, Health
+from itchflow.stack.components import COMPONENTS, PROMETHEUS_HINT, Component, Health, available_components
 from itchflow.stack.topics import ensure_topics
 
 Log = Callable[[str], None]
@@ -37,11 +37,13 @@ class Stack:
         self.config = config
         self.registry = procs.ProcessRegistry(config.run_dir)
         self.log = log
+        #: what this machine can run (Prometheus is optional: without it the stack runs, and says so)
+        self.components = available_components()
 
     # --- status ------------------------------------------------------------------------------
     def status(self) -> list[ComponentStatus]:
         result = []
-        for component in COMPONENTS:
+        for component in self.components:
             record = self.registry.get(component.name)
             running = record is not None and procs.is_alive(record)
             health = component.health(self.config) if running else Health(False, "not running")
@@ -63,19 +65,21 @@ class Stack:
     def up(self) -> bool:
         """Bring every component up and wait until healthy. Returns False if it was already up."""
         self.config.home.mkdir(parents=True, exist_ok=True)
-        running = {c.name for c in COMPONENTS if self._running(c)}
-        if len(running) == len(COMPONENTS) and self.is_up():
+        running = {c.name for c in self.components if self._running(c)}
+        if len(running) == len(self.components) and self.is_up():
             self.log(f"stack already up (home {self.config.home})")
             ensure_topics(self.config, self.config.topics())
             return False
         self._check_ports(running)
         started = time.monotonic()
-        for component in COMPONENTS:
+        if len(self.components) < len(COMPONENTS):
+            self.log(PROMETHEUS_HINT)
+        for component in self.components:
             if component.name in running:
                 continue
             self._wait_for(component.depends_on)
             self._start(component)
-        self._wait_for(tuple(c.name for c in COMPONENTS))
+        self._wait_for(tuple(c.name for c in self.components))
         ensure_topics(self.config, self.config.topics())
         self.log(f"stack up in {time.monotonic() - started:.0f}s (home {self.config.home})")
         return True
@@ -93,10 +97,13 @@ class Stack:
             "redis": "redis",
             "flink": "flink-jobmanager",
             "flink-rpc": "flink-jobmanager",
+            "prometheus": "prometheus",
+            "metrics": "flink-jobmanager",
         }
         problems = []
+        names = {c.name for c in self.components}
         for label, port in self.config.ports().items():
-            if owners_by_port[label] in running:
+            if owners_by_port[label] in running or owners_by_port[label] not in names:
                 continue
             if procs.port_bindable(self.config.host, port) and not procs.port_in_use(self.config.host, port):
                 continue
@@ -121,7 +128,7 @@ class Stack:
 
         if not self.taskmanagers_stale():
             return False
-        managers = [c for c in COMPONENTS if c.name.startswith("flink-taskmanager")]
+        managers = [c for c in self.components if c.name.startswith("flink-taskmanager")]
         self.log(
             "restarting the TaskManagers: the project's Python code changed since they started "
             "(thread mode keeps modules loaded; running jobs restore from their last checkpoint)"
@@ -141,7 +148,7 @@ class Stack:
         from itchflow.codeversion import source_fingerprint
 
         current = source_fingerprint()
-        managers = [c for c in COMPONENTS if c.name.startswith("flink-taskmanager") and self._running(c)]
+        managers = [c for c in self.components if c.name.startswith("flink-taskmanager") and self._running(c)]
         return any(self.taskmanager_code(c.name) != current for c in managers)
 
     def taskmanager_code(self, name: str) -> str | None:
@@ -174,7 +181,7 @@ class Stack:
         """Poll the health of ``names`` in parallel until all are healthy or the timeout passes."""
         if not names:
             return
-        components = [c for c in COMPONENTS if c.name in names]
+        components = [c for c in self.components if c.name in names]
         deadline = time.monotonic() + self.config.startup_timeout_s
         pending = {c.name: c for c in components}
         last: dict[str, Health] = {}

@@ -25,11 +25,11 @@ from itchflow.config import TopicSpec
 from itchflow.errors import UserError
 from itchflow.flinkctl import find_running_job, job_parallelism, list_jobs, rest_get, wait_until_tasks_running
 from itchflow.stack import procs
-from itchflow.stack.components import COMPONENTS
+from itchflow.stack.components import COMPONENTS, TASKMANAGERS
 from itchflow.stack.manager import Stack
 from itchflow.stack.topics import ensure_topics
 
-from .stackutil import PROJECT_ROOT, free_ports, run_cli, stack_config
+from .stackutil import PROJECT_ROOT, free_ports, run_cli, stack_config, wait_for_prometheus_value
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +52,8 @@ def test_up_brings_every_component_up_healthy(lifecycle) -> None:
     assert stack.up() is True
     statuses = stack.status()
     assert [s.name for s in statuses if not (s.running and s.health.ok)] == []
+    # set-up installs Prometheus (.ci/run, `apt-get install prometheus`): the metrics tests need it
+    assert "prometheus" in {s.name for s in statuses}, "prometheus is not installed on this machine"
 
 
 def test_broker_answers_metadata_with_the_topics(lifecycle) -> None:
@@ -191,6 +193,15 @@ def test_submitted_job_runs_on_rocksdb_with_5s_checkpoints_and_transforms_record
 
     listing = run_cli(config, "jobs").stdout
     assert job_id in listing and "RUNNING" in listing
+
+    # Prometheus scrapes every Flink process, and sees the records the job's operator took in
+    assert wait_for_prometheus_value(config, 'sum(up{job="flink"})', 1 + TASKMANAGERS) == 1 + TASKMANAGERS
+    taken = (
+        'sum(flink_taskmanager_job_task_operator_numRecordsIn{job_name="itchflow-smoke", '
+        'operator_name=~".*count-per-key.*"})'
+    )
+    assert wait_for_prometheus_value(config, taken, RECORDS) == RECORDS
+    assert "prometheus" in run_cli(config, "stack", "status").stdout
 
 
 def smoke_outputs(config, payload: bytes) -> dict[bytes, bytes]:

@@ -49,7 +49,7 @@ from itchflow.stack import procs
 from itchflow.stack.manager import Stack
 from tests.unit.rolling_reference import assert_rolling_values, rolling_reference
 
-from .stackutil import SHARED_DATA, run_cli
+from .stackutil import SHARED_DATA, prometheus_value, run_cli, wait_for_prometheus_value
 
 pytestmark = pytest.mark.integration
 
@@ -537,8 +537,16 @@ def assert_the_day_replayed_again_changes_nothing(
     assert not changed, f"written again: {changed[:10]}"
 
 
+NORMALIZING_JOB = {"-SPLIT": "itchflow-normalize", "-MARKET-DATA": "itchflow-market-data"}
+
+
 def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(pipeline) -> None:
+    """Each undecodable record is one dead letter, and one count of the job's ``deadLetters``
+    counter as Prometheus scrapes it from the TaskManagers; the valid data beside them is exact."""
     config, job_ids, suffix, _ = pipeline
+    counted = f'sum(flink_taskmanager_job_task_operator_itchflow_deadLetters{{job_name="{NORMALIZING_JOB[suffix]}"}})'
+    before = prometheus_value(config, counted)
+    assert before is not None, f"Prometheus ({config.prometheus_url}) has no deadLetters counter of the job"
     tag = suffix.encode()
     garbage = {
         b"BAD1" + tag: b"\x00\x01\x02garbage",
@@ -568,6 +576,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(
                 letters[letter.key] = letter
     consumer.close()
     assert set(letters) == set(garbage)
+    assert wait_for_prometheus_value(config, counted, before + len(garbage)) == before + len(garbage)
     for key, letter in letters.items():
         assert letter.source_topic == RAW_TOPIC and letter.reason, key
         assert letter.value == garbage[key] or (letter.value or b"") == garbage[key]
