@@ -50,6 +50,10 @@ END_OF_REPLAY = 1
 """Header flag: the producer's end-of-replay marker (an empty record per partition, see ``itchflow/replay.py``)."""
 HEARTBEAT = 2
 """Header flag: a paced replay's heartbeat (an empty record whose event time moves the watermark)."""
+FUTURE = 4
+"""Header flag set by the source: the record's event time is more than ``max_future_ms`` ahead of
+the wall clock. It moves no watermark; the jobs dead-letter it (reason ``future``)."""
+DEFAULT_MAX_FUTURE_MS = 3_600_000
 EVENT_TIME_HEADER = "itchflow.event-time-ns"
 """Kafka header of a record's event time (8 bytes big-endian, UTC epoch ns; see ``EventTime.java``)."""
 END_OF_REPLAY_HEADER = "itchflow.end-of-replay"
@@ -109,13 +113,18 @@ MAX_PARALLELISM = 128
 the balanced bundle keys (see ``KeyedRecordDeserializer.java``) are spread over exactly this many."""
 
 
-def keyed_record_source(settings: KafkaSettings, *topics: str, reset: str = "earliest") -> KafkaSource:
-    """A source of ``Row(key, header + value)`` (:data:`KEYED_RECORD`), built in the JVM.
+def keyed_record_source(
+    settings: KafkaSettings, *topics: str, reset: str = "earliest", max_future_ms: int = DEFAULT_MAX_FUTURE_MS
+) -> KafkaSource:
+    """A source of ``Row(key, header + value)`` (:data:`KEYED_RECORD`), built in the JVM; records
+    more than ``max_future_ms`` ahead of the wall clock are flagged :data:`FUTURE` (0: never).
 
     Pair it with :func:`key_by_record_key` and split values with :func:`split_record`.
     """
     builder = _source_builder(settings, topics, reset)
-    deserializer = get_gateway().jvm.itchflow.connectors.KeyedRecordDeserializer(MAX_PARALLELISM)
+    deserializer = get_gateway().jvm.itchflow.connectors.KeyedRecordDeserializer(
+        MAX_PARALLELISM, max_future_ms
+    )
     builder._j_builder.setDeserializer(deserializer)
     return builder.build()
 

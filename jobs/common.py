@@ -18,6 +18,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from connectors.clickhouse import clickhouse_sink
 from connectors.kafka import (
+    DEFAULT_MAX_FUTURE_MS,
     MAX_PARALLELISM,
     KafkaSettings,
     add_kafka_jars,
@@ -89,6 +90,14 @@ def job_arg_parser(description: str) -> argparse.ArgumentParser:
         "the watermark of the others (default 0: never). Only for live feeds with quiet partitions: "
         "under back-pressure a partition that waits its turn looks idle, and its records come late",
     )
+    parser.add_argument(
+        "--max-future-ms",
+        type=int,
+        default=DEFAULT_MAX_FUTURE_MS,
+        help="event time: a record stamped more than this ahead of the wall clock (a replay with a "
+        "date to come, a damaged header) moves no watermark and goes to the dead letters with reason "
+        f"future (default {DEFAULT_MAX_FUTURE_MS:,}; 0: no check)",
+    )
     return parser
 
 
@@ -133,7 +142,8 @@ def kafka_source(args: argparse.Namespace, settings: KafkaSettings, topic: str, 
     def make(env: StreamExecutionEnvironment) -> DataStream:
         # watermarks per Kafka partition from the records' event time (in the JVM)
         watermarks = event_time_watermarks(args.out_of_orderness_ms, args.idleness_ms)
-        source = env.from_source(keyed_record_source(settings, topic), watermarks, name).uid(name)
+        records = keyed_record_source(settings, topic, max_future_ms=args.max_future_ms)
+        source = env.from_source(records, watermarks, name).uid(name)
         if args.source_parallelism:
             source = source.set_parallelism(args.source_parallelism)
         return source

@@ -24,6 +24,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, Va
 
 from connectors.kafka import (
     END_OF_REPLAY,
+    FUTURE,
     HEARTBEAT,
     KEYED_BYTES,
     KEYED_TIMED,
@@ -46,6 +47,7 @@ from itchflow.pipeline.book_events import decode_book_events, encode_book_events
 from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.collector import CollectorFreeze
 from itchflow.pipeline.latency import bucket_names, bucket_of
+from itchflow.pipeline.normalize_stage import JOB_NAME as NORMALIZE_JOB_NAME
 from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, SequenceCache, normalize_record
 from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache, BundleOutput, top_and_depth
 from itchflow.sinks.bar_outputs import BARS, bar_commands, bar_rows, interval_name
@@ -125,15 +127,31 @@ class FlinkKeyedState:
         self._log.clear()
 
 
-def control_flags(value: bytes) -> int:
-    """:data:`END_OF_REPLAY` / :data:`HEARTBEAT` bits of a raw record (0 for a record of messages).
-    Both are empty records, not input to normalize: the end of a replay closes the partition's
-    event-time windows; a heartbeat only moved the watermark (in the JVM, before the operator)."""
-    return record_event_time(value)[1] & (END_OF_REPLAY | HEARTBEAT)
+# Header flags (see connectors/kafka.py): END_OF_REPLAY and HEARTBEAT mark empty records, not input
+# to normalize -- the end of a replay closes the partition's event-time windows, a heartbeat only moved
+# the watermark (in the JVM, before the operator); both are passed on to the next job's topic. FUTURE
+# marks a record whose event time the source found later than the wall clock allows: dead-lettered.
 
 
 def _key_text(key: object) -> str:
     return key[0] if isinstance(key, (Row, tuple, list)) else str(key)
+
+
+def future_letter(source_topic: str, job: str, key: bytes, value: bytes) -> Row:
+    """The dead letter (``Row(key, DeadLetter)``) of a record the source flagged :data:`FUTURE`:
+    the whole record, reason ``future``; nothing of it is applied."""
+    partition, offset, timestamp_ms, payload = split_record(value)
+    event_time_ms = record_event_time(value)[0] // 1_000_000
+    detail = (
+        f"event time {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(event_time_ms / 1000))} UTC is more "
+        "than --max-future-ms ahead of the wall clock: a replay stamped with a date to come, or a damaged "
+        "record. Nothing of it was applied; replay it with its real --date"
+    )
+    letter = DeadLetter(
+        source_topic, partition, offset, timestamp_ms, key, bytes(payload), None,
+        InvalidReason.FUTURE.value, detail, "FutureEventTime", job, time.time_ns(),
+    )  # fmt: skip
+    return Row(key, encode_dead_letter(letter))
 
 
 class NormalizeStep:
@@ -153,6 +171,11 @@ class NormalizeStep:
         self.duplicates = metrics.counter("duplicateBatches")
         self.gap_messages = metrics.counter("gapMessages")
         self.latency = [metrics.counter(name) for name in bucket_names("producedToNormalizer")]
+
+    def future(self, key: object, value: bytes) -> Row:
+        """The dead letter of a raw record flagged :data:`FUTURE` (counted in ``deadLetters``)."""
+        self.dead_letters.inc()
+        return future_letter(self.source_topic, NORMALIZE_JOB_NAME, _key_text(key).encode(), value)
 
     def process(self, key: object, value: bytes) -> tuple[NormalizeOutcome, bytes]:
         """Normalize one keyed raw record (state read and written, metrics counted): the outcome and
@@ -649,8 +672,11 @@ class Normalize(_Operator):
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
-        flags = control_flags(value)
-        if flags:  # the end of a replay, a heartbeat: passed on to the jobs downstream
+        flags = record_event_time(value)[1]
+        if flags & FUTURE:
+            yield DEAD_LETTERS, self.step.future(ctx.get_current_key(), value)
+            return
+        if flags & (END_OF_REPLAY | HEARTBEAT):  # passed on to the jobs downstream
             yield control_record(_key_text(ctx.get_current_key()), flags)
             return
         outcome, source_key = self.step.process(ctx.get_current_key(), value)
@@ -719,13 +745,17 @@ class ComputeAnalytics(_Operator):
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
         key = ctx.get_current_key()
-        flags = control_flags(value)
-        if flags:
+        flags = record_event_time(value)[1]
+        source_key = _key_text(key).encode()
+        if flags & FUTURE:
+            self.bad_records.inc()
+            yield DEAD_LETTERS, future_letter(self.source_topic, ANALYTICS_JOB_NAME, source_key, value)
+            return
+        if flags & (END_OF_REPLAY | HEARTBEAT):
             if flags & END_OF_REPLAY:
                 yield from self.analytics.close_all(key, ctx)
             return
         partition, offset, timestamp_ms, payload = split_record(value)
-        source_key = _key_text(key).encode()
         try:
             events = decode_book_events(bytes(payload))
         except InvalidRecord as error:
@@ -781,6 +811,9 @@ class NormalizeAndMaintainBooks(_Operator):
         self.collector.tick()
         key = ctx.get_current_key()
         event_time, flags = record_event_time(value)
+        if flags & FUTURE:
+            yield DEAD_LETTERS, self.normalize.future(key, value)
+            return
         if flags & (END_OF_REPLAY | HEARTBEAT):
             # passed on with the normalized records: an order-book job reading them sees it too
             yield NORMALIZED_OUT, control_record(_key_text(key), flags, event_time)

@@ -49,6 +49,9 @@ class InvalidReason(StrEnum):
     """The batch's symbol is empty and its stock_locate is not in the stock directory."""
     SYMBOL_MISMATCH = "symbol_mismatch"
     """The batch's symbol disagrees with the stock directory for its stock_locate."""
+    FUTURE = "future"
+    """A record whose event time is later than the wall clock allows (the jobs' ``--max-future-ms``):
+    a replay stamped with a date to come, or a damaged header. The whole record is set aside."""
     LATE = "late"
     """A print that came after its bar's window and allowed lateness had passed, or a broken trade of
     a print the market-data job does not keep (see :mod:`itchflow.analytics.bar_stage`)."""

@@ -1,9 +1,9 @@
 """The analytics job (``jobs/analytics.py``) on its own, built with ``build(...)`` on a local
 mini-cluster at parallelism 1 and 2, fed the book-events topic as the order-book job writes it --
 made here from a synthetic feed by the normalize and book cores, with what a real topic holds besides:
-a stretch of records written again (the order-book job after a restore), undecodable records and the
-end-of-replay markers. Its bars equal ``itchflow bars`` and its OFI ``ofi_of_file`` (no print or
-quote counted twice); each undecodable record is one dead letter."""
+a stretch of records written again (the order-book job after a restore), undecodable records, records
+the source flagged as stamped in the future, and the end-of-replay markers. Its bars equal ``itchflow bars`` and its OFI ``ofi_of_file`` (no print or
+quote counted twice); each undecodable or future record is one dead letter."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka import END_OF_REPLAY, RECORD_HEADER
+from connectors.kafka import END_OF_REPLAY, FUTURE, RECORD_HEADER
 from itchflow import synth
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.config import BOOK_EVENTS_TOPIC
 from itchflow.pipeline.book_events import encode_book_events
 from itchflow.pipeline.book_stage import BookStageConfig
 from itchflow.pipeline.normalize_stage import RecordSource, normalize_record
-from itchflow.pipeline.partition_books import PartitionBooks
+from itchflow.pipeline.partition_books import BundleOutput, PartitionBooks
 from jobs import analytics
 
 from .conftest import (
@@ -42,13 +42,14 @@ REWRITTEN = 6
 checkpoint taken that many records earlier writes them)."""
 
 
-def book_events_feed(feed: Feed) -> tuple[Feed, int]:
+def book_events_feed(feed: Feed) -> tuple[Feed, int, set[tuple[int, int]]]:
     """``feed``'s raw records as the order-book job's book-events records, with the stretches written
-    again, a garbage record per key and the end-of-replay markers; and how many records were written
-    again."""
+    again, a garbage record and a record flagged as from the future per key, and the end-of-replay
+    markers; and how many records were written again, and (partition, offset) of the future ones."""
     states: dict[str, tuple | None] = defaultdict(lambda: None)
     books: dict[str, PartitionBooks] = defaultdict(lambda: PartitionBooks(BookStageConfig(depth_levels=10)))
     per_key: dict[str, list[tuple[int, int, bytes]]] = defaultdict(list)  # (partition, event time, value)
+    last: dict[str, BundleOutput] = {}
     for key, value in feed.records:
         partition, offset, _, event_time, _ = RECORD_HEADER.unpack_from(value)
         source = RecordSource("market-data-raw", partition, offset, 0, key.encode())
@@ -59,8 +60,10 @@ def book_events_feed(feed: Feed) -> tuple[Feed, int]:
         output = books[key].apply(outcome.normalized)
         normalized_offset = len(per_key[key])
         per_key[key].append((partition, event_time, encode_book_events(output, partition, normalized_offset)))
+        last[key] = output
     events = Feed(feed.path, feed.venue)
     rewritten = 0
+    future: set[tuple[int, int]] = set()
     for key, records in per_key.items():
         middle = len(records) // 2
         again = records[max(0, middle - REWRITTEN) : middle]
@@ -75,8 +78,16 @@ def book_events_feed(feed: Feed) -> tuple[Feed, int]:
                     (key, RECORD_HEADER.pack(partition, offset, 0, event_time, 0) + GARBAGE)
                 )
                 offset += 1
+        # flagged by the source as stamped in the future: the key's last output again, as a normalized
+        # record after all the others (applied, it would count that record's prints twice)
+        again_later = encode_book_events(last[key], partition, len(records))
+        future.add((partition, offset))
+        events.records.append(
+            (key, RECORD_HEADER.pack(partition, offset, 0, event_time, FUTURE) + again_later)
+        )
+        offset += 1
         events.records.append((key, RECORD_HEADER.pack(partition, offset, 0, event_time, END_OF_REPLAY)))
-    return events, rewritten
+    return events, rewritten, future
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +100,17 @@ def feed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module", params=[1, 2], ids=lambda p: f"p{p}")
 def run(request: pytest.FixtureRequest, feed_file: Path):
     env = mini_cluster_env(request.param)  # first: the feed's keys are salted by the project's Java helper
-    events, rewritten = book_events_feed(raw_feed(feed_file, f"ANALYTICS-P{request.param}", partitions=4))
-    assert rewritten > 0 and events.garbage
+    feed = raw_feed(feed_file, f"ANALYTICS-P{request.param}", partitions=4)
+    events, rewritten, future = book_events_feed(feed)
+    assert rewritten > 0 and events.garbage and future
     collector = Collector()
     sinks = {name: collector.sink(name) for name in ("clickhouse", "redis", "dead-letters")}
     analytics.build(env, {"book-events": collection_source([events])}, sinks, analytics.AnalyticsConfig())
-    return events, decode_outputs(collector.run(env))
+    return events, future, decode_outputs(collector.run(env))
 
 
 def test_bars_equal_the_offline_bars_with_no_record_counted_twice(run, feed_file: Path) -> None:
-    events, outputs = run
+    events, _, outputs = run
     got = current_bars(outputs.rows.get("bars", []), events.venue)
     expected = {
         (bar["symbol"], seconds, bar["window_start_ns"]): (
@@ -115,17 +127,19 @@ def test_bars_equal_the_offline_bars_with_no_record_counted_twice(run, feed_file
 
 
 def test_ofi_equals_the_offline_function(run, feed_file: Path) -> None:
-    events, outputs = run
+    events, _, outputs = run
     expected = ofi_reference(feed_file, events.venue)
     assert expected and outputs.ofi(events.venue) == expected
 
 
-def test_each_undecodable_record_is_one_dead_letter(run) -> None:
-    events, outputs = run
+def test_each_undecodable_or_future_record_is_one_dead_letter(run) -> None:
+    events, future, outputs = run
     letters = [decode_dead_letter(value) for _, value in outputs.other.get("dead-letters", [])]
-    assert sorted((letter.source_partition, letter.source_offset) for letter in letters) == sorted(
-        events.garbage
-    )
-    assert {(letter.source_topic, letter.reason, letter.job) for letter in letters} == {
-        (BOOK_EVENTS_TOPIC, "bad_magic", "itchflow-analytics")
+    by_reason: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for letter in letters:
+        assert (letter.source_topic, letter.job) == (BOOK_EVENTS_TOPIC, "itchflow-analytics")
+        by_reason[letter.reason].append((letter.source_partition, letter.source_offset))
+    assert {reason: sorted(places) for reason, places in by_reason.items()} == {
+        "bad_magic": sorted(events.garbage),
+        "future": sorted(future),
     }

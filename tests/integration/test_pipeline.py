@@ -589,6 +589,44 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(
     )
 
 
+def test_a_replay_stamped_with_a_date_to_come_is_set_aside_and_moves_no_watermark(pipeline) -> None:
+    """A replay whose --date has not come yet: the source flags its records (event time beyond the
+    wall clock plus --max-future-ms), so every one of them, end-of-replay records included, is one dead
+    letter with reason future, nothing of it reaches the books, and no job's watermark moves to it (the
+    tests after this one replay earlier days and check their bars)."""
+    config, job_ids, suffix, jobs = pipeline
+    venue = "E2E-FUTURE" + suffix
+    summary = replay(
+        config, SHARED_DATA / "meatpy_sample.itch50", venue, "future-1", trading_date="2099-01-05"
+    )
+    consumer = KafkaConsumer(
+        DEAD_LETTER_TOPIC,
+        bootstrap_servers=config.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
+    expected = summary.records + config.partitions  # the bundles and one end-of-replay record a partition
+    letters: dict[tuple[int, int], object] = {}
+    deadline = time.monotonic() + 120
+    while len(letters) < expected and time.monotonic() < deadline:
+        for record in consumer:
+            letter = decode_dead_letter(record.value)
+            if (letter.key or b"").decode().startswith(venue + ":#"):
+                letters[(letter.source_partition, letter.source_offset)] = letter
+    consumer.close()
+    assert len(letters) == expected
+    assert {letter.reason for letter in letters.values()} == {"future"}
+    assert applied_sequences(clickhouse_client(config), venue) == {}
+    day_2099_ms = midnight_epoch_ns(date(2099, 1, 5)) // 1_000_000
+    for _, name in jobs:
+        detail = rest_get(config.flink_rest_url, f"/jobs/{job_ids[name]}")
+        for vertex in detail["vertices"]:
+            marks = rest_get(
+                config.flink_rest_url, f"/jobs/{job_ids[name]}/vertices/{vertex['id']}/watermarks"
+            )
+            assert all(int(mark["value"]) < day_2099_ms for mark in marks), (name, vertex["name"], marks)
+
+
 def test_upgrade_through_a_savepoint_equals_an_uninterrupted_run(pipeline) -> None:
     config, job_ids, suffix, jobs = pipeline
     script, name = book_job(jobs)

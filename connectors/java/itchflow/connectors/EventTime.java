@@ -26,6 +26,11 @@ public final class EventTime {
     public static final int END_OF_REPLAY = 1;
     /** Flag bit in the record header: a heartbeat (no messages; its event time moves the watermark). */
     public static final int HEARTBEAT = 2;
+    /**
+     * Flag bit set by {@link KeyedRecordDeserializer}: the record's event time is later than the
+     * wall clock allows; it never moves a watermark, and the jobs dead-letter the record.
+     */
+    public static final int FUTURE = 4;
 
     private EventTime() {}
 

@@ -7,8 +7,8 @@ import org.apache.flink.types.Row;
 
 /**
  * Flink's timestamp of a {@code Row(key, header + value)} from {@link KeyedRecordDeserializer}: the
- * event time in its header, in milliseconds (floored). A record without one gets
- * {@code Long.MIN_VALUE}, which never advances a watermark.
+ * event time in its header, in milliseconds (floored). A record without one, or flagged
+ * {@link EventTime#FUTURE}, gets {@code Long.MIN_VALUE}, which never advances a watermark.
  */
 public class EventTimeAssigner implements SerializableTimestampAssigner<Row> {
     private static final long serialVersionUID = 1L;
@@ -21,6 +21,9 @@ public class EventTimeAssigner implements SerializableTimestampAssigner<Row> {
         }
         byte[] value = (byte[]) field;
         if (value.length < KeyedRecordDeserializer.HEADER_BYTES) {
+            return Long.MIN_VALUE;
+        }
+        if ((ByteBuffer.wrap(value, KeyedRecordDeserializer.FLAGS_AT, 4).getInt() & EventTime.FUTURE) != 0) {
             return Long.MIN_VALUE;
         }
         long nanos = ByteBuffer.wrap(value, KeyedRecordDeserializer.EVENT_TIME_AT, 8).getLong();

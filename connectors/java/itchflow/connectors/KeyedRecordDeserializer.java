@@ -39,8 +39,10 @@ public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema
     private static final long serialVersionUID = 1L;
     public static final int HEADER_BYTES = 32;
     public static final int EVENT_TIME_AT = 20;
+    public static final int FLAGS_AT = 28;
     private static final Pattern BUNDLE_KEY = Pattern.compile("^(.*:#(\\d{1,9})/(\\d{1,9}))(~\\d+)?$");
     private final int maxParallelism;
+    private final long maxFutureMs;
     private transient Map<String, String> balanced;
 
     public KeyedRecordDeserializer() {
@@ -48,7 +50,17 @@ public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema
     }
 
     public KeyedRecordDeserializer(int maxParallelism) {
+        this(maxParallelism, 0);
+    }
+
+    /**
+     * @param maxFutureMs a record whose event time is more than this ahead of the wall clock is
+     *     flagged {@link EventTime#FUTURE} (0: never): a replay stamped with a date to come, or a
+     *     damaged header, would otherwise move the watermark past every real record.
+     */
+    public KeyedRecordDeserializer(int maxParallelism, long maxFutureMs) {
         this.maxParallelism = maxParallelism;
+        this.maxFutureMs = maxFutureMs;
     }
 
     @Override
@@ -58,7 +70,14 @@ public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema
         int length = value == null ? 0 : value.length;
         ByteBuffer buffer = ByteBuffer.allocate(HEADER_BYTES + length);
         buffer.putInt(record.partition()).putLong(record.offset()).putLong(record.timestamp());
-        buffer.putLong(EventTime.of(record.headers())).putInt(EventTime.flags(record.headers()));
+        long eventTime = EventTime.of(record.headers());
+        int flags = EventTime.flags(record.headers());
+        if (maxFutureMs > 0
+                && eventTime != EventTime.NONE
+                && Math.floorDiv(eventTime, 1_000_000L) > System.currentTimeMillis() + maxFutureMs) {
+            flags |= EventTime.FUTURE;
+        }
+        buffer.putLong(eventTime).putInt(flags);
         if (value != null) {
             buffer.put(value);
         }
