@@ -208,8 +208,12 @@ def wait_for_state(base_url: str, job_id: str, states: set[str], timeout_s: floa
     raise UserError(f"job {job_id} still {state} after {timeout_s:.0f}s (wanted {', '.join(sorted(states))})")
 
 
-def wait_until_tasks_running(base_url: str, job_id: str, timeout_s: float = 120.0) -> None:
-    """RUNNING as a job is not enough: wait until every vertex runs (sources consume)."""
+def wait_until_tasks_running(
+    base_url: str, job_id: str, timeout_s: float = 120.0, fail_on_exception: bool = False
+) -> None:
+    """RUNNING as a job is not enough: wait until every vertex runs (sources consume). With
+    ``fail_on_exception``, a job that reports an exception meanwhile (e.g. restarting because it
+    cannot restore its state) ends the wait at once."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         detail = rest_get(base_url, f"/jobs/{job_id}")
@@ -218,6 +222,10 @@ def wait_until_tasks_running(base_url: str, job_id: str, timeout_s: float = 120.
         vertices = detail.get("vertices", [])
         if vertices and all(v["status"] == "RUNNING" for v in vertices):
             return
+        if fail_on_exception:
+            root = rest_get(base_url, f"/jobs/{job_id}/exceptions").get("root-exception")
+            if root:
+                raise UserError(f"job {job_id} is {detail['state']}: {root[:1500]}")
         time.sleep(1.0)
     raise UserError(f"job {job_id}: tasks not all RUNNING after {timeout_s:.0f}s")
 
@@ -334,7 +342,7 @@ def upgrade(
     new_id = None
     try:
         new_id = submit(config, job, job_args, parallelism, savepoint, rest_address, allow_non_restored_state)
-        _wait_restored(base, new_id, timeout_s)
+        wait_until_tasks_running(base, new_id, timeout_s, fail_on_exception=True)
     except UserError as error:
         if new_id is not None:
             cancel(base, new_id)
@@ -348,23 +356,6 @@ def upgrade(
     return Upgrade(old.job_id, savepoint, new_id, parallelism)
 
 
-def _wait_restored(base_url: str, job_id: str, timeout_s: float) -> None:
-    """Until every task of a job submitted from a savepoint runs; a failure to restore (the job
-    failing, restarting with an exception) ends the wait at once."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        detail = rest_get(base_url, f"/jobs/{job_id}")
-        vertices = detail.get("vertices", [])
-        if detail["state"] == "RUNNING" and vertices and all(v["status"] == "RUNNING" for v in vertices):
-            return
-        root = rest_get(base_url, f"/jobs/{job_id}/exceptions").get("root-exception")
-        if root or detail["state"] in ("FAILED", "CANCELED", "FINISHED"):
-            raise UserError(f"job {job_id} is {detail['state']}: {(root or 'no exception reported')[:1500]}")
-        if time.monotonic() > deadline:
-            raise UserError(f"job {job_id}: tasks not all RUNNING after {timeout_s:.0f}s")
-        time.sleep(1.0)
-
-
 def _last_lines(text: str, count: int) -> str:
     """The useful end of `flink run` output: the Python traceback if any, Java frames left out."""
     lines = [line for line in text.strip().splitlines() if not line.lstrip().startswith(("at ", "... "))]
@@ -375,6 +366,12 @@ def _last_lines(text: str, count: int) -> str:
 
 
 # --- command line -------------------------------------------------------------------------------
+def _add_rest_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "submit",
@@ -388,9 +385,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--allow-non-restored-state", action="store_true", help="skip savepoint state with no operator"
     )
-    parser.add_argument(
-        "--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)"
-    )
+    _add_rest_address(parser)
     add_stack_options(parser)
     parser.set_defaults(func=_submit)
 
@@ -402,9 +397,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     savepoint.add_argument("job", help="job script (e.g. market_data), Flink job name or job id")
     savepoint.add_argument("--stop", action="store_true", help="stop the job with the savepoint")
     savepoint.add_argument("--target-directory", metavar="DIR", help="default: state.savepoints.dir")
-    savepoint.add_argument(
-        "--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)"
-    )
+    _add_rest_address(savepoint)
     add_stack_options(savepoint)
     savepoint.set_defaults(func=_savepoint)
 
@@ -426,16 +419,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     upgrade_parser.add_argument(
         "--allow-non-restored-state", action="store_true", help="drop savepoint state with no operator"
     )
-    upgrade_parser.add_argument(
-        "--rest-address", metavar="HOST:PORT", help="any Flink REST address (default: the local stack)"
-    )
+    _add_rest_address(upgrade_parser)
     add_stack_options(upgrade_parser)
     upgrade_parser.set_defaults(func=_upgrade)
 
     jobs = subparsers.add_parser("jobs", help="list Flink jobs with their ids and states (REST)")
-    jobs.add_argument(
-        "--rest-address", metavar="HOST:PORT", help="Flink REST address (default: the local stack)"
-    )
+    _add_rest_address(jobs)
     jobs.add_argument("--json", action="store_true", help="print JSON")
     add_stack_options(jobs)
     jobs.set_defaults(func=_jobs)

@@ -142,14 +142,21 @@ def future_letter(source_topic: str, job: str, key: bytes, value: bytes) -> Row:
     the whole record, reason ``future``; nothing of it is applied."""
     partition, offset, timestamp_ms, payload = split_record(value)
     event_time_ms = record_event_time(value)[0] // 1_000_000
-    detail = (
+    error = InvalidRecord(
+        InvalidReason.FUTURE,
         f"event time {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(event_time_ms / 1000))} UTC is more "
         "than --max-future-ms ahead of the wall clock: a replay stamped with a date to come, or a damaged "
-        "record. Nothing of it was applied; replay it with its real --date"
+        "record. Nothing of it was applied; replay it with its real --date",
     )
-    letter = DeadLetter(
-        source_topic, partition, offset, timestamp_ms, key, bytes(payload), None,
-        InvalidReason.FUTURE.value, detail, "FutureEventTime", job, time.time_ns(),
+    return _dead_letter(error, source_topic, job, key, value)
+
+
+def _dead_letter(error: InvalidRecord, source_topic: str, job: str, key: bytes, value: bytes) -> Row:
+    """``Row(key, DeadLetter)`` of a whole keyed-record-source value rejected with ``error``."""
+    partition, offset, timestamp_ms, payload = split_record(value)
+    letter = dead_letter_for(
+        error, source_topic=source_topic, source_partition=partition, source_offset=offset, key=key,
+        value=bytes(payload), job=job, ts_failed=time.time_ns(), source_timestamp_ms=timestamp_ms,
     )  # fmt: skip
     return Row(key, encode_dead_letter(letter))
 
@@ -590,6 +597,11 @@ class AnalyticsSteps:
         )
         self.flow = None if flow is None else FlowStep(runtime_context, flow, redis_prefix)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any analytic is on."""
+        return self.bars is not None or self.flow is not None
+
     def on_books(
         self, key: object, output: BundleOutput, ctx, source: tuple[int, int, int, bytes]
     ) -> Iterator:
@@ -760,12 +772,7 @@ class ComputeAnalytics(_Operator):
             events = decode_book_events(bytes(payload))
         except InvalidRecord as error:
             self.bad_records.inc()  # not the book job's output: a dead letter, never a crash loop
-            letter = dead_letter_for(
-                error, source_topic=self.source_topic, source_partition=partition, source_offset=offset,
-                key=source_key, value=bytes(payload), job=ANALYTICS_JOB_NAME, ts_failed=time.time_ns(),
-                source_timestamp_ms=timestamp_ms,
-            )  # fmt: skip
-            yield DEAD_LETTERS, Row(source_key, encode_dead_letter(letter))
+            yield DEAD_LETTERS, _dead_letter(error, self.source_topic, ANALYTICS_JOB_NAME, source_key, value)
             return
         applied = self.applied.value()
         if applied is not None and events.source_offset <= applied:
@@ -805,7 +812,6 @@ class NormalizeAndMaintainBooks(_Operator):
         self.analytics = AnalyticsSteps(
             runtime_context, self.bar_config, self.flow_config, self.config.redis_prefix, self.source_topic
         )
-        self.with_analytics = self.bar_config is not None or self.flow_config is not None
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
@@ -827,7 +833,7 @@ class NormalizeAndMaintainBooks(_Operator):
             yield NORMALIZED_OUT, Row(outcome.output_key, outcome.normalized, event_time)
             # the normalizer's bundle object: the books need not decode the bytes they log
             output = yield from self.books.process(key, outcome.normalized, outcome.bundle)
-            if self.with_analytics and output is not None:
+            if self.analytics.enabled and output is not None:
                 partition, offset, timestamp_ms, _ = split_record(value)
                 source = (partition, offset, timestamp_ms, source_key)
                 yield from self.analytics.on_books(key, output, ctx, source)

@@ -202,8 +202,9 @@ def _flink_env(config: StackConfig) -> dict[str, str]:
     return env
 
 
-def _flink_process_command(script: str, query_ports: str, number: int) -> Callable[[StackConfig], list[str]]:
+def _flink_process_command(script: str, number: int) -> Callable[[StackConfig], list[str]]:
     """The argv of a Flink process: the JobManager (``number`` 0) or the ``number``-th TaskManager."""
+    query_ports = f"{50100 + 100 * number}-{50199 + 100 * number}"
 
     def command(config: StackConfig) -> list[str]:
         render_flink_conf(config)
@@ -352,7 +353,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component(
         name="flink-jobmanager",
         port=lambda c: c.flink_port,
-        command=_flink_process_command("jobmanager.sh", "50100-50199", 0),
+        command=_flink_process_command("jobmanager.sh", 0),
         health=_jobmanager_health,
         url=lambda c: f"{c.flink_rest_url}  (web UI)",
         env=_flink_env,
@@ -361,9 +362,7 @@ COMPONENTS: tuple[Component, ...] = (
         Component(
             name=taskmanager_name(number),
             port=lambda c: c.flink_port,
-            command=_flink_process_command(
-                "taskmanager.sh", f"{50100 + 100 * number}-{50199 + 100 * number}", number
-            ),
+            command=_flink_process_command("taskmanager.sh", number),
             health=_taskmanager_health(number),
             url=lambda c: f"{c.flink_rest_url}/#/task-manager",
             env=_flink_env,
