@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import re
 import struct
 from dataclasses import dataclass, field
 
@@ -30,6 +29,7 @@ from pyflink.datastream.connectors.kafka import (
 from pyflink.java_gateway import get_gateway
 
 from itchflow.bootstrap import connector_jar_paths, helpers_jar_path
+from itchflow.shards import unsalted
 
 KEYED_BYTES = Types.ROW([Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 KEYED_TIMED = Types.ROW(
@@ -47,7 +47,7 @@ event time (UTC epoch ns, :data:`NO_EVENT_TIME` if none) and flags (:data:`END_O
 :data:`HEARTBEAT`)."""
 NO_EVENT_TIME = -(2**63)
 END_OF_REPLAY = 1
-"""Header flag: the producer's end-of-replay marker (an empty record per partition, see ``itchflow/replay.py``)."""
+"""Header flag: the producer's end-of-replay marker (an empty record per shard, see ``itchflow/replay.py``)."""
 HEARTBEAT = 2
 """Header flag: a paced replay's heartbeat (an empty record whose event time moves the watermark)."""
 FUTURE = 4
@@ -60,14 +60,11 @@ END_OF_REPLAY_HEADER = "itchflow.end-of-replay"
 HEARTBEAT_HEADER = "itchflow.heartbeat"
 
 
-_SALT = re.compile(r"~\d+$")
-
-
 def topic_key(key: str) -> bytes:
-    """The Kafka key of a record written under the Flink key ``key``: a salted bundle key
-    (``<venue>:#<p>/<n>~<salt>``, see ``KeyedRecordDeserializer.java``) loses its salt, any other
+    """The Kafka key of a record written under the Flink key ``key``: a salted shard key
+    (``@<s>/<n>~<salt>``, see ``KeyedRecordDeserializer.java``) loses its salt, any other
     key stays as it is."""
-    return _SALT.sub("", key).encode()
+    return unsalted(key).encode()
 
 
 def control_record(key: str, flags: int, event_time: int | None = None) -> Row:
@@ -218,7 +215,7 @@ def keyed_bytes_sink(settings: KafkaSettings, topic: str, linger_ms: int = 1) ->
         # contract downstream, and the local broker's idempotent-producer checks are unverified)
         .set_property("max.in.flight.requests.per.connection", "1")
     )
-    # bundle keys go to the partition they came from (one writer per partition), the event time in
+    # shard keys go to their shard's partition (one writer per key), the event time in
     # a header (see KeyedRecordSerializer.java); set in the JVM, as PyFlink's setter expects its own
     # builder's serializers
     builder._j_builder.setRecordSerializer(get_gateway().jvm.itchflow.connectors.KeyedRecordSerializer(topic))

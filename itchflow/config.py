@@ -12,7 +12,7 @@ hard-codes them.
 | Flink RPC          | ``ITCHFLOW_FLINK_RPC_PORT``   | 6123                           |
 | ClickHouse HTTP    | ``ITCHFLOW_CLICKHOUSE_PORT``  | 8123                           |
 | Redis              | ``ITCHFLOW_REDIS_PORT``       | 6379                           |
-| topic partitions   | ``ITCHFLOW_PARTITIONS``       | 4                              |
+| topic partitions   | ``ITCHFLOW_PARTITIONS``       | 4 (1 .. 16, the symbol shards) |
 | host (loopback)    | ``ITCHFLOW_HOST``             | 127.0.0.1                      |
 | ClickHouse user    | ``ITCHFLOW_CLICKHOUSE_USER``  | (none: ``default``, no password)|
 | ClickHouse password| ``ITCHFLOW_CLICKHOUSE_PASSWORD`` | (none)                      |
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from itchflow.errors import UserError
+from itchflow.shards import SHARDS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -177,7 +178,7 @@ _ENV_INT_FIELDS = {
     "partitions": "ITCHFLOW_PARTITIONS",
     "clickhouse_nice": "ITCHFLOW_CLICKHOUSE_NICE",
 }
-_INT_RANGES = {"partitions": (1, 1024), "clickhouse_nice": (0, 19)}  # ports: 1-65535
+_INT_RANGES = {"partitions": (1, SHARDS), "clickhouse_nice": (0, 19)}  # ports: 1-65535
 
 
 def default_home(env: Mapping[str, str]) -> Path:

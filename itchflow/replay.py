@@ -1,30 +1,33 @@
-"""``itchflow replay``: an ITCH file into ``market-data-raw`` as per-partition bundles.
+"""``itchflow replay``: an ITCH file into ``market-data-raw`` as per-shard bundles.
 
 Routing (documented for every consumer):
 
-* Each symbol belongs to one Kafka partition: :func:`partition_for`, Kafka's default partitioner on
-  the symbol's UTF-8 bytes (``murmur2 & 0x7fffffff % partitions``), so a symbol lands where a record
-  keyed by the symbol would, and every message of a symbol is in one partition, in feed order.
+* Each symbol belongs to one shard for good (:mod:`itchflow.shards`: murmur2 of the symbol modulo
+  :data:`~itchflow.shards.SHARDS`), and each shard to one Kafka partition (a contiguous range of
+  shards per partition, :func:`~itchflow.shards.partition_of_shard`), so every message of a symbol
+  is in one partition, in feed order.
 * Each record is an ``itchflow.itch.v1.ItchBundle`` (:mod:`itchflow.avro.bundle`) carrying the
-  messages of **many symbols of one partition**, one segment per symbol (in the order the symbols
-  first appeared in the bundle), written with an explicit partition and the key ``<venue>:#<partition>/<partitions>``.
+  messages of **many symbols of one shard**, one segment per symbol (in the order the symbols
+  first appeared in the bundle), written with an explicit partition and the key ``@<shard>/<shards>``
+  (no venue: the jobs keep a shard's venues under one key). The envelope's ``partition`` and
+  ``partitions`` are the Kafka partition and the topic's partition count.
   A segment is one per-symbol batch: ``batch_sequence`` 1, 2, 3 ... and ``first_message_seq`` (the
   messages of the symbol before it in the file, which is the feed day: the jobs number a symbol's
   events by it, so the same day replayed again -- under any session name -- is recognised as
-  duplicates); ``bundle_sequence`` is 1, 2, 3 ... per partition.
+  duplicates); ``bundle_sequence`` is 1, 2, 3 ... per shard.
 * The stock locate of a message is resolved through the stock directory ('R'); a locate first seen
   on an order message with a ``stock`` field (A, F, P, Q) is learned from it too (captures that start
   mid-day may lack the directory).
 * Messages that belong to no symbol (``stock_locate`` 0: system events 'S', MWCB 'V'/'W', ...) are
-  **copied into every partition's bundle**, as a segment of symbol ``""`` and locate 0, so each
-  consumer of any partition sees the session events in order with its symbols' messages. The ``""``
-  segments are numbered per partition (every partition gets every such message, so the numbering is
-  consistent within a partition).
+  **copied into every shard's bundle**, as a segment of symbol ``""`` and locate 0, so each
+  key of the jobs sees the session events in order with its symbols' messages. The ``""``
+  segments are numbered per shard (every shard gets every such message, so the numbering is
+  consistent within a shard).
 * Messages whose locate is unknown (no directory entry, no order with a stock yet) get the symbol
   ``@<locate>`` (routed by that text); the normalization job dead-letters them as an unknown symbol
   (never silently dropped).
 
-A partition's bundle closes when it holds ``batch_size`` messages or when its first message is
+A shard's bundle closes when it holds ``batch_size`` messages or when its first message is
 ``linger_ms`` old (wall time, checked as messages arrive, and while a paced replay waits), so latency
 stays low on a quiet feed.
 
@@ -52,6 +55,7 @@ from itchflow.config import RAW_TOPIC
 from itchflow.errors import UserError
 from itchflow.extensions import native_function
 from itchflow.normalize.clock import midnight_epoch_ns
+from itchflow.shards import SHARDS, first_shard_of, partition_of_shard, shard_for, shard_key
 
 SYSTEM_KEY = "__SYSTEM__"
 """Bookkeeping key of the market-wide messages (``stock_locate`` 0); their segments' symbol is ``""``."""
@@ -70,14 +74,18 @@ _R = ord("R")
 
 
 def partition_for(symbol: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a record keyed by ``symbol`` (UTF-8):
-    ``murmur2(key) & 0x7fffffff % partitions``, as the Java client and kafka-python's
-    ``DefaultPartitioner`` (partitions numbered 0 .. partitions - 1)."""
-    from kafka.partitioner.default import murmur2
+    """The partition of ``symbol``'s records: its shard's (:func:`~itchflow.shards.partition_of_shard`)."""
+    return partition_of_shard(shard_for(symbol), partitions)
 
-    if partitions < 1:
-        raise ValueError(f"a topic has at least one partition, got {partitions}")
-    return (murmur2(symbol.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+def check_partitions(partitions: int, topic: str = RAW_TOPIC) -> None:
+    """A topic the replay can feed: 1 .. :data:`~itchflow.shards.SHARDS` partitions (a partition
+    beyond the shards would never get a record, and its silence would hold every job's watermark)."""
+    if partitions > SHARDS:
+        raise UserError(
+            f"topic {topic!r} has {partitions} partitions, but itchflow routes symbols by {SHARDS} shards: "
+            f"recreate it with at most {SHARDS} (`itchflow stack up --partitions {SHARDS}`)"
+        )
 
 
 class LocateDirectory:
@@ -103,17 +111,39 @@ class LocateDirectory:
 
 @dataclass(frozen=True, slots=True)
 class ClosedBundle:
-    """A bundle ready to produce: the segments of one partition (symbol ``""`` = market-wide)."""
+    """A bundle ready to produce: the segments of one shard (symbol ``""`` = market-wide), for its
+    Kafka partition."""
 
     partition: int
-    #: partitions of the topic (the key is ``<venue>:#<partition>/<partitions>``)
+    #: partitions of the topic
     partitions: int
     bundle_sequence: int
     segments: tuple[SegmentInput, ...]
+    #: the shard of the bundle's symbols (the record key is ``@<shard>/<shards>``)
+    shard: int = 0
+    shards: int = SHARDS
+
+    @property
+    def key(self) -> str:
+        """The record key, :func:`~itchflow.shards.shard_key`."""
+        return shard_key(self.shard, self.shards)
 
     @property
     def message_count(self) -> int:
         return sum(len(segment.payloads) for segment in self.segments)
+
+    def earliest_timestamp(self) -> int:
+        """The earliest ITCH timestamp (ns since midnight) of the bundle's messages: each segment's
+        first, as a feed's timestamps never decrease. The record's event time (see
+        :data:`EVENT_TIME_HEADER`)."""
+        return min(
+            (
+                int.from_bytes(segment.payloads[0][_TIMESTAMP], "big")
+                for segment in self.segments
+                if segment.payloads
+            ),
+            default=0,
+        )
 
     def latest_timestamp(self) -> int:
         """The latest ITCH timestamp (ns since midnight) of the bundle's messages: each segment's
@@ -156,10 +186,18 @@ MAX_BATCH_SIZE = 100_000
 
 
 class BundleBatcher(LocateDirectory):
-    """Groups raw ITCH payloads into per-partition bundles of per-symbol segments (pure: no Kafka,
-    clock injected).
+    """Groups raw ITCH payloads into per-shard bundles of per-symbol segments (pure: no Kafka,
+    clock injected), each for its shard's partition of ``partitions``.
 
-    A partition's bundle closes when it holds ``batch_size`` messages or when its first message has
+    **A partition's bundles close together**, in order of their first message: when one of them is
+    full or old, every open bundle of its partition closes with it. So the messages of a partition's
+    records never go back in time by more than one closing's span, and with each record's event
+    time its *earliest* message's (:data:`EVENT_TIME_HEADER`), no record of a partition is behind
+    the watermark its earlier records moved: a quiet shard's bundle, open for a long stretch of a
+    fast replay's feed time, would otherwise follow a busy shard's records of later feed time into
+    the same partition, and its prints would all be late.
+
+    A shard's bundle closes when it holds ``batch_size`` messages or when its first message has
     waited ``linger_ms`` (checked on each :meth:`add`); :meth:`flush` closes every bundle.
     """
 
@@ -169,6 +207,7 @@ class BundleBatcher(LocateDirectory):
         batch_size: int = 1000,
         linger_ms: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        shards: int = SHARDS,
     ):
         super().__init__()
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
@@ -176,28 +215,29 @@ class BundleBatcher(LocateDirectory):
                 f"--batch-size must be 1..{MAX_BATCH_SIZE:,} messages (a bundle's normalized record must "
                 "stay well under the 16 MB Kafka request limit of the jobs' producers)"
             )
-        if partitions < 1:
-            raise ValueError(f"a topic has at least one partition, got {partitions}")
+        if not 1 <= partitions <= shards:
+            raise ValueError(f"{shards} shards fill 1 .. {shards} partitions, got {partitions}")
         self.partitions = partitions
+        self.shards = shards
         self.batch_size = batch_size
         self.linger_s = linger_ms / 1000.0
         self.clock = clock
         self.pending: dict[int, _PendingBundle] = {}
-        self.partition_of: dict[str, int] = {}
-        self.bundle_sequences = [0] * partitions
+        self.shard_of: dict[str, int] = {}
+        self.bundle_sequences = [0] * shards
         #: per symbol (not market-wide): segments closed, and messages produced or skipped
         self.batch_sequences: dict[str, int] = {}
         self.message_sequences: dict[str, int] = {}
         #: per symbol: messages produced (closed in a bundle); ``SYSTEM_KEY``: market-wide messages
-        #: taken (counted once, not per partition copy)
+        #: taken (counted once, not per shard copy)
         self.messages_by_symbol: dict[str, int] = {}
-        #: per partition: its market-wide (``""``) segments closed, and messages closed or skipped
-        self.system_batch_sequences = [0] * partitions
-        self.system_message_sequences = [0] * partitions
+        #: per shard: its market-wide (``""``) segments closed, and messages closed or skipped
+        self.system_batch_sequences = [0] * shards
+        self.system_message_sequences = [0] * shards
         self._oldest = float("inf")  # opened_at of the oldest pending bundle
         #: messages taken by :meth:`add` / :meth:`add_many`
         self.added = 0
-        #: locate -> (its segment in the pending bundle, that bundle, partition): the shortcut of
+        #: locate -> (its segment in the pending bundle, that bundle, shard): the shortcut of
         #: :meth:`add_many`, for locates the directory resolves (see there)
         self._routes: dict[int, tuple[list[bytes], _PendingBundle, int]] = {}
 
@@ -212,23 +252,23 @@ class BundleBatcher(LocateDirectory):
         if locate == 0:
             self.messages_by_symbol[SYSTEM_KEY] = self.messages_by_symbol.get(SYSTEM_KEY, 0) + 1
             self.message_sequences[SYSTEM_KEY] = self.message_sequences.get(SYSTEM_KEY, 0) + 1
-            for partition in range(self.partitions):
-                if self._append(partition, SYSTEM_KEY, 0, payload, now):
-                    yield self._close(partition)
+            for shard in range(self.shards):
+                if self._append(shard, SYSTEM_KEY, 0, payload, now):
+                    yield from self._close(shard)
         else:
-            home = self.partition_of.get(symbol)
+            home = self.shard_of.get(symbol)
             if home is None:
-                home = self.partition_of[symbol] = partition_for(symbol, self.partitions)
+                home = self.shard_of[symbol] = shard_for(symbol, self.shards)
             if self._append(home, symbol, locate, payload, now):
-                yield self._close(home)
+                yield from self._close(home)
         if now - self._oldest >= self.linger_s:
             yield from self.expired(now)
 
-    def _append(self, partition: int, symbol: str, locate: int, payload: bytes, now: float) -> bool:
-        """Add ``payload`` to ``partition``'s bundle; whether the bundle is now full."""
-        bundle = self.pending.get(partition)
+    def _append(self, shard: int, symbol: str, locate: int, payload: bytes, now: float) -> bool:
+        """Add ``payload`` to ``shard``'s bundle; whether the bundle is now full."""
+        bundle = self.pending.get(shard)
         if bundle is None:
-            bundle = self.pending[partition] = _PendingBundle(now)
+            bundle = self.pending[shard] = _PendingBundle(now)
             if now < self._oldest:
                 self._oldest = now
         payloads = bundle.segments.get(symbol)
@@ -236,7 +276,7 @@ class BundleBatcher(LocateDirectory):
             payloads = bundle.segments[symbol] = []
             bundle.locates[symbol] = locate
             if locate and self.directory.get(locate) == symbol:
-                self._routes[locate] = (payloads, bundle, partition)
+                self._routes[locate] = (payloads, bundle, shard)
         payloads.append(payload)
         bundle.count += 1
         return bundle.count >= self.batch_size
@@ -244,7 +284,7 @@ class BundleBatcher(LocateDirectory):
     def add_many(self, payloads: Iterable[bytes]) -> Iterator[ClosedBundle]:
         """:meth:`add` for each payload in turn (the same bundles, in the same order), with the common
         case inlined: a message of a locate the directory resolves whose symbol already has a segment
-        in its partition's pending bundle, and that is not a directory message ('R', which may
+        in its shard's pending bundle, and that is not a directory message ('R', which may
         rename the locate). Any other message takes :meth:`add`.
 
         Why the shortcut is exact: for such a message :meth:`~LocateDirectory.symbol_of` returns the
@@ -262,12 +302,12 @@ class BundleBatcher(LocateDirectory):
                 yield from self.add(payload)
                 continue
             self.added += 1
-            segment, bundle, partition = route
+            segment, bundle, shard = route
             segment.append(payload)
             bundle.count += 1
             now = clock()
             if bundle.count >= batch_size:
-                yield self._close(partition)
+                yield from self._close(shard)
             if now - self._oldest >= linger:
                 yield from self.expired(now)
 
@@ -286,7 +326,7 @@ class BundleBatcher(LocateDirectory):
         for run in runs:
             index, size = 0, len(run)
             while index < size:
-                index, taken, status, partition, now = route_run(
+                index, taken, status, shard, now = route_run(
                     run, index, routes, clock, batch_size, linger, self._oldest
                 )
                 self.added += taken
@@ -295,35 +335,47 @@ class BundleBatcher(LocateDirectory):
                     index += 1
                     continue
                 if status == _FULL:
-                    yield self._close(partition)
+                    yield from self._close(shard)
                 if status != _RUN_END and now - self._oldest >= linger:
                     yield from self.expired(now)
 
     def skip(self, payload: bytes) -> None:
         """Account for a message without producing it (``--from-message``): the directory and the
-        per-symbol message sequence (every partition's for a market-wide message) advance exactly as
+        per-symbol message sequence (every shard's for a market-wide message) advance exactly as
         if it had been sent, so later messages get the same sequence numbers as in a full replay."""
         if payload[0] == _R:
             self._routes.pop(int.from_bytes(payload[_LOCATE], "big"), None)
         symbol, locate = self.symbol_of(payload)
         self.message_sequences[symbol] = self.message_sequences.get(symbol, 0) + 1
         if locate == 0:
-            for partition in range(self.partitions):
-                self.system_message_sequences[partition] += 1
+            for shard in range(self.shards):
+                self.system_message_sequences[shard] += 1
 
     def expired(self, now: float | None = None) -> Iterator[ClosedBundle]:
         """Bundles whose first message has waited ``linger_ms``."""
         now = self.clock() if now is None else now
-        for partition in [p for p, b in self.pending.items() if now - b.opened_at >= self.linger_s]:
-            yield self._close(partition)
+        for shard in [s for s, b in self.pending.items() if now - b.opened_at >= self.linger_s]:
+            if shard in self.pending:  # not closed with an earlier one of its partition
+                yield from self._close(shard)
 
     def flush(self) -> Iterator[ClosedBundle]:
         """Every pending bundle (end of input)."""
-        for partition in list(self.pending):
-            yield self._close(partition)
+        for shard in list(self.pending):
+            if shard in self.pending:
+                yield from self._close(shard)
 
-    def _close(self, partition: int) -> ClosedBundle:
-        bundle = self.pending.pop(partition)
+    def _close(self, shard: int) -> list[ClosedBundle]:
+        """``shard``'s bundle and every other open bundle of its partition, in order of their first
+        message (see the class docstring)."""
+        partitions = self.partitions
+        partition = partition_of_shard(shard, partitions, self.shards)
+        closing = [s for s in self.pending if partition_of_shard(s, partitions, self.shards) == partition]
+        bundles = [self._close_one(s) for s in closing]
+        bundles.sort(key=ClosedBundle.earliest_timestamp)
+        return bundles
+
+    def _close_one(self, shard: int) -> ClosedBundle:
+        bundle = self.pending.pop(shard)
         routes = self._routes
         for locate in bundle.locates.values():
             route = routes.get(locate)
@@ -335,10 +387,10 @@ class BundleBatcher(LocateDirectory):
         for symbol, payloads in bundle.segments.items():
             count = len(payloads)
             if symbol == SYSTEM_KEY:
-                sequence = self.system_batch_sequences[partition] + 1  # 1-based per (session, partition)
-                self.system_batch_sequences[partition] = sequence
-                first = self.system_message_sequences[partition]
-                self.system_message_sequences[partition] = first + count
+                sequence = self.system_batch_sequences[shard] + 1  # 1-based per (session, shard)
+                self.system_batch_sequences[shard] = sequence
+                first = self.system_message_sequences[shard]
+                self.system_message_sequences[shard] = first + count
                 segments.append(SegmentInput(SYSTEM_SYMBOL, 0, sequence, first, tuple(payloads)))
                 continue
             sequence = self.batch_sequences.get(symbol, 0) + 1  # 1-based per (session, symbol)
@@ -347,8 +399,15 @@ class BundleBatcher(LocateDirectory):
             self.message_sequences[symbol] = first + count
             self.messages_by_symbol[symbol] = self.messages_by_symbol.get(symbol, 0) + count
             segments.append(SegmentInput(symbol, bundle.locates[symbol], sequence, first, tuple(payloads)))
-        self.bundle_sequences[partition] += 1  # 1-based per (session, partition)
-        return ClosedBundle(partition, self.partitions, self.bundle_sequences[partition], tuple(segments))
+        self.bundle_sequences[shard] += 1  # 1-based per (session, shard)
+        return ClosedBundle(
+            partition_of_shard(shard, self.partitions, self.shards),
+            self.partitions,
+            self.bundle_sequences[shard],
+            tuple(segments),
+            shard,
+            self.shards,
+        )
 
 
 _SLOW, _FULL, _EXPIRED, _RUN_END = 0, 1, 2, 3
@@ -394,9 +453,9 @@ _DUE = 0.0005
 
 @dataclass(frozen=True, slots=True)
 class ReplaySummary:
-    #: messages produced (a market-wide message counts once, though every partition gets a copy)
+    #: messages produced (a market-wide message counts once, though every shard gets a copy)
     messages: int
-    #: segments produced: per-symbol batches, plus each partition's market-wide (``""``) segments
+    #: segments produced: per-symbol batches, plus each shard's market-wide (``""``) segments
     batches: int
     #: Kafka records produced: one per bundle
     records: int
@@ -451,7 +510,7 @@ def replay(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ReplaySummary:
-    """Produce ``payloads`` (raw ITCH messages in feed order) as per-partition bundles; waits for
+    """Produce ``payloads`` (raw ITCH messages in feed order) as per-shard bundles; waits for
     every ack. ``encode`` turns a :class:`ClosedBundle` into the record value (default: the
     ``ItchBundle`` Avro encoding, stamped with the wall clock when the bundle closes). A paced
     replay (``speed``) sends heartbeats to partitions quiet for ``heartbeat_ms`` (0: none; see the
@@ -463,11 +522,13 @@ def replay(
     partitions = len(producer.partitions_for(topic) or [])
     if not partitions:
         raise UserError(f"topic {topic!r} does not exist on the broker; `itchflow stack up` creates it")
+    check_partitions(partitions, topic)
     batcher = BundleBatcher(partitions, batch_size, linger_ms, clock)
     pacer = Pacer(speed, clock, sleep)
     futures = []
     counters = {"batches": 0, "records": 0, "reported": 0, "heartbeats": 0}
-    keys = [f"{venue}:#{partition}/{partitions}".encode() for partition in range(partitions)]
+    # shard s's key; a partition's heartbeats go under the key of its first shard
+    keys = [shard_key(shard).encode() for shard in range(SHARDS)]
     started = time.monotonic()
 
     midnight_ns = midnight_epoch_ns(trading_date)
@@ -477,13 +538,13 @@ def replay(
 
     def send(bundle: ClosedBundle) -> None:
         value = encode(bundle)
-        event_time = midnight_ns + bundle.latest_timestamp()
-        latest[bundle.partition] = max(latest[bundle.partition], event_time)
+        event_time = midnight_ns + bundle.earliest_timestamp()
+        latest[bundle.partition] = max(latest[bundle.partition], midnight_ns + bundle.latest_timestamp())
         last_sent[bundle.partition] = clock()
         headers = [(EVENT_TIME_HEADER, event_time.to_bytes(8, "big", signed=True))]
         futures.append(
             producer.send(
-                topic, key=keys[bundle.partition], value=value, partition=bundle.partition, headers=headers
+                topic, key=keys[bundle.shard], value=value, partition=bundle.partition, headers=headers
             )
         )
         counters["records"] += 1
@@ -503,15 +564,22 @@ def replay(
         feed_time = pacer.feed_time()
         if not heartbeat_s or feed_time is None:
             return
+        waiting_data = {partition_of_shard(shard, partitions) for shard in batcher.pending}
         for partition in range(partitions):
-            if partition in batcher.pending or now - last_sent[partition] < heartbeat_s:
+            if partition in waiting_data or now - last_sent[partition] < heartbeat_s:
                 continue
             event_time = max(latest[partition], midnight_ns + feed_time)
             latest[partition] = event_time
             last_sent[partition] = now
             headers = heartbeat_headers(event_time)
             futures.append(
-                producer.send(topic, key=keys[partition], value=b"", partition=partition, headers=headers)
+                producer.send(
+                    topic,
+                    key=keys[first_shard_of(partition, partitions)],
+                    value=b"",
+                    partition=partition,
+                    headers=headers,
+                )
             )
             counters["heartbeats"] += 1
 
@@ -531,11 +599,12 @@ def replay(
         for bundle in batcher.flush():
             send(bundle)
         if to_message is None:
-            # the whole feed went out: every partition is complete up to the feed's latest event time
+            # the whole feed went out: every shard is complete up to the feed's latest event time
             end = end_of_replay_headers(max(latest))
-            for partition in range(partitions):
+            for shard in range(SHARDS):
+                partition = partition_of_shard(shard, partitions)
                 futures.append(
-                    producer.send(topic, key=keys[partition], value=b"", partition=partition, headers=end)
+                    producer.send(topic, key=keys[shard], value=b"", partition=partition, headers=end)
                 )
         producer.flush()
         _settle(futures)
@@ -591,12 +660,13 @@ def _settle(futures: list) -> None:
 
 
 EVENT_TIME_HEADER = "itchflow.event-time-ns"
-"""Kafka header of a record's event time: the latest feed time of its messages, UTC epoch ns, 8 bytes
-big-endian (what the jobs' watermarks follow; the Kafka timestamp stays the wall clock, so topics'
-time-based retention keeps historical feeds)."""
+"""Kafka header of a record's event time: the feed time of its earliest message, UTC epoch ns, 8 bytes
+big-endian; what the jobs' watermarks follow (the earliest, so that a partition's watermark never
+passes a message of a record still to come: see :class:`BundleBatcher`). The Kafka timestamp stays
+the wall clock, so topics' time-based retention keeps historical feeds."""
 END_OF_REPLAY_HEADER = "itchflow.end-of-replay"
-"""Kafka header of the empty record that ends a replay in each partition: the jobs close the
-partition's open event-time windows (bars) when they read it."""
+"""Kafka header of the empty record that ends a replay in each shard: the jobs close the
+shard key's open event-time windows (bars) when they read it."""
 NO_EVENT_TIME = -(2**63)
 
 
@@ -652,7 +722,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "replay",
-        help="produce an ITCH 5.0 file to market-data-raw as per-partition bundles of per-symbol batches",
+        help="produce an ITCH 5.0 file to market-data-raw as per-shard bundles of per-symbol batches",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("file", type=Path, help="ITCH 5.0 file (length-prefixed, gzip, zero-prefix or pcap)")
@@ -673,13 +743,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        help=f"messages per partition bundle (one Kafka record) at most (default: {LATENCY_BUNDLES[0]:,} "
+        help=f"messages per shard bundle (one Kafka record) at most (default: {LATENCY_BUNDLES[0]:,} "
         f"with --speed, {THROUGHPUT_BUNDLES[0]:,} at full speed)",
     )
     parser.add_argument(
         "--linger-ms",
         type=float,
-        help=f"close a partition's bundle this long after its first message (default: "
+        help=f"close a shard's bundle this long after its first message (default: "
         f"{LATENCY_BUNDLES[1]:g} with --speed, {THROUGHPUT_BUNDLES[1]:g} at full speed)",
     )
     parser.add_argument(

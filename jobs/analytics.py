@@ -3,7 +3,7 @@
 The analytics of the one-job pipeline (``market_data``) as a job of their own, for deployments that
 run the normalize and order-book jobs apart: it reads what the order-book job's books made of each
 record (``book-events``: prints with match numbers, broken trades, top-of-book changes with sizes,
-depth snapshots; ``schemas/book/BookEvents.avsc``), keyed like the books (``<venue>:#<p>/<n>``), in
+depth snapshots; ``schemas/book/BookEvents.avsc``), keyed like the books (``@<shard>/<shards>``), in
 event time with watermarks per Kafka partition, and writes the same ClickHouse tables and Redis keys
 with the same operator steps (``jobs/operators.py``: :class:`~jobs.operators.AnalyticsSteps`). The
 end of a replay (passed on by the normalize and order-book jobs) closes every window; late prints
@@ -72,7 +72,10 @@ def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, confi
             output_type=CLICKHOUSE_ROWS,
         )
         .name("analytics")
-        .uid("analytics-v1")
+        # v2: state keyed by a shard of the symbol (``@<shard>/<shards>``), not by raw partition; a
+        # savepoint of the partition-keyed layout must not be silently mapped onto it (its state would
+        # sit under keys no record carries any more)
+        .uid("analytics-v2")
     )
     sinks["clickhouse"](analytics)
     sinks["redis"](analytics.get_side_output(REDIS_OUT))

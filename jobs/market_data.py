@@ -1,7 +1,7 @@
 """Market-data job: market-data-raw -> normalized events and every symbol's L3 book in one operator.
 
-What the normalization job and the order-book job do, in one keyed operator per raw partition key
-(``venue:#partition``) and with both jobs' state, per raw record in turn: normalize it (sequence
+What the normalization job and the order-book job do, in one keyed operator per symbol shard key
+(``@<shard>/<shards>``, every venue of the shard's symbols) and with both jobs' state, per raw record in turn: normalize it (sequence
 state; the normalized record goes to market-data-normalized for the other consumers, bad input to
 the dead-letter topic), then apply the same normalized record to the key's books (token, snapshots,
 log; ClickHouse and Redis as the order-book job). One Kafka hop and one Python crossing less than the
@@ -76,7 +76,10 @@ def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, confi
             output_type=CLICKHOUSE_ROWS,
         )
         .name("market-data")
-        .uid("market-data-v1")
+        # v2: state keyed by a shard of the symbol (``@<shard>/<shards>``), not by raw partition; a
+        # savepoint of the partition-keyed layout must not be silently mapped onto it (its state would
+        # sit under keys no record carries any more)
+        .uid("market-data-v2")
     )
     sinks["normalized"](books.get_side_output(NORMALIZED_OUT))
     sinks["dead-letters"](books.get_side_output(DEAD_LETTERS))

@@ -1,7 +1,7 @@
 """Normalization job: market-data-raw -> market-data-normalized, bad input -> dead-letter.
 
-A raw record is a bundle of one partition's symbols (key ``venue:#partition``); its normalized
-record keeps that key, so the order-book job keeps a partition's books together. (A per-symbol
+A raw record is a bundle of one shard's symbols (key ``@<shard>/<shards>``, see ``itchflow/shards.py``);
+its normalized record keeps that key, so the order-book job keeps a shard's books together. (A per-symbol
 ``ItchBatch`` of an older producer, keyed by symbol, gives a record keyed ``venue:symbol``.)
 
 Keyed (in the JVM) by the raw record's key; per key one small state (per symbol: the producer
@@ -49,7 +49,10 @@ def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, confi
         key_by_record_key(raw)
         .process(Normalize(config.source_topic, source_fingerprint()), output_type=KEYED_BYTES)
         .name("normalize")
-        .uid("normalize")
+        # v2: state keyed by a shard of the symbol (``@<shard>/<shards>``), not by raw partition; a
+        # savepoint of the partition-keyed layout must not be silently mapped onto it (its state would
+        # sit under keys no record carries any more)
+        .uid("normalize-v2")
     )
     sinks["normalized"](normalized)
     sinks["dead-letters"](normalized.get_side_output(DEAD_LETTERS))

@@ -211,7 +211,7 @@ class BookStep:
     operator's ``open`` / ``process_element``)."""
 
     def __init__(self, runtime_context: RuntimeContext, config: BookStageConfig) -> None:
-        # v2 layout: per partition key a token, the books' snapshots and the records applied since
+        # v2 layout: per bundle (shard) key a token, the books' snapshots and the records applied since
         self.state = FlinkKeyedState(runtime_context, value="token", log="log", entries="snapshots")
         self.books = BookCache(config)
         metrics = runtime_context.get_metrics_group().add_group("itchflow")

@@ -1,7 +1,8 @@
 """Order-book job: market-data-normalized -> every symbol's L3 book -> ClickHouse and Redis.
 
-Keyed (in the JVM) by the record key, ``venue:#partition``: a record is a bundle of the events of
-many symbols of one raw partition, and one key holds every book of that partition, live in memory.
+Keyed (in the JVM) by the record key, ``@<shard>/<shards>``: a record is a bundle of the events of
+many symbols of one shard (``itchflow/shards.py``), and one key holds every book of that shard, of
+every venue, live in memory.
 State per key, touched once per record and in proportion to it: the books' snapshots as of the last
 compaction (RocksDB MapState), the records applied since (ListState) and a token naming the live
 books that equal it (see ``itchflow.pipeline.partition_books``). The work is in
@@ -57,9 +58,10 @@ def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, confi
         key_by_record_key(normalized)
         .process(MaintainBooks(config, source_fingerprint(), events), output_type=CLICKHOUSE_ROWS)
         .name("order-book")
-        # v2: state is per partition key (token, snapshots, log), not one ValueState per symbol;
-        # a savepoint of the v1 operator must not be silently mapped onto it
-        .uid("order-book-v2")
+        # v2: state is per bundle key (token, snapshots, log), not one ValueState per symbol; v3: the
+        # bundle key is a shard of the symbol (``@<shard>/<shards>``), not a raw partition. A savepoint
+        # of an earlier layout must not be silently mapped onto it
+        .uid("order-book-v3")
     )
     sinks["clickhouse"](books)
     sinks["redis"](books.get_side_output(REDIS_OUT))

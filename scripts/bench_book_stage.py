@@ -71,8 +71,7 @@ def cut_feed(payloads: Iterable[bytes], partitions: int, batch_size: int) -> Fee
         messages += 1
         closed.extend(batcher.add(payload))
     closed.extend(batcher.flush())
-    keys = [f"{VENUE}:#{partition}".encode() for partition in range(partitions)]
-    states: dict[int, tuple | None] = {}
+    states: dict[bytes, tuple | None] = {}
     records = []
     segments = symbol_messages = dead_letters = 0
     for offset, bundle in enumerate(closed):
@@ -82,10 +81,10 @@ def cut_feed(payloads: Iterable[bytes], partitions: int, batch_size: int) -> Fee
                 symbol_messages += len(segment.payloads)
         envelope = bundle.envelope(venue=VENUE, trading_date=TRADING_DATE, session=SESSION, produced_at_ns=0)
         value = encode_bundle(envelope)
-        key = keys[bundle.partition]
+        key = bundle.key.encode()
         source = RecordSource("market-data-raw", bundle.partition, offset, 0, key)
-        outcome = normalize_record(value, source, states.get(bundle.partition), now_ns=0)
-        states[bundle.partition] = outcome.state
+        outcome = normalize_record(value, source, states.get(key), now_ns=0)
+        states[key] = outcome.state
         dead_letters += len(outcome.dead_letters)
         if outcome.normalized is not None:
             records.append((key, outcome.normalized))

@@ -9,7 +9,7 @@ at a given rate would produce.
 
 FEED is any ITCH file (e.g. a cached ``itchflow bench`` feed under ``<stack home>/bench-cache/``).
 
-1. **Bundles** -- the replay's :class:`~itchflow.replay.BundleBatcher` (one bundle per partition of
+1. **Bundles** -- the replay's :class:`~itchflow.replay.BundleBatcher` (one bundle per shard, in the partitions of
    ``--partitions``) with a clock that advances ``1 / rate`` per message, so bundles close on size or
    linger exactly as at that replay rate.
 2. **Stages**, each timed in CPU seconds (``time.process_time``) over every record, doing what the
@@ -150,14 +150,14 @@ def normalize_all(
     encoded: list[tuple[float, ClosedBundle, bytes]], venue: str
 ) -> list[tuple[float, bytes, bytes]]:
     """Each record through ``normalize_record`` with its Kafka key's state (the replay's key:
-    ``<venue>:#<partition>``); (replay time, normalized key, normalized record)."""
-    states: dict[int, tuple | None] = {}
+    ``@<shard>/<shards>``); (replay time, normalized key, normalized record)."""
+    states: dict[bytes, tuple | None] = {}
     normalized = []
     for offset, (at, bundle, value) in enumerate(encoded):
-        key = f"{venue}:#{bundle.partition}".encode()
+        key = bundle.key.encode()
         source = RecordSource("raw", bundle.partition, offset, 0, key)
-        outcome = normalize_record(value, source, states.get(bundle.partition), now_ns=0)
-        states[bundle.partition] = outcome.state
+        outcome = normalize_record(value, source, states.get(key), now_ns=0)
+        states[key] = outcome.state
         if outcome.normalized is not None:
             normalized.append((at, outcome.output_key, outcome.normalized))
     return normalized

@@ -1,7 +1,8 @@
-"""The raw-feed topic's bundles: ITCH messages of many symbols of one partition per Kafka record.
+"""The raw-feed topic's bundles: ITCH messages of many symbols of one shard per Kafka record.
 
-``itchflow.itch.v1.ItchBundle`` (``schemas/itch/ItchBundle.avsc``, key ``<venue>:#<partition>/<partitions>``) is what ``itchflow replay``
-produces: per Kafka partition, every symbol's pending messages close together on size or time, one
+``itchflow.itch.v1.ItchBundle`` (``schemas/itch/ItchBundle.avsc``, key ``@<shard>/<shards>``, see
+:mod:`itchflow.shards`) is what ``itchflow replay`` produces: per shard of the symbols, every
+symbol's pending messages close together on size or time, one
 :class:`ItchSegment` per symbol (its per-symbol batch and message sequences), with all messages back
 to back in ``payloads``, segment after segment. A record therefore carries hundreds of messages
 however many symbols the feed has, and a quiet feed still flushes within the linger.
@@ -59,11 +60,6 @@ class ItchBundle:
     produced_at_ns: int
     segments: tuple[ItchSegment, ...]
     payloads: bytes
-
-    @property
-    def key(self) -> str:
-        """The Kafka record key: ``<venue>:#<partition>/<partitions>``."""
-        return f"{self.venue}:#{self.partition}/{self.partitions}"
 
     @property
     def message_count(self) -> int:

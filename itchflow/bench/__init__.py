@@ -23,7 +23,7 @@ One run:
    that arrived within 1 s after a checkpoint trigger of the phase, and the others. When the job
    writes bars: the bar publish delay over the phase (its Redis sink's ``barPublishDelay``
    histogram, bucket bounds), from the operator finding the watermark past bars' window ends to Redis
-   acknowledging those bars, one sample per firing of a partition key. The phase's CPU
+   acknowledging those bars, one sample per firing of a shard key. The phase's CPU
    is printed with it: the stack's processes, the rest of the machine, and the steal (CPU time the
    hypervisor gave to other guests: on a shared host the one difference between two runs of the same
    code that no process shows).

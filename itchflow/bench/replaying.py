@@ -29,7 +29,7 @@ class RecordingEncoder:
 
     The bundle's ``produced_at_ns`` and the noted time are the same clock reading: latency is
     measured from there (a message waited up to ``--linger-ms`` in its bundle before that). The
-    market-wide segments (symbol ``""``, one per partition, numbered per partition) are not noted:
+    market-wide segments (symbol ``""``, one per shard, numbered per shard) are not noted:
     no book waits for them.
     """
 

@@ -1,7 +1,7 @@
 """The book-events topic: what the books made of one normalized record, for the analytics job.
 
 The order-book job writes one ``BookEvents`` record (``schemas/book/BookEvents.avsc``) per normalized
-record it applies, keyed like it (``<venue>:#<p>/<n>``) and stamped with its event time: the prints
+record it applies, keyed like it (``@<shard>/<shards>``) and stamped with its event time: the prints
 with their match numbers, the broken-trade corrections, the top-of-book changes with sizes and the
 depth snapshots. The analytics job decodes it back into the fields of a
 :class:`~itchflow.pipeline.partition_books.BundleOutput` that the bars, bursts, OFI and liquidity

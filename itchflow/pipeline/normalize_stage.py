@@ -19,6 +19,7 @@ from itchflow.normalize.bundle import NormalizedBundle
 from itchflow.normalize.normalizer import normalize_bundle
 from itchflow.normalize.sequence import SequenceState, SequenceStatus
 from itchflow.pipeline.keyed_state import KeyedState
+from itchflow.shards import unsalted
 
 JOB_NAME = "itchflow-normalize"
 STATE_VERSION = 2
@@ -71,11 +72,12 @@ def normalized_key(venue: str, symbol: str) -> bytes:
     return f"{venue}:{symbol}".encode()
 
 
-def output_key(bundle: ItchBundle) -> bytes:
-    """Key of the normalized record: the bundle's own key ``venue:#partition/partitions`` (the books
-    of a partition stay together), ``venue:symbol`` for a per-symbol ``ItchBatch``."""
+def output_key(bundle: ItchBundle, source_key: bytes) -> bytes:
+    """Key of the normalized record: the raw record's own key without the JVM's salt (a shard key
+    ``@<shard>/<shards>``: the books of a shard stay together), ``venue:symbol`` for a per-symbol
+    ``ItchBatch``."""
     if bundle.partition >= 0:
-        return bundle.key.encode()
+        return unsalted(source_key.decode()).encode()
     return normalized_key(bundle.venue, bundle.segments[0].symbol)
 
 
@@ -177,7 +179,7 @@ def normalize_record(
     )
     if result.bundle.event_count:
         outcome.normalized = encode_normalized_bundle(result.bundle)
-        outcome.output_key = output_key(raw)
+        outcome.output_key = output_key(raw, source.key)
         outcome.bundle = result.bundle
     return outcome
 

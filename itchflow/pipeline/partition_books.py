@@ -1,8 +1,9 @@
-"""The order-book job's core per Flink key: every book of one Kafka partition, live in memory.
+"""The order-book job's core per Flink key: every book of one shard of the symbols, live in memory.
 
 A ``market-data-normalized`` record is a bundle (:mod:`itchflow.normalize.bundle`): the events of
-many symbols of one raw partition, a run per symbol. The job keys records by their Kafka key
-(``venue:#partition``), so one key holds every book of a partition, and one record touches many
+many symbols of one shard, a run per symbol. The job keys records by their Kafka key
+(``@<shard>/<shards>``, :mod:`itchflow.shards`), so one key holds every book of a shard (of every
+venue), and one record touches many
 books. :class:`PartitionBooks` applies a bundle run by run with :class:`BookStage` (one per
 symbol) and merges their outputs into one chunk per ClickHouse table and one Redis pipeline.
 

@@ -34,7 +34,7 @@ from connectors.kafka import KEYED_RECORD, MAX_PARALLELISM, NO_EVENT_TIME, RECOR
 from itchflow.analytics.book_tape import ofi_of_file
 from itchflow.avro.bundle import encode_bundle
 from itchflow.normalize.clock import midnight_epoch_ns
-from itchflow.replay import BundleBatcher, file_payloads
+from itchflow.replay import BundleBatcher, ClosedBundle, file_payloads
 from tests.unit.book_stage_support import fields_of, parse_resp, read_rows
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -161,12 +161,19 @@ class Feed:
     """(partition, offset) of each undecodable record mixed in."""
 
 
+_NEXT_OFFSETS: dict[int, int] = defaultdict(int)
+"""Per partition, the next offset of a feed's record: unique across every feed made, as the records
+of a partition are in Kafka."""
+
+
 def raw_feed(
     path: Path, venue: str, partitions: int = 8, batch_size: int = 400, garbage_every: int = 25
 ) -> Feed:
-    """``path`` bundled and encoded as ``itchflow replay`` produces it (``partitions`` partitions,
-    bundles of at most ``batch_size`` messages), keyed as the Kafka source keys it; the first and
-    every ``garbage_every``-th record are followed by an undecodable one on the same key."""
+    """``path`` bundled and encoded as ``itchflow replay`` produces it (per-shard bundles of at most
+    ``batch_size`` messages in ``partitions`` partitions), keyed as the Kafka source keys it; the
+    first and every ``garbage_every``-th record are followed by an undecodable one on the same key.
+    The records are in order of event time across the partitions (each partition's order kept): a
+    Kafka source's watermark is per partition, this collection's one for all."""
     batcher = BundleBatcher(
         partitions=partitions, batch_size=batch_size, linger_ms=float("inf"), clock=lambda: 0.0
     )
@@ -175,24 +182,27 @@ def raw_feed(
         closed.extend(batcher.add(payload))
     closed.extend(batcher.flush())
     feed = Feed(path, venue)
-    offsets: dict[int, int] = defaultdict(int)
-    keys = {p: balanced_key(f"{venue}:#{p}/{partitions}") for p in range(partitions)}
-
-    def add(partition: int, value: bytes, event_time: int = NO_EVENT_TIME) -> None:
-        header = RECORD_HEADER.pack(partition, offsets[partition], 0, event_time, 0)
-        feed.records.append((keys[partition], header + value))
-        offsets[partition] += 1
+    offsets = _NEXT_OFFSETS  # feeds of several venues share the shards' keys and partitions
+    keys: dict[str, str] = {}
 
     midnight_ns = midnight_epoch_ns(TRADING_DATE)
+    closed.sort(key=ClosedBundle.earliest_timestamp)  # stable: each partition's order is kept
+
+    def add(bundle: ClosedBundle, value: bytes, event_time: int = NO_EVENT_TIME) -> None:
+        partition = bundle.partition
+        key = keys.get(bundle.key) or keys.setdefault(bundle.key, balanced_key(bundle.key))
+        header = RECORD_HEADER.pack(partition, offsets[partition], 0, event_time, 0)
+        feed.records.append((key, header + value))
+        offsets[partition] += 1
 
     for number, bundle in enumerate(closed, start=1):
         envelope = bundle.envelope(
             venue=venue, trading_date=TRADING_DATE, session=f"{venue}-1", produced_at_ns=0
         )
-        add(bundle.partition, encode_bundle(envelope), midnight_ns + bundle.latest_timestamp())
+        add(bundle, encode_bundle(envelope), midnight_ns + bundle.earliest_timestamp())
         if number == 1 or number % garbage_every == 0:
             feed.garbage.add((bundle.partition, offsets[bundle.partition]))
-            add(bundle.partition, GARBAGE)
+            add(bundle, GARBAGE)
     return feed
 
 

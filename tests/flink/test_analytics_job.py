@@ -64,29 +64,29 @@ def book_events_feed(feed: Feed) -> tuple[Feed, int, set[tuple[int, int]]]:
     events = Feed(feed.path, feed.venue)
     rewritten = 0
     future: set[tuple[int, int]] = set()
+    offsets: dict[int, int] = defaultdict(int)  # per partition (several shard keys share one)
+
+    def add(key: str, partition: int, event_time: int, flags: int, value: bytes) -> int:
+        offset = offsets[partition]
+        events.records.append((key, RECORD_HEADER.pack(partition, offset, 0, event_time, flags) + value))
+        offsets[partition] += 1
+        return offset
+
     for key, records in per_key.items():
         middle = len(records) // 2
         again = records[max(0, middle - REWRITTEN) : middle]
         rewritten += len(again)
-        offset = 0
-        for partition, event_time, value in [*records[:middle], *again, *records[middle:]]:
-            events.records.append((key, RECORD_HEADER.pack(partition, offset, 0, event_time, 0) + value))
-            offset += 1
-            if offset == 3:
-                events.garbage.add((partition, offset))
-                events.records.append(
-                    (key, RECORD_HEADER.pack(partition, offset, 0, event_time, 0) + GARBAGE)
-                )
-                offset += 1
+        for index, (partition, event_time, value) in enumerate(
+            [*records[:middle], *again, *records[middle:]]
+        ):
+            add(key, partition, event_time, 0, value)
+            if index == 2:  # after the key's third record
+                events.garbage.add((partition, add(key, partition, event_time, 0, GARBAGE)))
         # flagged by the source as stamped in the future: the key's last output again, as a normalized
         # record after all the others (applied, it would count that record's prints twice)
         again_later = encode_book_events(last[key], partition, len(records))
-        future.add((partition, offset))
-        events.records.append(
-            (key, RECORD_HEADER.pack(partition, offset, 0, event_time, FUTURE) + again_later)
-        )
-        offset += 1
-        events.records.append((key, RECORD_HEADER.pack(partition, offset, 0, event_time, END_OF_REPLAY)))
+        future.add((partition, add(key, partition, event_time, FUTURE, again_later)))
+        add(key, partition, event_time, END_OF_REPLAY, b"")
     return events, rewritten, future
 
 

@@ -1,8 +1,9 @@
 """The market-data job's bars in event time on a local mini-cluster, with the watermark following
 each record (``PerRecordWatermarks``) so that lateness is decided by the data alone.
 
-One synthetic feed over two partitions, all of partition 0's records first, then partition 1's:
-partition 1's prints arrive as much as a trading day behind the watermark.
+One synthetic feed over two partitions, all of partition 0's records first and a heartbeat at the
+feed's last event time, then partition 1's: partition 1's prints arrive as much as a trading day
+behind the watermark.
 
 * out-of-orderness of a day: nothing is late; every bar equals ``itchflow bars``;
 * no out-of-orderness, no allowed lateness: partition 1's prints are late -- each one is exactly one
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka import KEYED_RECORD, event_time_watermarks
+from connectors.kafka import HEARTBEAT, KEYED_RECORD, RECORD_HEADER, event_time_watermarks
 from itchflow import synth
 from itchflow.analytics.bar_stage import BarConfig
 from itchflow.analytics.book_tape import liquidity_of_file, ofi_of_file
@@ -91,6 +92,13 @@ def run(
     records = feed.records
     if partition_by_partition:
         records = sorted(records, key=lambda record: record_partition(record[1]))  # stable: order kept
+        # then, before partition 1, a heartbeat of partition 0 at the feed's last event time (the
+        # records carry their earliest message's): partition 1's prints all come behind the watermark
+        first = next(index for index, record in enumerate(records) if record_partition(record[1]) == 1)
+        key = records[first - 1][0]
+        end = midnight_epoch_ns(TRADING_DATE) + max(m.timestamp for _, m in iter_messages(feed_file))
+        beat = (key, RECORD_HEADER.pack(0, 0, 0, end, HEARTBEAT))
+        records = [*records[:first], beat, *records[first:]]
 
     def source(env):
         stream = env.from_collection([tuple_row(r) for r in records], type_info=KEYED_RECORD)

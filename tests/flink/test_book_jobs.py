@@ -170,9 +170,11 @@ def test_each_undecodable_record_is_one_dead_letter(run) -> None:
         garbage = [
             (letter.source_partition, letter.source_offset)
             for letter in letters
-            if letter.key.decode().startswith(f"{feed.venue}:#") and letter.reason == "bad_magic"
+            if letter.reason == "bad_magic"
+            and (letter.source_partition, letter.source_offset) in feed.garbage
         ]
         assert sorted(garbage) == sorted(feed.garbage), feed.venue
+    assert sum(letter.reason == "bad_magic" for letter in letters) == sum(len(feed.garbage) for feed in feeds)
 
 
 def test_bars_equal_the_offline_bars(run, bar_references) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from itchflow import synth
 from itchflow.analytics.book_tape import liquidity_of_file, ofi_of_file
@@ -44,7 +44,8 @@ from itchflow.flinkctl import cancel, list_jobs, rest_get, stop_with_savepoint, 
 from itchflow.itch.framing import iter_messages
 from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.pipeline.latency import BAR_PUBLISH_DELAY, BOUNDS_MS, bucket_names
-from itchflow.replay import ReplaySummary, make_producer, partition_for, run_replay_file
+from itchflow.replay import ReplaySummary, make_producer, run_replay_file
+from itchflow.shards import SHARDS, shard_for
 from itchflow.stack import procs
 from itchflow.stack.manager import Stack
 from tests.unit.rolling_reference import assert_rolling_values, rolling_reference
@@ -391,16 +392,13 @@ def assert_one_publish_delay_sample_per_firing(
     event time (``barFirings``), each within 5 s. A firing is a partition key's step that finds the
     watermark past window ends: it emits at least one bar first, and the key's firings cover disjoint
     spans of event time, so there are at least one and at most as many as the distinct window ends of
-    the key's bars (one key per partition). ``at_least`` 0: the analytics job of the split pipeline may
+    the key's bars (one key per shard). ``at_least`` 0: the analytics job of the split pipeline may
     read a short replay's every record before its source's next periodic watermark, and then the
     end-of-replay records close every bar (no firing by event time)."""
     delays, firings = bar_publish_counts(config, job_id)
     samples = [after - before for after, before in zip(delays, delays_before, strict=True)]
     firings -= firings_before
-    ends = {
-        (partition_for(symbol, config.partitions), start + seconds * 1_000_000_000)
-        for symbol, seconds, start in bars
-    }
+    ends = {(shard_for(symbol), start + seconds * 1_000_000_000) for symbol, seconds, start in bars}
     assert at_least <= firings <= len(ends)
     assert sum(samples) == firings
     assert samples[-1] == 0, f"bar publish delays beyond {BOUNDS_MS[-1]} ms: {samples}"
@@ -521,15 +519,13 @@ def assert_the_day_replayed_again_changes_nothing(
     before = day_outputs(config, venue)
     assert before["trades"] and before["top_of_book"]
     replay(config, path, venue, "renamed-session", trading_date=day, batch_size=333)
-    # a later feed of another venue, through every partition: once its books are applied, the
-    # records replayed before it in the same partitions have been processed
+    # a later feed of another venue, through every shard: once its books are applied, the records
+    # replayed before it under the same keys have been processed
     sentinel = path.with_name("sentinel.itch")
-    synth.write(sentinel, symbols=40, messages=4_000, seed=5)
+    synth.write(sentinel, symbols=120, messages=6_000, seed=5)
     # (on the same day: a later one would move the jobs' event time past the bars tests' days)
     summary = replay(config, sentinel, venue + "-SENTINEL", "sentinel", trading_date=day)
-    assert {partition_for(symbol, config.partitions) for symbol in summary.last_seq_by_symbol()} == set(
-        range(config.partitions)
-    )
+    assert {shard_for(symbol) for symbol in summary.last_seq_by_symbol()} == set(range(SHARDS))
     wait_until_applied(config, venue + "-SENTINEL", summary.last_seq_by_symbol(), timeout_s=180, show=False)
     time.sleep(4)  # the sinks' linger (3 s) of anything the second replay might have written
     after = day_outputs(config, venue)
@@ -589,6 +585,34 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(
     )
 
 
+def dead_letter_ends(config: StackConfig) -> dict[int, int]:
+    """The dead-letter topic's end offset per partition: where the letters of what comes next start
+    (the records' keys are shard keys, the same for every venue)."""
+    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap_servers)
+    parts = [TopicPartition(DEAD_LETTER_TOPIC, p) for p in consumer.partitions_for_topic(DEAD_LETTER_TOPIC)]
+    ends = consumer.end_offsets(parts)
+    consumer.close()
+    return {part.partition: offset for part, offset in ends.items()}
+
+
+def dead_letters_since(
+    config: StackConfig, start: dict[int, int], expected: int, timeout_s: float = 120
+) -> list:
+    """The dead letters written after ``start`` (:func:`dead_letter_ends`), read until there are
+    ``expected`` or ``timeout_s`` has passed."""
+    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap_servers, consumer_timeout_ms=3000)
+    parts = [TopicPartition(DEAD_LETTER_TOPIC, partition) for partition in start]
+    consumer.assign(parts)
+    for part in parts:
+        consumer.seek(part, start[part.partition])
+    letters = []
+    deadline = time.monotonic() + timeout_s
+    while len(letters) < expected and time.monotonic() < deadline:
+        letters.extend(decode_dead_letter(record.value) for record in consumer)
+    consumer.close()
+    return letters
+
+
 def test_a_replay_stamped_with_a_date_to_come_is_set_aside_and_moves_no_watermark(pipeline) -> None:
     """A replay whose --date has not come yet: the source flags its records (event time beyond the
     wall clock plus --max-future-ms), so every one of them, end-of-replay records included, is one dead
@@ -596,26 +620,18 @@ def test_a_replay_stamped_with_a_date_to_come_is_set_aside_and_moves_no_watermar
     tests after this one replay earlier days and check their bars)."""
     config, job_ids, suffix, jobs = pipeline
     venue = "E2E-FUTURE" + suffix
+    start = dead_letter_ends(config)
     summary = replay(
         config, SHARED_DATA / "meatpy_sample.itch50", venue, "future-1", trading_date="2099-01-05"
     )
-    consumer = KafkaConsumer(
-        DEAD_LETTER_TOPIC,
-        bootstrap_servers=config.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=3000,
+    expected = summary.records + SHARDS  # the bundles and one end-of-replay record a shard
+    letters = dead_letters_since(config, start, expected)
+    assert (
+        len({(letter.source_partition, letter.source_offset) for letter in letters})
+        == len(letters)
+        == expected
     )
-    expected = summary.records + config.partitions  # the bundles and one end-of-replay record a partition
-    letters: dict[tuple[int, int], object] = {}
-    deadline = time.monotonic() + 120
-    while len(letters) < expected and time.monotonic() < deadline:
-        for record in consumer:
-            letter = decode_dead_letter(record.value)
-            if (letter.key or b"").decode().startswith(venue + ":#"):
-                letters[(letter.source_partition, letter.source_offset)] = letter
-    consumer.close()
-    assert len(letters) == expected
-    assert {letter.reason for letter in letters.values()} == {"future"}
+    assert {letter.reason for letter in letters} == {"future"}
     assert applied_sequences(clickhouse_client(config), venue) == {}
     day_2099_ms = midnight_epoch_ns(date(2099, 1, 5)) // 1_000_000
     for _, name in jobs:
@@ -797,6 +813,7 @@ def test_a_paced_feed_that_goes_quiet_closes_its_bars_while_it_is_quiet(pipeline
     venue = "E2E-QUIET" + suffix
     path = tmp_path / "quiet.itch"
     gap_s, last_start, last_bars = quiet_feed(path)
+    letters_before = dead_letter_ends(config)
     last_start += midnight_epoch_ns(date.fromisoformat(LATER_DATES[suffix][1]))
     done: list[ReplaySummary] = []
     worker = threading.Thread(
@@ -832,10 +849,4 @@ def test_a_paced_feed_that_goes_quiet_closes_its_bars_while_it_is_quiet(pipeline
     assert bars == last_bars
     assert closed_after < 1.5 + gap_s
     wait_until_applied(config, venue, done[0].last_seq_by_symbol(), timeout_s=120, show=False)
-    consumer = KafkaConsumer(
-        DEAD_LETTER_TOPIC, bootstrap_servers=config.bootstrap_servers, auto_offset_reset="earliest",
-        consumer_timeout_ms=3000,
-    )  # fmt: skip
-    letters = [decode_dead_letter(record.value) for record in consumer]
-    consumer.close()
-    assert not [letter for letter in letters if letter.key.decode(errors="replace").startswith(venue + ":")]
+    assert dead_letters_since(config, letters_before, 1, timeout_s=5) == []

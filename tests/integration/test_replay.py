@@ -1,7 +1,8 @@
-"""`itchflow replay` into the real broker, consumed back: one ``ItchBundle`` record per partition
-bundle, keyed ``<venue>:#<partition>/<partitions>``; every symbol's messages in one partition (Kafka's default
-partition of the symbol) and in feed order with contiguous numbering; market-wide messages in every
-partition exactly once; nothing lost or duplicated; clear errors."""
+"""`itchflow replay` into the real broker, consumed back: one ``ItchBundle`` record per shard
+bundle, keyed ``@<shard>/<shards>``, in the shard's partition; every symbol's messages in its shard
+(murmur2 of the symbol) and in feed order with contiguous numbering; market-wide messages in every
+shard exactly once; an end-of-replay record per shard after its data; nothing lost or duplicated;
+clear errors."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from kafka import KafkaConsumer
 from itchflow.avro.bundle import decode_raw
 from itchflow.config import TopicSpec
 from itchflow.replay import partition_for
+from itchflow.shards import SHARDS, parse_shard_key, partition_of_shard, shard_for
 from itchflow.stack.topics import ensure_topics
 
 from .stackutil import SHARED_DATA, free_ports, run_cli
@@ -56,6 +58,12 @@ def consume_all(bootstrap: str, topic: str, expected_records_at_least: int) -> l
             break
     consumer.close()
     return records
+
+
+def shard_of(key: bytes) -> int:
+    parsed = parse_shard_key(key.decode())
+    assert parsed is not None and parsed[1] == SHARDS, key
+    return parsed[0]
 
 
 def symbols_of(messages: list[bytes]) -> list[str]:
@@ -112,42 +120,47 @@ def test_replay_puts_every_message_in_its_symbols_partition_in_order(local_stack
         consume_all(local_stack.bootstrap_servers, topic, 1), key=lambda r: (r.partition, r.offset)
     )
     assert records
-    # the replay ends each partition with one empty record headed end-of-replay, carrying the feed's
-    # latest event time: New York midnight of the date (05:00 UTC in winter) + the file's latest ITCH time
+    # the replay ends each shard with one empty record headed end-of-replay, in the shard's partition,
+    # carrying the feed's latest event time: New York midnight of the date (05:00 UTC in winter) + the
+    # file's latest ITCH time
     ends = [r for r in records if not r.value]
-    assert [r.partition for r in ends] == list(range(partitions))
-    last_offset = {r.partition: r.offset for r in records}
+    assert sorted(r.key for r in ends) == sorted(f"@{shard}/{SHARDS}".encode() for shard in range(SHARDS))
+    first_end = {r.partition: r.offset for r in reversed(ends)}
     latest_ns = max(int.from_bytes(m[5:11], "big") for m in expected)
     midnight_ns = int(datetime(2019, 12, 30, 5, tzinfo=UTC).timestamp()) * 10**9
     for end in ends:
-        assert end.offset == last_offset[end.partition], "the end marker is the partition's last record"
+        assert end.partition == partition_of_shard(shard_of(end.key), partitions)
         headers = dict(end.headers)
         assert headers["itchflow.end-of-replay"] == b"1"
         assert (
             int.from_bytes(headers["itchflow.event-time-ns"], "big", signed=True) == midnight_ns + latest_ns
         )
     records = [r for r in records if r.value]
-    # per (symbol, partition): (batch_sequence, first_message_seq, messages) of each segment, in partition order
+    assert all(r.offset < first_end[r.partition] for r in records), (
+        "the end markers are the partitions' last records"
+    )
+    # per (symbol, shard): (batch_sequence, first_message_seq, messages) of each segment, in partition order
     segments: dict[tuple[str, int], list[tuple[int, int, list[bytes]]]] = defaultdict(list)
     bundle_sequences: dict[int, list[int]] = defaultdict(list)
     for record in records:
-        assert record.key == f"XTST:#{record.partition}/{partitions}".encode()
+        shard = shard_of(record.key)
+        assert record.partition == partition_of_shard(shard, partitions)
         bundle = decode_raw(record.value)
         assert (bundle.partition, bundle.partitions, bundle.venue) == (record.partition, partitions, "XTST")
         assert bundle.message_count <= 100
-        bundle_sequences[record.partition].append(bundle.bundle_sequence)
+        bundle_sequences[shard].append(bundle.bundle_sequence)
         messages = iter(split_packed(bundle.payloads))
         for segment in bundle.segments:
             part = [next(messages) for _ in range(segment.message_count)]
-            segments[(segment.symbol, record.partition)].append(
+            segments[(segment.symbol, shard)].append(
                 (segment.batch_sequence, segment.first_message_seq, part)
             )
         assert next(messages, None) is None, "payloads hold exactly the segments' messages"
     assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in bundle_sequences.values())
 
-    def stream(symbol: str, partition: int) -> list[bytes]:
+    def stream(symbol: str, shard: int) -> list[bytes]:
         """The segments' messages; batch_sequence 1..n and contiguous first_message_seq from 0."""
-        batches = segments[(symbol, partition)]
+        batches = segments[(symbol, shard)]
         assert [b[0] for b in batches] == list(range(1, len(batches) + 1)), "segments in order, none lost"
         firsts = [b[1] for b in batches]
         assert firsts == [sum(len(b[2]) for b in batches[:i]) for i in range(len(batches))], symbol
@@ -160,23 +173,24 @@ def test_replay_puts_every_message_in_its_symbols_partition_in_order(local_stack
     market_wide = by_symbol.pop("", [])
     assert market_wide, "the samples have system events"
 
-    # every partition got every market-wide message exactly once, in order
-    for partition in range(partitions):
-        assert stream("", partition) == market_wide
-    # every symbol in exactly its default partition, in feed order
+    # every shard got every market-wide message exactly once, in order
+    for shard in range(SHARDS):
+        assert stream("", shard) == market_wide
+    # every symbol in exactly its shard (so in its shard's partition), in feed order
     symbols = {symbol for symbol, _ in segments if symbol}
     assert symbols == set(by_symbol)
-    for symbol, partition in segments:
+    for symbol, shard in segments:
         if symbol:
-            assert partition == partition_for(symbol, partitions), symbol
+            assert shard == shard_for(symbol), symbol
+            assert partition_of_shard(shard, partitions) == partition_for(symbol, partitions), symbol
     for symbol in symbols:
-        assert stream(symbol, partition_for(symbol, partitions)) == by_symbol[symbol], symbol
-    # nothing lost or doubled: the (symbol, message) multiset is the file's (market-wide once per partition)
+        assert stream(symbol, shard_for(symbol)) == by_symbol[symbol], symbol
+    # nothing lost or doubled: the (symbol, message) multiset is the file's (market-wide once per shard)
     replayed = Counter(
         (symbol, m) for (symbol, _), batches in segments.items() for b in batches for m in b[2]
     )
     wanted = Counter((symbol, m) for symbol, messages in by_symbol.items() for m in messages)
-    wanted.update({("", m): partitions * n for m, n in Counter(market_wide).items()})
+    wanted.update({("", m): SHARDS * n for m, n in Counter(market_wide).items()})
     assert replayed == wanted
 
 

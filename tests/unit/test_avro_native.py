@@ -55,7 +55,9 @@ class Clock:
 
 def raw_bundles(payloads, partitions: int = 4, batch_size: int = 1000) -> list[ItchBundle]:
     clock = Clock()
-    batcher = BundleBatcher(partitions, batch_size, 10.0, clock=clock)
+    batcher = BundleBatcher(
+        partitions, batch_size, 10.0, clock=clock, shards=partitions
+    )  # a bundle per partition
     closed = []
     for payload in payloads:
         clock.now += 50e-6

@@ -83,7 +83,7 @@ def test_truncated_record_is_dead_lettered_not_raised() -> None:
 
 # ----------------------------------------------------------------------------- bundles
 
-BUNDLE_SOURCE = RecordSource("market-data-raw", 1, 7, 1_577_716_200_000, b"XNAS:#1")
+BUNDLE_SOURCE = RecordSource("market-data-raw", 1, 7, 1_577_716_200_000, b"@1/16~44")  # a salted shard key
 
 
 def segment(symbol: str, locate: int, batch_sequence: int, first_seq: int, refs: list[int]) -> SegmentInput:
@@ -118,7 +118,7 @@ def test_a_bundle_becomes_one_normalized_record_with_a_run_per_symbol() -> None:
     )
     outcome = normalize_record(record, BUNDLE_SOURCE, None, now_ns=5)
     assert outcome.dead_letters == []
-    assert outcome.output_key == b"XNAS:#1/4"
+    assert outcome.output_key == b"@1/16"  # the raw record's key, without the salt
     bundle = decode_normalized(outcome.normalized)
     assert [(run.symbol, run.start, run.count) for run in bundle.runs] == [
         ("AAA", 0, 2),

@@ -1,8 +1,10 @@
-"""The replay's batcher: symbols routed to Kafka's default partition, one bundle per partition closing
-on size or linger, per-symbol numbering across bundles, market-wide messages copied to every
-partition, unresolved locates, ``--from-message`` skips, and what it yields surviving the Avro
-round trip. Messages are built byte by byte from the ITCH 5.0 layout; partitions come from a
-reference murmur2 written here from Kafka's algorithm and checked against Kafka's own test vectors."""
+"""The replay's batcher: symbols routed to their shard (Kafka's murmur2 of the symbol modulo the
+shards) and the shard to its partition, one bundle per shard closing on size or linger, per-symbol
+numbering across bundles, market-wide messages copied to every shard, unresolved locates,
+``--from-message`` skips, and what it yields surviving the Avro round trip. Messages are built byte
+by byte from the ITCH 5.0 layout; shards and partitions come from a reference murmur2 written here
+from Kafka's algorithm and checked against Kafka's own test vectors. The closing and numbering tests
+use as many shards as partitions (a bundle per partition), the routing tests the real shards."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from itchflow.replay import (
     partition_for,
     replay,
 )
+from itchflow.shards import SHARDS, shard_for
 from tests.samples import SAMPLES
 
 DAY = date(2019, 12, 30)
@@ -84,13 +87,16 @@ def test_the_reference_murmur2_is_kafkas() -> None:
     assert {data: reference_murmur2(data) for data in JAVA_MURMUR2} == JAVA_MURMUR2
 
 
-@pytest.mark.parametrize("partitions", [1, 2, 3, 4, 12, 100])
-def test_a_symbol_goes_to_kafkas_default_partition(partitions: int) -> None:
+@pytest.mark.parametrize("partitions", [1, 2, 3, 4, 5, 12, 16])
+def test_a_symbol_goes_to_its_shards_partition(partitions: int) -> None:
     for symbol in SYMBOLS:
-        assert partition_for(symbol, partitions) == reference_partition(symbol, partitions), symbol
+        shard = reference_partition(symbol, SHARDS)  # murmur2 modulo the shards
+        assert shard_for(symbol) == shard, symbol
+        # a contiguous range of shards per partition
+        assert partition_for(symbol, partitions) == shard * partitions // SHARDS, symbol
 
 
-def test_partition_for_agrees_with_kafka_pythons_default_partitioner() -> None:
+def test_a_symbols_shard_is_kafka_pythons_default_partition_of_the_symbol_among_the_shards() -> None:
     from kafka.partitioner.default import DefaultPartitioner
 
     class Cluster:
@@ -98,14 +104,14 @@ def test_partition_for_agrees_with_kafka_pythons_default_partitioner() -> None:
             return {"raw"}
 
         def partitions_for_topic(self, topic):
-            return set(range(6))
+            return set(range(SHARDS))
 
         available_partitions_for_topic = partitions_for_topic
 
     for symbol in SYMBOLS:
         key = symbol.encode()
         expected = DefaultPartitioner().partition("raw", key, key, b"", b"", Cluster())
-        assert partition_for(symbol, 6) == expected
+        assert shard_for(symbol) == expected
 
 
 def symbols_by_partition(partitions: int) -> dict[int, list[str]]:
@@ -209,7 +215,7 @@ def test_a_bundle_closes_at_batch_size_messages_with_a_segment_per_symbol_in_fir
         system_event(13),
         delete(2, 14, 8),
     )
-    batcher = BundleBatcher(1, batch_size=3, linger_ms=float("inf"), clock=FakeClock())
+    batcher = BundleBatcher(1, batch_size=3, linger_ms=float("inf"), clock=FakeClock(), shards=1)
     closed = []
     for payload in (r_aapl, r_msft):
         closed.extend(batcher.add(payload))
@@ -241,7 +247,7 @@ def test_a_bundle_closes_when_its_first_message_is_linger_old() -> None:
     grouped = symbols_by_partition(2)
     x, y = grouped[p_x][0], grouped[p_y][0]
     clock = FakeClock()
-    batcher = BundleBatcher(2, batch_size=1000, linger_ms=250, clock=clock)
+    batcher = BundleBatcher(2, batch_size=1000, linger_ms=250, clock=clock, shards=2)
     x1, y1, x2, y2, x3, x4 = (
         add_order(1, x, 1, 1),
         add_order(2, y, 2, 2),
@@ -275,7 +281,7 @@ def test_a_bundle_closes_when_its_first_message_is_linger_old() -> None:
 def test_expired_closes_only_the_bundles_older_than_the_linger() -> None:
     grouped = symbols_by_partition(3)
     clock = FakeClock()
-    batcher = BundleBatcher(3, batch_size=1000, linger_ms=500, clock=clock)
+    batcher = BundleBatcher(3, batch_size=1000, linger_ms=500, clock=clock, shards=3)
     list(batcher.add(add_order(1, grouped[2][0], 1, 1)))
     clock.now = 0.25
     list(batcher.add(add_order(2, grouped[0][0], 2, 2)))
@@ -287,7 +293,7 @@ def test_expired_closes_only_the_bundles_older_than_the_linger() -> None:
 def test_symbols_of_one_partition_share_its_bundles_and_keep_their_own_numbering() -> None:
     grouped = symbols_by_partition(2)
     (a, b), c = grouped[0][:2], grouped[1][0]
-    batcher = BundleBatcher(2, batch_size=2, linger_ms=float("inf"), clock=FakeClock())
+    batcher = BundleBatcher(2, batch_size=2, linger_ms=float("inf"), clock=FakeClock(), shards=2)
     feed = [
         add_order(1, a, 1, 1),  # a #0 -> p0
         add_order(3, c, 2, 2),  # c #0 -> p1
@@ -309,7 +315,7 @@ def test_symbols_of_one_partition_share_its_bundles_and_keep_their_own_numbering
 def test_market_wide_messages_are_copied_to_every_partition_and_numbered_per_partition() -> None:
     grouped = symbols_by_partition(2)
     x = grouped[1][0]
-    batcher = BundleBatcher(2, batch_size=2, linger_ms=float("inf"), clock=FakeClock())
+    batcher = BundleBatcher(2, batch_size=2, linger_ms=float("inf"), clock=FakeClock(), shards=2)
     s1, s2, s3 = system_event(1, b"O"), system_event(2, b"S"), system_event(3, b"Q")
     ax = add_order(5, x, 4, 1)
     closed = list(batcher.add(s1))
@@ -330,6 +336,27 @@ def test_market_wide_messages_are_copied_to_every_partition_and_numbered_per_par
     assert batcher.messages_by_symbol == {"__SYSTEM__": 3, x: 1}  # counted once, not per copy
 
 
+def test_a_partitions_bundles_close_together_in_order_of_their_first_message() -> None:
+    # a quiet symbol and a busy one in two shards of one partition: the busy one fills its bundle after
+    # the quiet one's message, and both close then, the quiet one's (the older) first
+    by_shard: dict[int, str] = {}
+    for index in range(400):
+        by_shard.setdefault(reference_partition(f"S{index}", SHARDS), f"S{index}")
+    (quiet_shard, quiet), (busy_shard, busy) = sorted(by_shard.items())[-1], sorted(by_shard.items())[0]
+    batcher = BundleBatcher(1, batch_size=3, linger_ms=float("inf"), clock=FakeClock())
+    feed = [add_order(1, quiet, 1, 1), add_order(2, busy, 2, 2), delete(2, 3, 2), add_order(2, busy, 4, 3)]
+    closed = run(batcher, feed)
+    assert [(b.shard, b.earliest_timestamp(), [s.symbol for s in b.segments]) for b in closed] == [
+        (quiet_shard, 1, [quiet]),
+        (busy_shard, 2, [busy]),
+    ]
+    assert [b.key for b in closed] == [f"@{quiet_shard}/{SHARDS}", f"@{busy_shard}/{SHARDS}"]
+    # in two partitions the quiet shard's bundle waits for its own partition
+    if quiet_shard * 2 // SHARDS != busy_shard * 2 // SHARDS:
+        batcher = BundleBatcher(2, batch_size=3, linger_ms=float("inf"), clock=FakeClock())
+        assert [b.shard for b in run(batcher, feed[1:] + feed[:1])] == [busy_shard, quiet_shard]
+
+
 def test_unresolved_locates_are_routed_by_their_at_name_until_the_directory_names_them() -> None:
     partitions = 4
     batcher = BundleBatcher(partitions, batch_size=1000, linger_ms=float("inf"), clock=FakeClock())
@@ -344,15 +371,19 @@ def test_unresolved_locates_are_routed_by_their_at_name_until_the_directory_name
         for b in closed
         for s in b.segments
     }
+
+    def partition(symbol: str) -> int:
+        return reference_partition(symbol, SHARDS) * partitions // SHARDS
+
     assert found == {
-        (reference_partition("@7", partitions), "@7", 7, 1, 0): [d1],
-        (reference_partition("ZVZZT", partitions), "ZVZZT", 7, 1, 0): [r7, d2],
-        (reference_partition("QQQ", partitions), "QQQ", 9, 1, 0): [q9, d3],
+        (partition("@7"), "@7", 7, 1, 0): [d1],
+        (partition("ZVZZT"), "ZVZZT", 7, 1, 0): [r7, d2],
+        (partition("QQQ"), "QQQ", 9, 1, 0): [q9, d3],
     }
 
 
 def test_skipped_messages_advance_the_directory_and_every_sequence_as_if_sent() -> None:
-    batcher = BundleBatcher(2, batch_size=1000, linger_ms=float("inf"), clock=FakeClock())
+    batcher = BundleBatcher(2, batch_size=1000, linger_ms=float("inf"), clock=FakeClock(), shards=2)
     feed = [
         directory(1, "AAPL"),  # AAPL #0   skipped
         system_event(2),  # market-wide #0   skipped
@@ -424,43 +455,50 @@ def test_what_the_batcher_yields_encodes_and_decodes_back_to_the_feed(
 
     clock = FakeClock()
     batcher = BundleBatcher(partitions, batch_size=batch_size, linger_ms=3, clock=clock)
-    values = []
+    values = []  # (key, value) of each record
     for payload in feed:
         clock.now += 0.001  # a message per ms: bundles close on linger too
         for bundle in batcher.add(payload):
-            values.append(encode_bundle(make_record(bundle)))
-    values.extend(encode_bundle(make_record(bundle)) for bundle in batcher.flush())
+            values.append((bundle.key, encode_bundle(make_record(bundle))))
+    values.extend((bundle.key, encode_bundle(make_record(bundle))) for bundle in batcher.flush())
 
     got: dict[tuple[str, int], list[tuple[int, bytes]]] = defaultdict(
         list
-    )  # (symbol, partition) -> (seq, message)
+    )  # (symbol, shard) -> (seq, message)
     bundle_sequences: dict[int, list[int]] = defaultdict(list)
     batch_sequences: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for value in values:
+    earliest: dict[int, list[int]] = defaultdict(list)  # per partition, each record's earliest message
+    for key, value in values:
         bundle = decode_raw(value)
-        bundle_sequences[bundle.partition].append(bundle.bundle_sequence)
+        earliest[bundle.partition].append(min(segment.first_timestamp for segment in bundle.segments))
+        shard, shards = (int(part) for part in key.removeprefix("@").split("/"))
+        assert shards == SHARDS
+        assert (bundle.partition, bundle.partitions) == (shard * partitions // SHARDS, partitions)
+        bundle_sequences[shard].append(bundle.bundle_sequence)
         messages = iter(split_packed(bundle.payloads))
         assert bundle.message_count <= batch_size
         for segment in bundle.segments:
             part = [next(messages) for _ in range(segment.message_count)]
             if segment.symbol:
-                assert bundle.partition == reference_partition(segment.symbol, partitions)
+                assert shard == reference_partition(segment.symbol, SHARDS)
             assert segment.first_timestamp == int.from_bytes(part[0][5:11], "big")
-            batch_sequences[(segment.symbol, bundle.partition)].append(segment.batch_sequence)
-            got[(segment.symbol, bundle.partition)].extend(
+            batch_sequences[(segment.symbol, shard)].append(segment.batch_sequence)
+            got[(segment.symbol, shard)].extend(
                 (segment.first_message_seq + i, m) for i, m in enumerate(part)
             )
         assert next(messages, None) is None
     assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in bundle_sequences.values())
     assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in batch_sequences.values())
+    # a partition's records never go back in time: no message is behind an earlier record's event time
+    assert all(times == sorted(times) for times in earliest.values())
     market_wide = [(i, m) for i, m in enumerate(expected.pop("", []))]
     if market_wide:
-        for partition in range(partitions):  # every partition, every market-wide message, numbered
-            assert got.pop(("", partition)) == market_wide
+        for shard in range(SHARDS):  # every shard, every market-wide message, numbered
+            assert got.pop(("", shard)) == market_wide
     assert {symbol: messages for (symbol, _), messages in got.items()} == {
         symbol: list(enumerate(messages)) for symbol, messages in expected.items()
     }
-    assert len(got) == len(expected)  # each symbol in one partition
+    assert len(got) == len(expected)  # each symbol in one shard
 
 
 def make_record(bundle: ClosedBundle):
@@ -506,7 +544,13 @@ class FakeProducer:
         pass
 
 
-def test_replay_sends_one_record_per_bundle_to_its_partition_keyed_venue_and_partition() -> None:
+def shard_of_key(key: bytes) -> int:
+    shard, shards = key.decode().removeprefix("@").split("/")
+    assert int(shards) == SHARDS
+    return int(shard)
+
+
+def test_replay_sends_one_record_per_bundle_to_its_shards_partition_keyed_by_the_shard() -> None:
     feed = [
         directory(1, "AAPL"),
         directory(2, "MSFT"),
@@ -527,14 +571,13 @@ def test_replay_sends_one_record_per_bundle_to_its_partition_keyed_venue_and_par
         linger_ms=1e9,
         from_message=1,
     )
-    # flushed at the end: one bundle per partition (every partition holds the market-wide message)
-    assert sorted((key, partition) for _, key, _, partition in producer.sent) == [
-        (b"XNAS:#0/3", 0),
-        (b"XNAS:#1/3", 1),
-        (b"XNAS:#2/3", 2),
-    ]
+    # flushed at the end: one bundle per shard (every shard holds the market-wide message)
+    assert sorted((key, partition) for _, key, _, partition in producer.sent) == sorted(
+        (f"@{shard}/{SHARDS}".encode(), shard * 3 // SHARDS) for shard in range(SHARDS)
+    )
     segments = {}
-    for _, _, value, partition in producer.sent:
+    for _, key, value, partition in producer.sent:
+        shard = shard_of_key(key)
         bundle = decode_raw(value)
         assert (
             bundle.partition,
@@ -551,16 +594,16 @@ def test_replay_sends_one_record_per_bundle_to_its_partition_keyed_venue_and_par
         )
         assert bundle.produced_at_ns > 1_500_000_000 * 10**9  # wall clock, ns
         for segment in bundle.segments:
-            segments[(partition, segment.symbol)] = (
+            segments[(shard, segment.symbol)] = (
                 segment.batch_sequence,
                 segment.first_message_seq,
                 segment.message_count,
             )
-    assert segments[(reference_partition("AAPL", 3), "AAPL")] == (1, 1, 2)  # the skipped R was AAPL #0
-    assert segments[(reference_partition("MSFT", 3), "MSFT")] == (1, 0, 2)
-    assert all(segments[(p, "")] == (1, 0, 1) for p in range(3))
-    assert len(segments) == 5
-    assert (summary.messages, summary.records, summary.batches) == (5, 3, 5)
+    assert segments[(reference_partition("AAPL", SHARDS), "AAPL")] == (1, 1, 2)  # the skipped R was AAPL #0
+    assert segments[(reference_partition("MSFT", SHARDS), "MSFT")] == (1, 0, 2)
+    assert all(segments[(shard, "")] == (1, 0, 1) for shard in range(SHARDS))
+    assert len(segments) == SHARDS + 2
+    assert (summary.messages, summary.records, summary.batches) == (5, SHARDS, SHARDS + 2)
     assert summary.last_seq_by_symbol() == {"AAPL": 2, "MSFT": 1}
 
 
@@ -587,7 +630,7 @@ def test_encode_hook_gets_the_closed_bundles() -> None:
         [("AAPL", 1, 2, 1, [delete(1, 2, 1)])],
     ]
     assert [(key, value, partition) for _, key, value, partition in producer.sent] == [
-        (b"V:#0/1", b"v", 0)
+        (f"@{reference_partition('AAPL', SHARDS)}/{SHARDS}".encode(), b"v", 0)
     ] * 2
     assert isinstance(seen[0].segments[0], SegmentInput)
 
@@ -596,9 +639,9 @@ def test_encode_hook_gets_the_closed_bundles() -> None:
 MIDNIGHT_NS = 1_577_682_000 * 10**9
 
 
-def test_every_record_carries_its_latest_event_time_and_each_partition_ends_with_the_feeds() -> None:
-    aapl, ibm = reference_partition("AAPL", 3), reference_partition("IBM", 3)
-    assert aapl != ibm  # the test needs one partition without either symbol too
+def test_every_record_carries_its_earliest_event_time_and_each_shard_ends_with_the_feeds() -> None:
+    aapl, ibm = reference_partition("AAPL", SHARDS), reference_partition("IBM", SHARDS)
+    assert aapl != ibm
     feed = [
         directory(1, "AAPL", 10),
         directory(2, "IBM", 11),
@@ -610,16 +653,17 @@ def test_every_record_carries_its_latest_event_time_and_each_partition_ends_with
     replay(
         feed, producer, topic="raw", venue="V", trading_date=DAY, session="s", batch_size=1000, linger_ms=1e9
     )
-    by_partition = {
-        partition: int.from_bytes(headers[EVENT_TIME_HEADER], "big", signed=True)
-        for (_, _, _, partition), headers in zip(producer.sent, producer.headers, strict=True)
+    by_shard = {
+        shard_of_key(key): int.from_bytes(headers[EVENT_TIME_HEADER], "big", signed=True)
+        for (_, key, _, _), headers in zip(producer.sent, producer.headers, strict=True)
     }
-    # one bundle per partition at the end; its event time is its latest message's
-    assert by_partition[aapl] == MIDNIGHT_NS + 900
-    assert by_partition[ibm] == MIDNIGHT_NS + 700
-    ends = {partition: headers for _, partition, headers in producer.ends}
-    assert sorted(ends) == [0, 1, 2]
-    for headers in ends.values():  # every partition is complete up to the feed's end
+    # one bundle per shard that got messages at the end; its event time is its earliest message's
+    # (the directory messages at 10 and 11), the end markers' the feed's latest
+    assert by_shard == {aapl: MIDNIGHT_NS + 10, ibm: MIDNIGHT_NS + 11}
+    ends = {shard_of_key(key): (partition, headers) for key, partition, headers in producer.ends}
+    assert sorted(ends) == list(range(SHARDS))
+    assert all(partition == shard * 3 // SHARDS for shard, (partition, _) in ends.items())
+    for _, headers in ends.values():  # every shard is complete up to the feed's end
         assert int.from_bytes(headers[EVENT_TIME_HEADER], "big", signed=True) == MIDNIGHT_NS + 900
         assert headers[END_OF_REPLAY_HEADER] == b"1"
 
@@ -629,6 +673,13 @@ def test_a_partial_replay_sends_no_end_marker() -> None:
     feed = [add_order(1, "AAPL", 5, 1), delete(1, 6, 1), add_order(1, "AAPL", 7, 2)]
     replay(feed, producer, topic="raw", venue="V", trading_date=DAY, session="s", to_message=2)
     assert producer.sent and not producer.ends
+
+
+def test_a_topic_with_more_partitions_than_shards_is_refused_with_what_to_do() -> None:
+    producer = FakeProducer(SHARDS + 1)
+    with pytest.raises(UserError, match=f"has {SHARDS + 1} partitions.*at most {SHARDS}"):
+        replay([add_order(1, "AAPL", 5, 1)], producer, topic="raw", venue="V", trading_date=DAY, session="s")
+    assert producer.sent == []
 
 
 def test_a_bundle_size_over_the_limit_is_refused_with_the_limit() -> None:
@@ -747,7 +798,7 @@ S = 10**9
 
 def test_a_paced_replay_sends_waiting_bundles_and_heartbeats_while_the_feed_is_quiet() -> None:
     # AAPL trades at 1 s of feed time, then nothing until IBM at 10 s: a 9 s quiet spell at speed 1
-    aapl, ibm = reference_partition("AAPL", 3), reference_partition("IBM", 3)
+    aapl, ibm = partition_for("AAPL", 3), partition_for("IBM", 3)
     feed = [
         directory(1, "AAPL", 0),
         directory(2, "IBM", 0),

@@ -8,10 +8,11 @@ import org.apache.kafka.common.header.Headers;
 /**
  * How event time travels with our Kafka records: a record header, never the Kafka timestamp.
  *
- * <p>A record's event time is the latest feed time of the messages it carries (UTC epoch ns,
- * 8 bytes big-endian, header {@value #HEADER}). The Kafka timestamp stays the producer's wall
+ * <p>A record's event time is the feed time of the earliest message it carries (UTC epoch ns,
+ * 8 bytes big-endian, header {@value #HEADER}): the replay closes a partition's shard bundles
+ * together, oldest first, so a partition's event times never decrease. The Kafka timestamp stays the producer's wall
  * clock: a historical feed stamped with its own dates would fall out of the topics' time-based
- * retention as soon as its segments roll. The end of a replay is an empty record per partition with
+ * retention as soon as its segments roll. The end of a replay is an empty record per shard with
  * the header {@value #END_HEADER}; a paced replay that has nothing to send to a partition for a while
  * sends it an empty heartbeat record with the header {@value #HEARTBEAT_HEADER} and the feed's clock
  * as its event time, so that the watermark moves on (see {@code itchflow/replay.py}).

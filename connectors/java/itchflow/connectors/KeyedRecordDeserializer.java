@@ -27,20 +27,22 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
  * {@code connectors/kafka.py}. A null key becomes "", a null value an empty payload (the job
  * dead-letters it, unless it is an end-of-replay marker or a heartbeat).
  *
- * <p><b>Balanced partition keys.</b> A bundle key {@code <venue>:#<p>/<n>} (partition p of n) is
- * keyed as {@code <venue>:#<p>/<n>~<salt>}, the salt chosen (deterministically, the smallest that
- * works) so that Flink puts the key in key group {@code (p + 1/2) * maxParallelism / n}. A handful of keys
- * hashed at random often leave a subtask without work (measured: 241 vs 2,711 records on two
- * subtasks); evenly spaced key groups give every subtask the same number of partitions whenever the
- * parallelism divides n, and the key depends on the partition only, never on the parallelism, so
- * state still rescales by key group. A key that already carries a salt is re-salted from its base.
+ * <p><b>Balanced shard keys.</b> A shard key {@code @<s>/<n>} (shard s of n, see
+ * {@code itchflow/shards.py}) is keyed as {@code @<s>/<n>~<salt>}, the salt chosen
+ * (deterministically, the smallest that works) so that Flink puts the key in key group
+ * {@code (s + 1/2) * maxParallelism / n}. A handful of keys hashed at random often leave a subtask
+ * without work (measured: 241 vs 2,711 records on two subtasks); evenly spaced key groups give every
+ * subtask the same number of shards whenever the parallelism divides n, and the key depends on the
+ * shard only, never on the parallelism or the topic's partitions, so state rescales by key group.
+ * The earlier layout's partition keys {@code <venue>:#<p>/<n>} are balanced the same way. A key that
+ * already carries a salt is re-salted from its base.
  */
 public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema<Row> {
     private static final long serialVersionUID = 1L;
     public static final int HEADER_BYTES = 32;
     public static final int EVENT_TIME_AT = 20;
     public static final int FLAGS_AT = 28;
-    private static final Pattern BUNDLE_KEY = Pattern.compile("^(.*:#(\\d{1,9})/(\\d{1,9}))(~\\d+)?$");
+    private static final Pattern BUNDLE_KEY = Pattern.compile("^((?:@|.*:#)(\\d{1,9})/(\\d{1,9}))(~\\d+)?$");
     private final int maxParallelism;
     private final long maxFutureMs;
     private transient Map<String, String> balanced;
@@ -85,7 +87,7 @@ public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema
         out.collect(Row.of(balancedKey(text), buffer.array()));
     }
 
-    /** The key to key by: a salted bundle key (see the class comment), else {@code key} itself. */
+    /** The key to key by: a salted shard key (see the class comment), else {@code key} itself. */
     public String balancedKey(String key) {
         if (balanced == null) {
             balanced = new HashMap<>();
@@ -105,14 +107,14 @@ public class KeyedRecordDeserializer implements KafkaRecordDeserializationSchema
         if (!match.matches()) {
             return key;
         }
-        long partition = Long.parseLong(match.group(2));
-        long partitions = Long.parseLong(match.group(3));
-        if (partitions < 1 || partition >= partitions) {
+        long shard = Long.parseLong(match.group(2));
+        long shards = Long.parseLong(match.group(3));
+        if (shards < 1 || shard >= shards) {
             return key;
         }
-        // the middle of the partition's share of the key groups: each subtask's range of key groups
-        // then holds the same number of partitions whenever the parallelism divides n
-        int target = (int) ((2 * partition + 1) * maxParallelism / (2 * partitions));
+        // the middle of the shard's share of the key groups: each subtask's range of key groups
+        // then holds the same number of shards whenever the parallelism divides n
+        int target = (int) ((2 * shard + 1) * maxParallelism / (2 * shards));
         for (int salt = 0; salt < 1_000_000; salt++) {
             String candidate = match.group(1) + "~" + salt;
             // the key Flink sees is what KeyByKeySelector makes of the record: Row.of(field 0)
