@@ -182,14 +182,14 @@ class NormalizeStep:
     def future(self, key: object, value: bytes) -> Row:
         """The dead letter of a raw record flagged :data:`FUTURE` (counted in ``deadLetters``)."""
         self.dead_letters.inc()
-        return future_letter(self.source_topic, NORMALIZE_JOB_NAME, _key_text(key).encode(), value)
+        return future_letter(self.source_topic, NORMALIZE_JOB_NAME, topic_key(_key_text(key)), value)
 
     def process(self, key: object, value: bytes) -> tuple[NormalizeOutcome, bytes]:
         """Normalize one keyed raw record (state read and written, metrics counted): the outcome and
         the record's key (what its dead letters are keyed by)."""
         key_text = _key_text(key)
         partition, offset, timestamp_ms, payload = split_record(value)
-        source = RecordSource(self.source_topic, partition, offset, timestamp_ms, key_text.encode())
+        source = RecordSource(self.source_topic, partition, offset, timestamp_ms, topic_key(key_text))
         outcome = normalize_record(bytes(payload), source, self.sequences.state(key_text, self.state))
         self.sequences.save(key_text, self.state, outcome)
         self.messages_in.inc(outcome.messages_in)
@@ -758,7 +758,7 @@ class ComputeAnalytics(_Operator):
         self.collector.tick()
         key = ctx.get_current_key()
         flags = record_event_time(value)[1]
-        source_key = _key_text(key).encode()
+        source_key = topic_key(_key_text(key))
         if flags & FUTURE:
             self.bad_records.inc()
             yield DEAD_LETTERS, future_letter(self.source_topic, ANALYTICS_JOB_NAME, source_key, value)

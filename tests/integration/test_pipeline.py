@@ -29,7 +29,7 @@ from itchflow.analytics.book_tape import liquidity_of_file, ofi_of_file
 from itchflow.analytics.rolling import RollingConfig
 from itchflow.avro.deadletter import decode_dead_letter
 from itchflow.bench.probes import job_counters
-from itchflow.config import DEAD_LETTER_TOPIC, RAW_TOPIC, StackConfig
+from itchflow.config import DEAD_LETTER_TOPIC, RAW_TOPIC, StackConfig, TopicSpec
 from itchflow.demo import (
     MARKET_DATA_JOBS,
     PIPELINE_JOBS,
@@ -40,7 +40,14 @@ from itchflow.demo import (
     wait_until_applied,
 )
 from itchflow.errors import UserError
-from itchflow.flinkctl import cancel, list_jobs, rest_get, stop_with_savepoint, wait_until_tasks_running
+from itchflow.flinkctl import (
+    cancel,
+    job_parallelism,
+    list_jobs,
+    rest_get,
+    stop_with_savepoint,
+    wait_until_tasks_running,
+)
 from itchflow.itch.framing import iter_messages
 from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.pipeline.latency import BAR_PUBLISH_DELAY, BOUNDS_MS, bucket_names
@@ -48,6 +55,7 @@ from itchflow.replay import ReplaySummary, make_producer, run_replay_file
 from itchflow.shards import SHARDS, shard_for
 from itchflow.stack import procs
 from itchflow.stack.manager import Stack
+from itchflow.stack.topics import ensure_topics
 from tests.unit.rolling_reference import assert_rolling_values, rolling_reference
 
 from .stackutil import SHARED_DATA, prometheus_value, run_cli, wait_for_prometheus_value
@@ -95,7 +103,7 @@ def replay(config: StackConfig, path: Path, venue: str, session: str, **options)
         return run_replay_file(
             path,
             producer,
-            topic=RAW_TOPIC,
+            topic=options.pop("topic", RAW_TOPIC),
             venue=venue,
             trading_date=date.fromisoformat(options.pop("trading_date", DATE)),
             session=session,
@@ -265,12 +273,12 @@ def broken_prints(path: Path) -> set[tuple[str, int]]:
     return broken
 
 
-BARS_DATES = {"-SPLIT": "2020-06-01", "-MARKET-DATA": "2020-06-04"}
+BARS_DATES = {"-SPLIT": "2020-06-01", "-MARKET-DATA": "2020-06-05"}
 """Later than every earlier test's trading date: event time is global to a job, so the bars test's
 replay must not be behind the others' (theirs then come late for bars, which they do not check).
 The market-data job also reads what the split pipeline's run wrote to the raw topic before it: its
 days come after all of the split's."""
-LATER_DATES = {"-SPLIT": ("2020-06-02", "2020-06-03"), "-MARKET-DATA": ("2020-06-05", "2020-06-06")}
+LATER_DATES = {"-SPLIT": ("2020-06-02", "2020-06-03"), "-MARKET-DATA": ("2020-06-06", "2020-06-07")}
 """The days of the TaskManager-kill test and the quiet-feed test, which check the bars after the bars
 test: later than its day, in the order the tests run."""
 INTERVALS = {"1s": 1, "1m": 60, "5m": 300}
@@ -588,11 +596,15 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_pipeline_keeps_running(
 def dead_letter_ends(config: StackConfig) -> dict[int, int]:
     """The dead-letter topic's end offset per partition: where the letters of what comes next start
     (the records' keys are shard keys, the same for every venue)."""
-    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap_servers)
+    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap_servers, consumer_timeout_ms=3000)
     parts = [TopicPartition(DEAD_LETTER_TOPIC, p) for p in consumer.partitions_for_topic(DEAD_LETTER_TOPIC)]
-    ends = consumer.end_offsets(parts)
+    consumer.assign(parts)
+    consumer.seek_to_beginning()
+    ends = {part.partition: 0 for part in parts}
+    for record in consumer:  # read to the end: the local broker's ListOffsets(LATEST) is not the end
+        ends[record.partition] = record.offset + 1
     consumer.close()
-    return {part.partition: offset for part, offset in ends.items()}
+    return ends
 
 
 def dead_letters_since(
@@ -626,12 +638,22 @@ def test_a_replay_stamped_with_a_date_to_come_is_set_aside_and_moves_no_watermar
     )
     expected = summary.records + SHARDS  # the bundles and one end-of-replay record a shard
     letters = dead_letters_since(config, start, expected)
-    assert (
-        len({(letter.source_partition, letter.source_offset) for letter in letters})
-        == len(letters)
-        == expected
+    seen = sorted(
+        (
+            letter.job,
+            letter.reason,
+            letter.source_topic,
+            letter.source_partition,
+            letter.source_offset,
+            letter.key,
+        )
+        for letter in letters
     )
+    assert len({(letter.source_partition, letter.source_offset) for letter in letters}) == len(letters), seen
+    assert len(letters) == expected, (summary.records, seen)
     assert {letter.reason for letter in letters} == {"future"}
+    # keyed as the records they set aside were in Kafka (the shard keys, without the JVM's salt)
+    assert {letter.key for letter in letters} == {f"@{shard}/{SHARDS}".encode() for shard in range(SHARDS)}
     assert applied_sequences(clickhouse_client(config), venue) == {}
     day_2099_ms = midnight_epoch_ns(date(2099, 1, 5)) // 1_000_000
     for _, name in jobs:
@@ -850,3 +872,44 @@ def test_a_paced_feed_that_goes_quiet_closes_its_bars_while_it_is_quiet(pipeline
     assert closed_after < 1.5 + gap_s
     wait_until_applied(config, venue, done[0].last_seq_by_symbol(), timeout_s=120, show=False)
     assert dead_letters_since(config, letters_before, 1, timeout_s=5) == []
+
+
+RESCALE_DATES = {"-SPLIT": "2020-06-04", "-MARKET-DATA": "2020-06-08"}
+"""Trading dates of the rescaling test: after each pipeline's other dates, before the next
+pipeline's (its fresh jobs read the raw topic from the start)."""
+
+
+def test_rescaled_1_2_4_through_savepoints_and_moved_to_8_partitions_keeps_every_book_and_bar(
+    pipeline,
+) -> None:
+    """The book job upgraded to parallelism 1, then 2, then 4 (`itchflow upgrade JOB -p N`, through a
+    savepoint each time), a third of a feed replayed at each parallelism, and for the market-data job
+    the last third from a raw topic of 8 partitions instead of 4 (the job upgraded onto it: the local
+    broker cannot grow a topic in place): every book and bar equals the offline references. The state
+    is keyed by shards of the symbols, so no parallelism and no partition count strands it. (The split
+    pipeline keeps its topics: its analytics job tells rewritten records by their normalized offsets.)"""
+    config, job_ids, suffix, jobs = pipeline
+    script, name = book_job(jobs)
+    path = SHARED_DATA / "RITCH_ex20101224.TEST_ITCH_50.gz"
+    venue, day = "E2E-RESCALE" + suffix, RESCALE_DATES[suffix]
+    total = sum(1 for _ in iter_messages(path))
+    cuts = [0, total // 3, 2 * total // 3, None]
+    topic = RAW_TOPIC
+    for step, parallelism in enumerate((1, 2, 4)):
+        args: list[str] = []
+        if parallelism == 4 and script == "market_data":
+            topic = f"{RAW_TOPIC}-8{suffix.lower()}"
+            ensure_topics(config, [TopicSpec(topic, 2 * config.partitions)])
+            args = ["--", "--input-topic", topic]
+        result = run_cli(config, "upgrade", script, "--parallelism", str(parallelism), *args)
+        job_ids[name] = result.stdout.strip().splitlines()[-1]
+        assert job_parallelism(config.flink_rest_url, job_ids[name]) == parallelism
+        checkpoints = rest_get(config.flink_rest_url, f"/jobs/{job_ids[name]}/checkpoints")
+        assert checkpoints["latest"]["restored"] is not None  # the state came from the savepoint
+        part = replay(
+            config, path, venue, f"rescale-{step}", topic=topic, trading_date=day,
+            from_message=cuts[step], **({"to_message": cuts[step + 1]} if cuts[step + 1] else {}),
+        )  # fmt: skip
+        wait_until_applied(config, venue, part.last_seq_by_symbol(), timeout_s=180, show=False)
+    assert_books_equal(reference(config, path), streamed_books(config, venue), config)
+    assert_bars_equal_the_offline_bars(config, path, venue, day)
