@@ -731,9 +731,11 @@ class ComputeAnalytics(_Operator):
     ClickHouse rows (main output), Redis pipelines on :data:`REDIS_OUT`, late prints and undecodable
     records as dead letters on :data:`DEAD_LETTERS`. The end of a replay closes every window.
 
-    A record whose normalized record's offset is not past the last one the key applied
-    (``applied-offset``) is skipped: the order-book job writes its records again after a restore
-    (at-least-once), and the analytics must not count their prints twice."""
+    A record whose normalized record's offset is not past the last one the key applied from the
+    same normalized partition (``applied-offset``, ``applied-partition``) is skipped: the order-book
+    job writes its records again after a restore (at-least-once), and the analytics must not count
+    their prints twice. A record from another partition (the key's shard moved: the normalized topic
+    grew) is new."""
 
     def __init__(
         self, source_topic: str, redis_prefix: str, code: str, bars: BarConfig | None, flow: FlowConfig | None
@@ -750,6 +752,9 @@ class ComputeAnalytics(_Operator):
             job=ANALYTICS_JOB_NAME,
         )  # fmt: skip
         self.applied = runtime_context.get_state(ValueStateDescriptor("applied-offset", Types.LONG()))
+        self.applied_partition = runtime_context.get_state(
+            ValueStateDescriptor("applied-partition", Types.INT())
+        )
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.bad_records = metrics.counter("deadLetters")
         self.duplicates = metrics.counter("duplicateRecords")
@@ -775,10 +780,13 @@ class ComputeAnalytics(_Operator):
             yield DEAD_LETTERS, _dead_letter(error, self.source_topic, ANALYTICS_JOB_NAME, source_key, value)
             return
         applied = self.applied.value()
-        if applied is not None and events.source_offset <= applied:
+        same_partition = self.applied_partition.value() == events.source_partition
+        if applied is not None and same_partition and events.source_offset <= applied:
             self.duplicates.inc()
             return
         self.applied.update(events.source_offset)
+        if not same_partition:
+            self.applied_partition.update(events.source_partition)
         yield from self.analytics.on_books(
             key, events.output, ctx, (partition, offset, timestamp_ms, source_key)
         )

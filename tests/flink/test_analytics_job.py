@@ -45,10 +45,14 @@ checkpoint taken that many records earlier writes them)."""
 def book_events_feed(feed: Feed) -> tuple[Feed, int, set[tuple[int, int]]]:
     """``feed``'s raw records as the order-book job's book-events records, with the stretches written
     again, a garbage record and a record flagged as from the future per key, and the end-of-replay
-    markers; and how many records were written again, and (partition, offset) of the future ones."""
+    markers; and how many records were written again, and (partition, offset) of the future ones.
+    The last quarter of each key's records come from another normalized partition, numbered from 0
+    again (a shard moved by a topic that grew): new records, not ones written again."""
     states: dict[str, tuple | None] = defaultdict(lambda: None)
     books: dict[str, PartitionBooks] = defaultdict(lambda: PartitionBooks(BookStageConfig(depth_levels=10)))
-    per_key: dict[str, list[tuple[int, int, bytes]]] = defaultdict(list)  # (partition, event time, value)
+    outputs: dict[str, list[tuple[int, int, BundleOutput]]] = defaultdict(
+        list
+    )  # (partition, event time, output)
     last: dict[str, BundleOutput] = {}
     for key, value in feed.records:
         partition, offset, _, event_time, _ = RECORD_HEADER.unpack_from(value)
@@ -58,9 +62,17 @@ def book_events_feed(feed: Feed) -> tuple[Feed, int, set[tuple[int, int]]]:
         if outcome.normalized is None:  # the raw garbage: the normalize job's dead letters
             continue
         output = books[key].apply(outcome.normalized)
-        normalized_offset = len(per_key[key])
-        per_key[key].append((partition, event_time, encode_book_events(output, partition, normalized_offset)))
+        outputs[key].append((partition, event_time, output))
         last[key] = output
+    per_key: dict[str, list[tuple[int, int, bytes]]] = {}  # (partition, event time, value)
+    for key, applied in outputs.items():
+        moved = len(applied) * 3 // 4
+        per_key[key] = [
+            (partition, event_time, encode_book_events(output, partition, index))
+            if index < moved
+            else (partition, event_time, encode_book_events(output, partition + 100, index - moved))
+            for index, (partition, event_time, output) in enumerate(applied)
+        ]
     events = Feed(feed.path, feed.venue)
     rewritten = 0
     future: set[tuple[int, int]] = set()

@@ -887,7 +887,8 @@ def test_rescaled_1_2_4_through_savepoints_and_moved_to_8_partitions_keeps_every
     the last third from a raw topic of 8 partitions instead of 4 (the job upgraded onto it: the local
     broker cannot grow a topic in place): every book and bar equals the offline references. The state
     is keyed by shards of the symbols, so no parallelism and no partition count strands it. (The split
-    pipeline keeps its topics: its analytics job tells rewritten records by their normalized offsets.)"""
+    pipeline keeps its topics: its analytics job tells rewritten records by their normalized partition
+    and offset, which a topic grown in place keeps but a new topic starts again.)"""
     config, job_ids, suffix, jobs = pipeline
     script, name = book_job(jobs)
     path = SHARED_DATA / "RITCH_ex20101224.TEST_ITCH_50.gz"
