@@ -34,7 +34,9 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="Flink's Prometheus reporter: JobManager port, TaskManager n on +n (ITCHFLOW_METRICS_PORT, default 9249)",
     )
-    group.add_argument("--partitions", type=int, help="partitions per topic (ITCHFLOW_PARTITIONS, default 4)")
+    group.add_argument(
+        "--partitions", type=int, help="partitions per topic, 1-16 (ITCHFLOW_PARTITIONS, default 4)"
+    )
 
 
 def stack_config_from_args(args: argparse.Namespace) -> StackConfig:
