@@ -272,7 +272,9 @@ class BarStage:
             if window is None:
                 window = windows[start] = _Window()
                 heapq.heappush(self._due, (end, key, start))
-            elif window.fired:
+            elif window.fired or end <= complete_before:
+                # emitted before, or past its end without a bar yet (its prints were all broken): a
+                # late print within the lateness fires it at once, as a restored stage would
                 self._revised.add((key, start))
             window.prints.append(p)
             add(window.acc, p)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from itchflow.analytics.bar_stage import BarConfig, BarRevision, BarStage, complete_before_ns
@@ -168,6 +168,7 @@ def test_an_in_order_feed_ends_with_the_offline_bars(seed: int, lateness_ms: int
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32), snapshot_at=st.integers(0, 40))
+@example(seed=409, snapshot_at=3)  # a window whose print was broken, then a late print within the lateness
 def test_a_snapshot_plus_the_logged_steps_restores_the_stage_exactly(seed: int, snapshot_at: int) -> None:
     """What the operator keeps as state: a snapshot, then each step as logged (a record's prints and
     breaks with its watermark, a timer, an end of replay), and the archive entries. Restored from
