@@ -219,6 +219,8 @@ class BundleBatcher(LocateDirectory):
             raise ValueError(f"{shards} shards fill 1 .. {shards} partitions, got {partitions}")
         self.partitions = partitions
         self.shards = shards
+        #: per shard, its partition
+        self.partition_of = [partition_of_shard(shard, partitions, shards) for shard in range(shards)]
         self.batch_size = batch_size
         self.linger_s = linger_ms / 1000.0
         self.clock = clock
@@ -367,9 +369,8 @@ class BundleBatcher(LocateDirectory):
     def _close(self, shard: int) -> list[ClosedBundle]:
         """``shard``'s bundle and every other open bundle of its partition, in order of their first
         message (see the class docstring)."""
-        partitions = self.partitions
-        partition = partition_of_shard(shard, partitions, self.shards)
-        closing = [s for s in self.pending if partition_of_shard(s, partitions, self.shards) == partition]
+        partition_of = self.partition_of
+        closing = [s for s in self.pending if partition_of[s] == partition_of[shard]]
         bundles = [self._close_one(s) for s in closing]
         bundles.sort(key=ClosedBundle.earliest_timestamp)
         return bundles
@@ -401,7 +402,7 @@ class BundleBatcher(LocateDirectory):
             segments.append(SegmentInput(symbol, bundle.locates[symbol], sequence, first, tuple(payloads)))
         self.bundle_sequences[shard] += 1  # 1-based per (session, shard)
         return ClosedBundle(
-            partition_of_shard(shard, self.partitions, self.shards),
+            self.partition_of[shard],
             self.partitions,
             self.bundle_sequences[shard],
             tuple(segments),
@@ -564,7 +565,7 @@ def replay(
         feed_time = pacer.feed_time()
         if not heartbeat_s or feed_time is None:
             return
-        waiting_data = {partition_of_shard(shard, partitions) for shard in batcher.pending}
+        waiting_data = {batcher.partition_of[shard] for shard in batcher.pending}
         for partition in range(partitions):
             if partition in waiting_data or now - last_sent[partition] < heartbeat_s:
                 continue
@@ -602,7 +603,7 @@ def replay(
             # the whole feed went out: every shard is complete up to the feed's latest event time
             end = end_of_replay_headers(max(latest))
             for shard in range(SHARDS):
-                partition = partition_of_shard(shard, partitions)
+                partition = batcher.partition_of[shard]
                 futures.append(
                     producer.send(topic, key=keys[shard], value=b"", partition=partition, headers=end)
                 )

@@ -37,15 +37,11 @@ _SHARD_KEY = re.compile(r"^@(\d{1,9})/(\d{1,9})(?:~\d+)?$")
 _SALT = re.compile(r"~\d+$")
 
 
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 hash of ``data`` (as the Java client's ``Utils.murmur2``), as a signed 32-bit value."""
-    from kafka.partitioner.default import murmur2 as kafka_murmur2
-
-    return kafka_murmur2(data)
-
-
 def shard_for(symbol: str, shards: int = SHARDS) -> int:
-    """The shard of ``symbol``: ``murmur2(symbol) & 0x7fffffff % shards``."""
+    """The shard of ``symbol``: ``murmur2(symbol) & 0x7fffffff % shards`` (Kafka's murmur2, as the
+    Java client's ``Utils.murmur2``)."""
+    from kafka.partitioner.default import murmur2
+
     return (murmur2(symbol.encode("utf-8")) & 0x7FFFFFFF) % shards
 
 

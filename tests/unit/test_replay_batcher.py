@@ -26,7 +26,7 @@ from itchflow.replay import (
     partition_for,
     replay,
 )
-from itchflow.shards import SHARDS, shard_for
+from itchflow.shards import SHARDS, parse_shard_key, shard_for
 from tests.samples import SAMPLES
 
 DAY = date(2019, 12, 30)
@@ -545,9 +545,9 @@ class FakeProducer:
 
 
 def shard_of_key(key: bytes) -> int:
-    shard, shards = key.decode().removeprefix("@").split("/")
-    assert int(shards) == SHARDS
-    return int(shard)
+    parsed = parse_shard_key(key.decode())
+    assert parsed is not None and parsed[1] == SHARDS, key
+    return parsed[0]
 
 
 def test_replay_sends_one_record_per_bundle_to_its_shards_partition_keyed_by_the_shard() -> None:
