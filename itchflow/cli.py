@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "itchflow.replay",  # replay
     "itchflow.book.cli",  # book
     "itchflow.analytics.cli",  # bars
+    "itchflow.cep.cli",  # detect
     "itchflow.demo",  # demo
     "itchflow.bench",  # bench
 )
