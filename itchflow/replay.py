@@ -43,12 +43,14 @@ divided by the speed) of wall time. A replay at full speed never waits, so it ne
 from __future__ import annotations
 
 import argparse
+import heapq
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from itchflow.avro.bundle import ItchBundle, SegmentInput, encode_bundle, make_bundle
 from itchflow.config import RAW_TOPIC
@@ -122,6 +124,8 @@ class ClosedBundle:
     #: the shard of the bundle's symbols (the record key is ``@<shard>/<shards>``)
     shard: int = 0
     shards: int = SHARDS
+    #: the venue of a multi-venue replay's bundle ('': the replay's one venue)
+    venue: str = ""
 
     @property
     def key(self) -> str:
@@ -208,8 +212,10 @@ class BundleBatcher(LocateDirectory):
         linger_ms: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         shards: int = SHARDS,
+        venue: str = "",
     ):
         super().__init__()
+        self.venue = venue
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise UserError(
                 f"--batch-size must be 1..{MAX_BATCH_SIZE:,} messages (a bundle's normalized record must "
@@ -408,7 +414,124 @@ class BundleBatcher(LocateDirectory):
             tuple(segments),
             shard,
             self.shards,
+            self.venue,
         )
+
+
+class VenueBatchers:
+    """Several venues' feeds in one replay: a :class:`BundleBatcher` per venue (each venue's own
+    directory, segment and bundle numbering, as if replayed alone), whose bundles carry their venue.
+
+    The venues' messages come in merged by event time (:class:`MergedFeeds`), and a partition's
+    bundles of **every venue** close together, in order of their first message: the rule of
+    :class:`BundleBatcher`, across venues, so a partition's records never go back in event time by
+    more than one closing's span whichever venue they are of.
+    """
+
+    def __init__(
+        self,
+        venues: Sequence[str],
+        partitions: int,
+        batch_size: int = 1000,
+        linger_ms: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        shards: int = SHARDS,
+    ) -> None:
+        self.batchers = {
+            venue: BundleBatcher(partitions, batch_size, linger_ms, clock, shards, venue) for venue in venues
+        }
+        first = next(iter(self.batchers.values()))
+        self.partition_of = first.partition_of
+        self.linger_s = first.linger_s
+        self.clock = clock
+
+    @property
+    def added(self) -> int:
+        return sum(batcher.added for batcher in self.batchers.values())
+
+    @property
+    def pending(self) -> set[int]:
+        """Shards with an open bundle of any venue."""
+        return {shard for batcher in self.batchers.values() for shard in batcher.pending}
+
+    @property
+    def messages_by_symbol(self) -> dict[str, int]:
+        """``venue:symbol`` -> messages produced (``venue:`` + :data:`SYSTEM_KEY`: market-wide)."""
+        return {
+            f"{venue}:{symbol}": count
+            for venue, batcher in self.batchers.items()
+            for symbol, count in batcher.messages_by_symbol.items()
+        }
+
+    @property
+    def message_sequences(self) -> dict[str, int]:
+        """``venue:symbol`` -> the sequence number its next message would get."""
+        return {
+            f"{venue}:{symbol}": count
+            for venue, batcher in self.batchers.items()
+            for symbol, count in batcher.message_sequences.items()
+        }
+
+    def add_tagged(self, messages: Iterable[tuple[str, bytes]]) -> Iterator[ClosedBundle]:
+        """Add ``(venue, payload)`` pairs in order; yields the bundles that close (with their
+        partition's bundles of the other venues)."""
+        batchers = self.batchers
+        for index, (venue, payload) in enumerate(messages, 1):
+            closed = list(batchers[venue].add(payload))
+            if closed:
+                yield from self._with_partners(closed)
+            if not index % 256:  # a quiet venue's bundles expire too, not only at its next message
+                yield from self.expired()
+
+    def expired(self, now: float | None = None) -> Iterator[ClosedBundle]:
+        """Bundles of any venue whose first message has waited ``linger_ms`` (with their partners)."""
+        now = self.clock() if now is None else now
+        closed = [bundle for batcher in self.batchers.values() for bundle in batcher.expired(now)]
+        if closed:
+            yield from self._with_partners(closed)
+
+    def flush(self) -> Iterator[ClosedBundle]:
+        closed = [bundle for batcher in self.batchers.values() for bundle in batcher.flush()]
+        closed.sort(key=ClosedBundle.earliest_timestamp)
+        yield from closed
+
+    def _with_partners(self, closed: list[ClosedBundle]) -> list[ClosedBundle]:
+        partitions = {bundle.partition for bundle in closed}
+        for batcher in self.batchers.values():
+            for shard in [s for s in batcher.pending if self.partition_of[s] in partitions]:
+                if shard in batcher.pending:  # not closed with an earlier one of its partition
+                    closed.extend(batcher._close(shard))
+        closed.sort(key=ClosedBundle.earliest_timestamp)
+        return closed
+
+
+class MergedFeeds:
+    """Several venues' files as one stream of ``(venue, payload)`` in event-time order: by ITCH
+    timestamp, at equal times by venue name, each file's own order kept (the order the detectors
+    of :mod:`itchflow.cep` take them in)."""
+
+    def __init__(self, feeds: Sequence[tuple[str, Path]]) -> None:
+        venues = [venue for venue, _ in feeds]
+        if len(set(venues)) != len(venues):
+            raise UserError("a venue is given twice: one --feed per venue")
+        self.feeds = sorted(feeds)
+
+    @property
+    def venues(self) -> list[str]:
+        return [venue for venue, _ in self.feeds]
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        streams = [_ranked(rank, path) for rank, (_, path) in enumerate(self.feeds)]
+        venues = self.venues
+        for _, rank, payload in heapq.merge(*streams):
+            yield venues[rank], payload
+
+
+def _ranked(rank: int, path: Path) -> Iterator[tuple[bytes, int, bytes]]:
+    """``(timestamp bytes, rank, payload)`` of a file's messages: what :class:`MergedFeeds` merges
+    (big-endian timestamps compare as bytes; the rank breaks ties, so payloads are never compared)."""
+    for payload in file_payloads(path):
+        yield payload[_TIMESTAMP], rank, payload
 
 
 _SLOW, _FULL, _EXPIRED, _RUN_END = 0, 1, 2, 3
@@ -493,7 +616,7 @@ def make_producer(bootstrap_servers: str, client_properties: dict[str, str] | No
 
 
 def replay(
-    payloads: Iterable[bytes],
+    payloads: Iterable[bytes] | MergedFeeds,
     producer,
     *,
     topic: str,
@@ -510,21 +633,30 @@ def replay(
     heartbeat_ms: float = 1000.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    sessions: Mapping[str, str] | None = None,
 ) -> ReplaySummary:
     """Produce ``payloads`` (raw ITCH messages in feed order) as per-shard bundles; waits for
-    every ack. ``encode`` turns a :class:`ClosedBundle` into the record value (default: the
+    every ack. ``payloads`` may be several venues' feeds (:class:`MergedFeeds`): each bundle is then
+    of one venue (its envelope's ``venue``, its session from ``sessions``, default ``session``). ``encode`` turns a :class:`ClosedBundle` into the record value (default: the
     ``ItchBundle`` Avro encoding, stamped with the wall clock when the bundle closes). A paced
     replay (``speed``) sends heartbeats to partitions quiet for ``heartbeat_ms`` (0: none; see the
     module docstring); ``clock`` and ``sleep`` are the wall clock's."""
     from itchflow.producer import ProduceError
 
-    encode = encode or _avro_encoder(venue, trading_date, session)
+    encode = encode or _avro_encoder(venue, trading_date, session, sessions or {})
     # Kafka numbers a topic's partitions 0 .. n-1: the batcher's partition numbers are the topic's
     partitions = len(producer.partitions_for(topic) or [])
     if not partitions:
         raise UserError(f"topic {topic!r} does not exist on the broker; `itchflow stack up` creates it")
     check_partitions(partitions, topic)
-    batcher = BundleBatcher(partitions, batch_size, linger_ms, clock)
+    merged = payloads if isinstance(payloads, MergedFeeds) else None
+    batcher: BundleBatcher | VenueBatchers
+    if merged is not None:
+        if from_message or to_message is not None:
+            raise UserError("--from-message / --to-message take one feed: replay several venues whole")
+        batcher = VenueBatchers(merged.venues, partitions, batch_size, linger_ms, clock)
+    else:
+        batcher = BundleBatcher(partitions, batch_size, linger_ms, clock)
     pacer = Pacer(speed, clock, sleep)
     futures = []
     counters = {"batches": 0, "records": 0, "reported": 0, "heartbeats": 0}
@@ -584,16 +716,24 @@ def replay(
             )
             counters["heartbeats"] += 1
 
-    source: Iterable[bytes] = payloads
-    if from_message or to_message is not None:
-        source = _window(source, from_message, to_message, batcher)
-    if speed:
-        # the batcher's state is whole between two messages: the waits close bundles and send
-        # heartbeats while it is between them
-        tick = max(0.001, min(batcher.linger_s, heartbeat_s or batcher.linger_s))
-        source = _paced(source, pacer, waiting, tick)
-    runs = getattr(source, "runs", None)  # lists of payloads (FilePayloads): the batcher's C loop
-    bundles = batcher.add_runs(runs()) if callable(runs) else batcher.add_many(source)
+    # the batcher's state is whole between two messages: a paced replay's waits close bundles and
+    # send heartbeats while it is between them
+    tick = max(0.001, min(batcher.linger_s, heartbeat_s or batcher.linger_s))
+    bundles: Iterator[ClosedBundle]
+    if isinstance(batcher, VenueBatchers):
+        assert merged is not None
+        tagged: Iterable[tuple[str, bytes]] = merged
+        if speed:
+            tagged = _paced(tagged, pacer, waiting, tick, lambda message: message[1])
+        bundles = batcher.add_tagged(tagged)
+    else:
+        source: Iterable[bytes] = payloads  # type: ignore[assignment]
+        if from_message or to_message is not None:
+            source = _window(source, from_message, to_message, batcher)
+        if speed:
+            source = _paced(source, pacer, waiting, tick, lambda payload: payload)
+        runs = getattr(source, "runs", None)  # lists of payloads (FilePayloads): the batcher's C loop
+        bundles = batcher.add_runs(runs()) if callable(runs) else batcher.add_many(source)
     try:
         for bundle in bundles:
             send(bundle)
@@ -639,12 +779,19 @@ def _window(
         yield payload
 
 
+_Message = TypeVar("_Message")
+
+
 def _paced(
-    payloads: Iterable[bytes], pacer: Pacer, waiting: Callable[[], None], tick_s: float
-) -> Iterator[bytes]:
-    """Each payload when it is due; while it is not, ``waiting()`` at least every ``tick_s``."""
-    for payload in payloads:
-        timestamp = int.from_bytes(payload[_TIMESTAMP], "big")
+    messages: Iterable[_Message],
+    pacer: Pacer,
+    waiting: Callable[[], None],
+    tick_s: float,
+    payload_of: Callable[[_Message], bytes],
+) -> Iterator[_Message]:
+    """Each message when it is due; while it is not, ``waiting()`` at least every ``tick_s``."""
+    for payload in messages:
+        timestamp = int.from_bytes(payload_of(payload)[_TIMESTAMP], "big")
         delay = pacer.delay(timestamp)
         while delay > _DUE:
             pacer.sleep(min(delay, tick_s))
@@ -689,10 +836,15 @@ def end_of_replay_headers(event_time: int) -> list[tuple[str, bytes]]:
     ]
 
 
-def _avro_encoder(venue: str, trading_date: date, session: str) -> Callable[[ClosedBundle], bytes]:
+def _avro_encoder(
+    venue: str, trading_date: date, session: str, sessions: Mapping[str, str]
+) -> Callable[[ClosedBundle], bytes]:
     def encode(bundle: ClosedBundle) -> bytes:
         envelope = bundle.envelope(
-            venue=venue, trading_date=trading_date, session=session, produced_at_ns=time.time_ns()
+            venue=bundle.venue or venue,
+            trading_date=trading_date,
+            session=sessions.get(bundle.venue, session),
+            produced_at_ns=time.time_ns(),
         )
         return encode_bundle(envelope)
 
@@ -726,7 +878,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="produce an ITCH 5.0 file to market-data-raw as per-shard bundles of per-symbol batches",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("file", type=Path, help="ITCH 5.0 file (length-prefixed, gzip, zero-prefix or pcap)")
+    parser.add_argument(
+        "file", type=Path, nargs="?", help="ITCH 5.0 file (length-prefixed, gzip, zero-prefix or pcap)"
+    )
+    parser.add_argument(
+        "--feed",
+        action="append",
+        metavar="VENUE=FILE",
+        help="instead of FILE: several venues' files in one replay, merged by event time (repeat per "
+        "venue), e.g. --feed NASDAQ=01022020.NASDAQ_ITCH50 --feed BX=01022020.BX_ITCH50",
+    )
     parser.add_argument(
         "--date",
         required=True,
@@ -793,19 +954,22 @@ def _replay_command(args: argparse.Namespace) -> int:
         raise UserError("--speed must be positive")
     if args.heartbeat_ms < 0:
         raise UserError("--heartbeat-ms must be 0 (no heartbeats) or positive")
-    if not args.file.exists():
-        raise UserError(f"{args.file}: no such file")
+    feeds = _feeds_of(args)
+    for venue, path in feeds:
+        if not path.exists():
+            raise UserError(f"{path}: no such file" + (f" (--feed {venue}=FILE)" if args.feed else ""))
     bootstrap = args.bootstrap_servers or stack_config_from_args(args).bootstrap_servers
     producer = make_producer(bootstrap)
-    session = args.session or f"{args.file.name}@{trading_date.isoformat()}"
+    sessions = {venue: args.session or f"{path.name}@{trading_date.isoformat()}" for venue, path in feeds}
     batch_size, linger_ms = bundling(args.speed is not None, args.batch_size, args.linger_ms)
-    summary = run_replay_file(
-        args.file,
+    summary = run_replay_feeds(
+        feeds,
         producer,
         topic=args.topic,
-        venue=args.venue,
+        venue=feeds[0][0],
         trading_date=trading_date,
-        session=session,
+        session=sessions[feeds[0][0]],
+        sessions=sessions,
         batch_size=batch_size,
         linger_ms=linger_ms,
         speed=args.speed,
@@ -822,19 +986,56 @@ def _replay_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feeds_of(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """The replay's (venue, file): FILE with --venue, or the --feed VENUE=FILE list."""
+    if args.feed and args.file is not None:
+        raise UserError("give either FILE (with --venue) or --feed VENUE=FILE ..., not both")
+    if not args.feed:
+        if args.file is None:
+            raise UserError("which file? `itchflow replay FILE --date D`, or --feed VENUE=FILE per venue")
+        return [(args.venue, args.file)]
+    feeds: list[tuple[str, Path]] = []
+    for value in args.feed:
+        venue, sep, name = value.partition("=")
+        if not sep or not venue.strip() or not name:
+            raise UserError(
+                f"--feed takes VENUE=FILE, e.g. --feed NASDAQ=01022020.NASDAQ_ITCH50; got {value!r}"
+            )
+        feeds.append((venue.strip(), Path(name)))
+    return feeds
+
+
 def run_replay_file(path: Path, producer, *, show_progress: bool = True, **options) -> ReplaySummary:
     """Replay a file with a progress bar on stderr; decoding errors become a UserError with the offset."""
+    return _run_with_progress(path.name, str(path), file_payloads(path), producer, show_progress, **options)
+
+
+def run_replay_feeds(
+    feeds: Sequence[tuple[str, Path]], producer, *, show_progress: bool = True, **options
+) -> ReplaySummary:
+    """Replay one venue's file, or several venues' files merged by event time (:class:`MergedFeeds`),
+    with a progress bar on stderr."""
+    if len(feeds) == 1:
+        venue, path = feeds[0]
+        return run_replay_file(path, producer, show_progress=show_progress, **{**options, "venue": venue})
+    names = ", ".join(f"{venue}={path.name}" for venue, path in feeds)
+    return _run_with_progress(names, "FILE", MergedFeeds(feeds), producer, show_progress, **options)
+
+
+def _run_with_progress(
+    name: str, check: str, payloads: Iterable[bytes] | MergedFeeds, producer, show_progress: bool, **options
+) -> ReplaySummary:
     from tqdm import tqdm
 
     from itchflow.itch.codec import ItchDecodeError
 
     bar = tqdm(
-        desc=f"replay {path.name}", unit=" msg", unit_scale=True, file=sys.stderr, disable=not show_progress
+        desc=f"replay {name}", unit=" msg", unit_scale=True, file=sys.stderr, disable=not show_progress
     )
     try:
-        return replay(file_payloads(path), producer, progress=bar.update, **options)
+        return replay(payloads, producer, progress=bar.update, **options)
     except ItchDecodeError as exc:
-        raise UserError(f"{path}: {exc}. Check the file with `itchflow itch stats {path}`.") from exc
+        raise UserError(f"{name}: {exc}. Check the file with `itchflow itch stats {check}`.") from exc
     finally:
         bar.close()
 
