@@ -592,13 +592,15 @@ class ReplaySummary:
     #: heartbeat records sent (paced replays; not counted in ``records``)
     heartbeats: int = 0
 
-    def last_seq_by_symbol(self) -> dict[str, int]:
+    def last_seq_by_symbol(self, venue: str | None = None) -> dict[str, int]:
         """Symbols replayed in this run -> sequence number of their last message (markets-wide
-        and unresolved keys left out): what the order books must have applied when done."""
+        and unresolved keys left out): what the order books must have applied when done. A replay of
+        several venues counts ``venue:symbol``: ``venue`` picks one venue's symbols."""
+        prefix = "" if venue is None else f"{venue}:"
         return {
-            symbol: self.next_seq_by_symbol[symbol] - 1
-            for symbol in self.messages_by_symbol
-            if not symbol.startswith(("@", "__"))
+            key.removeprefix(prefix): self.next_seq_by_symbol[key] - 1
+            for key in self.messages_by_symbol
+            if key.startswith(prefix) and not key.removeprefix(prefix).startswith(("@", "__"))
         }
 
     @property

@@ -51,7 +51,7 @@ from itchflow.flinkctl import (
 from itchflow.itch.framing import iter_messages
 from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.pipeline.latency import BAR_PUBLISH_DELAY, BOUNDS_MS, bucket_names
-from itchflow.replay import ReplaySummary, make_producer, run_replay_file
+from itchflow.replay import ReplaySummary, make_producer, run_replay_feeds, run_replay_file
 from itchflow.shards import SHARDS, shard_for
 from itchflow.stack import procs
 from itchflow.stack.manager import Stack
@@ -254,6 +254,38 @@ def test_a_million_synthetic_messages_end_to_end(pipeline, tmp_path: Path) -> No
     expected_broken = broken_prints(path)
     assert len(expected_broken) > 20
     assert sorted(broken) == sorted((symbol, match, True) for symbol, match in expected_broken)
+
+
+def test_two_venues_in_one_replay_keep_their_own_books(pipeline, tmp_path: Path) -> None:
+    """Two venues' feeds of the same symbols, replayed together (merged by event time): each venue's
+    books equal its own offline book, though a symbol's books of both venues share one Flink key."""
+    config, _, suffix, _ = pipeline
+    feeds = []
+    for seed, name in ((21, "E2E-VA"), (22, "E2E-VB")):
+        path = tmp_path / f"{name}.itch"
+        synth.write(path, symbols=60, messages=100_000, seed=seed)
+        feeds.append((name + suffix, path))
+    producer = make_producer(config.bootstrap_servers)
+    try:
+        summary = run_replay_feeds(
+            feeds,
+            producer,
+            topic=RAW_TOPIC,
+            venue="unused",
+            trading_date=date.fromisoformat(DATE),
+            session="two-venues",
+            batch_size=500,
+            linger_ms=10,
+            show_progress=False,
+        )
+    finally:
+        producer.close()
+    assert summary.messages == 200_000
+    for venue, path in feeds:
+        last_seq = summary.last_seq_by_symbol(venue)
+        assert len(last_seq) == 60
+        wait_until_applied(config, venue, last_seq, timeout_s=300, show=False)
+        assert_books_equal(reference(config, path), streamed_books(config, venue), config)
 
 
 def broken_prints(path: Path) -> set[tuple[str, int]]:

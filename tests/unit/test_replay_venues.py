@@ -126,6 +126,11 @@ def test_each_venues_messages_come_back_per_symbol_in_file_order_numbered_as_if_
         assert times == sorted(times), partition
     total = sum(sum(1 for _ in iter_payloads(path)) for _, path in two_venues)
     assert summary.messages == total
+    for venue, path in two_venues:  # what each venue's books must have applied when done
+        counts: dict[str, int] = defaultdict(int)
+        for symbol in reference_symbols([payload for _, payload in iter_payloads(path)]):
+            counts[symbol] += 1
+        assert summary.last_seq_by_symbol(venue) == {s: n - 1 for s, n in counts.items() if s}
     assert min(min(times) for times in event_times.values()) >= MIDNIGHT_NS
     assert sorted({key for key, _, _ in producer.ends}) == sorted(
         f"@{s}/{SHARDS}".encode() for s in range(SHARDS)
