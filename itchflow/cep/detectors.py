@@ -151,12 +151,16 @@ class Detectors:
         self._stale_armed: set[tuple[str, str]] = set()
         self._timer_sequence = 0
         self.now_ns = 0
+        #: event time of the latest event taken (where :meth:`finish` ends what is open)
+        self.last_event_ns = 0
 
     # ------------------------------------------------------------------ input
 
     def apply(self, event: Event) -> None:
         """Advance event time to the event's, then take it in."""
         ts_event = event.ts_event
+        if ts_event > self.last_event_ns:
+            self.last_event_ns = ts_event
         if self._timers and self._timers[0][0] < ts_event:
             self.advance(ts_event)
         elif ts_event > self.now_ns:
@@ -184,8 +188,8 @@ class Detectors:
             self.now_ns = now_ns
 
     def finish(self, end_ns: int | None = None) -> None:
-        """The input ended at ``end_ns`` (default: the latest event time): close every open episode."""
-        end = self.now_ns if end_ns is None else end_ns
+        """The input ended at ``end_ns`` (default: the latest event's time): close every open episode."""
+        end = self.last_event_ns if end_ns is None else end_ns
         self.advance(end)
         for symbol_name, symbol in self._symbols.items():
             for venue in list(symbol.stale_since):
@@ -199,6 +203,60 @@ class Detectors:
     def next_deadline(self) -> int | None:
         """Event time at which :meth:`advance` has something to open (a streaming job's timer)."""
         return self._timers[0][0] if self._timers else None
+
+    # ------------------------------------------------------------------ state
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the detectors keep, as plain data (:meth:`restore` takes it back)."""
+        symbols = {}
+        for name, symbol in self._symbols.items():
+            crossing = symbol.crossing
+            symbols[name] = (
+                dict(symbol.quotes),
+                dict(symbol.states),
+                dict(symbol.last_seen),
+                dict(symbol.stale_since),
+                {venue: (str(kind), start, reason) for venue, (kind, start, reason) in symbol.halt.items()},
+                None
+                if crossing is None
+                else (crossing.start_ns, tuple(crossing.pair), crossing.max_edge, crossing.opened),
+            )
+        return {
+            "symbols": symbols,
+            "open_venues": sorted(self._open_venues),
+            "venue_symbols": {venue: sorted(names) for venue, names in self._venue_symbols.items()},
+            "timers": list(self._timers),
+            "stale_armed": sorted(self._stale_armed),
+            "timer_sequence": self._timer_sequence,
+            "now_ns": self.now_ns,
+            "last_event_ns": self.last_event_ns,
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Take back a :meth:`snapshot` (replacing what is kept now)."""
+        self._symbols = {}
+        for name, (quotes, states, last_seen, stale_since, halt, crossing) in snapshot["symbols"].items():
+            symbol = self._symbols[name] = _Symbol()
+            symbol.quotes = {venue: tuple(quote) for venue, quote in quotes.items()}  # type: ignore[misc]
+            symbol.states = dict(states)
+            symbol.last_seen = dict(last_seen)
+            symbol.stale_since = dict(stale_since)
+            symbol.halt = {
+                venue: (AlertType(kind), start, reason) for venue, (kind, start, reason) in halt.items()
+            }
+            if crossing is not None:
+                start_ns, pair, max_edge, opened = crossing
+                symbol.crossing = _Crossing(start_ns, CrossedPair(*pair))
+                symbol.crossing.max_edge = max_edge
+                symbol.crossing.opened = opened
+        self._open_venues = set(snapshot["open_venues"])
+        self._venue_symbols = {venue: set(names) for venue, names in snapshot["venue_symbols"].items()}
+        self._timers = [tuple(timer) for timer in snapshot["timers"]]  # type: ignore[misc]
+        heapq.heapify(self._timers)
+        self._stale_armed = {tuple(pair) for pair in snapshot["stale_armed"]}  # type: ignore[misc]
+        self._timer_sequence = snapshot["timer_sequence"]
+        self.now_ns = snapshot["now_ns"]
+        self.last_event_ns = snapshot["last_event_ns"]
 
     # ------------------------------------------------------------------ events
 
