@@ -34,6 +34,9 @@ reverts to it.
 
 The same seed always gives the same bytes (``random.Random(seed)`` is the only source of randomness).
 The hot loop packs bytes with precompiled ``struct`` formats rather than building message objects.
+
+``itchflow synth --venues V1,V2,... -o DIR`` writes one feed per venue on a shared timeline instead, with
+planted cross-venue events and the alerts they should raise: see :mod:`itchflow.synth_venues`.
 """
 
 from __future__ import annotations
@@ -269,47 +272,13 @@ class _SymbolBook:
         return order
 
 
-class _Generator:
-    """One synthetic feed; :meth:`framed_batches` yields it as lists of length-prefixed messages."""
+class _BookActions:
+    """The per-message actions on a :class:`_SymbolBook`, drawing from ``rng``: each returns the message type
+    and the framed bytes. Order references and match numbers are unique across every book it acts on."""
 
-    def __init__(
-        self,
-        symbols: int,
-        messages: int,
-        seed: int,
-        *,
-        allow_crossed: bool = False,
-        zipf_exponent: float = 1.0,
-    ) -> None:
-        if not 1 <= symbols <= MAX_SYMBOLS:
-            raise UserError(f"--symbols must be between 1 and {MAX_SYMBOLS}, got {symbols}")
-        minimum = header_message_count(symbols) + FOOTER_MESSAGES
-        if messages < minimum:
-            raise UserError(
-                f"--messages must be at least {minimum} for {symbols} symbols (header and footer), got {messages}"
-            )
-        if zipf_exponent < 0:
-            raise UserError(f"--zipf must be non-negative, got {zipf_exponent}")
-        self.symbols = symbols
-        self.messages = messages
-        self.body_messages = messages - minimum
+    def __init__(self, rng: random.Random, *, allow_crossed: bool = False) -> None:
+        self.rng = rng
         self.allow_crossed = allow_crossed
-        self.rng = random.Random(seed)
-        self.books = [
-            _SymbolBook(index + 1, ticker(index).ljust(8).encode("ascii"), self._reference_cents())
-            for index in range(symbols)
-        ]
-        weights = [1.0 / (rank + 1) ** zipf_exponent for rank in range(symbols)]
-        self.symbol_cum_weights = _cumulative(weights)
-        per_weight = self.body_messages / self.symbol_cum_weights[-1]
-        self.crossing = [
-            book
-            for book, weight in zip(self.books, weights, strict=True)
-            if weight * per_weight >= CROSS_MIN_EXPECTED_MESSAGES
-        ]
-        self.continuous_messages = self.body_messages - 2 * len(self.crossing)
-        self.action_cum_weights = _cumulative([MESSAGE_MIX[action] for action in _ACTIONS])
-        self.message_counts: dict[str, int] = {}
         self.next_reference = 1
         self.next_match = 1
 
@@ -317,128 +286,21 @@ class _Generator:
         dollars = math.exp(self.rng.uniform(math.log(5.0), math.log(500.0)))
         return int(dollars * 100)
 
-    def framed_batches(self) -> Iterator[list[bytes]]:
-        yield self._header()
-        yield from self._body()
-        yield self._footer()
-
-    def _count(self, message_type: str, count: int = 1) -> None:
-        self.message_counts[message_type] = self.message_counts.get(message_type, 0) + count
-
-    def _header(self) -> list[bytes]:
-        batch = [_system_event(b"O", START_OF_MESSAGES_NS)]
-        for book in self.books:
-            timestamp = START_OF_MESSAGES_NS + book.locate * 1000
-            batch.append(
-                _STOCK_DIRECTORY.pack(
-                    39, b"R", book.locate, 0, timestamp >> 32, timestamp & 0xFFFFFFFF, book.stock,
-                    b"Q", b"N", 100, b"N", b"C", b"C ", b"P", b"N", b"N", b"1", b"N", 0, b"N",
-                )
-            )  # fmt: skip
-        for book in self.books:
-            timestamp = START_OF_MESSAGES_NS + (self.symbols + book.locate) * 1000
-            batch.append(
-                _TRADING_ACTION.pack(
-                    25,
-                    b"H",
-                    book.locate,
-                    0,
-                    timestamp >> 32,
-                    timestamp & 0xFFFFFFFF,
-                    book.stock,
-                    b"T",
-                    b" ",
-                    b"    ",
-                )
-            )
-        batch.append(_system_event(b"S", START_OF_SYSTEM_HOURS_NS))
-        batch.append(_system_event(b"Q", MARKET_OPEN_NS))
-        self._count("S", 3)
-        self._count("R", self.symbols)
-        self._count("H", self.symbols)
-        return batch
-
-    def _footer(self) -> list[bytes]:
-        self._count("S", 3)
-        return [
-            _system_event(b"M", MARKET_CLOSE_NS),
-            _system_event(b"E", END_OF_SYSTEM_HOURS_NS),
-            _system_event(b"C", END_OF_MESSAGES_NS),
-        ]
-
-    def _body(self) -> Iterator[list[bytes]]:
-        rng = self.rng
-        books = self.books
-        symbol_indices = range(self.symbols)
-        if self.crossing:
-            yield self._crosses(b"O", MARKET_OPEN_NS)
-        total = self.continuous_messages
-        # Integer nanosecond gaps uniform in [0, max_gap): their sum has mean total * max_gap / 2 and
-        # standard deviation max_gap * sqrt(total / 12). Aim the mean four deviations short of the close
-        # and hold the rare rest just before it, so no message passes the footer's end of market hours.
-        session = MARKET_CLOSE_NS - MARKET_OPEN_NS - 1
-        max_gap = max(1, int(session / (total / 2 + 4 * math.sqrt(total / 12) + 1)))
-        last_timestamp = MARKET_CLOSE_NS - 1
-        timestamp = MARKET_OPEN_NS
-        counts = dict.fromkeys("AFECXDUPB", 0)
-        done = 0
-        while done < total:
-            size = min(_BATCH, total - done)
-            symbols = rng.choices(symbol_indices, cum_weights=self.symbol_cum_weights, k=size)
-            actions = rng.choices(_ACTIONS, cum_weights=self.action_cum_weights, k=size)
-            batch: list[bytes] = []
-            for index, action in zip(symbols, actions, strict=True):
-                timestamp += int(rng.random() * max_gap)
-                if timestamp > last_timestamp:
-                    timestamp = last_timestamp
-                book = books[index]
-                if rng.random() < MID_MOVE_PROBABILITY:
-                    self._move_mid(book)
-                if not book.live or action == "add":
-                    message_type, framed = self._add(book, timestamp)
-                elif action == "delete":
-                    message_type, framed = self._delete(book, timestamp)
-                elif action == "cancel":
-                    message_type, framed = self._cancel(book, timestamp)
-                elif action == "execute":
-                    message_type, framed = self._execute(book, timestamp)
-                elif action == "replace":
-                    message_type, framed = self._replace(book, timestamp)
-                elif action == "trade":
-                    message_type, framed = self._trade(book, timestamp)
-                else:
-                    message_type, framed = self._break(book, timestamp)
-                counts[message_type] += 1
-                batch.append(framed)
-            done += size
-            yield batch
-        for message_type, count in counts.items():
-            if count:
-                self._count(message_type, count)
-        if self.crossing:
-            yield self._crosses(b"C", MARKET_CLOSE_NS)
-
-    def _crosses(self, cross_type: bytes, timestamp: int) -> list[bytes]:
-        """One cross trade per crossing symbol: at the mid when the book is empty, else inside the spread."""
-        rng = self.rng
-        ts_high, ts_low = timestamp >> 32, timestamp & 0xFFFFFFFF
-        batch = []
-        for book in self.crossing:
-            price = self._inside_price(book)
-            if rng.random() < ZERO_VOLUME_CROSS_SHARE:
-                shares = 0
-            else:
-                shares = 100 * (1 + int(rng.random() ** 2 * 2_000))
-            match = self.next_match
-            self.next_match = match + 1
-            batch.append(
-                _CROSS_TRADE.pack(
-                    40, b"Q", book.locate, 0, ts_high, ts_low, shares, book.stock, price * TICKS_PER_CENT,
-                    match, cross_type,
-                )
-            )  # fmt: skip
-        self._count("Q", len(batch))
-        return batch
+    def _act(self, book: _SymbolBook, action: str, timestamp: int) -> tuple[str, bytes]:
+        """One message of ``action`` (a key of ``MESSAGE_MIX``) on ``book``; an add while the book is empty."""
+        if not book.live or action == "add":
+            return self._add(book, timestamp)
+        if action == "delete":
+            return self._delete(book, timestamp)
+        if action == "cancel":
+            return self._cancel(book, timestamp)
+        if action == "execute":
+            return self._execute(book, timestamp)
+        if action == "replace":
+            return self._replace(book, timestamp)
+        if action == "trade":
+            return self._trade(book, timestamp)
+        return self._break(book, timestamp)
 
     # ------------------------------------------------------------------ actions (each returns type, bytes)
 
@@ -488,13 +350,25 @@ class _Generator:
             offset -= 2  # sometimes through the mid: the book may lock or cross
         if is_bid:
             price = book.mid_cents - offset
-            if not self.allow_crossed and book.best_ask and price >= book.best_ask:
-                price = book.best_ask - 1
+            if not self.allow_crossed:
+                best_ask = self._ask_bound(book)
+                if best_ask and price >= best_ask:
+                    price = best_ask - 1
             return max(price, 1) if self.allow_crossed else (price if price >= 1 else 0)
         price = book.mid_cents + 1 + offset
-        if not self.allow_crossed and book.best_bid and price <= book.best_bid:
-            price = book.best_bid + 1
+        if not self.allow_crossed:
+            best_bid = self._bid_bound(book)
+            if best_bid and price <= best_bid:
+                price = best_bid + 1
         return max(price, 1)
+
+    def _ask_bound(self, book: _SymbolBook) -> int:
+        """The ask a new bid of ``book`` must stay strictly below (0: none): the book's best ask."""
+        return book.best_ask
+
+    def _bid_bound(self, book: _SymbolBook) -> int:
+        """The bid a new ask of ``book`` must stay strictly above (0: none): the book's best bid."""
+        return book.best_bid
 
     def _shares(self) -> int:
         rng = self.rng
@@ -606,6 +480,128 @@ class _Generator:
         )
 
 
+class _Generator(_BookActions):
+    """One synthetic feed; :meth:`framed_batches` yields it as lists of length-prefixed messages."""
+
+    def __init__(
+        self,
+        symbols: int,
+        messages: int,
+        seed: int,
+        *,
+        allow_crossed: bool = False,
+        zipf_exponent: float = 1.0,
+    ) -> None:
+        if not 1 <= symbols <= MAX_SYMBOLS:
+            raise UserError(f"--symbols must be between 1 and {MAX_SYMBOLS}, got {symbols}")
+        minimum = header_message_count(symbols) + FOOTER_MESSAGES
+        if messages < minimum:
+            raise UserError(
+                f"--messages must be at least {minimum} for {symbols} symbols (header and footer), got {messages}"
+            )
+        if zipf_exponent < 0:
+            raise UserError(f"--zipf must be non-negative, got {zipf_exponent}")
+        super().__init__(random.Random(seed), allow_crossed=allow_crossed)
+        self.symbols = symbols
+        self.messages = messages
+        self.body_messages = messages - minimum
+        self.books = [
+            _SymbolBook(index + 1, ticker(index).ljust(8).encode("ascii"), self._reference_cents())
+            for index in range(symbols)
+        ]
+        weights = [1.0 / (rank + 1) ** zipf_exponent for rank in range(symbols)]
+        self.symbol_cum_weights = _cumulative(weights)
+        per_weight = self.body_messages / self.symbol_cum_weights[-1]
+        self.crossing = [
+            book
+            for book, weight in zip(self.books, weights, strict=True)
+            if weight * per_weight >= CROSS_MIN_EXPECTED_MESSAGES
+        ]
+        self.continuous_messages = self.body_messages - 2 * len(self.crossing)
+        self.action_cum_weights = _cumulative([MESSAGE_MIX[action] for action in _ACTIONS])
+        self.message_counts: dict[str, int] = {}
+
+    def framed_batches(self) -> Iterator[list[bytes]]:
+        yield self._header()
+        yield from self._body()
+        yield self._footer()
+
+    def _count(self, message_type: str, count: int = 1) -> None:
+        self.message_counts[message_type] = self.message_counts.get(message_type, 0) + count
+
+    def _header(self) -> list[bytes]:
+        self._count("S", 3)
+        self._count("R", self.symbols)
+        self._count("H", self.symbols)
+        return _header_messages(self.books)
+
+    def _footer(self) -> list[bytes]:
+        self._count("S", 3)
+        return _footer_messages()
+
+    def _body(self) -> Iterator[list[bytes]]:
+        rng = self.rng
+        books = self.books
+        act = self._act
+        symbol_indices = range(self.symbols)
+        if self.crossing:
+            yield self._crosses(b"O", MARKET_OPEN_NS)
+        total = self.continuous_messages
+        # Integer nanosecond gaps uniform in [0, max_gap): their sum has mean total * max_gap / 2 and
+        # standard deviation max_gap * sqrt(total / 12). Aim the mean four deviations short of the close
+        # and hold the rare rest just before it, so no message passes the footer's end of market hours.
+        session = MARKET_CLOSE_NS - MARKET_OPEN_NS - 1
+        max_gap = max(1, int(session / (total / 2 + 4 * math.sqrt(total / 12) + 1)))
+        last_timestamp = MARKET_CLOSE_NS - 1
+        timestamp = MARKET_OPEN_NS
+        counts = dict.fromkeys("AFECXDUPB", 0)
+        done = 0
+        while done < total:
+            size = min(_BATCH, total - done)
+            symbols = rng.choices(symbol_indices, cum_weights=self.symbol_cum_weights, k=size)
+            actions = rng.choices(_ACTIONS, cum_weights=self.action_cum_weights, k=size)
+            batch: list[bytes] = []
+            for index, action in zip(symbols, actions, strict=True):
+                timestamp += int(rng.random() * max_gap)
+                if timestamp > last_timestamp:
+                    timestamp = last_timestamp
+                book = books[index]
+                if rng.random() < MID_MOVE_PROBABILITY:
+                    self._move_mid(book)
+                message_type, framed = act(book, action, timestamp)
+                counts[message_type] += 1
+                batch.append(framed)
+            done += size
+            yield batch
+        for message_type, count in counts.items():
+            if count:
+                self._count(message_type, count)
+        if self.crossing:
+            yield self._crosses(b"C", MARKET_CLOSE_NS)
+
+    def _crosses(self, cross_type: bytes, timestamp: int) -> list[bytes]:
+        """One cross trade per crossing symbol: at the mid when the book is empty, else inside the spread."""
+        rng = self.rng
+        ts_high, ts_low = timestamp >> 32, timestamp & 0xFFFFFFFF
+        batch = []
+        for book in self.crossing:
+            price = self._inside_price(book)
+            if rng.random() < ZERO_VOLUME_CROSS_SHARE:
+                shares = 0
+            else:
+                shares = 100 * (1 + int(rng.random() ** 2 * 2_000))
+            match = self.next_match
+            self.next_match = match + 1
+            batch.append(
+                _CROSS_TRADE.pack(
+                    40, b"Q", book.locate, 0, ts_high, ts_low, shares, book.stock, price * TICKS_PER_CENT,
+                    match, cross_type,
+                )
+            )  # fmt: skip
+        self._count("Q", len(batch))
+        return batch
+
+
 def _remember_print(prints: list[int], match: int) -> None:
     """Note a breakable print's match number, forgetting the oldest half of a full list."""
     if len(prints) >= MAX_BREAKABLE:
@@ -615,6 +611,45 @@ def _remember_print(prints: list[int], match: int) -> None:
 
 def _system_event(code: bytes, timestamp: int) -> bytes:
     return _SYSTEM_EVENT.pack(12, b"S", 0, 0, timestamp >> 32, timestamp & 0xFFFFFFFF, code)
+
+
+def _trading_action(book: _SymbolBook, timestamp: int, state: bytes, reason: bytes = b"    ") -> bytes:
+    """A stock trading action ``H`` for ``book``'s symbol: ``state`` ``T`` (trading), ``H`` (halted), ``P``
+    (paused)..., with a 4-byte ``reason``."""
+    return _TRADING_ACTION.pack(
+        25, b"H", book.locate, 0, timestamp >> 32, timestamp & 0xFFFFFFFF, book.stock, state, b" ", reason
+    )
+
+
+def _header_messages(books: list[_SymbolBook], offset_ns: int = 0) -> list[bytes]:
+    """The header of a feed of ``books`` (in locate order): ``O``, ``R`` and ``H`` per symbol, ``S``, ``Q``;
+    every timestamp ``offset_ns`` later than in a single feed (feeds of several venues keep theirs apart)."""
+    symbols = len(books)
+    batch = [_system_event(b"O", START_OF_MESSAGES_NS + offset_ns)]
+    for book in books:
+        timestamp = START_OF_MESSAGES_NS + book.locate * 1000 + offset_ns
+        batch.append(
+            _STOCK_DIRECTORY.pack(
+                39, b"R", book.locate, 0, timestamp >> 32, timestamp & 0xFFFFFFFF, book.stock,
+                b"Q", b"N", 100, b"N", b"C", b"C ", b"P", b"N", b"N", b"1", b"N", 0, b"N",
+            )
+        )  # fmt: skip
+    for book in books:
+        batch.append(
+            _trading_action(book, START_OF_MESSAGES_NS + (symbols + book.locate) * 1000 + offset_ns, b"T")
+        )
+    batch.append(_system_event(b"S", START_OF_SYSTEM_HOURS_NS + offset_ns))
+    batch.append(_system_event(b"Q", MARKET_OPEN_NS + offset_ns))
+    return batch
+
+
+def _footer_messages(offset_ns: int = 0) -> list[bytes]:
+    """The footer: ``M`` (end of market hours), ``E``, ``C``, ``offset_ns`` later than in a single feed."""
+    return [
+        _system_event(b"M", MARKET_CLOSE_NS + offset_ns),
+        _system_event(b"E", END_OF_SYSTEM_HOURS_NS + offset_ns),
+        _system_event(b"C", END_OF_MESSAGES_NS + offset_ns),
+    ]
 
 
 def _cumulative(weights: list[float]) -> list[float]:
@@ -633,24 +668,69 @@ def register(subparsers: Any) -> None:
     """Add ``itchflow synth``."""
     parser = subparsers.add_parser(
         "synth",
-        help="write a deterministic, book-consistent synthetic ITCH 5.0 feed",
+        help="write a deterministic, book-consistent synthetic ITCH 5.0 feed (or one per venue with --venues)",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     parser.add_argument("--symbols", type=int, default=100, help="number of symbols (default 100)")
     parser.add_argument(
-        "--messages", type=int, default=1_000_000, help="total messages in the file (default 1,000,000)"
+        "--messages",
+        type=int,
+        default=1_000_000,
+        help="total messages in the file (default 1,000,000); with --venues, the steps of the day's timeline "
+        "across all venues, one body message each (planted events and keepalive top-ups come on top)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    parser.add_argument("-o", "--output", required=True, type=Path, help="output file (.gz: gzipped)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="output file (.gz: gzipped); with --venues, the output directory (created if missing)",
+    )
     parser.add_argument(
         "--zipf", type=float, default=1.0, help="Zipf exponent of activity across symbols (default 1)"
     )
     parser.add_argument("--allow-crossed", action="store_true", help="let adds lock or cross the book")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    venues = parser.add_argument_group(
+        "several venues",
+        "with --venues: one feed per venue, DIR/<MMDDYYYY>.<VENUE>_ITCH50, sharing the symbols and a fair value "
+        "per symbol on one strictly increasing timeline, plus DIR/truth.json, the alerts a cross-venue "
+        "detector should raise on the planted events",
+    )
+    venues.add_argument("--venues", metavar="V1,V2,...", help="venue names, e.g. NASDAQ,BX,PSX (2 to 32)")
+    venues.add_argument(
+        "--plant",
+        metavar="NAME=COUNT,...",
+        help="events to plant between 10:00 and 15:30: crossings (a venue locks or crosses another for "
+        "0.3-3 s), stale (a venue goes quiet on a symbol for 120-300 s), halts (60-600 s), pauses "
+        "(LULD, 300-600 s); e.g. crossings=6,stale=3,halts=2,pauses=2 (default none)",
+    )
+    venues.add_argument("--date", metavar="YYYY-MM-DD", help="trading date of the files (default 2020-01-02)")
+    venues.add_argument(
+        "--keepalive-ms",
+        type=int,
+        metavar="MS",
+        help="no venue goes this long without a message of each symbol during market hours, except in "
+        "planted windows (default 20000)",
+    )
     parser.set_defaults(func=_run_command)
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    if args.venues is not None:
+        from itchflow import synth_venues
+
+        return synth_venues.run_command(args)
+    for flag, value in (
+        ("--plant", args.plant),
+        ("--date", args.date),
+        ("--keepalive-ms", args.keepalive_ms),
+    ):
+        if value is not None:
+            raise UserError(
+                f"{flag} goes with --venues (several venues); a single feed has no planted events"
+            )
     summary = write(
         args.output,
         args.symbols,
