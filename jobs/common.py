@@ -32,6 +32,7 @@ from itchflow.analytics.bars import parse_interval
 from itchflow.analytics.bursts import DEFAULT_BURST_ALERT_PRINTS_PER_S, BurstConfig
 from itchflow.analytics.flow_stage import FlowConfig
 from itchflow.analytics.rolling import RollingConfig
+from itchflow.cep.detectors import DetectorConfig
 from itchflow.pipeline.book_stage import BookStageConfig
 
 Source = Callable[[StreamExecutionEnvironment], DataStream]
@@ -306,6 +307,39 @@ def add_flow_arguments(parser: argparse.ArgumentParser) -> None:
         default=10,
         help="levels per side of the liquidity's depth, at most --depth-levels (default 10)",
     )
+
+
+def add_alert_arguments(parser: argparse.ArgumentParser) -> None:
+    """The cross-venue detectors' flags (the market-data job; docs/alerts.md)."""
+    defaults = DetectorConfig()
+    parser.add_argument(
+        "--alerts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cross-venue alerts: arbitrage, stale symbols, halts and LULD pauses (default on)",
+    )
+    parser.add_argument(
+        "--arbitrage-min-ms",
+        type=int,
+        default=defaults.arbitrage_min_ms,
+        help=f"shortest locked/crossed market reported, ms (default {defaults.arbitrage_min_ms})",
+    )
+    parser.add_argument(
+        "--stale-after-ms",
+        type=int,
+        default=defaults.stale_after_ms,
+        help=f"a trading symbol silent on a venue for longer is stale, ms (default {defaults.stale_after_ms})",
+    )
+
+
+def alert_config(args: argparse.Namespace) -> DetectorConfig | None:
+    """The detectors' settings from their flags (None with ``--no-alerts``)."""
+    if not args.alerts:
+        return None
+    try:
+        return DetectorConfig(arbitrage_min_ms=args.arbitrage_min_ms, stale_after_ms=args.stale_after_ms)
+    except ValueError as error:
+        raise SystemExit(f"--arbitrage-min-ms / --stale-after-ms: {error}") from None
 
 
 def flow_config(args: argparse.Namespace) -> FlowConfig | None:

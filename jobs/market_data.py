@@ -25,15 +25,18 @@ from connectors.clickhouse import CLICKHOUSE_ROWS
 from connectors.kafka import key_by_record_key
 from itchflow.analytics.bar_stage import BarConfig
 from itchflow.analytics.flow_stage import FlowConfig
+from itchflow.cep.detectors import DetectorConfig
 from itchflow.codeversion import source_fingerprint
 from itchflow.config import DEAD_LETTER_TOPIC, NORMALIZED_TOPIC, RAW_TOPIC
 from itchflow.pipeline.book_stage import BookStageConfig
 from jobs.common import (
     Sinks,
     Sources,
+    add_alert_arguments,
     add_bar_arguments,
     add_book_arguments,
     add_flow_arguments,
+    alert_config,
     bar_config,
     book_config,
     book_sinks,
@@ -61,6 +64,8 @@ class MarketDataConfig:
     over them (None: books only)."""
     flow: FlowConfig | None = field(default_factory=FlowConfig)
     """Order-flow imbalance and liquidity from the books (None: off)."""
+    alerts: DetectorConfig | None = field(default_factory=DetectorConfig)
+    """The cross-venue detectors: arbitrage, stale symbols, halts (None: off; docs/alerts.md)."""
 
 
 def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, config: MarketDataConfig) -> None:
@@ -71,7 +76,12 @@ def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, confi
         key_by_record_key(raw)
         .process(
             NormalizeAndMaintainBooks(
-                config.source_topic, config.books, source_fingerprint(), config.bars, config.flow
+                config.source_topic,
+                config.books,
+                source_fingerprint(),
+                config.bars,
+                config.flow,
+                config.alerts,
             ),
             output_type=CLICKHOUSE_ROWS,
         )
@@ -102,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_book_arguments(parser)
     add_bar_arguments(parser)
     add_flow_arguments(parser)
+    add_alert_arguments(parser)
     args = parser.parse_args(argv)
     sinks = book_sinks(args)
     create_tables(args)
@@ -115,7 +126,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         ),
     }
     config = MarketDataConfig(
-        source_topic=args.input_topic, books=book_config(args), bars=bar_config(args), flow=flow_config(args)
+        source_topic=args.input_topic,
+        books=book_config(args),
+        bars=bar_config(args),
+        flow=flow_config(args),
+        alerts=alert_config(args),
     )
     build(env, sources, sinks, config)
     env.execute(JOB_NAME)

@@ -41,6 +41,9 @@ from itchflow.analytics.flow_stage import FlowConfig, FlowStage
 from itchflow.analytics.rolling_stage import RollingStage
 from itchflow.avro import InvalidReason, InvalidRecord
 from itchflow.avro.deadletter import DeadLetter, dead_letter_for, encode_dead_letter
+from itchflow.cep.bundle_events import activity_resolution_ns, bundle_events
+from itchflow.cep.detectors import DetectorConfig
+from itchflow.cep.stage import CepStage
 from itchflow.codeversion import check_loaded
 from itchflow.normalize.bundle import NormalizedBundle
 from itchflow.pipeline.book_events import decode_book_events, encode_book_events
@@ -50,6 +53,7 @@ from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.normalize_stage import JOB_NAME as NORMALIZE_JOB_NAME
 from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, SequenceCache, normalize_record
 from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache, BundleOutput, top_and_depth
+from itchflow.sinks.alert_outputs import ALERTS, alert_rows
 from itchflow.sinks.bar_outputs import BARS, bar_commands, bar_rows, interval_name
 from itchflow.sinks.burst_outputs import BURSTS, burst_alert_commands, burst_rows
 from itchflow.sinks.flow_outputs import LIQUIDITY, OFI, flow_commands, liquidity_rows, ofi_rows
@@ -577,6 +581,85 @@ class FlowStep:
             self.timers[key] = timer
 
 
+class CepStep:
+    """The cross-venue detectors of a key (:class:`~itchflow.cep.stage.CepStage`) with their state,
+    timer and metrics, for the market-data operator: each record's events (its system events and
+    trading actions, its symbols' activity, its books' top-of-book changes:
+    :func:`~itchflow.cep.bundle_events.bundle_events`) go in; the stage hands them to the detectors as
+    the watermark passes them (here or in ``on_timer``), and the alerts come out as ``alerts`` rows --
+    an episode open, then closed. The end of a replay closes what is still open.
+
+    State: a snapshot of the stage (``cep``) and the steps since (``cep-log``), compacted like
+    :class:`FlowStep`'s (a step weighs ``event_bytes`` per event)."""
+
+    def __init__(
+        self,
+        runtime_context: RuntimeContext,
+        config: DetectorConfig,
+        compact_bytes: int = 256 * 1024,
+        event_bytes: int = 64,
+    ) -> None:
+        self.config = config
+        self.resolution_ns = activity_resolution_ns(config.stale_after_ms)
+        self.compact_bytes = compact_bytes
+        self.event_bytes = event_bytes
+        self.snapshot = runtime_context.get_state(ValueStateDescriptor("cep", _STATE_TYPE))
+        self.log = runtime_context.get_list_state(ListStateDescriptor("cep-log", _STATE_TYPE))
+        #: per key: the live stage, the weight of its log (bytes) and the size of its last snapshot
+        self.stages: dict[object, list] = {}
+        self.timers: dict[object, int] = {}
+        metrics = runtime_context.get_metrics_group().add_group("itchflow")
+        self.alerts_out = metrics.counter("alertsEmitted")
+        self.late_events = metrics.counter("lateMarketEvents")
+
+    def _stage(self, key: object) -> list:
+        entry = self.stages.get(key)
+        if entry is None:
+            stage = CepStage.restore(self.snapshot.value(), self.config)
+            for step in self.log.get() or ():
+                stage.replay(step)
+            entry = self.stages[key] = [stage, self.compact_bytes, 0]  # a restore compacts at once
+        return entry
+
+    def on_books(self, key: object, bundle: NormalizedBundle, output: BundleOutput, ctx) -> Iterator:
+        events = bundle_events(bundle, top_and_depth(output)[0], self.resolution_ns)
+        if not events and key in self.timers:
+            return  # nothing new; the timer releases what the watermark passes
+        complete = complete_before_ns(ctx.timer_service().current_watermark())
+        entry = self._stage(key)
+        yield from self._emit(key, entry, ("r", complete, events), entry[0].record(complete, events), ctx)
+
+    def on_timer(self, key: object, ctx) -> Iterator:
+        complete = complete_before_ns(ctx.timer_service().current_watermark())
+        entry = self._stage(key)
+        yield from self._emit(key, entry, ("f", complete), entry[0].fire(complete), ctx)
+
+    def close_all(self, key: object, ctx) -> Iterator:
+        entry = self._stage(key)
+        yield from self._emit(key, entry, ("c",), entry[0].close_all(), ctx)
+
+    def _emit(self, key: object, entry: list, step: tuple, out, ctx) -> Iterator:
+        stage: CepStage = entry[0]
+        weight = entry[1] + max(self.event_bytes, self.event_bytes * len(step[2]) if step[0] == "r" else 0)
+        if weight >= max(self.compact_bytes, entry[2]):
+            snapshot = stage.snapshot()
+            self.snapshot.update(snapshot)
+            self.log.clear()
+            entry[1], entry[2] = 0, len(snapshot)
+        else:
+            self.log.add(step)
+            entry[1] = weight
+        if out.late:
+            self.late_events.inc(out.late)
+        if out.alerts:
+            yield Row(ALERTS, alert_rows(out.alerts))
+            self.alerts_out.inc(len(out.alerts))
+        timer = stage.next_timer_ms()
+        if timer is not None and self.timers.get(key) != timer:
+            ctx.timer_service().register_event_time_timer(timer)
+            self.timers[key] = timer
+
+
 class AnalyticsSteps:
     """The analytics of a key from its books' output: the bars with their rolling values and bursts
     (:class:`BarStep`) and the OFI and liquidity (:class:`FlowStep`), either of them off when its
@@ -591,25 +674,35 @@ class AnalyticsSteps:
         redis_prefix: str,
         source_topic: str,
         job: str = JOB_NAME,
+        alerts: DetectorConfig | None = None,
     ) -> None:
         self.bars = (
             None if bars is None else BarStep(runtime_context, bars, redis_prefix, source_topic, job=job)
         )
         self.flow = None if flow is None else FlowStep(runtime_context, flow, redis_prefix)
+        self.cep = None if alerts is None else CepStep(runtime_context, alerts)
 
     @property
     def enabled(self) -> bool:
         """Whether any analytic is on."""
-        return self.bars is not None or self.flow is not None
+        return self.bars is not None or self.flow is not None or self.cep is not None
 
     def on_books(
-        self, key: object, output: BundleOutput, ctx, source: tuple[int, int, int, bytes]
+        self,
+        key: object,
+        output: BundleOutput,
+        ctx,
+        source: tuple[int, int, int, bytes],
+        bundle: NormalizedBundle | None = None,
     ) -> Iterator:
-        """One record's output of the books (``source``: its partition, offset, Kafka ms, key bytes)."""
+        """One record's output of the books (``source``: its partition, offset, Kafka ms, key bytes;
+        ``bundle``: the normalized record they applied, which the detectors read)."""
         if self.bars is not None:
             yield from self.bars.on_books(key, output, ctx, source)
         if self.flow is not None:
             yield from self.flow.on_books(key, output, ctx)
+        if self.cep is not None and bundle is not None:
+            yield from self.cep.on_books(key, bundle, output, ctx)
 
     def close_all(self, key: object, ctx) -> Iterator:
         """The end of a replay in this key's partition: every open window now."""
@@ -617,6 +710,8 @@ class AnalyticsSteps:
             yield from self.bars.close_all(key, ctx)
         if self.flow is not None:
             yield from self.flow.close_all(key, ctx)
+        if self.cep is not None:
+            yield from self.cep.close_all(key, ctx)
 
     def on_timer(self, key: object, ctx) -> Iterator:
         if self.bars is not None:
@@ -625,6 +720,9 @@ class AnalyticsSteps:
         if self.flow is not None:
             self.flow.timers.pop(key, None)
             yield from self.flow.on_timer(key, ctx)
+        if self.cep is not None:
+            self.cep.timers.pop(key, None)
+            yield from self.cep.on_timer(key, ctx)
 
 
 def _burst_step(detector: BurstDetector, step: tuple) -> list[Burst]:
@@ -807,19 +905,22 @@ class NormalizeAndMaintainBooks(_Operator):
         code: str,
         bars: BarConfig | None = None,
         flow: FlowConfig | None = None,
+        alerts: DetectorConfig | None = None,
     ) -> None:
         super().__init__(code)
         self.source_topic = source_topic
         self.config = config
         self.bar_config = bars
         self.flow_config = flow
+        self.alert_config = alerts
 
     def open_steps(self, runtime_context: RuntimeContext) -> None:
         self.normalize = NormalizeStep(runtime_context, self.source_topic)
         self.books = BookStep(runtime_context, self.config)
         self.analytics = AnalyticsSteps(
-            runtime_context, self.bar_config, self.flow_config, self.config.redis_prefix, self.source_topic
-        )
+            runtime_context, self.bar_config, self.flow_config, self.config.redis_prefix, self.source_topic,
+            alerts=self.alert_config,
+        )  # fmt: skip
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context):
         self.collector.tick()
@@ -844,7 +945,7 @@ class NormalizeAndMaintainBooks(_Operator):
             if self.analytics.enabled and output is not None:
                 partition, offset, timestamp_ms, _ = split_record(value)
                 source = (partition, offset, timestamp_ms, source_key)
-                yield from self.analytics.on_books(key, output, ctx, source)
+                yield from self.analytics.on_books(key, output, ctx, source, outcome.bundle)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         yield from self.analytics.on_timer(ctx.get_current_key(), ctx)

@@ -198,7 +198,6 @@ class Detectors:
                 self._end_halt(symbol_name, symbol, venue, end)
             if symbol.crossing is not None:
                 self._end_crossing(symbol_name, symbol, end)
-        self._open_venues.clear()
 
     def next_deadline(self) -> int | None:
         """Event time at which :meth:`advance` has something to open (a streaming job's timer)."""
