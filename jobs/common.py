@@ -315,8 +315,9 @@ def add_alert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--alerts",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="cross-venue alerts: arbitrage, stale symbols, halts and LULD pauses (default on)",
+        default=False,
+        help="cross-venue alerts: arbitrage, stale symbols, halts and LULD pauses (default off: about "
+        "40%% of the job's throughput for now)",
     )
     parser.add_argument(
         "--arbitrage-min-ms",

@@ -64,8 +64,9 @@ class MarketDataConfig:
     over them (None: books only)."""
     flow: FlowConfig | None = field(default_factory=FlowConfig)
     """Order-flow imbalance and liquidity from the books (None: off)."""
-    alerts: DetectorConfig | None = field(default_factory=DetectorConfig)
-    """The cross-venue detectors: arbitrage, stale symbols, halts (None: off; docs/alerts.md)."""
+    alerts: DetectorConfig | None = None
+    """The cross-venue detectors: arbitrage, stale symbols, halts (None: off, the default: they cost
+    about 40 % of the job's throughput for now; docs/alerts.md)."""
 
 
 def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, config: MarketDataConfig) -> None:

@@ -16,6 +16,7 @@ from pyflink.common import Row
 from connectors.kafka import KEYED_RECORD, RECORD_HEADER
 from itchflow import synth_venues
 from itchflow.avro.bundle import encode_bundle
+from itchflow.cep.detectors import DetectorConfig
 from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.replay import ClosedBundle, MergedFeeds, VenueBatchers
 from jobs import market_data
@@ -85,7 +86,8 @@ def test_every_planted_event_is_one_alert_and_nothing_else(day: Path, parallelis
     collector = Collector()
     sinks = {name: collector.sink(name) for name in ("normalized", "dead-letters", "clickhouse", "redis")}
     source = lambda env: env.from_collection(rows, type_info=KEYED_RECORD)  # noqa: E731
-    market_data.build(env, {"raw": source}, sinks, market_data.MarketDataConfig())
+    config = market_data.MarketDataConfig(alerts=DetectorConfig())  # the defaults: 100 ms, 60 s
+    market_data.build(env, {"raw": source}, sinks, config)
     outputs = decode_outputs(collector.run(env))
     truth = json.loads((day / synth_venues.TRUTH_FILE).read_text())["alerts"]
     got = final_episodes(outputs.rows.get("alerts", []))
