@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +63,7 @@ def ensure_jobs(
     parallelism: int | None,
     log=print,
     jobs: tuple[tuple[str, str], ...] = PIPELINE_JOBS,
+    job_args: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """Submit the pipeline's ``jobs`` unless they already run; returns name -> job id.
 
@@ -94,6 +96,7 @@ def ensure_jobs(
             config.clickhouse_url,
             "--redis-url",
             config.redis_url,
+            *job_args,
         ]
         ids[name] = submit(config, script, args, parallelism, from_savepoint=savepoints.get(name))
     for job_id in ids.values():
@@ -261,6 +264,15 @@ def _quote(price: int, shares: str) -> str:
     return f"{int(shares):,} @ {price / 10_000:.4f}" if price else "-"
 
 
+def print_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """Rows under their headers, each column as wide as its widest value."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
 def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> None:
     headers = (
         "symbol",
@@ -282,15 +294,11 @@ def print_views(views: list[SymbolView], config: StackConfig, venue: str) -> Non
          v.bar_1m, v.vwap_1m, v.vwap_5m, v.averages, v.ofi_1m)
         for v in views
     ]  # fmt: skip
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     print()
     print(
         f"order books and bars of {venue} (top of book, bars, averages, OFI from Redis; trades, status, sliding VWAP from ClickHouse):"
     )
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(headers, rows)
     print()
     print(f"Flink web UI   {config.flink_rest_url}   (job itchflow-market-data)")
     print(
@@ -318,7 +326,13 @@ def run_demo(args: argparse.Namespace) -> int:
     bootstrap.run_setup(log=lambda message: None)
     config = stack_config_from_args(args)
     Stack(config).up()
-    ensure_jobs(config, args.parallelism, log=lambda m: print(m, file=sys.stderr), jobs=MARKET_DATA_JOBS)
+    ensure_jobs(
+        config,
+        args.parallelism,
+        log=lambda m: print(m, file=sys.stderr),
+        jobs=MARKET_DATA_JOBS,
+        job_args=DEMO_JOB_ARGS,
+    )
 
     # A fixed session id makes the demo re-runnable: a second replay of the same file is
     # recognized as duplicate batches by the normalization job and changes nothing.
@@ -346,7 +360,102 @@ def run_demo(args: argparse.Namespace) -> int:
     wait_until_applied(config, args.venue, last_seq, args.timeout, show=True)
     wait_for_bars(config, args.venue, sorted(last_seq))
     print_views(read_views(config, args.venue, sorted(last_seq)), config, args.venue)
+    if args.venues:
+        demo_venues(config, args)
     return 0
+
+
+DEMO_JOB_ARGS = ("--alerts",)
+"""The demo's market-data job runs the cross-venue detectors too."""
+DEMO_VENUES = ("NASDAQ", "BX")
+DEMO_VENUE_PLANTS = {"crossings": 3, "stale": 2, "halts": 1, "pauses": 1}
+
+
+def demo_venues(config: StackConfig, args: argparse.Namespace) -> None:
+    """A synthetic day of two venues with planted events (``itchflow synth --venues``), replayed in one
+    run; prints the alerts the job wrote to ClickHouse against what was planted."""
+    from itchflow import synth_venues
+    from itchflow.replay import make_producer, run_replay_feeds
+
+    directory = config.home / "demo" / "venues"
+    summary_of_day = synth_venues.write(
+        directory, list(DEMO_VENUES), 12, 120_000, 1, plants=DEMO_VENUE_PLANTS, keepalive_ms=20_000
+    )
+    truth = json.loads((directory / synth_venues.TRUTH_FILE).read_text())
+    feeds = [(venue, directory / name) for venue, name in truth["files"].items()]
+    print(
+        f"\nreplaying a synthetic day of {' and '.join(DEMO_VENUES)} with planted events "
+        f"({summary_of_day.messages:,} messages, {directory}) ...",
+        file=sys.stderr,
+    )
+    producer = make_producer(config.bootstrap_servers)
+    try:
+        summary = run_replay_feeds(
+            feeds,
+            producer,
+            topic="market-data-raw",
+            venue=DEMO_VENUES[0],
+            trading_date=synth_venues.DEFAULT_DATE,
+            session="demo-venues",
+            batch_size=args.batch_size,
+            linger_ms=10,
+            show_progress=True,
+        )
+    finally:
+        producer.close()
+    for venue, _ in feeds:
+        wait_until_applied(config, venue, summary.last_seq_by_symbol(venue), args.timeout, show=True)
+    alerts = wait_for_alerts(config, truth, timeout_s=60)
+    print_alerts(alerts, truth, summary_of_day.truth_path)
+
+
+def wait_for_alerts(config: StackConfig, truth: dict, timeout_s: float) -> list[tuple]:
+    """The closed alerts of the synthetic day's symbols in ClickHouse, once as many as were planted
+    (or at the timeout: what there is)."""
+    client = clickhouse_client(config)
+    query = (
+        "SELECT type, symbol, venues, start, end, severity, details FROM alerts FINAL "
+        "WHERE trading_date = {day:Date} AND symbol IN {symbols:Array(String)} AND is_open = 0 "
+        "ORDER BY start, type, symbol, venues"
+    )
+    parameters = {"day": truth["date"], "symbols": truth["symbols"]}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = client.query(query, parameters=parameters).result_rows
+        if len(rows) >= len(truth["alerts"]) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
+def print_alerts(rows: list[tuple], truth: dict, truth_path: Path) -> None:
+    planted = {(a["type"], a["symbol"], tuple(a["venues"])) for a in truth["alerts"]}
+    found = {(kind, symbol, tuple(venues)) for kind, symbol, venues, *_ in rows}
+    print(
+        f"\nalerts of the two-venue day (ClickHouse: SELECT * FROM alerts FINAL WHERE trading_date = '{truth['date']}'):"
+    )
+    headers = ("type", "symbol", "venues", "start (New York)", "duration", "details", "planted")
+    table = []
+    for kind, symbol, venues, start, end, _, details in rows:
+        duration = (end - start).total_seconds()
+        table.append(
+            (kind, symbol, ">".join(venues), f"{start.astimezone(NEW_YORK):%H:%M:%S.%f}"[:-3],
+             f"{duration:,.3f} s", _alert_details(kind, json.loads(details)),
+             "yes" if (kind, symbol, tuple(venues)) in planted else "NO")
+        )  # fmt: skip
+    print_table(headers, table)
+    print(
+        f"{len(planted & found)} of {len(planted)} planted events found, {len(found - planted)} alerts where "
+        f"nothing was planted (what was planted: {truth_path})"
+    )
+
+
+def _alert_details(kind: str, details: dict) -> str:
+    if kind == "arbitrage":
+        return (
+            f"{details['kind']}: bid {details['bid'] / 10_000:.4f} x {details['bid_shares']:,} vs ask "
+            f"{details['ask'] / 10_000:.4f} x {details['ask_shares']:,}"
+        )
+    return f"reason {details['reason']}" if details.get("reason") else ""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -360,6 +469,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=1000, help="replay batch size (default 1000)")
     parser.add_argument(
         "--timeout", type=float, default=300, help="seconds to wait for the books (default 300)"
+    )
+    parser.add_argument(
+        "--venues",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="then replay a synthetic two-venue day with planted events and show the alerts found (default on)",
     )
     add_stack_options(parser)
     parser.set_defaults(func=run_demo)
