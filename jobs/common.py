@@ -331,6 +331,18 @@ def add_alert_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.stale_after_ms,
         help=f"a trading symbol silent on a venue for longer is stale, ms (default {defaults.stale_after_ms})",
     )
+    parser.add_argument(
+        "--alert-stream-maxlen",
+        type=int,
+        default=100_000,
+        help="cap of the Redis alert streams (MAXLEN ~; 0: none; default 100000)",
+    )
+
+
+def alert_stream_maxlen(args: argparse.Namespace) -> int:
+    if args.alert_stream_maxlen < 0:
+        raise SystemExit("--alert-stream-maxlen must not be negative")
+    return args.alert_stream_maxlen
 
 
 def alert_config(args: argparse.Namespace) -> DetectorConfig | None:

@@ -19,10 +19,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
 from connectors.clickhouse import CLICKHOUSE_ROWS
 from connectors.kafka import key_by_record_key
+from connectors.redis import REDIS_COMMANDS
 from itchflow.analytics.bar_stage import BarConfig
 from itchflow.analytics.flow_stage import FlowConfig
 from itchflow.cep.detectors import DetectorConfig
@@ -37,6 +39,7 @@ from jobs.common import (
     add_book_arguments,
     add_flow_arguments,
     alert_config,
+    alert_stream_maxlen,
     bar_config,
     book_config,
     book_sinks,
@@ -49,7 +52,14 @@ from jobs.common import (
     kafka_source,
     stream_environment,
 )
-from jobs.operators import DEAD_LETTERS, NORMALIZED_OUT, REDIS_OUT, NormalizeAndMaintainBooks
+from jobs.operators import (
+    ALERTS_OUT,
+    DEAD_LETTERS,
+    NORMALIZED_OUT,
+    REDIS_OUT,
+    NormalizeAndMaintainBooks,
+    SequenceAlerts,
+)
 
 JOB_NAME = "itchflow-market-data"
 
@@ -64,6 +74,8 @@ class MarketDataConfig:
     over them (None: books only)."""
     flow: FlowConfig | None = field(default_factory=FlowConfig)
     """Order-flow imbalance and liquidity from the books (None: off)."""
+    alert_stream_maxlen: int = 100_000
+    """Approximate length cap of the Redis alert streams (``MAXLEN ~``; 0: no cap)."""
     alerts: DetectorConfig | None = None
     """The cross-venue detectors: arbitrage, stale symbols, halts (None: off, the default: they cost
     about 40 % of the job's throughput for now; docs/alerts.md)."""
@@ -95,7 +107,22 @@ def build(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks, confi
     sinks["normalized"](books.get_side_output(NORMALIZED_OUT))
     sinks["dead-letters"](books.get_side_output(DEAD_LETTERS))
     sinks["clickhouse"](books)
-    sinks["redis"](books.get_side_output(REDIS_OUT))
+    redis = books.get_side_output(REDIS_OUT)
+    if config.alerts is not None:
+        # every key's alerts through one task, in one order: the Redis streams' ids are deterministic
+        streams = (
+            books.get_side_output(ALERTS_OUT)
+            .key_by(lambda _: 0, key_type=Types.INT())
+            .process(
+                SequenceAlerts(config.books.redis_prefix, config.alert_stream_maxlen, source_fingerprint()),
+                output_type=REDIS_COMMANDS,
+            )
+            .name("alert-streams")
+            .uid("alert-streams-v1")
+            .set_parallelism(1)
+        )
+        redis = redis.union(streams)
+    sinks["redis"](redis)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -132,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         bars=bar_config(args),
         flow=flow_config(args),
         alerts=alert_config(args),
+        alert_stream_maxlen=alert_stream_maxlen(args),
     )
     build(env, sources, sinks, config)
     env.execute(JOB_NAME)

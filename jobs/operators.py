@@ -43,6 +43,7 @@ from itchflow.avro import InvalidReason, InvalidRecord
 from itchflow.avro.deadletter import DeadLetter, dead_letter_for, encode_dead_letter
 from itchflow.cep.bundle_events import activity_resolution_ns, bundle_events
 from itchflow.cep.detectors import DetectorConfig
+from itchflow.cep.sequencer import AlertSequencer, alert_json, emitted_at
 from itchflow.cep.stage import CepStage
 from itchflow.codeversion import check_loaded
 from itchflow.normalize.bundle import NormalizedBundle
@@ -53,7 +54,7 @@ from itchflow.pipeline.latency import bucket_names, bucket_of
 from itchflow.pipeline.normalize_stage import JOB_NAME as NORMALIZE_JOB_NAME
 from itchflow.pipeline.normalize_stage import NormalizeOutcome, RecordSource, SequenceCache, normalize_record
 from itchflow.pipeline.partition_books import COUNTER_NAMES, BookCache, BundleOutput, top_and_depth
-from itchflow.sinks.alert_outputs import ALERTS, alert_rows
+from itchflow.sinks.alert_outputs import ALERTS, alert_commands, alert_rows
 from itchflow.sinks.bar_outputs import BARS, bar_commands, bar_rows, interval_name
 from itchflow.sinks.burst_outputs import BURSTS, burst_alert_commands, burst_rows
 from itchflow.sinks.flow_outputs import LIQUIDITY, OFI, flow_commands, liquidity_rows, ofi_rows
@@ -70,6 +71,8 @@ NORMALIZED_OUT = OutputTag("normalized", KEYED_TIMED)
 BOOK_EVENTS_OUT = OutputTag("book-events", KEYED_TIMED)
 """The order-book operator's book events (``Row(key, BookEvents Avro, event time)``, see
 :mod:`itchflow.pipeline.book_events`) and the control records it passes on."""
+ALERTS_OUT = OutputTag("alerts", Types.ROW([Types.LONG(), Types.STRING()]))
+"""The detectors' alert versions (``Row(emitted at ns, alert JSON)``) for :class:`SequenceAlerts`."""
 REDIS_OUT = OutputTag("redis-commands", REDIS_COMMANDS)
 """The book operators' Redis pipelines (``Row(command count, RESP bytes, fired_at_ms)``; the last
 is 0 except on the records of bars fired by event time, see :class:`BarStep`)."""
@@ -653,6 +656,8 @@ class CepStep:
             self.late_events.inc(out.late)
         if out.alerts:
             yield Row(ALERTS, alert_rows(out.alerts))
+            for alert in out.alerts:
+                yield ALERTS_OUT, Row(emitted_at(alert, self.config), alert_json(alert))
             self.alerts_out.inc(len(out.alerts))
         timer = stage.next_timer_ms()
         if timer is not None and self.timers.get(key) != timer:
@@ -891,6 +896,55 @@ class ComputeAnalytics(_Operator):
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         yield from self.analytics.on_timer(ctx.get_current_key(), ctx)
+
+
+class SequenceAlerts(_Operator):
+    """Every key's alert versions (:data:`ALERTS_OUT`, keyed by one constant: a single task) in one
+    deterministic order (:class:`~itchflow.cep.sequencer.AlertSequencer`), released as the watermark
+    passes them, as Redis commands: the streams of every alert and of each type, the latest state per
+    symbol. State: the sequencer's snapshot (``alert-sequencer``), written per record and timer --
+    alerts are few."""
+
+    def __init__(self, redis_prefix: str, stream_maxlen: int, code: str) -> None:
+        super().__init__(code)
+        self.redis_prefix = redis_prefix
+        self.stream_maxlen = stream_maxlen
+
+    def open_steps(self, runtime_context: RuntimeContext) -> None:
+        self.state = runtime_context.get_state(ValueStateDescriptor("alert-sequencer", _STATE_TYPE))
+        self.sequencer: AlertSequencer | None = None
+        self.timer: int | None = None
+        metrics = runtime_context.get_metrics_group().add_group("itchflow")
+        self.late = metrics.counter("lateAlertVersions")
+
+    def _sequencer(self) -> AlertSequencer:
+        if self.sequencer is None:  # first use, or a restore: the state is the truth
+            self.sequencer = AlertSequencer.restore(self.state.value())
+        return self.sequencer
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        sequencer = self._sequencer()
+        late = sequencer.late
+        sequencer.add(value[0], value[1])
+        if sequencer.late != late:
+            self.late.inc(sequencer.late - late)
+        yield from self._release(sequencer, ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        self.timer = None
+        yield from self._release(self._sequencer(), ctx)
+
+    def _release(self, sequencer: AlertSequencer, ctx) -> Iterator:
+        # every version of a millisecond at or below the watermark has arrived (see the sequencer)
+        entries = sequencer.release(ctx.timer_service().current_watermark() + 1)
+        self.state.update(sequencer.snapshot())
+        if entries:
+            commands = alert_commands(entries, self.redis_prefix, self.stream_maxlen)
+            yield Row(len(commands), b"".join(commands), 0)
+        timer = sequencer.next_timer_ms()
+        if timer is not None and timer != self.timer:
+            ctx.timer_service().register_event_time_timer(timer)
+            self.timer = timer
 
 
 class NormalizeAndMaintainBooks(_Operator):

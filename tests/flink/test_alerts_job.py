@@ -21,7 +21,7 @@ from itchflow.normalize.clock import midnight_epoch_ns
 from itchflow.replay import ClosedBundle, MergedFeeds, VenueBatchers
 from jobs import market_data
 
-from .conftest import _NEXT_OFFSETS, Collector, balanced_key, decode_outputs, mini_cluster_env
+from .conftest import _NEXT_OFFSETS, Collector, Outputs, balanced_key, decode_outputs, mini_cluster_env
 
 pytestmark = pytest.mark.flink
 
@@ -79,18 +79,57 @@ def final_episodes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(episodes, key=lambda e: (e["start_ns"], e["type"], e["symbol"], e["venues"]))
 
 
+@pytest.fixture(scope="module")
+def runs(day: Path) -> dict[int, Outputs]:
+    """The job's outputs at parallelism 1 and 2."""
+    outputs = {}
+    for parallelism in (1, 2):
+        env = mini_cluster_env(parallelism)  # first: the keys are salted by the project's Java helper
+        rows = merged_records(day)
+        collector = Collector()
+        sinks = {name: collector.sink(name) for name in ("normalized", "dead-letters", "clickhouse", "redis")}
+        source = lambda env, rows=rows: env.from_collection(rows, type_info=KEYED_RECORD)  # noqa: E731
+        config = market_data.MarketDataConfig(alerts=DetectorConfig())  # the defaults: 100 ms, 60 s
+        market_data.build(env, {"raw": source}, sinks, config)
+        outputs[parallelism] = decode_outputs(collector.run(env))
+    return outputs
+
+
+def truth_of(day: Path) -> list[dict[str, Any]]:
+    return json.loads((day / synth_venues.TRUTH_FILE).read_text())["alerts"]
+
+
 @pytest.mark.parametrize("parallelism", [1, 2])
-def test_every_planted_event_is_one_alert_and_nothing_else(day: Path, parallelism: int) -> None:
-    env = mini_cluster_env(parallelism)  # first: the keys are salted by the project's Java helper
-    rows = merged_records(day)
-    collector = Collector()
-    sinks = {name: collector.sink(name) for name in ("normalized", "dead-letters", "clickhouse", "redis")}
-    source = lambda env: env.from_collection(rows, type_info=KEYED_RECORD)  # noqa: E731
-    config = market_data.MarketDataConfig(alerts=DetectorConfig())  # the defaults: 100 ms, 60 s
-    market_data.build(env, {"raw": source}, sinks, config)
-    outputs = decode_outputs(collector.run(env))
-    truth = json.loads((day / synth_venues.TRUTH_FILE).read_text())["alerts"]
+def test_every_planted_event_is_one_alert_and_nothing_else(
+    day: Path, runs: dict[int, Outputs], parallelism: int
+) -> None:
+    outputs = runs[parallelism]
+    truth = truth_of(day)
     got = final_episodes(outputs.rows.get("alerts", []))
     names = {name for alert in truth for name in alert["details"]}
     assert [{**e, "details": {k: v for k, v in e["details"].items() if k in names}} for e in got] == truth
     assert {row["revision"] for row in outputs.rows["alerts"]} == {0, 1}  # open, then closed versions
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_the_redis_streams_hold_every_version_once_in_order_and_the_hash_the_latest(
+    day: Path, runs: dict[int, Outputs], parallelism: int
+) -> None:
+    outputs = runs[parallelism]
+    versions = outputs.rows["alerts"]
+    ids = outputs.streams["itchflow:alerts"]
+    assert len(ids) == len(versions)
+    as_numbers = [tuple(map(int, entry.split("-"))) for entry in ids]
+    assert as_numbers == sorted(as_numbers) and len(set(as_numbers)) == len(as_numbers)
+    by_type: dict[str, int] = {}
+    for row in versions:
+        by_type[row["type"]] = by_type.get(row["type"], 0) + 1
+    assert {kind: len(outputs.streams[f"itchflow:alerts:{kind}"]) for kind in by_type} == by_type
+    for alert in truth_of(day):
+        state = outputs.hashes[f"itchflow:alert-state:{alert['symbol']}"]
+        latest = json.loads(state[f"{alert['type']}:{'+'.join(alert['venues'])}"])
+        assert (latest["start_ns"], latest["end_ns"]) == (alert["start_ns"], alert["end_ns"])
+
+
+def test_the_stream_ids_are_the_same_whatever_the_parallelism(runs: dict[int, Outputs]) -> None:
+    assert runs[1].streams["itchflow:alerts"] == runs[2].streams["itchflow:alerts"]
