@@ -32,6 +32,7 @@ from itchflow.analytics.bars import parse_interval
 from itchflow.analytics.bursts import DEFAULT_BURST_ALERT_PRINTS_PER_S, BurstConfig
 from itchflow.analytics.flow_stage import FlowConfig
 from itchflow.analytics.rolling import RollingConfig
+from itchflow.cep.cli import add_detector_arguments, detector_config
 from itchflow.cep.detectors import DetectorConfig
 from itchflow.pipeline.book_stage import BookStageConfig
 
@@ -311,7 +312,6 @@ def add_flow_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_alert_arguments(parser: argparse.ArgumentParser) -> None:
     """The cross-venue detectors' flags (the market-data job; docs/alerts.md)."""
-    defaults = DetectorConfig()
     parser.add_argument(
         "--alerts",
         action=argparse.BooleanOptionalAction,
@@ -319,18 +319,7 @@ def add_alert_arguments(parser: argparse.ArgumentParser) -> None:
         help="cross-venue alerts: arbitrage, stale symbols, halts and LULD pauses (default off: about "
         "40%% of the job's throughput for now)",
     )
-    parser.add_argument(
-        "--arbitrage-min-ms",
-        type=int,
-        default=defaults.arbitrage_min_ms,
-        help=f"shortest locked/crossed market reported, ms (default {defaults.arbitrage_min_ms})",
-    )
-    parser.add_argument(
-        "--stale-after-ms",
-        type=int,
-        default=defaults.stale_after_ms,
-        help=f"a trading symbol silent on a venue for longer is stale, ms (default {defaults.stale_after_ms})",
-    )
+    add_detector_arguments(parser)
     parser.add_argument(
         "--alert-stream-maxlen",
         type=int,
@@ -350,7 +339,7 @@ def alert_config(args: argparse.Namespace) -> DetectorConfig | None:
     if not args.alerts:
         return None
     try:
-        return DetectorConfig(arbitrage_min_ms=args.arbitrage_min_ms, stale_after_ms=args.stale_after_ms)
+        return detector_config(args)
     except ValueError as error:
         raise SystemExit(f"--arbitrage-min-ms / --stale-after-ms: {error}") from None
 

@@ -492,7 +492,72 @@ class BarStep:
             self.timers[key] = timer
 
 
-class FlowStep:
+class _LoggedStageStep:
+    """What :class:`FlowStep` and :class:`CepStep` share: per key, a live stage rebuilt from its state
+    (a snapshot, ``<name>``, and the steps since, ``<name>-log``) on first use, each step logged until
+    the log outweighs the last snapshot (each step weighing at least ``step_bytes``, see
+    :class:`FlowStep`), and one event-time timer per key at the stage's next due time."""
+
+    def __init__(
+        self,
+        runtime_context: RuntimeContext,
+        name: str,
+        restore: Callable,
+        compact_bytes: int,
+        step_bytes: int,
+    ) -> None:
+        self.restore = restore
+        self.compact_bytes = compact_bytes
+        self.step_bytes = step_bytes
+        self.snapshot = runtime_context.get_state(ValueStateDescriptor(name, _STATE_TYPE))
+        self.log = runtime_context.get_list_state(ListStateDescriptor(f"{name}-log", _STATE_TYPE))
+        #: per key: the live stage, the weight of its log (bytes) and the size of its last snapshot
+        self.stages: dict[object, list] = {}
+        self.timers: dict[object, int] = {}
+
+    def _stage(self, key: object) -> list:
+        entry = self.stages.get(key)
+        if entry is None:
+            stage = self.restore(self.snapshot.value())
+            for step in self.log.get() or ():
+                stage.replay(step)
+            entry = self.stages[key] = [stage, self.compact_bytes, 0]  # a restore compacts at once
+        return entry
+
+    def on_timer(self, key: object, ctx) -> Iterator:
+        complete = complete_before_ns(ctx.timer_service().current_watermark())
+        entry = self._stage(key)
+        yield from self._emit(key, entry, ("f", complete), entry[0].fire(complete), ctx)
+
+    def close_all(self, key: object, ctx) -> Iterator:
+        """The end of a replay: everything the stage holds, now."""
+        entry = self._stage(key)
+        yield from self._emit(key, entry, ("c",), entry[0].close_all(), ctx)
+
+    def _emit(self, key: object, entry: list, step: tuple, out, ctx) -> Iterator:
+        """Save the step (:meth:`_save`), emit the stage's output, set the timer (the subclass')."""
+        raise NotImplementedError
+
+    def _save(self, entry: list, step: tuple, step_bytes: int) -> None:
+        """Log ``step`` (of ``step_bytes``), or write a snapshot when the log outweighs the last one."""
+        weight = entry[1] + max(self.step_bytes, step_bytes)
+        if weight >= max(self.compact_bytes, entry[2]):
+            snapshot = entry[0].snapshot()
+            self.snapshot.update(snapshot)
+            self.log.clear()
+            entry[1], entry[2] = 0, len(snapshot)
+        else:
+            self.log.add(step)
+            entry[1] = weight
+
+    def _set_timer(self, key: object, stage, ctx) -> None:
+        timer = stage.next_timer_ms()
+        if timer is not None and self.timers.get(key) != timer:
+            ctx.timer_service().register_event_time_timer(timer)
+            self.timers[key] = timer
+
+
+class FlowStep(_LoggedStageStep):
     """Order-flow imbalance and liquidity of a key in event time
     (:class:`~itchflow.analytics.flow_stage.FlowStage`) with their state, timer and metrics, for the
     market-data operator: the books' ``top_of_book`` and ``depth_snapshots`` rows go in per record;
@@ -514,27 +579,14 @@ class FlowStep:
         compact_bytes: int = 256 * 1024,
         step_bytes: int = 4096,
     ) -> None:
+        super().__init__(
+            runtime_context, "flow", lambda state: FlowStage.restore(state, config), compact_bytes, step_bytes
+        )
         self.config = config
         self.redis_prefix = redis_prefix
-        self.compact_bytes = compact_bytes
-        self.step_bytes = step_bytes
-        self.snapshot = runtime_context.get_state(ValueStateDescriptor("flow", _STATE_TYPE))
-        self.log = runtime_context.get_list_state(ListStateDescriptor("flow-log", _STATE_TYPE))
-        #: per key: the live stage, the weight of its log (bytes) and the size of its last snapshot
-        self.stages: dict[object, list] = {}
-        self.timers: dict[object, int] = {}
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.rows_out = metrics.counter("flowWindowsEmitted")
         self.late_updates = metrics.counter("lateBookUpdates")
-
-    def _stage(self, key: object) -> list:
-        entry = self.stages.get(key)
-        if entry is None:
-            stage = FlowStage.restore(self.snapshot.value(), self.config)
-            for step in self.log.get() or ():
-                stage.replay(step)
-            entry = self.stages[key] = [stage, self.compact_bytes, 0]  # a restore compacts at once
-        return entry
 
     def on_books(self, key: object, output: BundleOutput, ctx) -> Iterator:
         tops, depths = top_and_depth(output)
@@ -547,26 +599,8 @@ class FlowStep:
             key, entry, step, entry[0].record(complete, tops, depths, output.end_of_messages), ctx
         )
 
-    def on_timer(self, key: object, ctx) -> Iterator:
-        complete = complete_before_ns(ctx.timer_service().current_watermark())
-        entry = self._stage(key)
-        yield from self._emit(key, entry, ("f", complete), entry[0].fire(complete), ctx)
-
-    def close_all(self, key: object, ctx) -> Iterator:
-        entry = self._stage(key)
-        yield from self._emit(key, entry, ("c",), entry[0].close_all(), ctx)
-
     def _emit(self, key: object, entry: list, step: tuple, out, ctx) -> Iterator:
-        stage: FlowStage = entry[0]
-        weight = entry[1] + max(self.step_bytes, len(step[2]) + len(step[3]) if step[0] == "r" else 0)
-        if weight >= max(self.compact_bytes, entry[2]):
-            snapshot = stage.snapshot()
-            self.snapshot.update(snapshot)
-            self.log.clear()
-            entry[1], entry[2] = 0, len(snapshot)
-        else:
-            self.log.add(step)
-            entry[1] = weight
+        self._save(entry, step, len(step[2]) + len(step[3]) if step[0] == "r" else 0)
         if out.late:
             self.late_updates.inc(out.late)
         if out.ofi or out.liquidity:
@@ -578,13 +612,10 @@ class FlowStep:
             redis = flow_commands(out.ofi, out.liquidity, self.redis_prefix)
             if redis:
                 yield REDIS_OUT, Row(len(redis), b"".join(redis), 0)
-        timer = stage.next_timer_ms()
-        if timer is not None and self.timers.get(key) != timer:
-            ctx.timer_service().register_event_time_timer(timer)
-            self.timers[key] = timer
+        self._set_timer(key, entry[0], ctx)
 
 
-class CepStep:
+class CepStep(_LoggedStageStep):
     """The cross-venue detectors of a key (:class:`~itchflow.cep.stage.CepStage`) with their state,
     timer and metrics, for the market-data operator: each record's events (its system events and
     trading actions, its symbols' activity, its books' top-of-book changes:
@@ -602,27 +633,15 @@ class CepStep:
         compact_bytes: int = 256 * 1024,
         event_bytes: int = 64,
     ) -> None:
+        super().__init__(
+            runtime_context, "cep", lambda state: CepStage.restore(state, config), compact_bytes, event_bytes
+        )
         self.config = config
         self.resolution_ns = activity_resolution_ns(config.stale_after_ms)
-        self.compact_bytes = compact_bytes
         self.event_bytes = event_bytes
-        self.snapshot = runtime_context.get_state(ValueStateDescriptor("cep", _STATE_TYPE))
-        self.log = runtime_context.get_list_state(ListStateDescriptor("cep-log", _STATE_TYPE))
-        #: per key: the live stage, the weight of its log (bytes) and the size of its last snapshot
-        self.stages: dict[object, list] = {}
-        self.timers: dict[object, int] = {}
         metrics = runtime_context.get_metrics_group().add_group("itchflow")
         self.alerts_out = metrics.counter("alertsEmitted")
         self.late_events = metrics.counter("lateMarketEvents")
-
-    def _stage(self, key: object) -> list:
-        entry = self.stages.get(key)
-        if entry is None:
-            stage = CepStage.restore(self.snapshot.value(), self.config)
-            for step in self.log.get() or ():
-                stage.replay(step)
-            entry = self.stages[key] = [stage, self.compact_bytes, 0]  # a restore compacts at once
-        return entry
 
     def on_books(self, key: object, bundle: NormalizedBundle, output: BundleOutput, ctx) -> Iterator:
         events = bundle_events(bundle, top_and_depth(output)[0], self.resolution_ns)
@@ -632,26 +651,8 @@ class CepStep:
         entry = self._stage(key)
         yield from self._emit(key, entry, ("r", complete, events), entry[0].record(complete, events), ctx)
 
-    def on_timer(self, key: object, ctx) -> Iterator:
-        complete = complete_before_ns(ctx.timer_service().current_watermark())
-        entry = self._stage(key)
-        yield from self._emit(key, entry, ("f", complete), entry[0].fire(complete), ctx)
-
-    def close_all(self, key: object, ctx) -> Iterator:
-        entry = self._stage(key)
-        yield from self._emit(key, entry, ("c",), entry[0].close_all(), ctx)
-
     def _emit(self, key: object, entry: list, step: tuple, out, ctx) -> Iterator:
-        stage: CepStage = entry[0]
-        weight = entry[1] + max(self.event_bytes, self.event_bytes * len(step[2]) if step[0] == "r" else 0)
-        if weight >= max(self.compact_bytes, entry[2]):
-            snapshot = stage.snapshot()
-            self.snapshot.update(snapshot)
-            self.log.clear()
-            entry[1], entry[2] = 0, len(snapshot)
-        else:
-            self.log.add(step)
-            entry[1] = weight
+        self._save(entry, step, self.event_bytes * len(step[2]) if step[0] == "r" else 0)
         if out.late:
             self.late_events.inc(out.late)
         if out.alerts:
@@ -659,10 +660,7 @@ class CepStep:
             for alert in out.alerts:
                 yield ALERTS_OUT, Row(emitted_at(alert, self.config), alert_json(alert))
             self.alerts_out.inc(len(out.alerts))
-        timer = stage.next_timer_ms()
-        if timer is not None and self.timers.get(key) != timer:
-            ctx.timer_service().register_event_time_timer(timer)
-            self.timers[key] = timer
+        self._set_timer(key, entry[0], ctx)
 
 
 class AnalyticsSteps:

@@ -47,6 +47,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--date", help="trading date YYYY-MM-DD (default: the date at the start of the file names)"
     )
+    add_detector_arguments(parser)
+    parser.add_argument(
+        "--type",
+        action="append",
+        dest="types",
+        choices=[str(alert_type) for alert_type in AlertType],
+        help="only alerts of this type (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.set_defaults(func=run)
+
+
+def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
+    """The detectors' parameters as flags (``itchflow detect`` and the market-data job)."""
     defaults = DetectorConfig()
     parser.add_argument(
         "--arbitrage-min-ms",
@@ -58,17 +72,17 @@ def register(subparsers: Any) -> None:
         "--stale-after-ms",
         type=int,
         default=defaults.stale_after_ms,
-        help=f"a trading symbol silent on a venue for longer is stale, ms (default {defaults.stale_after_ms:,})",
+        help=f"a trading symbol silent on a venue for longer is stale, ms (default {defaults.stale_after_ms})",
     )
-    parser.add_argument(
-        "--type",
-        action="append",
-        dest="types",
-        choices=[str(alert_type) for alert_type in AlertType],
-        help="only alerts of this type (repeatable)",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.set_defaults(func=run)
+
+
+def detector_config(args: argparse.Namespace) -> DetectorConfig:
+    """The detectors' parameters from :func:`add_detector_arguments`' flags.
+
+    Raises:
+        ValueError: a value out of range (the message names the setting).
+    """
+    return DetectorConfig(arbitrage_min_ms=args.arbitrage_min_ms, stale_after_ms=args.stale_after_ms)
 
 
 def parse_feeds(values: list[str]) -> list[tuple[str, Path]]:
@@ -105,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     feeds = parse_feeds(args.feed)
     trading_date = feeds_date(feeds, args.date)
     try:
-        config = DetectorConfig(arbitrage_min_ms=args.arbitrage_min_ms, stale_after_ms=args.stale_after_ms)
+        config = detector_config(args)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     alerts = detect_files(feeds, trading_date, config)

@@ -18,26 +18,39 @@ import pytest
 import redis
 
 from itchflow import synth_venues
-from itchflow.config import RAW_TOPIC, StackConfig
+from itchflow.config import StackConfig, TopicSpec
 from itchflow.demo import MARKET_DATA_JOBS, clickhouse_client, ensure_jobs, wait_until_applied
-from itchflow.flinkctl import cancel, rest_get
+from itchflow.flinkctl import cancel, rest_get, wait_for_state
 from itchflow.replay import ReplaySummary, make_producer, run_replay_feeds
 from itchflow.stack import procs
 from itchflow.stack.manager import Stack
+from itchflow.stack.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
-DAY = date(2021, 3, 1)  # later than every other day the tests replay: the alert stream's ids grow
+DAY = date(2021, 3, 1)
 VENUES = ["NASDAQ", "BX", "PSX"]
 PLANTS = {"crossings": 4, "stale": 3, "halts": 2, "pauses": 2}
 
 
+RAW = "alerts-test-raw"
+NORMALIZED = "alerts-test-normalized"
+"""Topics of their own: the other tests' jobs read the shared ones from the start, and this day's
+event time would move their watermarks past the days they replay after it."""
+
+
 @pytest.fixture(scope="module")
 def alert_job(local_stack: StackConfig):
-    ids = ensure_jobs(local_stack, 2, log=lambda message: None, jobs=MARKET_DATA_JOBS, job_args=("--alerts",))
+    ensure_topics(
+        local_stack, [TopicSpec(RAW, local_stack.partitions), TopicSpec(NORMALIZED, local_stack.partitions)]
+    )
+    job_args = ("--alerts", "--input-topic", RAW, "--output-topic", NORMALIZED)
+    ids = ensure_jobs(local_stack, 2, log=lambda message: None, jobs=MARKET_DATA_JOBS, job_args=job_args)
     yield local_stack, ids
     for job_id in ids.values():
         cancel(local_stack.flink_rest_url, job_id)
+        # gone before the next module submits a job of the same name
+        wait_for_state(local_stack.flink_rest_url, job_id, {"CANCELED", "FAILED", "FINISHED"})
 
 
 def closed_alerts(config: StackConfig, symbols: list[str]) -> list[dict[str, Any]]:
@@ -72,15 +85,27 @@ def test_every_planted_alert_survives_a_taskmanager_kill_once(alert_job, tmp_pat
         producer = make_producer(config.bootstrap_servers)
         try:
             result["summary"] = run_replay_feeds(
-                feeds, producer, topic=RAW_TOPIC, venue="unused", trading_date=DAY, session="alerts-kill",
+                feeds, producer, topic=RAW, venue="unused", trading_date=DAY, session="alerts-kill",
                 batch_size=1000, linger_ms=10, speed=900, show_progress=False,
             )  # fmt: skip
         finally:
             producer.close()
 
+    def completed() -> int:
+        return sum(
+            rest_get(config.flink_rest_url, f"/jobs/{job_id}/checkpoints")["counts"]["completed"]
+            for job_id in ids.values()
+        )
+
+    before = completed()
     worker = threading.Thread(target=replay)  # the day's 6.5 h at 900x: ~26 s
     worker.start()
-    time.sleep(10)
+    time.sleep(8)
+    deadline = time.monotonic() + 30
+    while completed() <= before:  # a checkpoint with some of the day in it: the restore starts there
+        assert time.monotonic() < deadline, "no checkpoint completed during the replay"
+        time.sleep(0.5)
+    assert worker.is_alive(), "the replay ended before the kill"
     taskmanager = procs.ProcessRegistry(config.run_dir).get("flink-taskmanager")
     assert taskmanager is not None and procs.is_alive(taskmanager)
     os.killpg(taskmanager.pid, signal.SIGKILL)  # a crash, not a clean stop

@@ -626,4 +626,5 @@ def test_the_project_ddl_renames_a_table_of_an_earlier_layout_aside_and_keeps_it
         "bursts",
         "ofi",
         "liquidity",
+        "alerts",
     } == tables
