@@ -996,14 +996,22 @@ def _feeds_of(args: argparse.Namespace) -> list[tuple[str, Path]]:
         if args.file is None:
             raise UserError("which file? `itchflow replay FILE --date D`, or --feed VENUE=FILE per venue")
         return [(args.venue, args.file)]
+    return parse_feeds(args.feed)
+
+
+def parse_feeds(values: list[str]) -> list[tuple[str, Path]]:
+    """``--feed VENUE=FILE`` arguments as (venue, path), venues unique (``replay`` and ``detect``)."""
     feeds: list[tuple[str, Path]] = []
-    for value in args.feed:
+    for value in values:
         venue, sep, name = value.partition("=")
-        if not sep or not venue.strip() or not name:
+        venue = venue.strip()
+        if not sep or not venue or not name:
             raise UserError(
                 f"--feed takes VENUE=FILE, e.g. --feed NASDAQ=01022020.NASDAQ_ITCH50; got {value!r}"
             )
-        feeds.append((venue.strip(), Path(name)))
+        if any(venue == known for known, _ in feeds):
+            raise UserError(f"venue {venue} is given twice: one --feed per venue")
+        feeds.append((venue, Path(name)))
     return feeds
 
 

@@ -27,6 +27,7 @@ from itchflow.cep.detectors import DetectorConfig
 from itchflow.cep.files import detect_files
 from itchflow.errors import UserError
 from itchflow.normalize.clock import midnight_epoch_ns
+from itchflow.replay import parse_feeds
 
 
 def register(subparsers: Any) -> None:
@@ -83,22 +84,6 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
         ValueError: a value out of range (the message names the setting).
     """
     return DetectorConfig(arbitrage_min_ms=args.arbitrage_min_ms, stale_after_ms=args.stale_after_ms)
-
-
-def parse_feeds(values: list[str]) -> list[tuple[str, Path]]:
-    """``VENUE=FILE`` arguments as (venue, path), venues unique."""
-    feeds: list[tuple[str, Path]] = []
-    for value in values:
-        venue, sep, file_name = value.partition("=")
-        venue = venue.strip()
-        if not sep or not venue or not file_name:
-            raise UserError(
-                f"--feed takes VENUE=FILE, e.g. --feed NASDAQ=12302019.NASDAQ_ITCH50; got {value!r}"
-            )
-        if any(venue == known for known, _ in feeds):
-            raise UserError(f"venue {venue} is given twice: one --feed per venue")
-        feeds.append((venue, Path(file_name)))
-    return feeds
 
 
 def feeds_date(feeds: list[tuple[str, Path]], text: str | None) -> date:

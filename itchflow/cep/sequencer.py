@@ -80,10 +80,8 @@ class AlertSequencer:
         if at_ns // NANOS_PER_MS <= self._released_ms:
             self.late += 1
             return
-        data = json.loads(alert)
-        version = 0 if data["end_ns"] is None else 1
-        alert_id = f"{data['type']}:{data['symbol']}:{'+'.join(data['venues'])}:{data['start_ns']}"
-        heapq.heappush(self._pending, (at_ns, alert_id, version, alert))
+        parsed = alert_from_json(alert)
+        heapq.heappush(self._pending, (at_ns, parsed.alert_id, int(not parsed.is_open), alert))
 
     def release(self, watermark_ms: int) -> list[SequencedAlert]:
         """The versions of every millisecond before ``watermark_ms``, in order, with their ids."""
